@@ -1,0 +1,491 @@
+package reports
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Service modes of policy section 1, as recorded on a sheet.
+const (
+	ModeOnsite = "onsite"
+	ModePhone  = "phone"
+	ModeOnline = "online"
+)
+
+// Complaint statuses. Only an upheld complaint counts against a technician's
+// bonus; open ones are still under investigation and dismissed ones were unfounded.
+const (
+	ComplaintOpen      = "open"
+	ComplaintUpheld    = "upheld"
+	ComplaintDismissed = "dismissed"
+)
+
+// Follow-up call outcomes the department manager records (P7).
+const (
+	FollowupSatisfied   = "satisfied"
+	FollowupUnsatisfied = "unsatisfied"
+	FollowupUnreachable = "unreachable"
+)
+
+// Exclusion reasons shown on the report, so a coordinator can tell a technician
+// exactly why a service did not count.
+const (
+	ReasonNotSigned       = "not signed"
+	ReasonIncomplete      = "incomplete"
+	ReasonNotReceived     = "not received by a coordinator"
+	ReasonOutsideMonth    = "outside the month"
+	ReasonNoCompletedTime = "no completion time"
+)
+
+// PaySettings holds the deployment's pay rules. The policy masks every amount,
+// so each one is a setting, never a constant; money is in integer fen so sums
+// are exact.
+type PaySettings struct {
+	AllowancePerServiceFen int64 // paid to dedicated staff per counted service
+	BonusRewardFen         int64 // paid when a month has no upheld complaint
+	ComplaintPenaltyFen    int64 // deducted per upheld complaint
+	LabourPerVisitFen      int64 // paid to non-dedicated staff per counted on-site visit
+	// ComplaintForfeitThreshold is K: with K or more upheld complaints the
+	// month's bonus is forfeited. K <= 0 disables forfeiting.
+	ComplaintForfeitThreshold int
+	// Location is the company's time zone; calendar months are cut in it.
+	Location *time.Location
+}
+
+// Technician is a person whose month is computed. Probation and Dedicated
+// decide which pay rules apply to them.
+type Technician struct {
+	ID        string
+	Name      string
+	Probation bool // takes no part in the complaint bonus
+	Dedicated bool // dedicated after-sales staff; false means per-visit labour instead of allowance
+}
+
+// SheetFact is what the month needs to know about one service feedback sheet.
+// Each flag is one of the policy's conditions for a service to count.
+type SheetFact struct {
+	SheetID      string
+	TicketID     string
+	TicketNumber string
+	TechnicianID string
+	Customer     string
+	ServiceMode  string // onsite, phone or online
+	CompletedAt  time.Time
+	Sealed       bool     // the technician sealed it with the customer's signature
+	Complete     bool     // every required field is filled in
+	Missing      []string // what an incomplete sheet lacks, e.g. "signature", "stamp"
+	// ExceptionAccepted is set when a coordinator accepted an incomplete sheet anyway.
+	ExceptionAccepted bool
+	Received          bool // a coordinator received the sheet
+	Rating            int  // customer satisfaction 1-5; 0 when not rated
+	// Late marks a sheet that arrived after its own month was approved and was
+	// assigned to this month instead; it counts whatever its CompletedAt.
+	Late bool
+}
+
+// ComplaintFact is one complaint recorded against a technician's ticket.
+type ComplaintFact struct {
+	ID           string
+	TicketID     string
+	TicketNumber string
+	TechnicianID string
+	Description  string
+	Status       string // open, upheld or dismissed
+	ReceivedAt   time.Time
+	Late         bool // arrived after its own month was approved, assigned to this month
+}
+
+// FollowupFact is one follow-up call the department manager made (P7).
+type FollowupFact struct {
+	ID           string
+	TicketID     string
+	TechnicianID string
+	Outcome      string // satisfied, unsatisfied or unreachable
+	CalledAt     time.Time
+}
+
+// MonthInput is everything the month-end computation reads. The loader passes
+// the facts that belong to the month, late arrivals included, so that
+// ComputeMonth stays a pure function that tests can feed by hand.
+type MonthInput struct {
+	Month       string // "2026-11"
+	Settings    PaySettings
+	Technicians []Technician
+	Sheets      []SheetFact
+	Complaints  []ComplaintFact
+	Followups   []FollowupFact
+}
+
+// TechnicianRef names the technician a row belongs to.
+type TechnicianRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// ServiceLine is one counted service, kept so every figure in a row can be
+// traced back to the sheets behind it.
+type ServiceLine struct {
+	SheetID      string    `json:"sheet_id"`
+	TicketNumber string    `json:"ticket_number"`
+	Customer     string    `json:"customer"`
+	Mode         string    `json:"mode"`
+	CompletedAt  time.Time `json:"completed_at"`
+	Rating       int       `json:"rating"`
+	Late         bool      `json:"late"`
+}
+
+// Exclusion is a sheet that did not count, with the reason the report shows.
+type Exclusion struct {
+	SheetID      string `json:"sheet_id"`
+	TicketNumber string `json:"ticket_number"`
+	Reason       string `json:"reason"`
+}
+
+// ComplaintLine is one complaint against the technician, whatever its status,
+// so the report can show the open and dismissed ones beside the upheld ones.
+type ComplaintLine struct {
+	ID           string `json:"id"`
+	TicketNumber string `json:"ticket_number"`
+	Status       string `json:"status"`
+	Description  string `json:"description"`
+	Late         bool   `json:"late"`
+}
+
+// ModeCounts is the mix of service modes among counted services (P1).
+type ModeCounts struct {
+	Onsite int `json:"onsite"`
+	Phone  int `json:"phone"`
+	Online int `json:"online"`
+}
+
+// FollowupCounts tallies the follow-up calls by outcome (P7).
+type FollowupCounts struct {
+	Satisfied   int `json:"satisfied"`
+	Unsatisfied int `json:"unsatisfied"`
+	Unreachable int `json:"unreachable"`
+}
+
+// Row is one technician's line in the month's statistics table: the counts
+// the policy's pay depends on, the pay itself, and the ids behind each figure.
+type Row struct {
+	Technician       TechnicianRef `json:"technician"`
+	Probation        bool          `json:"probation"`
+	Dedicated        bool          `json:"dedicated"`
+	CountedServices  int           `json:"counted_services"`
+	ExcludedServices int           `json:"excluded_services"`
+	// Complaints counts upheld complaints only, the ones that affect pay.
+	Complaints     int   `json:"complaints"`
+	BonusEligible  bool  `json:"bonus_eligible"`
+	BonusForfeited bool  `json:"bonus_forfeited"`
+	AllowanceFen   int64 `json:"allowance_fen"`
+	BonusFen       int64 `json:"bonus_fen"` // negative when penalties exceed the reward
+	LabourFen      int64 `json:"labour_fen"`
+	TotalFen       int64 `json:"total_fen"`
+
+	CountedSheetIDs []string        `json:"counted_sheet_ids"`
+	Counted         []ServiceLine   `json:"counted"`
+	Excluded        []Exclusion     `json:"excluded"`
+	ComplaintIDs    []string        `json:"complaint_ids"` // upheld complaints
+	ComplaintList   []ComplaintLine `json:"complaint_list"`
+	Modes           ModeCounts      `json:"modes"`
+	RatedServices   int             `json:"rated_services"`
+	// AverageRating is the mean rating of the rated counted services, rounded
+	// to two decimals; 0 when none was rated.
+	AverageRating float64        `json:"average_rating"`
+	Followups     FollowupCounts `json:"followups"`
+	Notes         []string       `json:"notes"`
+}
+
+// Totals sums the rows, for the table's last line.
+type Totals struct {
+	Technicians      int   `json:"technicians"`
+	CountedServices  int   `json:"counted_services"`
+	ExcludedServices int   `json:"excluded_services"`
+	Complaints       int   `json:"complaints"`
+	AllowanceFen     int64 `json:"allowance_fen"`
+	BonusFen         int64 `json:"bonus_fen"`
+	LabourFen        int64 `json:"labour_fen"`
+	TotalFen         int64 `json:"total_fen"`
+}
+
+// MonthResult is the computed statistics table of one month.
+type MonthResult struct {
+	Month  string `json:"month"`
+	Rows   []Row  `json:"rows"`
+	Totals Totals `json:"totals"`
+	// Warnings lists facts the computation could not place (an unknown
+	// technician, an unknown service mode, a malformed month), so nothing is
+	// dropped silently.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// MonthBounds returns the half-open interval [start, end) of a calendar month
+// "YYYY-MM" in the company's time zone, because a service at 00:30 on
+// 1 December Shanghai time belongs to December even though it is still
+// November in UTC.
+func MonthBounds(month string, loc *time.Location) (start, end time.Time, err error) {
+	if loc == nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("month %q: no time zone given", month)
+	}
+	if len(month) != 7 || month[4] != '-' {
+		return time.Time{}, time.Time{}, fmt.Errorf("month %q: want the form YYYY-MM, e.g. 2026-11", month)
+	}
+	year, errY := strconv.Atoi(month[:4])
+	mon, errM := strconv.Atoi(month[5:])
+	if errY != nil || errM != nil || !monthDigits(month[:4]) || !monthDigits(month[5:]) {
+		return time.Time{}, time.Time{}, fmt.Errorf("month %q: want the form YYYY-MM, e.g. 2026-11", month)
+	}
+	if year < 1 {
+		return time.Time{}, time.Time{}, fmt.Errorf("month %q: year %d out of range", month, year)
+	}
+	if mon < 1 || mon > 12 {
+		return time.Time{}, time.Time{}, fmt.Errorf("month %q: month %02d out of range 01-12", month, mon)
+	}
+	start = time.Date(year, time.Month(mon), 1, 0, 0, 0, 0, loc)
+	return start, start.AddDate(0, 1, 0), nil
+}
+
+// monthDigits reports whether s is made only of ASCII digits; strconv.Atoi alone
+// would accept a sign.
+func monthDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// MonthOf returns the month "YYYY-MM" that t falls in, in the company's time
+// zone, so loaders and reports cut months the same way MonthBounds does.
+// A nil loc is read as UTC.
+func MonthOf(t time.Time, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01")
+}
+
+// ComputeMonth computes the month's statistics table and performance pay
+// (policy P7-P9) from plain facts, with no database and no clock, so every
+// figure can be checked by hand. One row per technician in in.Technicians,
+// activity or not, so the reward for a month without complaints shows.
+// Facts for technicians not in the list are left out and reported in
+// Warnings. Complaints and follow-ups are taken as the loader assigned them;
+// sheets are checked against the month's bounds, as the policy counts only
+// services completed in the month. A malformed month or missing time zone is also a warning: then
+// only late sheets can count, so callers validate the month with MonthBounds
+// first.
+func ComputeMonth(in MonthInput) MonthResult {
+	res := MonthResult{Month: in.Month, Rows: make([]Row, 0, len(in.Technicians))}
+	start, end, boundsErr := MonthBounds(in.Month, in.Settings.Location)
+	if boundsErr != nil {
+		res.Warnings = append(res.Warnings, boundsErr.Error())
+	}
+
+	index := make(map[string]int, len(in.Technicians)) // technician id -> row
+	for _, t := range in.Technicians {
+		if _, dup := index[t.ID]; dup {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("technician %s listed twice; the first entry is used", t.ID))
+			continue
+		}
+		index[t.ID] = len(res.Rows)
+		res.Rows = append(res.Rows, Row{
+			Technician: TechnicianRef{ID: t.ID, Name: t.Name},
+			Probation:  t.Probation,
+			Dedicated:  t.Dedicated,
+			// Empty, not nil, so the JSON shows [] rather than null.
+			Excluded:      []Exclusion{},
+			ComplaintIDs:  []string{},
+			ComplaintList: []ComplaintLine{},
+			Notes:         []string{},
+		})
+	}
+	rowOf := func(kind, id, techID string) (int, bool) {
+		i, ok := index[techID]
+		if !ok {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: technician %q is not in this month's list; left out", kind, id, techID))
+		}
+		return i, ok
+	}
+
+	// Size each row's sheet lists up front: a big month has thousands of
+	// sheets, and growing the slices one append at a time dominated the cost.
+	sheetsPerRow := make([]int, len(res.Rows))
+	for _, s := range in.Sheets {
+		if i, ok := index[s.TechnicianID]; ok {
+			sheetsPerRow[i]++
+		}
+	}
+	for i, n := range sheetsPerRow {
+		res.Rows[i].CountedSheetIDs = make([]string, 0, n)
+		res.Rows[i].Counted = make([]ServiceLine, 0, n)
+	}
+
+	ratingSum := make([]int, len(res.Rows))
+	for _, s := range in.Sheets {
+		i, ok := rowOf("sheet", s.SheetID, s.TechnicianID)
+		if !ok {
+			continue
+		}
+		r := &res.Rows[i]
+		inMonth := boundsErr == nil && !s.CompletedAt.Before(start) && s.CompletedAt.Before(end)
+		if reasons := sheetExclusionReasons(s, inMonth); len(reasons) > 0 {
+			r.Excluded = append(r.Excluded, Exclusion{SheetID: s.SheetID, TicketNumber: s.TicketNumber, Reason: strings.Join(reasons, "; ")})
+			continue
+		}
+		r.CountedSheetIDs = append(r.CountedSheetIDs, s.SheetID)
+		r.Counted = append(r.Counted, ServiceLine{
+			SheetID: s.SheetID, TicketNumber: s.TicketNumber, Customer: s.Customer,
+			Mode: s.ServiceMode, CompletedAt: s.CompletedAt, Rating: s.Rating, Late: s.Late,
+		})
+		switch s.ServiceMode {
+		case ModeOnsite:
+			r.Modes.Onsite++
+		case ModePhone:
+			r.Modes.Phone++
+		case ModeOnline:
+			r.Modes.Online++
+		default:
+			res.Warnings = append(res.Warnings, fmt.Sprintf("sheet %s: unknown service mode %q; counted, but in no mode column", s.SheetID, s.ServiceMode))
+		}
+		if s.Rating >= 1 && s.Rating <= 5 {
+			r.RatedServices++
+			ratingSum[i] += s.Rating
+		}
+	}
+
+	openComplaints := make([]int, len(res.Rows))
+	for _, c := range in.Complaints {
+		i, ok := rowOf("complaint", c.ID, c.TechnicianID)
+		if !ok {
+			continue
+		}
+		r := &res.Rows[i]
+		r.ComplaintList = append(r.ComplaintList, ComplaintLine{
+			ID: c.ID, TicketNumber: c.TicketNumber, Status: c.Status, Description: c.Description, Late: c.Late,
+		})
+		switch c.Status {
+		case ComplaintUpheld:
+			r.Complaints++
+			r.ComplaintIDs = append(r.ComplaintIDs, c.ID)
+		case ComplaintOpen:
+			openComplaints[i]++
+		case ComplaintDismissed:
+		default:
+			res.Warnings = append(res.Warnings, fmt.Sprintf("complaint %s: unknown status %q; not counted", c.ID, c.Status))
+		}
+	}
+
+	for _, f := range in.Followups {
+		i, ok := rowOf("follow-up", f.ID, f.TechnicianID)
+		if !ok {
+			continue
+		}
+		r := &res.Rows[i]
+		switch f.Outcome {
+		case FollowupSatisfied:
+			r.Followups.Satisfied++
+		case FollowupUnsatisfied:
+			r.Followups.Unsatisfied++
+		case FollowupUnreachable:
+			r.Followups.Unreachable++
+		default:
+			res.Warnings = append(res.Warnings, fmt.Sprintf("follow-up %s: unknown outcome %q; not tallied", f.ID, f.Outcome))
+		}
+	}
+
+	for i := range res.Rows {
+		r := &res.Rows[i]
+		if r.RatedServices > 0 {
+			r.AverageRating = math.Round(float64(ratingSum[i])/float64(r.RatedServices)*100) / 100
+		}
+		if n := openComplaints[i]; n > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d complaint(s) still open: not counted until upheld", n))
+		}
+		applyMonthPay(r, in.Settings)
+	}
+
+	slices.SortFunc(res.Rows, func(a, b Row) int {
+		return cmp.Or(strings.Compare(a.Technician.Name, b.Technician.Name), strings.Compare(a.Technician.ID, b.Technician.ID))
+	})
+	res.Totals.Technicians = len(res.Rows)
+	for _, r := range res.Rows {
+		res.Totals.CountedServices += r.CountedServices
+		res.Totals.ExcludedServices += r.ExcludedServices
+		res.Totals.Complaints += r.Complaints
+		res.Totals.AllowanceFen += r.AllowanceFen
+		res.Totals.BonusFen += r.BonusFen
+		res.Totals.LabourFen += r.LabourFen
+		res.Totals.TotalFen += r.TotalFen
+	}
+	return res
+}
+
+// sheetExclusionReasons lists every policy condition a sheet fails, so the report
+// tells the whole story at once rather than one problem per month-end.
+func sheetExclusionReasons(s SheetFact, inMonth bool) []string {
+	var reasons []string
+	if !s.Sealed {
+		reasons = append(reasons, ReasonNotSigned)
+	}
+	if !s.Complete && !s.ExceptionAccepted {
+		if len(s.Missing) > 0 {
+			reasons = append(reasons, ReasonIncomplete+": missing "+strings.Join(s.Missing, ", "))
+		} else {
+			reasons = append(reasons, ReasonIncomplete)
+		}
+	}
+	if !s.Received {
+		reasons = append(reasons, ReasonNotReceived)
+	}
+	switch {
+	case s.Late:
+		// Assigned to this month after its own month was approved.
+	case s.CompletedAt.IsZero():
+		reasons = append(reasons, ReasonNoCompletedTime)
+	case !inMonth:
+		reasons = append(reasons, ReasonOutsideMonth)
+	}
+	return reasons
+}
+
+// applyMonthPay fills in a row's pay from its counts, following policy section 4:
+// allowance for dedicated staff, per-visit labour for the others, and the
+// complaint bonus only for dedicated staff past probation.
+func applyMonthPay(r *Row, s PaySettings) {
+	r.CountedServices = len(r.CountedSheetIDs)
+	r.ExcludedServices = len(r.Excluded)
+
+	if r.Dedicated {
+		r.AllowanceFen = int64(r.CountedServices) * s.AllowancePerServiceFen
+	} else {
+		r.LabourFen = int64(r.Modes.Onsite) * s.LabourPerVisitFen
+		r.Notes = append(r.Notes, fmt.Sprintf("not dedicated after-sales staff: labour fee for %d on-site visit(s) instead of the allowance; no complaint bonus", r.Modes.Onsite))
+	}
+	if r.Probation {
+		r.Notes = append(r.Notes, "on probation: no complaint bonus (no reward, no penalty)")
+	}
+
+	r.BonusEligible = r.Dedicated && !r.Probation
+	if r.BonusEligible {
+		n := r.Complaints
+		k := s.ComplaintForfeitThreshold
+		switch {
+		case n == 0:
+			r.BonusFen = s.BonusRewardFen
+		case k > 0 && n >= k:
+			r.BonusForfeited = true
+			r.BonusFen = -int64(n) * s.ComplaintPenaltyFen
+			r.Notes = append(r.Notes, fmt.Sprintf("bonus forfeited: %d upheld complaints, threshold %d; penalties still apply", n, k))
+		default:
+			r.BonusFen = -int64(n) * s.ComplaintPenaltyFen
+		}
+	}
+	r.TotalFen = r.AllowanceFen + r.BonusFen + r.LabourFen
+}
