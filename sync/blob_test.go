@@ -1,0 +1,593 @@
+package sync_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"fieldsync/schema"
+	syncer "fieldsync/sync"
+)
+
+// blobWebP is a complete 1x1 lossless WebP (one transparent pixel): the RIFF header, "WEBP",
+// and a VP8L chunk of 13 bytes. It is the image Modernizr uses to detect lossless WebP
+// support; golang.org/x/image/webp decodes it to a 1x1 image.
+var blobWebP = []byte("RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00")
+
+// blobNoise returns a w x h image of random pixels, so that it does not compress and its PNG
+// is about 4*w*h bytes.
+func blobNoise(w, h int) *image.RGBA {
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(rng.Uint32())
+	}
+	return img
+}
+
+func blobPNG(t testing.TB, w, h int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, blobNoise(w, h)); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func blobJPEG(t testing.TB) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, 8, 8))
+	img.Set(3, 3, color.White)
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func blobSum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func newBlobStore(t testing.TB, maxBytes int64) (*syncer.BlobStore, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "blobs")
+	s, err := syncer.OpenBlobStore(dir, maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
+// wantBlobError fails unless err is a *schema.Error with the code (and field, if given).
+func wantBlobError(t testing.TB, err error, code, field string) *schema.Error {
+	t.Helper()
+	e, ok := schema.AsError(err)
+	if !ok {
+		t.Fatalf("error = %v, want a *schema.Error with code %s", err, code)
+	}
+	if e.Code != code || (field != "" && e.Field != field) {
+		t.Fatalf("error = %v, want code %s field %q", err, code, field)
+	}
+	return e
+}
+
+// wantNothingHeld fails if the store holds any trace of sum, whole or partial.
+func wantNothingHeld(t testing.TB, s *syncer.BlobStore, dir, sum string) {
+	t.Helper()
+	complete, offset, err := s.Stat(sum)
+	if err != nil || complete || offset != 0 {
+		t.Errorf("Stat = (%v, %d, %v), want (false, 0, nil)", complete, offset, err)
+	}
+	if s.Has(sum) {
+		t.Errorf("Has(%s) = true after a refused upload", sum)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "partial"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("partial/%s left behind", e.Name())
+	}
+}
+
+// wantBlobContent fails unless Open returns exactly want with the media type.
+func wantBlobContent(t testing.TB, s *syncer.BlobStore, sum string, want []byte, mediaType string) {
+	t.Helper()
+	rc, size, mt, err := s.Open(sum)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) || size != int64(len(want)) || mt != mediaType {
+		t.Fatalf("Open = %d bytes (equal: %v), size %d, %q; want %d bytes, %q",
+			len(got), bytes.Equal(got, want), size, mt, len(want), mediaType)
+	}
+}
+
+// blobCountingReader records whether anyone read from it.
+type blobCountingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *blobCountingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+func TestBlobSingleShot(t *testing.T) {
+	s, _ := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 10, 10)
+	sum := blobSum(img)
+
+	off, complete, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img))
+	if err != nil || !complete || off != int64(len(img)) {
+		t.Fatalf("Append = (%d, %v, %v), want (%d, true, nil)", off, complete, err, len(img))
+	}
+	complete, off, err = s.Stat(sum)
+	if err != nil || !complete || off != int64(len(img)) {
+		t.Fatalf("Stat = (%v, %d, %v), want (true, %d, nil)", complete, off, err, len(img))
+	}
+	if !s.Has(sum) {
+		t.Fatal("Has = false after a complete upload")
+	}
+	wantBlobContent(t, s, sum, img, "image/png")
+	if err := s.Verify(sum); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+}
+
+func TestBlobChunkedPNG(t *testing.T) {
+	s, dir := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 160, 160)
+	if len(img) < 100_000 {
+		t.Fatalf("test image is %d bytes, want at least 100 KB", len(img))
+	}
+	sum := blobSum(img)
+	cuts := []int{0, 40_000, 80_000, len(img)}
+
+	for i := range 3 {
+		length := int64(-1)
+		if i == 0 {
+			length = int64(len(img))
+		}
+		off, complete, err := s.Append(sum, int64(cuts[i]), length, bytes.NewReader(img[cuts[i]:cuts[i+1]]))
+		last := i == 2
+		if err != nil || off != int64(cuts[i+1]) || complete != last {
+			t.Fatalf("chunk %d: Append = (%d, %v, %v), want (%d, %v, nil)", i, off, complete, err, cuts[i+1], last)
+		}
+		if !last {
+			if s.Has(sum) {
+				t.Fatalf("chunk %d: Has = true before the last chunk", i)
+			}
+			if _, err := os.Stat(filepath.Join(dir, sum)); !os.IsNotExist(err) {
+				t.Fatalf("chunk %d: a file under the final name before the upload is whole (%v)", i, err)
+			}
+			complete, held, err := s.Stat(sum)
+			if err != nil || complete || held != int64(cuts[i+1]) {
+				t.Fatalf("chunk %d: Stat = (%v, %d, %v), want (false, %d, nil)", i, complete, held, err, cuts[i+1])
+			}
+		}
+	}
+	wantBlobContent(t, s, sum, img, "image/png")
+	if entries, _ := os.ReadDir(filepath.Join(dir, "partial")); len(entries) != 0 {
+		t.Errorf("partial/ holds %d files after the upload completed", len(entries))
+	}
+}
+
+func TestBlobResumeAfterRestart(t *testing.T) {
+	s, dir := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 50, 50)
+	sum := blobSum(img)
+	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:3000])); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted, err := syncer.OpenBlobStore(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete, off, err := restarted.Stat(sum)
+	if err != nil || complete || off != 3000 {
+		t.Fatalf("Stat after restart = (%v, %d, %v), want (false, 3000, nil)", complete, off, err)
+	}
+	// The declared length survived the restart: the next chunk need not repeat it.
+	off, complete, err = restarted.Append(sum, off, -1, bytes.NewReader(img[off:]))
+	if err != nil || !complete || off != int64(len(img)) {
+		t.Fatalf("Append after restart = (%d, %v, %v), want (%d, true, nil)", off, complete, err, len(img))
+	}
+	wantBlobContent(t, restarted, sum, img, "image/png")
+}
+
+func TestBlobWrongOffset(t *testing.T) {
+	s, _ := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 50, 50)
+	sum := blobSum(img)
+	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:1000])); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, offset := range []int64{0, 5, 999, 1001, 5000} {
+		t.Run(strconv.FormatInt(offset, 10), func(t *testing.T) {
+			r := &blobCountingReader{r: bytes.NewReader(img[offset:])}
+			off, complete, err := s.Append(sum, offset, -1, r)
+			e := wantBlobError(t, err, schema.CodeConflict, "")
+			if !strings.Contains(e.Message, "1000") || !strings.Contains(e.Message, sum) {
+				t.Errorf("message %q does not name the sum and the current offset 1000", e.Message)
+			}
+			if off != 1000 || complete || r.reads != 0 {
+				t.Errorf("Append = (%d, %v) after %d reads, want (1000, false) after none", off, complete, r.reads)
+			}
+		})
+	}
+	if _, off, _ := s.Stat(sum); off != 1000 {
+		t.Fatalf("Stat offset = %d after refused chunks, want 1000", off)
+	}
+}
+
+func TestBlobHashMismatch(t *testing.T) {
+	s, dir := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 20, 20)
+	other := blobSum(blobPNG(t, 21, 21))
+
+	_, complete, err := s.Append(other, 0, int64(len(img)), bytes.NewReader(img))
+	wantBlobError(t, err, schema.CodeHashMismatch, "")
+	if complete {
+		t.Fatal("complete = true for content that does not match its sum")
+	}
+	wantNothingHeld(t, s, dir, other)
+	if s.Has(blobSum(img)) {
+		t.Fatal("the content was stored under its own sum")
+	}
+}
+
+func TestBlobRefusesNonImages(t *testing.T) {
+	pdf := []byte("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+	tests := []struct {
+		name    string
+		content []byte
+	}{
+		{"text", []byte("this is a signature, honestly")},
+		{"pdf", pdf},
+		{"wav", []byte("RIFF\x24\x00\x00\x00WAVEfmt ")},
+		{"short", []byte("hi")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, dir := newBlobStore(t, 1<<20)
+			sum := blobSum(tt.content)
+			_, complete, err := s.Append(sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
+			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
+			if complete {
+				t.Fatal("complete = true for a refused type")
+			}
+			wantNothingHeld(t, s, dir, sum)
+		})
+	}
+
+	t.Run("refused at the first chunk", func(t *testing.T) {
+		s, dir := newBlobStore(t, 1<<20)
+		big := append(bytes.Clone(pdf), bytes.Repeat([]byte("0"), 10_000)...)
+		sum := blobSum(big)
+		_, _, err := s.Append(sum, 0, int64(len(big)), bytes.NewReader(big[:100]))
+		wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
+		wantNothingHeld(t, s, dir, sum)
+	})
+}
+
+func TestBlobTooLarge(t *testing.T) {
+	img := blobPNG(t, 20, 20)
+	sum := blobSum(img)
+
+	t.Run("refused before reading", func(t *testing.T) {
+		s, dir := newBlobStore(t, int64(len(img))-1)
+		r := &blobCountingReader{r: bytes.NewReader(img)}
+		_, _, err := s.Append(sum, 0, int64(len(img)), r)
+		e := wantBlobError(t, err, schema.CodeTooLarge, "Upload-Length")
+		if r.reads != 0 {
+			t.Errorf("read %d times from a refused upload", r.reads)
+		}
+		if !strings.Contains(e.Message, strconv.Itoa(len(img)-1)) {
+			t.Errorf("message %q does not name the limit", e.Message)
+		}
+		wantNothingHeld(t, s, dir, sum)
+	})
+
+	t.Run("limit lowered during an upload, then raised", func(t *testing.T) {
+		s, dir := newBlobStore(t, 1<<20)
+		if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
+			t.Fatal(err)
+		}
+		s.SetMaxBytes(100)
+		_, _, err := s.Append(sum, 100, -1, bytes.NewReader(img[100:]))
+		wantBlobError(t, err, schema.CodeTooLarge, "")
+		wantNothingHeld(t, s, dir, sum)
+
+		s.SetMaxBytes(int64(len(img)))
+		if _, complete, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil || !complete {
+			t.Fatalf("Append at the new limit = (%v, %v), want complete", complete, err)
+		}
+	})
+}
+
+func TestBlobLengthRules(t *testing.T) {
+	img := blobPNG(t, 20, 20)
+	sum := blobSum(img)
+
+	t.Run("empty", func(t *testing.T) {
+		s, dir := newBlobStore(t, 1<<20)
+		emptySum := blobSum(nil)
+		_, _, err := s.Append(emptySum, 0, 0, bytes.NewReader(nil))
+		e := wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
+		if !strings.Contains(e.Message, "empty") {
+			t.Errorf("message %q does not say empty", e.Message)
+		}
+		wantNothingHeld(t, s, dir, emptySum)
+	})
+
+	t.Run("first chunk without length", func(t *testing.T) {
+		s, dir := newBlobStore(t, 1<<20)
+		_, _, err := s.Append(sum, 0, -1, bytes.NewReader(img))
+		wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
+		wantNothingHeld(t, s, dir, sum)
+	})
+
+	t.Run("length changed mid-upload", func(t *testing.T) {
+		s, _ := newBlobStore(t, 1<<20)
+		if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := s.Append(sum, 100, int64(len(img))+1, bytes.NewReader(img[100:]))
+		wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
+	})
+
+	t.Run("chunk past the declared length", func(t *testing.T) {
+		s, dir := newBlobStore(t, 1<<20)
+		if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
+			t.Fatal(err)
+		}
+		tooMuch := append(bytes.Clone(img[100:]), "trailing junk"...)
+		_, complete, err := s.Append(sum, 100, -1, bytes.NewReader(tooMuch))
+		wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
+		if complete {
+			t.Fatal("complete = true for a chunk past the declared length")
+		}
+		held, err := os.ReadFile(filepath.Join(dir, "partial", sum))
+		if err != nil || !bytes.Equal(held, img[:100]) {
+			t.Fatalf("partial holds %d bytes (%v), want the first 100 untouched", len(held), err)
+		}
+		if _, complete, err := s.Append(sum, 100, -1, bytes.NewReader(img[100:])); err != nil || !complete {
+			t.Fatalf("the right chunk after a refused one = (%v, %v), want complete", complete, err)
+		}
+		wantBlobContent(t, s, sum, img, "image/png")
+	})
+}
+
+func TestBlobStoredOnce(t *testing.T) {
+	s, dir := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 20, 20)
+	sum := blobSum(img)
+	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil {
+		t.Fatal(err)
+	}
+
+	r := &blobCountingReader{r: bytes.NewReader(img)}
+	off, complete, err := s.Append(sum, 0, int64(len(img)), r)
+	if err != nil || !complete || off != int64(len(img)) || r.reads != 0 {
+		t.Fatalf("second Append = (%d, %v, %v) after %d reads, want (%d, true, nil) after none",
+			off, complete, err, r.reads, len(img))
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Name() != "partial" {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) != 1 || names[0] != sum {
+		t.Fatalf("store holds %v, want only %s", names, sum)
+	}
+}
+
+func TestBlobConcurrentAppends(t *testing.T) {
+	s, _ := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 100, 100)
+	small := blobPNG(t, 10, 10)
+	const chunk = 7_000
+
+	// upload sends img chunk by chunk, asking Stat where to resume, as a phone that lost its
+	// connection would; other goroutines sending the same blob make it lose races.
+	upload := func(content []byte) error {
+		sum := blobSum(content)
+		for {
+			complete, off, err := s.Stat(sum)
+			if err != nil || complete {
+				return err
+			}
+			end := min(off+chunk, int64(len(content)))
+			_, _, err = s.Append(sum, off, int64(len(content)), bytes.NewReader(content[off:end]))
+			if schema.ErrorCode(err) != schema.CodeConflict && err != nil {
+				return err
+			}
+		}
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		content := img
+		if i%4 == 0 {
+			content = small
+		}
+		wg.Go(func() { errs <- upload(content) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	wantBlobContent(t, s, blobSum(img), img, "image/png")
+	wantBlobContent(t, s, blobSum(small), small, "image/png")
+	if err := errors.Join(s.Verify(blobSum(img)), s.Verify(blobSum(small))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBlobMediaTypes(t *testing.T) {
+	jpg := blobJPEG(t)
+	tests := []struct {
+		name    string
+		content []byte
+		want    string
+	}{
+		{"png", blobPNG(t, 2, 2), "image/png"},
+		{"jpeg", jpg, "image/jpeg"},
+		{"webp", blobWebP, "image/webp"},
+		{"pdf", []byte("%PDF-1.7\n"), ""},
+		{"gif", []byte("GIF89a\x01\x00\x01\x00"), ""},
+		{"riff but wav", []byte("RIFF\x24\x00\x00\x00WAVEfmt "), ""},
+		{"png cut short", []byte("\x89PNG\r\n"), ""},
+		{"empty", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := syncer.MediaType(tt.content); got != tt.want {
+				t.Fatalf("MediaType = %q, want %q", got, tt.want)
+			}
+			if tt.want == "" {
+				return
+			}
+			s, _ := newBlobStore(t, 1<<20)
+			sum := blobSum(tt.content)
+			if _, complete, err := s.Append(sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content)); err != nil || !complete {
+				t.Fatalf("Append = (%v, %v), want complete", complete, err)
+			}
+			wantBlobContent(t, s, sum, tt.content, tt.want)
+		})
+	}
+}
+
+func TestBlobInvalidSum(t *testing.T) {
+	s, _ := newBlobStore(t, 1<<20)
+	valid := blobSum([]byte("x"))
+	for _, sum := range []string{
+		"",
+		"abc",
+		strings.ToUpper(valid),
+		valid[:63] + "g",
+		valid + "0",
+		"../../../../../../../../../../../../../../../../../../../etc/passwd",
+	} {
+		t.Run(sum, func(t *testing.T) {
+			_, _, err := s.Stat(sum)
+			wantBlobError(t, err, schema.CodeValidation, "sha256")
+			_, _, err = s.Append(sum, 0, 10, strings.NewReader("0123456789"))
+			wantBlobError(t, err, schema.CodeValidation, "sha256")
+			_, _, _, err = s.Open(sum)
+			wantBlobError(t, err, schema.CodeValidation, "sha256")
+			wantBlobError(t, s.Verify(sum), schema.CodeValidation, "sha256")
+			if s.Has(sum) {
+				t.Fatal("Has = true for an invalid sum")
+			}
+		})
+	}
+}
+
+func TestBlobOpenAndVerify(t *testing.T) {
+	s, dir := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 20, 20)
+	sum := blobSum(img)
+
+	_, _, _, err := s.Open(sum)
+	wantBlobError(t, err, schema.CodeNotFound, "")
+	wantBlobError(t, s.Verify(sum), schema.CodeNotFound, "")
+
+	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:50])); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err = s.Open(sum)
+	wantBlobError(t, err, schema.CodeNotFound, "") // a partial upload is not downloadable
+
+	if _, _, err := s.Append(sum, 50, -1, bytes.NewReader(img[50:])); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(sum); err != nil {
+		t.Fatalf("Verify of an intact blob: %v", err)
+	}
+	tampered := bytes.Clone(img)
+	tampered[len(tampered)-1] ^= 0xFF
+	if err := os.WriteFile(filepath.Join(dir, sum), tampered, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	e := wantBlobError(t, s.Verify(sum), schema.CodeHashMismatch, "")
+	if !strings.Contains(e.Message, sum) || !strings.Contains(e.Message, blobSum(tampered)) {
+		t.Errorf("message %q does not name the sum and the hash found", e.Message)
+	}
+}
+
+func TestOpenBlobStoreRefusesNoLimit(t *testing.T) {
+	if _, err := syncer.OpenBlobStore(t.TempDir(), 0); err == nil {
+		t.Fatal("OpenBlobStore with limit 0 succeeded")
+	}
+}
+
+// FuzzBlobAppend uploads arbitrary content in two chunks split at split, and checks that the
+// store keeps exactly the accepted images (non-empty, under the limit, sniffed as PNG, JPEG
+// or WebP) byte for byte and leaves no trace of anything else.
+func FuzzBlobAppend(f *testing.F) {
+	const limit = 4096
+	f.Add(blobWebP, uint16(5))
+	f.Add([]byte("\xff\xd8\xff"), uint16(1))
+	f.Add([]byte("%PDF-1.4\n"), uint16(0))
+	f.Add([]byte{}, uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
+		s, dir := newBlobStore(t, limit)
+		sum := blobSum(data)
+		cut := min(int(split), len(data))
+
+		_, complete, err := s.Append(sum, 0, int64(len(data)), bytes.NewReader(data[:cut]))
+		if err == nil && !complete {
+			_, complete, err = s.Append(sum, int64(cut), -1, bytes.NewReader(data[cut:]))
+		}
+
+		switch {
+		case len(data) == 0:
+			wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
+		case len(data) > limit:
+			wantBlobError(t, err, schema.CodeTooLarge, "Upload-Length")
+		case syncer.MediaType(data) == "":
+			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
+		default:
+			if err != nil || !complete {
+				t.Fatalf("Append = (%v, %v), want complete", complete, err)
+			}
+			wantBlobContent(t, s, sum, data, syncer.MediaType(data))
+			return
+		}
+		wantNothingHeld(t, s, dir, sum)
+	})
+}
