@@ -1,0 +1,239 @@
+// Package schema holds fieldsync's data: the SQLite store and its migrations, the record
+// types and the rules on them (the ticket state machine, who may take which step, who owns
+// which field, feedback sheet completeness, settings). It imports no web library and no
+// renderer, so every transport and every renderer applies the same rules.
+package schema
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// DB is the store: one writer connection (SQLite allows one writer at a time, so a pool of
+// writers would only queue on the lock) and a pool of readers that see committed snapshots
+// thanks to WAL mode.
+type DB struct {
+	W    *sql.DB // the single writer
+	R    *sql.DB // the read pool
+	Path string
+}
+
+// dsn puts the pragmas in the connection string so that every pooled connection gets them.
+func dsn(path string, readOnly bool) string {
+	v := url.Values{}
+	v.Set("_journal_mode", "WAL")
+	v.Set("_busy_timeout", "5000")
+	v.Set("_foreign_keys", "on")
+	v.Set("_synchronous", "FULL") // an acknowledged commit survives a crash of the machine too
+	v.Set("_txlock", "immediate")
+	if readOnly {
+		v.Set("mode", "ro")
+		v.Set("_txlock", "deferred")
+	}
+	return "file:" + path + "?" + v.Encode()
+}
+
+// DBFile is the name of the database inside the data folder.
+const DBFile = "fieldsync.db"
+
+// Open opens (creating if need be) the database in dataDir and brings it to the binary's
+// schema version. It refuses a database newer than the binary or one whose applied migration
+// was edited, and says why.
+func Open(ctx context.Context, dataDir string) (*DB, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder %s: %w", dataDir, err)
+	}
+	path := filepath.Join(dataDir, DBFile)
+	w, err := sql.Open("sqlite3", dsn(path, false))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite3", dsn(path, true))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	return &DB{W: w, R: r, Path: path}, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err1 := db.R.Close()
+	err2 := db.W.Close()
+	if err1 != nil {
+		return err1
+	}
+	return err2
+}
+
+// Migration is one embedded SQL file.
+type Migration struct {
+	Version  int
+	Name     string
+	SQL      string
+	Checksum string
+}
+
+// Migrations returns the embedded migrations in order. Files are named NNNN_name.sql.
+func Migrations() ([]Migration, error) {
+	entries, err := migrationFiles.ReadDir("migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", name)
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + name)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(b)
+		out = append(out, Migration{Version: v, Name: name, SQL: string(b), Checksum: hex.EncodeToString(sum[:])})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i, m := range out {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("migration %s: expected version %d", m.Name, i+1)
+		}
+	}
+	return out, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	migs, err := Migrations()
+	if err != nil {
+		return err
+	}
+	return applyMigrations(ctx, db, migs)
+}
+
+// applyMigrations applies the missing migrations, each in its own transaction, after
+// checking that those already applied are the ones this binary knows, byte for byte.
+func applyMigrations(ctx context.Context, db *sql.DB, migs []Migration) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version, name, checksum FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return err
+	}
+	applied := map[int][2]string{}
+	maxApplied := 0
+	for rows.Next() {
+		var v int
+		var name, sum string
+		if err := rows.Scan(&v, &name, &sum); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[v] = [2]string{name, sum}
+		maxApplied = max(maxApplied, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if maxApplied > len(migs) {
+		return fmt.Errorf("the database is at schema version %d but this binary knows only up to %d: run a newer fieldsync, or restore a backup made by this version", maxApplied, len(migs))
+	}
+	for _, m := range migs {
+		if a, ok := applied[m.Version]; ok {
+			if a[1] != m.Checksum {
+				return fmt.Errorf("migration %d (%s) was edited after it was applied to this database (checksum %s, expected %s): restore the original file; fix data with a new migration instead", m.Version, a[0], a[1][:12], m.Checksum[:12])
+			}
+			continue
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("apply migration %s: %w", m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, checksum, applied_at) VALUES (?, ?, ?, ?)`,
+			m.Version, m.Name, m.Checksum, time.Now().UTC().Format(time.RFC3339)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit migration %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+// Version returns the schema version of the database.
+func (db *DB) Version(ctx context.Context) (int, error) {
+	var v int
+	err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// IntegrityCheck runs PRAGMA integrity_check on the database file at path.
+func IntegrityCheck(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite3", dsn(path, true))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var res string
+	if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
+		return fmt.Errorf("integrity_check %s: %w", path, err)
+	}
+	if res != "ok" {
+		return fmt.Errorf("integrity_check %s: %s", path, res)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the live database to out with VACUUM INTO (it reads one
+// snapshot, so writers keep going), then checks the copy's integrity before reporting success.
+func (db *DB) Backup(ctx context.Context, out string) error {
+	if _, err := os.Stat(out); err == nil {
+		return fmt.Errorf("backup target %s exists; choose a new file name", out)
+	}
+	if _, err := db.R.ExecContext(ctx, `VACUUM INTO ?`, out); err != nil {
+		return fmt.Errorf("backup to %s: %w", out, err)
+	}
+	if err := IntegrityCheck(ctx, out); err != nil {
+		os.Remove(out)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,345 @@
+package sync
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"fieldsync/schema"
+)
+
+// NewUser is an account to create.
+type NewUser struct {
+	Username  string
+	Name      string
+	Role      string
+	Phone     string
+	Dedicated bool
+	Probation bool
+	Password  string
+}
+
+// Token lifetimes.
+const (
+	WebTokenTTL    = 12 * time.Hour
+	DeviceTokenTTL = 30 * 24 * time.Hour
+)
+
+// MinPassword is the shortest password accepted.
+const MinPassword = 8
+
+// dummyHash is compared against when a username does not exist, so a failed login takes as
+// long for an unknown user as for a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("fieldsync-no-such-user"), bcrypt.DefaultCost)
+
+func checkUsername(u string) error {
+	if u == "" || utf8.RuneCountInString(u) > 64 {
+		return schema.FieldError(schema.CodeValidation, "username", "username must be 1 to 64 characters")
+	}
+	for _, r := range u {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return schema.FieldError(schema.CodeValidation, "username", "username %q contains white space or control characters", u)
+		}
+	}
+	return nil
+}
+
+func checkPassword(p string) error {
+	if utf8.RuneCountInString(p) < MinPassword {
+		return schema.FieldError(schema.CodeValidation, "password", "password must be at least %d characters", MinPassword)
+	}
+	if len(p) > 72 {
+		return schema.FieldError(schema.CodeValidation, "password", "password must be at most 72 bytes")
+	}
+	return nil
+}
+
+// CreateUser creates an account: its credentials and its user record (through the write
+// path, so the creation is in the change log).
+func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) (schema.Doc, error) {
+	if err := checkUsername(u.Username); err != nil {
+		return nil, err
+	}
+	if !roleIn(u.Role, schema.Roles) {
+		return nil, schema.FieldError(schema.CodeValidation, "role", "role %q is not one of %s", u.Role, strings.Join(schema.Roles, ", "))
+	}
+	if strings.TrimSpace(u.Name) == "" {
+		return nil, schema.FieldError(schema.CodeValidation, "name", "name is required")
+	}
+	if err := checkPassword(u.Password); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	var out schema.Doc
+	err = e.run(ctx, func(w *wtx) error {
+		id := uuid.Must(uuid.NewV7()).String()
+		if _, err := w.tx.Exec(`INSERT INTO credentials(user_id, username, password_hash) VALUES (?, ?, ?)`, id, u.Username, string(hash)); err != nil {
+			if isUnique(err) {
+				return schema.FieldError(schema.CodeConflict, "username", "username %q is taken", u.Username)
+			}
+			return err
+		}
+		d, err := w.create(actor, schema.EntUser, id, schema.Doc{"username": u.Username, "name": u.Name, "role": u.Role,
+			"phone": u.Phone, "dedicated": u.Dedicated, "probation": u.Probation, "active": true}, "", nil)
+		out = d
+		return err
+	})
+	return out, err
+}
+
+// SetPassword replaces a user's password and ends their sessions.
+func (e *Engine) SetPassword(ctx context.Context, username, password string) error {
+	if err := checkPassword(password); err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	return e.run(ctx, func(w *wtx) error {
+		var id string
+		if err := w.tx.QueryRow(`UPDATE credentials SET password_hash = ? WHERE username = ? RETURNING user_id`, string(hash), username).Scan(&id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return schema.FieldError(schema.CodeNotFound, "username", "no user %q", username)
+			}
+			return err
+		}
+		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, schema.Stamp(w.now), id)
+		return err
+	})
+}
+
+// SetActive enables or disables an account; disabling ends its sessions and closes its
+// devices' connections.
+func (e *Engine) SetActive(ctx context.Context, actor schema.Actor, username string, active bool) error {
+	var userID string
+	err := e.run(ctx, func(w *wtx) error {
+		if err := w.tx.QueryRow(`SELECT user_id FROM credentials WHERE username = ?`, username).Scan(&userID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return schema.FieldError(schema.CodeNotFound, "username", "no user %q", username)
+			}
+			return err
+		}
+		cur, err := w.Get(schema.EntUser, userID)
+		if err != nil {
+			return err
+		}
+		next := cur.Clone()
+		next["active"] = active
+		if _, err := w.write(actor, schema.EntUser, cur, next, "update", "", nil); err != nil {
+			return err
+		}
+		if !active {
+			_, err = w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, schema.Stamp(w.now), userID)
+		}
+		return err
+	})
+	if err == nil && !active {
+		e.Hub.KickUser(userID)
+	}
+	return err
+}
+
+// DeviceLogin names the device a mobile login binds its token to.
+type DeviceLogin struct {
+	DeviceID string
+	Name     string
+}
+
+// Session is an authenticated token.
+type Session struct {
+	Actor     schema.Actor
+	User      schema.Doc
+	ExpiresAt time.Time
+	TokenHash string
+}
+
+// Login checks a username and password and issues a token (bound to a device when dev is
+// given). Every failure is the same unauthenticated error, so it does not tell whether the
+// username exists.
+func (e *Engine) Login(ctx context.Context, username, password string, dev *DeviceLogin) (string, *Session, error) {
+	fail := schema.Errorf(schema.CodeUnauthenticated, "wrong username or password")
+	var userID, hash string
+	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash FROM credentials WHERE username = ?`, username).Scan(&userID, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return "", nil, fail
+	} else if err != nil {
+		return "", nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return "", nil, fail
+	}
+	user, err := e.Get(ctx, schema.EntUser, userID)
+	if err != nil {
+		return "", nil, err
+	}
+	if !user.Bool("active") {
+		return "", nil, fail
+	}
+	if dev != nil {
+		if dev.DeviceID == "" || len(dev.DeviceID) > 128 {
+			return "", nil, schema.FieldError(schema.CodeValidation, "device_id", "device_id is required (at most 128 characters)")
+		}
+		if dev.Name == "" {
+			dev.Name = dev.DeviceID
+		}
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", nil, err
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	now := e.Now().UTC()
+	ttl := WebTokenTTL
+	if dev != nil {
+		ttl = DeviceTokenTTL
+	}
+	s := &Session{User: user, ExpiresAt: now.Add(ttl), TokenHash: hashToken(token),
+		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name")}}
+	err = e.run(ctx, func(w *wtx) error {
+		var device any
+		if dev != nil {
+			var id string
+			var revoked sql.NullString
+			err := w.tx.QueryRow(`SELECT id, revoked_at FROM devices WHERE user_id = ? AND device_id = ?`, userID, dev.DeviceID).Scan(&id, &revoked)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				id = uuid.Must(uuid.NewV7()).String()
+				if _, err := w.tx.Exec(`INSERT INTO devices(id, user_id, device_id, name, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)`,
+					id, userID, dev.DeviceID, dev.Name, schema.Stamp(now), schema.Stamp(now)); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			case revoked.Valid:
+				return schema.FieldError(schema.CodeForbidden, "device_id", "this device was revoked on %s; ask a coordinator", revoked.String)
+			default:
+				if _, err := w.tx.Exec(`UPDATE devices SET name = ?, last_seen_at = ? WHERE id = ?`, dev.Name, schema.Stamp(now), id); err != nil {
+					return err
+				}
+			}
+			device = id
+			s.Actor.DeviceID = id
+		}
+		_, err := w.tx.Exec(`INSERT INTO tokens(hash, user_id, device, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			s.TokenHash, userID, device, schema.Stamp(now), schema.Stamp(s.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return token, s, nil
+}
+
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate resolves a bearer token to its session. Expired, revoked, unknown tokens, a
+// revoked device and a disabled user all give the same unauthenticated error.
+func (e *Engine) Authenticate(ctx context.Context, token string) (*Session, error) {
+	fail := schema.Errorf(schema.CodeUnauthenticated, "the token is missing, expired or revoked: log in again")
+	if token == "" || len(token) > 200 {
+		return nil, fail
+	}
+	h := hashToken(token)
+	var userID, expires string
+	var device sql.NullString
+	var revoked bool
+	err := e.db.R.QueryRowContext(ctx, `SELECT t.user_id, t.expires_at, t.device,
+		t.revoked_at IS NOT NULL OR COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0)
+		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fail
+	} else if err != nil {
+		return nil, err
+	}
+	exp, _ := time.Parse(time.RFC3339Nano, expires)
+	if revoked || !e.Now().Before(exp) {
+		return nil, fail
+	}
+	user, err := e.Get(ctx, schema.EntUser, userID)
+	if err != nil || !user.Bool("active") {
+		return nil, fail
+	}
+	return &Session{User: user, ExpiresAt: exp, TokenHash: h,
+		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name"), DeviceID: device.String}}, nil
+}
+
+// Logout revokes the session's token.
+func (e *Engine) Logout(ctx context.Context, s *Session) error {
+	return e.run(ctx, func(w *wtx) error {
+		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE hash = ?`, schema.Stamp(w.now), s.TokenHash)
+		return err
+	})
+}
+
+// Device is a registered field device.
+type Device struct {
+	ID         string  `json:"id"`
+	UserID     string  `json:"user_id"`
+	DeviceID   string  `json:"device_id"`
+	Name       string  `json:"name"`
+	CreatedAt  string  `json:"created_at"`
+	LastSeenAt string  `json:"last_seen_at"`
+	RevokedAt  *string `json:"revoked_at"`
+}
+
+// Devices lists the devices of a user ("" for all).
+func (e *Engine) Devices(ctx context.Context, userID string) ([]Device, error) {
+	rows, err := e.db.R.QueryContext(ctx, `SELECT id, user_id, device_id, name, created_at, last_seen_at, revoked_at FROM devices
+		WHERE ? = '' OR user_id = ? ORDER BY created_at`, userID, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Device{}
+	for rows.Next() {
+		var d Device
+		if err := rows.Scan(&d.ID, &d.UserID, &d.DeviceID, &d.Name, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RevokeDevice revokes a device: its tokens stop working at once and its open connections
+// are closed (the transport closes them with 4403).
+func (e *Engine) RevokeDevice(ctx context.Context, id string) error {
+	err := e.run(ctx, func(w *wtx) error {
+		res, err := w.tx.Exec(`UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, schema.Stamp(w.now), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return schema.FieldError(schema.CodeNotFound, "id", "no device %q", id)
+		}
+		_, err = w.tx.Exec(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE device = ?`, schema.Stamp(w.now), id)
+		return err
+	})
+	if err == nil {
+		e.Hub.KickDevice(id)
+	}
+	return err
+}
+
+func isUnique(err error) bool {
+	return sqliteCode(err) == sqliteConstraintUnique
+}

@@ -1,0 +1,565 @@
+package sync
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"fieldsync/schema"
+)
+
+// applyOne judges and applies one mutation. A *schema.Error is a rejection; any other
+// error is an I/O failure.
+func (w *wtx) applyOne(actor schema.Actor, m Mutation, opts Options) (Result, error) {
+	ent, ok := schema.LookupEntity(m.Entity)
+	if !ok {
+		return Result{}, schema.FieldError(schema.CodeValidation, "entity", "unknown entity %q", m.Entity)
+	}
+	if m.Op == "create" && m.ID == "" && opts.Device == "" {
+		m.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	if !ValidID(m.ID) {
+		return Result{}, schema.FieldError(schema.CodeValidation, "id", "id %q is not a valid record id (1-64 letters, digits, - or _)", m.ID)
+	}
+	if m.Op != "create" && w.rejectedCreates[m.Entity+"/"+m.ID] {
+		return Result{}, schema.Errorf(schema.CodeDependsOnRejected, "the create of %s %s was rejected earlier in this batch", m.Entity, m.ID)
+	}
+	var (
+		next      schema.Doc
+		conflicts []Conflict
+		err       error
+	)
+	switch m.Op {
+	case "create":
+		next, err = w.createFromMutation(actor, ent, m)
+	case "update":
+		next, conflicts, err = w.update(actor, ent, m, opts)
+	case "action":
+		next, err = w.action(actor, ent, m)
+	case "delete":
+		err = schema.Errorf(schema.CodeForbidden, "%s records are never deleted: cancel, void or correct them instead", m.Entity)
+	default:
+		err = schema.FieldError(schema.CodeValidation, "op", "op %q is not one of create, update, delete, action", m.Op)
+	}
+	if err != nil {
+		if se, ok := schema.AsError(err); ok && se.Code == schema.CodeNotFound && m.Op != "create" {
+			if dep, derr := w.dependsOnRejected(opts.Device, m); derr != nil {
+				return Result{}, derr
+			} else if dep {
+				return Result{}, schema.Errorf(schema.CodeDependsOnRejected, "the create of %s %s was rejected", m.Entity, m.ID)
+			}
+			if actor.Role == schema.RoleTechnician {
+				return Result{}, schema.Errorf(schema.CodeOutOfScope, "%s %s is not in your scope", m.Entity, m.ID)
+			}
+		}
+		return Result{}, err
+	}
+	status := StatusApplied
+	if len(conflicts) > 0 {
+		status = StatusMerged
+	}
+	return Result{MID: m.MID, Status: status, Version: next.Int("version"), Record: schema.MustJSON(next),
+		Conflicts: conflicts, Entity: m.Entity, ID: next.Str("id")}, nil
+}
+
+func (w *wtx) dependsOnRejected(device string, m Mutation) (bool, error) {
+	if device == "" {
+		return false, nil
+	}
+	var n int
+	err := w.tx.QueryRow(`SELECT COUNT(*) FROM mutations WHERE device = ? AND entity = ? AND rid = ? AND op = 'create' AND status = 'rejected'`,
+		device, m.Entity, m.ID).Scan(&n)
+	return n > 0, err
+}
+
+// decodeFields checks every field a client sent: known, writable by the actor's side, of
+// the right type. Unknown fields are refused, never ignored.
+func decodeFields(actor schema.Actor, ent *schema.Entity, fields map[string]json.RawMessage, creating bool) (schema.Doc, error) {
+	out := schema.Doc{}
+	for _, name := range sortedKeys(fields) {
+		f, ok := ent.Field(name)
+		if !ok {
+			return nil, schema.FieldError(schema.CodeValidation, name, "%s has no field %q", ent.Name, name)
+		}
+		if f.Writers == schema.SideServer || !writerAllows(f.Writers, actor.Role) {
+			return nil, schema.FieldError(schema.CodeForbidden, name, "a %s may not set %s.%s", actor.Role, ent.Name, name)
+		}
+		if f.CreateOnly && !creating {
+			return nil, schema.FieldError(schema.CodeValidation, name, "%s.%s is set when the record is created and cannot be changed", ent.Name, name)
+		}
+		v, err := schema.DecodeValue(f, fields[name])
+		if err != nil {
+			return nil, err
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+func writerAllows(s schema.Side, role string) bool {
+	switch s {
+	case schema.SideBoth:
+		return true
+	case schema.SideOffice, schema.SideField:
+		return schema.SideOf(role) == s
+	}
+	return false
+}
+
+func (w *wtx) createFromMutation(actor schema.Actor, ent *schema.Entity, m Mutation) (schema.Doc, error) {
+	if !roleIn(actor.Role, ent.CreateRoles) {
+		return nil, schema.Errorf(schema.CodeForbidden, "a %s may not create %s records", actor.Role, ent.Name)
+	}
+	fields, err := decodeFields(actor, ent, m.Fields, true)
+	if err != nil {
+		return nil, err
+	}
+	explicit := map[string]bool{}
+	for k := range m.Fields {
+		explicit[k] = true
+	}
+	return w.create(actor, ent.Name, m.ID, fields, m.At, explicit)
+}
+
+// create writes a new record after the entity's own rules filled and checked it.
+func (w *wtx) create(actor schema.Actor, entity, id string, fields schema.Doc, deviceAt string, explicit map[string]bool) (schema.Doc, error) {
+	ent, _ := schema.LookupEntity(entity)
+	if _, _, err := w.get(entity, id); err == nil {
+		return nil, schema.FieldError(schema.CodeConflict, "id", "%s %s already exists", entity, id)
+	} else if se, ok := schema.AsError(err); !ok || se.Code != schema.CodeNotFound {
+		return nil, err
+	}
+	d := ent.Blank(id)
+	for k, v := range fields {
+		d[k] = v
+	}
+	for _, f := range ent.Fields {
+		if f.Required && (d[f.Name] == nil || d[f.Name] == "") {
+			return nil, schema.FieldError(schema.CodeValidation, f.Name, "%s is required", f.Name)
+		}
+	}
+	if err := w.onCreate(actor, entity, d, explicit); err != nil {
+		return nil, err
+	}
+	d["created_at"] = schema.Stamp(w.now)
+	if deviceAt != "" {
+		d["device_created_at"] = deviceAt
+	}
+	return w.write(actor, entity, nil, d, "create", "", nil)
+}
+
+// onCreate runs the entity's rules for a new record.
+func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit map[string]bool) error {
+	switch entity {
+	case schema.EntTicket:
+		if err := schema.NewTicket(w, actor, d, explicit); err != nil {
+			return err
+		}
+		num, err := w.ticketNumber()
+		if err != nil {
+			return err
+		}
+		d["number"] = num
+	case schema.EntSite:
+		if _, err := w.Get(schema.EntCustomer, d.Str("customer_id")); err != nil {
+			return schema.FieldError(schema.CodeValidation, "customer_id", "customer %q does not exist", d.Str("customer_id"))
+		}
+		if d["contacts"] == nil {
+			d["contacts"] = []any{}
+		}
+	case schema.EntAsset:
+		return w.checkAssetRefs(d)
+	case schema.EntTicketEvent:
+		t, err := w.Get(schema.EntTicket, d.Str("ticket_id"))
+		if err != nil {
+			return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", d.Str("ticket_id"))
+		}
+		if actor.Role == schema.RoleTechnician && !w.inScope(actor.UserID, schema.EntTicket, t.Str("id")) {
+			return schema.Errorf(schema.CodeOutOfScope, "ticket %s is not in your scope", t.Str("number"))
+		}
+		if d.Str("kind") == "" {
+			d["kind"] = "note"
+			if strings.TrimSpace(d.Str("note")) == "" {
+				return schema.FieldError(schema.CodeValidation, "note", "note is required")
+			}
+		}
+		if d.Str("actor_id") == "" {
+			d["actor_id"], d["device_id"], d["at"] = actor.UserID, actor.DeviceID, schema.Stamp(w.now)
+		}
+	case schema.EntComplaint:
+		t, err := w.Get(schema.EntTicket, d.Str("ticket_id"))
+		if err != nil {
+			return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", d.Str("ticket_id"))
+		}
+		if d.Str("technician_id") == "" {
+			d["technician_id"] = firstNonEmpty(t.Str("completed_by"), t.Str("assignee_id"))
+		}
+		if d.Str("technician_id") == "" {
+			return schema.FieldError(schema.CodeValidation, "technician_id", "ticket %s has no technician: name technician_id", t.Str("number"))
+		}
+		if u, err := w.Get(schema.EntUser, d.Str("technician_id")); err != nil || u.Str("role") != schema.RoleTechnician {
+			return schema.FieldError(schema.CodeValidation, "technician_id", "technician_id %q is not a technician", d.Str("technician_id"))
+		}
+		d["status"] = "open"
+		if d.Str("received_at") == "" {
+			d["received_at"] = schema.Stamp(w.now)
+		}
+	case schema.EntFollowup:
+		t, err := w.Get(schema.EntTicket, d.Str("ticket_id"))
+		if err != nil {
+			return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", d.Str("ticket_id"))
+		}
+		switch t.Str("status") {
+		case schema.StSheetReceived, schema.StFollowedUp, schema.StClosed:
+		default:
+			return &schema.Error{Code: schema.CodeInvalidTransition, Record: t,
+				Message: fmt.Sprintf("ticket %s is %s: follow-up calls are made after its feedback sheet was received", t.Str("number"), t.Str("status"))}
+		}
+		d["called_by"] = actor.UserID
+		d["technician_id"] = firstNonEmpty(t.Str("completed_by"), t.Str("assignee_id"))
+		if d.Str("called_at") == "" {
+			d["called_at"] = schema.Stamp(w.now)
+		}
+		if t.Str("status") != schema.StClosed {
+			if _, err := w.applyAction(actor, schema.EntTicket, t, "follow_up", schema.Doc{}); err != nil {
+				return err
+			}
+		}
+	case schema.EntSheet:
+		return w.onSheetCreate(actor, d)
+	}
+	return nil
+}
+
+func (w *wtx) checkAssetRefs(d schema.Doc) error {
+	if _, err := w.Get(schema.EntCustomer, d.Str("customer_id")); err != nil {
+		return schema.FieldError(schema.CodeValidation, "customer_id", "customer %q does not exist", d.Str("customer_id"))
+	}
+	if id := d.Str("site_id"); id != "" {
+		s, err := w.Get(schema.EntSite, id)
+		if err != nil {
+			return schema.FieldError(schema.CodeValidation, "site_id", "site %q does not exist", id)
+		}
+		if s.Str("customer_id") != d.Str("customer_id") {
+			return schema.FieldError(schema.CodeValidation, "site_id", "site %q belongs to another customer", id)
+		}
+	}
+	return nil
+}
+
+// ticketNumber hands out the next number of the month in the company's time zone, e.g.
+// SR-202611-0042. Numbers of rolled-back creates are not reused: gaps are tolerated.
+func (w *wtx) ticketNumber() (string, error) {
+	month := w.now.In(w.Settings().Location()).Format("200601")
+	var n int64
+	err := w.tx.QueryRow(`INSERT INTO counters(name, value) VALUES (?, 1)
+		ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value`, "ticket-"+month).Scan(&n)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SR-%s-%04d", month, n), nil
+}
+
+func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Options) (schema.Doc, []Conflict, error) {
+	if !roleIn(actor.Role, ent.UpdateRoles) {
+		return nil, nil, schema.Errorf(schema.CodeForbidden, "a %s may not edit %s records", actor.Role, ent.Name)
+	}
+	cur, version, err := w.get(ent.Name, m.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := w.canEdit(actor, ent.Name, cur); err != nil {
+		return nil, nil, err
+	}
+	if len(m.Fields) == 0 {
+		return nil, nil, schema.FieldError(schema.CodeValidation, "fields", "an update names at least one field")
+	}
+	fields, err := decodeFields(actor, ent, m.Fields, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.BaseVersion > version {
+		return nil, nil, &schema.Error{Code: schema.CodeConflict, Field: "base_version", Record: cur,
+			Message: fmt.Sprintf("base_version %d is ahead of the server's version %d of %s %s", m.BaseVersion, version, ent.Name, m.ID)}
+	}
+	var conflicts []Conflict
+	if m.BaseVersion < version {
+		if !opts.Merge {
+			return nil, nil, &schema.Error{Code: schema.CodeConflict, Record: cur,
+				Message: fmt.Sprintf("%s %s changed since version %d (it is at version %d): reload and apply your edit again", ent.Name, m.ID, m.BaseVersion, version)}
+		}
+		theirs, err := w.changedSince(ent.Name, m.ID, m.BaseVersion)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, name := range sortedKeys(fields) {
+			if !theirs[name] {
+				continue // only this side changed it: it merges
+			}
+			f, _ := ent.Field(name)
+			if f.Owner != schema.SideServer && f.Owner == schema.SideOf(actor.Role) || schema.Equal(cur[name], fields[name]) {
+				continue // the owner's edit wins (the other value stays in the history)
+			}
+			conflicts = append(conflicts, Conflict{Field: name, Lost: fields[name], Kept: cur[name], Owner: ownerName(f.Owner)})
+			delete(fields, name)
+		}
+	}
+	next := cur.Clone()
+	for k, v := range fields {
+		next[k] = v
+	}
+	if err := w.onUpdate(actor, ent.Name, cur, next, fields); err != nil {
+		return nil, nil, err
+	}
+	d, err := w.write(actor, ent.Name, cur, next, "update", "", conflicts)
+	return d, conflicts, err
+}
+
+func ownerName(s schema.Side) string {
+	if s == schema.SideServer {
+		return "last writer"
+	}
+	return s.String()
+}
+
+// changedSince returns the fields of a record changed by writes after version base.
+func (w *wtx) changedSince(entity, id string, base int64) (map[string]bool, error) {
+	rows, err := w.tx.Query(`SELECT fields FROM changes WHERE entity = ? AND id = ? AND version > ?`, entity, id, base)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var f map[string]json.RawMessage
+		if err := json.Unmarshal(b, &f); err != nil {
+			return nil, err
+		}
+		for k := range f {
+			out[k] = true
+		}
+	}
+	return out, rows.Err()
+}
+
+// canEdit checks a technician's right to touch a record at all: only their own open
+// tickets (and sheets, handled by the sheet rules).
+func (w *wtx) canEdit(actor schema.Actor, entity string, cur schema.Doc) error {
+	if actor.Role != schema.RoleTechnician {
+		return nil
+	}
+	if !w.inScope(actor.UserID, entity, cur.Str("id")) {
+		return schema.Errorf(schema.CodeOutOfScope, "%s %s is not in your scope", entity, cur.Str("id"))
+	}
+	if entity == schema.EntTicket {
+		mine := cur.Str("assignee_id") == actor.UserID || cur.Str("status") == schema.StReported && cur.Str("reported_by") == actor.UserID
+		if !mine {
+			return schema.Errorf(schema.CodeForbidden, "ticket %s is not assigned to you", cur.Str("number"))
+		}
+		if st := cur.Str("status"); schema.Terminal(st) {
+			return &schema.Error{Code: schema.CodeInvalidTransition, Record: cur,
+				Message: fmt.Sprintf("ticket %s is %s: it takes no more field work", cur.Str("number"), st)}
+		}
+	}
+	return nil
+}
+
+func (w *wtx) onUpdate(actor schema.Actor, entity string, cur, next, changed schema.Doc) error {
+	switch entity {
+	case schema.EntTicket:
+		refs := false
+		for _, k := range []string{"customer_id", "site_id", "asset_id"} {
+			_, ok := changed[k]
+			refs = refs || ok
+		}
+		if refs {
+			if err := schema.CheckTicketRefs(w, next); err != nil {
+				return err
+			}
+		}
+		if _, ok := changed["warranty"]; ok && next.Str("warranty") != cur.Str("warranty") && strings.TrimSpace(next.Str("warranty_reason")) == "" {
+			return schema.FieldError(schema.CodeValidation, "warranty_reason", "changing warranty needs warranty_reason")
+		}
+		if _, ok := changed["urgency"]; ok {
+			resp, arr := w.Settings().Deadlines(next.Str("urgency"), next.Time("received_at"))
+			next["due_response_at"], next["due_arrival_at"] = schema.Stamp(resp), schema.Stamp(arr)
+		}
+	case schema.EntAsset:
+		return w.checkAssetRefs(next)
+	case schema.EntSetting:
+		v, err := schema.CheckSetting(next.Str("key"), next["value"])
+		if err != nil {
+			return err
+		}
+		next["value"] = v
+		w.settingsChanged = true
+	case schema.EntSheet:
+		return w.onSheetUpdate(actor, cur, next, changed)
+	}
+	return nil
+}
+
+func (w *wtx) action(actor schema.Actor, ent *schema.Entity, m Mutation) (schema.Doc, error) {
+	cur, _, err := w.get(ent.Name, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	if actor.Role == schema.RoleTechnician && !w.inScope(actor.UserID, ent.Name, m.ID) {
+		return nil, schema.Errorf(schema.CodeOutOfScope, "%s %s is not in your scope", ent.Name, m.ID)
+	}
+	params, err := decodeParams(m.Fields)
+	if err != nil {
+		return nil, err
+	}
+	if m.Action == "" {
+		return nil, schema.FieldError(schema.CodeValidation, "action", "op action needs an action name")
+	}
+	return w.applyAction(actor, ent.Name, cur, m.Action, params)
+}
+
+// applyAction runs a named workflow step on a record and its effects.
+func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, action string, params schema.Doc) (schema.Doc, error) {
+	var (
+		next    schema.Doc
+		effects []schema.Effect
+		err     error
+	)
+	switch entity {
+	case schema.EntTicket:
+		if action == "reopen" {
+			params["new_id"] = uuid.Must(uuid.NewV7()).String()
+		}
+		next, effects, err = schema.TicketAction(w, actor, cur, action, params)
+	case schema.EntComplaint:
+		next, err = schema.ComplaintAction(w, actor, cur, action, params)
+	case schema.EntSheet:
+		next, effects, err = w.sheetAction(actor, cur, action, params)
+	default:
+		err = schema.FieldError(schema.CodeValidation, "action", "%s records take no actions", entity)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Effects that create records run first, so links point at records that exist.
+	for _, ef := range effects {
+		if ef.Op == "create" {
+			if _, err := w.create(actor, ef.Entity, ef.ID, ef.Fields, "", keysOf(ef.Fields)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out, err := w.write(actor, entity, cur, next, "action", action, nil)
+	if err != nil {
+		return nil, err
+	}
+	if entity == schema.EntTicket {
+		ev := schema.Doc{"ticket_id": cur.Str("id"), "kind": "action", "action": action, "from_status": cur.Str("status"),
+			"to_status": next.Str("status"), "actor_id": actor.UserID, "device_id": actor.DeviceID, "at": schema.Stamp(w.now), "details": map[string]any(params)}
+		if r := params.Str("reason"); r != "" {
+			ev["note"] = r
+		}
+		if _, err := w.create(actor, schema.EntTicketEvent, uuid.Must(uuid.NewV7()).String(), ev, "", nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, ef := range effects {
+		if ef.Op == "action" {
+			target, err := w.Get(ef.Entity, ef.ID)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := w.applyAction(actor, ef.Entity, target, ef.Action, ef.Params); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func keysOf(d schema.Doc) map[string]bool {
+	out := map[string]bool{}
+	for k := range d {
+		out[k] = true
+	}
+	return out
+}
+
+// write stores next (cur is nil for a create) with its version incremented, appends the
+// change entry with the fields that changed, and moves the scopes. It is the only code that
+// writes the records and changes tables.
+func (w *wtx) write(actor schema.Actor, entity string, cur, next schema.Doc, op, action string, conflicts []Conflict) (schema.Doc, error) {
+	id := next.Str("id")
+	var version int64
+	diff := map[string][2]any{}
+	if cur != nil {
+		version = cur.Int("version")
+	}
+	for k, v := range next {
+		if k == "version" || k == "updated_at" {
+			continue
+		}
+		var old any
+		if cur != nil {
+			old = cur[k]
+		}
+		if cur == nil || !schema.Equal(old, v) {
+			if cur == nil && (v == nil || v == "") {
+				continue
+			}
+			diff[k] = [2]any{old, v}
+		}
+	}
+	if cur != nil && len(diff) == 0 && len(conflicts) == 0 {
+		return cur, nil // nothing changed: no new version, no change entry
+	}
+	version++
+	seq := w.nextSeq()
+	next["version"] = schema.Num(version)
+	next["updated_at"] = schema.Stamp(w.now)
+	data := schema.MustJSON(next)
+	if _, err := w.tx.Exec(`INSERT INTO records(entity, id, version, last_seq, data) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(entity, id) DO UPDATE SET version = excluded.version, last_seq = excluded.last_seq, data = excluded.data, deleted = 0`,
+		entity, id, version, seq, data); err != nil {
+		return nil, err
+	}
+	cj := map[string]any{}
+	for _, c := range conflicts {
+		cj[c.Field] = map[string]any{"lost": c.Lost, "kept": c.Kept, "owner": c.Owner}
+	}
+	if _, err := w.tx.Exec(`INSERT INTO changes(seq, entity, id, version, op, action, actor_id, device_id, at, fields, conflicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		seq, entity, id, version, op, action, actor.UserID, actor.DeviceID, schema.Stamp(w.now), schema.MustJSON(diff), schema.MustJSON(cj)); err != nil {
+		return nil, err
+	}
+	if err := w.moveScopes(entity, cur, next, seq); err != nil {
+		return nil, err
+	}
+	if entity == schema.EntSetting {
+		w.settingsChanged = true
+	}
+	w.global = true
+	return next, nil
+}
+
+func roleIn(role string, roles []string) bool {
+	for _, r := range roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}

@@ -1,0 +1,453 @@
+// Package sync is fieldsync's sync engine and its single write path. Every change to
+// business records, from the coordinator API, a technician's phone or the CLI, goes through
+// Engine.Apply, which checks it against the rules in package schema, writes the record with
+// its version incremented, appends to the change log (the audit trail and the feed phones
+// pull) and updates the scopes of the devices that hold the record, all in one SQLite
+// transaction. The package also answers pulls by scope, keeps pushed mutations exactly
+// once, resolves conflicts by the ownership rules, and fans committed changes out to live
+// connections. It knows no transport: the WebSocket and HTTP handlers live in mobile-api.
+//
+// The package shadows the standard library's sync: import it as syncer.
+package sync
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"fieldsync/schema"
+)
+
+// Engine applies changes and serves pulls.
+type Engine struct {
+	db       *schema.DB
+	Now      func() time.Time
+	Log      *slog.Logger
+	Hub      *Hub
+	Blobs    *BlobStore
+	Sealer   Sealer
+	settings atomic.Pointer[schema.Settings]
+
+	reqs   chan *applyReq
+	seq    int64 // last sequence number handed out; only the writer goroutine touches it
+	closed chan struct{}
+	wg     gosync.WaitGroup
+	once   gosync.Once
+}
+
+// Sealer seals feedback sheets; the server passes one holding the deployment's key.
+type Sealer interface {
+	Seal(fingerprint []byte) (seal string)
+}
+
+// Options says how a batch of mutations is judged.
+type Options struct {
+	// Merge: a mutation based on an older version is merged field by field by the ownership
+	// rules (the sync protocol). Without it a stale base_version is a conflict (the API's
+	// If-Match).
+	Merge bool
+	// Device: results are remembered per (device, mid) for exactly-once pushes.
+	Device string
+}
+
+type applyReq struct {
+	ctx   context.Context
+	actor schema.Actor
+	muts  []Mutation
+	opts  Options
+	res   []Result
+	err   error
+	done  chan struct{}
+	fn    func(w *wtx) error // maintenance work instead of mutations
+}
+
+// New starts the engine over db. Close stops it.
+func New(db *schema.DB, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{db: db, Now: time.Now, Log: log, Hub: NewHub(), reqs: make(chan *applyReq, 256), closed: make(chan struct{})}
+	err := db.W.QueryRow(`SELECT MAX(
+		(SELECT COALESCE(MAX(seq), 0) FROM changes),
+		(SELECT COALESCE(MAX(seq), 0) FROM scope),
+		(SELECT COALESCE(MAX(last_seq), 0) FROM records))`).Scan(&e.seq)
+	if err != nil {
+		return nil, fmt.Errorf("read last sequence: %w", err)
+	}
+	if err := e.ReloadSettings(context.Background()); err != nil {
+		return nil, err
+	}
+	e.Hub.SetLast(e.seq)
+	e.wg.Add(1)
+	go e.writer()
+	return e, nil
+}
+
+// DB returns the store.
+func (e *Engine) DB() *schema.DB { return e.db }
+
+// Close stops the writer after the batches already queued.
+func (e *Engine) Close() {
+	e.once.Do(func() { close(e.closed) })
+	e.wg.Wait()
+}
+
+// Settings returns the current settings.
+func (e *Engine) Settings() *schema.Settings { return e.settings.Load() }
+
+// ReloadSettings reads the settings records.
+func (e *Engine) ReloadSettings(ctx context.Context) error {
+	rows, err := e.db.W.QueryContext(ctx, `SELECT data FROM records WHERE entity = 'setting'`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	stored := map[string]any{}
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return err
+		}
+		d, err := schema.DecodeDoc(b)
+		if err != nil {
+			return err
+		}
+		stored[d.Str("key")] = d["value"]
+	}
+	s := schema.NewSettings(stored)
+	e.settings.Store(s)
+	if e.Blobs != nil {
+		e.Blobs.SetMaxBytes(s.Int("blob_max_bytes"))
+	}
+	return rows.Err()
+}
+
+var errClosed = schema.Errorf(schema.CodeUnavailable, "the server is shutting down")
+
+// Apply runs a batch of mutations by actor in one transaction and returns one result per
+// mutation, in order. It returns only after the transaction committed: an applied result is
+// durable. Concurrent calls are committed together (group commit). The error is for the
+// batch as a whole (the database failed, the server is closing); judgements of single
+// mutations are in the results.
+func (e *Engine) Apply(ctx context.Context, actor schema.Actor, muts []Mutation, opts Options) ([]Result, error) {
+	r := &applyReq{ctx: ctx, actor: actor, muts: muts, opts: opts, done: make(chan struct{})}
+	select {
+	case e.reqs <- r:
+	case <-e.closed:
+		return nil, errClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	<-r.done
+	return r.res, r.err
+}
+
+// maxGroup bounds how many queued batches one transaction takes.
+const maxGroup = 64
+
+func (e *Engine) writer() {
+	defer e.wg.Done()
+	for {
+		var first *applyReq
+		select {
+		case first = <-e.reqs:
+		case <-e.closed:
+			for {
+				select {
+				case r := <-e.reqs:
+					r.err = errClosed
+					close(r.done)
+				default:
+					return
+				}
+			}
+		}
+		group := []*applyReq{first}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r := <-e.reqs:
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		e.commitGroup(group)
+	}
+}
+
+// commitGroup applies every request of the group in one transaction. A request whose own
+// processing fails (an I/O error, not a rejection) is rolled back to its savepoint and
+// answered with the error; the others commit.
+func (e *Engine) commitGroup(group []*applyReq) {
+	seqBefore := e.seq
+	finish := func(err error) {
+		for _, r := range group {
+			if r.err == nil && err != nil {
+				r.err, r.res = err, nil
+			}
+			close(r.done)
+		}
+	}
+	tx, err := e.db.W.Begin()
+	if err != nil {
+		finish(fmt.Errorf("begin: %w", err))
+		return
+	}
+	w := &wtx{e: e, tx: tx, now: e.Now().UTC(), users: map[string]bool{}}
+	settingsChanged := false
+	for _, r := range group {
+		if r.ctx.Err() != nil {
+			r.err = r.ctx.Err()
+			continue
+		}
+		if _, err := tx.Exec(`SAVEPOINT req`); err != nil {
+			r.err = err
+			continue
+		}
+		seq := e.seq
+		w.settingsChanged = false
+		var res []Result
+		var err error
+		if r.fn != nil {
+			err = r.fn(w)
+		} else {
+			res, err = w.applyBatch(r.actor, r.muts, r.opts)
+		}
+		if err != nil {
+			e.seq = seq
+			tx.Exec(`ROLLBACK TO req`)
+			tx.Exec(`RELEASE req`)
+			r.err = err
+			e.Log.Error("apply batch", "err", err, "actor", r.actor.UserID)
+			continue
+		}
+		tx.Exec(`RELEASE req`)
+		r.res = res
+		settingsChanged = settingsChanged || w.settingsChanged
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		e.seq = seqBefore
+		finish(fmt.Errorf("commit: %w", err))
+		return
+	}
+	if settingsChanged {
+		if err := e.ReloadSettings(context.Background()); err != nil {
+			e.Log.Error("reload settings", "err", err)
+		}
+	}
+	if e.seq > seqBefore {
+		e.Hub.Publish(e.seq, w.users, w.global)
+	}
+	finish(nil)
+}
+
+// wtx is one write transaction; it implements schema.Reader for the rules.
+type wtx struct {
+	e               *Engine
+	tx              *sql.Tx
+	now             time.Time
+	users           map[string]bool // technicians whose scope feed moved
+	global          bool            // a change every office device or every device sees
+	settingsChanged bool
+	rejectedCreates map[string]bool
+}
+
+var _ schema.Reader = (*wtx)(nil)
+
+func (w *wtx) Now() time.Time               { return w.now }
+func (w *wtx) Settings() *schema.Settings { return w.e.Settings() }
+
+// Get reads a record as of this transaction.
+func (w *wtx) Get(entity, id string) (schema.Doc, error) {
+	d, _, err := w.get(entity, id)
+	return d, err
+}
+
+func (w *wtx) get(entity, id string) (schema.Doc, int64, error) {
+	var b []byte
+	var version int64
+	var deleted bool
+	err := w.tx.QueryRow(`SELECT data, version, deleted FROM records WHERE entity = ? AND id = ?`, entity, id).Scan(&b, &version, &deleted)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted) {
+		return nil, 0, schema.Errorf(schema.CodeNotFound, "no %s with id %q", entity, id)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	d, err := schema.DecodeDoc(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode %s %s: %w", entity, id, err)
+	}
+	d["version"] = schema.Num(version)
+	return d, version, nil
+}
+
+func (w *wtx) nextSeq() int64 {
+	w.e.seq++
+	return w.e.seq
+}
+
+// applyBatch judges each mutation on its own, inside its own savepoint, so that a rejection
+// never leaves half a change behind and never blocks the mutations after it.
+func (w *wtx) applyBatch(actor schema.Actor, muts []Mutation, opts Options) ([]Result, error) {
+	w.rejectedCreates = map[string]bool{}
+	out := make([]Result, len(muts))
+	for i, m := range muts {
+		if opts.Device != "" && m.MID != "" {
+			var stored []byte
+			err := w.tx.QueryRow(`SELECT result FROM mutations WHERE device = ? AND mid = ?`, opts.Device, m.MID).Scan(&stored)
+			if err == nil {
+				var r Result
+				if err := json.Unmarshal(stored, &r); err != nil {
+					return nil, err
+				}
+				if r.Status != StatusRejected {
+					r.Status = StatusDuplicate
+				}
+				out[i] = r
+				continue
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return nil, err
+			}
+		}
+		if _, err := w.tx.Exec(`SAVEPOINT mut`); err != nil {
+			return nil, err
+		}
+		seq := w.e.seq
+		res, err := w.applyOne(actor, m, opts)
+		if err != nil {
+			w.e.seq = seq
+			if _, rbErr := w.tx.Exec(`ROLLBACK TO mut`); rbErr != nil {
+				return nil, rbErr
+			}
+			w.tx.Exec(`RELEASE mut`)
+			se, ok := schema.AsError(err)
+			if !ok {
+				return nil, err // an I/O failure fails the batch
+			}
+			res = rejection(m, se)
+			if m.Op == "create" {
+				w.rejectedCreates[m.Entity+"/"+m.ID] = true
+			}
+			if se.Code == schema.CodeOutOfScope && actor.Role == schema.RoleTechnician {
+				if kept := w.keepOrphanedWork(actor, m); kept != "" {
+					res.Message += "; your input was kept on ticket " + kept + " for the coordinator"
+				}
+			}
+		} else if _, err := w.tx.Exec(`RELEASE mut`); err != nil {
+			return nil, err
+		}
+		if opts.Device != "" && m.MID != "" && !res.Retryable {
+			if _, err := w.tx.Exec(`INSERT INTO mutations(device, mid, at, entity, rid, op, status, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				opts.Device, m.MID, schema.Stamp(w.now), m.Entity, m.ID, m.Op, res.Status, schema.MustJSON(res)); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+func rejection(m Mutation, se *schema.Error) Result {
+	r := Result{MID: m.MID, Status: StatusRejected, Code: se.Code, Message: se.Message, Field: se.Field, Entity: m.Entity, ID: m.ID,
+		Retryable: se.Code == schema.CodeMissingBlob || se.Code == schema.CodeUnavailable}
+	if d, ok := se.Record.(schema.Doc); ok {
+		r.Record = schema.MustJSON(d)
+		r.Version = d.Int("version")
+	}
+	return r
+}
+
+// keepOrphanedWork records field work pushed for a ticket that left the technician's scope as
+// an event on that ticket, where the coordinator sees it: field work is never silently lost.
+func (w *wtx) keepOrphanedWork(actor schema.Actor, m Mutation) string {
+	ticketID := ""
+	switch m.Entity {
+	case schema.EntTicket:
+		ticketID = m.ID
+	default:
+		var t struct {
+			TicketID string `json:"ticket_id"`
+		}
+		if raw, ok := m.Fields["ticket_id"]; ok {
+			json.Unmarshal(raw, &t.TicketID)
+		}
+		if cur, err := w.Get(m.Entity, m.ID); err == nil {
+			t.TicketID = cur.Str("ticket_id")
+		}
+		ticketID = t.TicketID
+	}
+	ticket, err := w.Get(schema.EntTicket, ticketID)
+	if err != nil || len(m.Fields) == 0 && m.Op != "action" {
+		return ""
+	}
+	fields := map[string]any{}
+	for k, v := range m.Fields {
+		fields[k] = json.RawMessage(v)
+	}
+	details := schema.Doc{"entity": m.Entity, "id": m.ID, "op": m.Op, "action": m.Action, "fields": fields, "device_time": m.At}
+	ev := schema.Doc{"ticket_id": ticketID, "kind": "orphaned_work", "actor_id": actor.UserID, "device_id": actor.DeviceID,
+		"at": schema.Stamp(w.now), "note": "pushed after the ticket left this technician's scope", "details": details}
+	if _, err := w.create(actor, schema.EntTicketEvent, uuid.Must(uuid.NewV7()).String(), ev, "", nil); err != nil {
+		w.e.Log.Error("keep orphaned work", "err", err)
+		return ""
+	}
+	return ticket.Str("number")
+}
+
+// ValidID reports whether id is acceptable as a record id: 1 to 64 letters, digits, '-' or
+// '_' (device-made ids are UUIDv7).
+func ValidID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeParams(fields map[string]json.RawMessage) (schema.Doc, error) {
+	d := schema.Doc{}
+	for k, raw := range fields {
+		v, err := schema.DecodeDoc([]byte(`{"v":` + string(raw) + `}`))
+		if err != nil {
+			return nil, schema.FieldError(schema.CodeBadRequest, k, "%s: not valid JSON", k)
+		}
+		d[k] = v["v"]
+	}
+	return d, nil
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}

@@ -1,0 +1,88 @@
+package sync
+
+import (
+	gosync "sync"
+	"sync/atomic"
+)
+
+// Hub fans committed changes out to live connections. A subscriber is woken (never
+// blocked on) when a change touches its user's scope, or any change for office feeds; it
+// then pulls from its own checkpoint, so a slow connection coalesces many changes into one
+// pull and never holds the writer back.
+type Hub struct {
+	mu   gosync.Mutex
+	subs map[*Sub]struct{}
+	last atomic.Int64
+}
+
+// Sub is one live subscription.
+type Sub struct {
+	user   string
+	device string
+	all    bool // an office feed: woken by every change
+	Wake   chan struct{}
+	Kicked chan struct{} // closed when the device is revoked or the user disabled
+	kick   gosync.Once
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{subs: map[*Sub]struct{}{}} }
+
+// Subscribe registers a live subscription for a device of user; all is true for office
+// feeds.
+func (h *Hub) Subscribe(user, device string, all bool) *Sub {
+	s := &Sub{user: user, device: device, all: all, Wake: make(chan struct{}, 1), Kicked: make(chan struct{})}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Unsubscribe removes s.
+func (h *Hub) Unsubscribe(s *Sub) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+}
+
+// Last is the newest committed sequence number published.
+func (h *Hub) Last() int64 { return h.last.Load() }
+
+// SetLast records the newest sequence number at start-up.
+func (h *Hub) SetLast(seq int64) { h.last.Store(seq) }
+
+// Publish wakes the subscribers a commit concerns: users whose scope feed moved, every
+// technician when a shared record ('*', settings) moved, and office feeds for any change.
+func (h *Hub) Publish(seq int64, users map[string]bool, global bool) {
+	h.last.Store(seq)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		if s.all && global || users[s.user] || users["*"] {
+			select {
+			case s.Wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// KickDevice closes the Kicked channel of every subscription of a device.
+func (h *Hub) KickDevice(device string) {
+	h.kick(func(s *Sub) bool { return s.device == device })
+}
+
+// KickUser closes the Kicked channel of every subscription of a user.
+func (h *Hub) KickUser(user string) {
+	h.kick(func(s *Sub) bool { return s.user == user })
+}
+
+func (h *Hub) kick(match func(*Sub) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		if match(s) {
+			s.kick.Do(func() { close(s.Kicked) })
+		}
+	}
+}

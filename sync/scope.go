@@ -1,0 +1,384 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+		"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"fieldsync/schema"
+)
+
+// moveScopes updates the scope feed after a record was written at seq: every device holding
+// the record sees the new version; a ticket entering a technician's scope brings its
+// customer, site, asset, events and sheets; a ticket leaving it is evicted, and so are the
+// records only it referenced.
+func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
+	id := next.Str("id")
+	holders, err := w.holders(entity, id)
+	if err != nil {
+		return err
+	}
+	for _, u := range holders {
+		if err := w.setScope(u, entity, id, true); err != nil {
+			return err
+		}
+	}
+	switch entity {
+	case schema.EntTicket:
+		after := schema.TicketHolders(next, w.now, w.Settings().Int("completed_scope_days"))
+		before := map[string]bool{}
+		for _, u := range holders {
+			before[u] = true
+		}
+		for _, u := range after {
+			if err := w.enterTicket(u, next, !before[u]); err != nil {
+				return err
+			}
+			delete(before, u)
+		}
+		for u := range before {
+			if err := w.leaveTicket(u, next); err != nil {
+				return err
+			}
+		}
+	case schema.EntTicketEvent, schema.EntSheet:
+		ticketHolders, err := w.holders(schema.EntTicket, next.Str("ticket_id"))
+		if err != nil {
+			return err
+		}
+		for _, u := range ticketHolders {
+			if err := w.setScope(u, entity, id, true); err != nil {
+				return err
+			}
+		}
+	case schema.EntUser:
+		return w.setScope(id, schema.EntUser, id, true)
+	case schema.EntSetting:
+		return w.setScope("*", schema.EntSetting, id, true)
+	}
+	return nil
+}
+
+// holders lists the users whose scope holds a record now.
+func (w *wtx) holders(entity, id string) ([]string, error) {
+	rows, err := w.tx.Query(`SELECT user_id FROM scope WHERE entity = ? AND id = ? AND present = 1`, entity, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// setScope records that user's scope gained (present) or lost a record, at a new sequence
+// number of its own, so a pull page never splits one sequence number.
+func (w *wtx) setScope(user, entity, id string, present bool) error {
+	_, err := w.tx.Exec(`INSERT INTO scope(user_id, entity, id, seq, present) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(user_id, entity, id) DO UPDATE SET seq = excluded.seq, present = excluded.present`,
+		user, entity, id, w.nextSeq(), present)
+	w.users[user] = true
+	return err
+}
+
+func (w *wtx) inScope(user, entity, id string) bool {
+	var present bool
+	err := w.tx.QueryRow(`SELECT present FROM scope WHERE user_id = ? AND entity = ? AND id = ?`, user, entity, id).Scan(&present)
+	return err == nil && present
+}
+
+// enterTicket puts a ticket and what it references in user's scope. Referenced records
+// come whatever their age; those already held are left alone.
+func (w *wtx) enterTicket(user string, t schema.Doc, fresh bool) error {
+	for _, ref := range schema.TicketRefs(t) {
+		if !w.inScope(user, ref[0], ref[1]) {
+			if err := w.setScope(user, ref[0], ref[1], true); err != nil {
+				return err
+			}
+		}
+	}
+	if !fresh {
+		return nil
+	}
+	if err := w.setScope(user, schema.EntTicket, t.Str("id"), true); err != nil {
+		return err
+	}
+	children, err := w.children(t.Str("id"))
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := w.setScope(user, c[0], c[1], true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leaveTicket evicts a ticket, its events and sheets from user's scope, and every record it
+// referenced that no other ticket in the scope still references.
+func (w *wtx) leaveTicket(user string, t schema.Doc) error {
+	if err := w.setScope(user, schema.EntTicket, t.Str("id"), false); err != nil {
+		return err
+	}
+	children, err := w.children(t.Str("id"))
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := w.setScope(user, c[0], c[1], false); err != nil {
+			return err
+		}
+	}
+	for _, ref := range schema.TicketRefs(t) {
+		var n int
+		err := w.tx.QueryRow(`SELECT COUNT(*) FROM scope s JOIN records r ON r.entity = 'ticket' AND r.id = s.id
+			WHERE s.user_id = ? AND s.entity = 'ticket' AND s.present = 1 AND r.data ->> ? = ?`,
+			user, "$."+ref[0]+"_id", ref[1]).Scan(&n)
+		if err != nil {
+			return err
+		}
+		if n == 0 && w.inScope(user, ref[0], ref[1]) {
+			if err := w.setScope(user, ref[0], ref[1], false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// children lists the events and sheets of a ticket.
+func (w *wtx) children(ticketID string) ([][2]string, error) {
+	rows, err := w.tx.Query(`SELECT entity, id FROM records WHERE entity IN ('ticket_event', 'feedback_sheet') AND ticket_id = ? ORDER BY entity, id`, ticketID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var c [2]string
+		if err := rows.Scan(&c[0], &c[1]); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Checkpoints are opaque to clients: "t<seq>" for a technician's scoped feed, "o<seq>" for
+// the whole-store feed of office roles. A checkpoint of the other kind, or one older than
+// the pruned horizon, is expired and the client resyncs from empty.
+func feedKind(role string) string {
+	if role == schema.RoleTechnician {
+		return "t"
+	}
+	return "o"
+}
+
+func (e *Engine) parseCheckpoint(role, cp string) (int64, error) {
+	if cp == "" {
+		return 0, nil
+	}
+	kind := feedKind(role)
+	if !strings.HasPrefix(cp, kind) {
+		return 0, schema.FieldError(schema.CodeCheckpointExpired, "checkpoint", "checkpoint %q belongs to another kind of feed: resync from empty", cp)
+	}
+	seq, err := strconv.ParseInt(cp[1:], 10, 64)
+	if err != nil || seq < 0 {
+		return 0, schema.FieldError(schema.CodeValidation, "checkpoint", "checkpoint %q is not one this server issued", cp)
+	}
+	var floor int64
+	e.db.R.QueryRow(`SELECT value FROM counters WHERE name = 'prune_floor'`).Scan(&floor)
+	if seq < floor {
+		return 0, schema.FieldError(schema.CodeCheckpointExpired, "checkpoint", "checkpoint %q is older than the %d days of history kept: resync from empty", cp, e.Settings().Int("offline_days"))
+	}
+	return seq, nil
+}
+
+// Page is one answer to a pull.
+type Page struct {
+	Changes    []Change
+	Checkpoint string
+	HasMore    bool
+}
+
+// Pull returns the changes in user's scope after checkpoint, at most limit of them, in
+// commit order.
+func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
+	from, err := e.parseCheckpoint(user.Role, checkpoint)
+	if err != nil {
+		return Page{}, err
+	}
+	if limit <= 0 {
+		limit = DefaultPullLimit
+	}
+	limit = min(limit, MaxPullLimit)
+	var rows *sql.Rows
+	if user.Role == schema.RoleTechnician {
+		rows, err = e.db.R.QueryContext(ctx, `SELECT s.seq, s.entity, s.id, s.present, r.version, r.deleted, r.data
+			FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
+			WHERE s.user_id IN (?, '*') AND s.seq > ? ORDER BY s.seq LIMIT ?`, user.UserID, from, limit+1)
+	} else {
+		rows, err = e.db.R.QueryContext(ctx, `SELECT last_seq, entity, id, 1, version, deleted, data
+			FROM records WHERE last_seq > ? ORDER BY last_seq LIMIT ?`, from, limit+1)
+	}
+	if err != nil {
+		return Page{}, err
+	}
+	defer rows.Close()
+	page := Page{Checkpoint: checkpoint}
+	last := from
+	for rows.Next() {
+		var c Change
+		var present, deleted bool
+		var data []byte
+		if err := rows.Scan(&c.Seq, &c.Entity, &c.ID, &present, &c.Version, &deleted, &data); err != nil {
+			return Page{}, err
+		}
+		if len(page.Changes) == limit {
+			page.HasMore = true
+			break
+		}
+		switch {
+		case !present:
+			c.Op = OpEvict
+		case deleted:
+			c.Op = OpDelete
+		default:
+			c.Op, c.Record = OpUpsert, json.RawMessage(data)
+		}
+		page.Changes = append(page.Changes, c)
+		last = c.Seq
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, err
+	}
+	if !page.HasMore {
+		// Caught up: the checkpoint moves to the newest sequence number, so a device whose
+		// scope saw nothing still advances past changes it will never need.
+		last = max(last, e.lastCommitted())
+	}
+	page.Checkpoint = feedKind(user.Role) + strconv.FormatInt(last, 10)
+	return page, nil
+}
+
+// lastCommitted is the newest sequence number known committed (published by the writer).
+func (e *Engine) lastCommitted() int64 { return e.Hub.Last() }
+
+// Digest returns the number of records in user's scope and a hash over their entity, id
+// and version, so a device can check that its local store holds exactly its scope.
+func (e *Engine) Digest(ctx context.Context, user schema.Actor) (int64, string, error) {
+	var rows *sql.Rows
+	var err error
+	if user.Role == schema.RoleTechnician {
+		rows, err = e.db.R.QueryContext(ctx, `SELECT s.entity, s.id, r.version FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
+			WHERE s.user_id IN (?, '*') AND s.present = 1 AND r.deleted = 0 ORDER BY s.entity, s.id`, user.UserID)
+	} else {
+		rows, err = e.db.R.QueryContext(ctx, `SELECT entity, id, version FROM records WHERE deleted = 0 ORDER BY entity, id`)
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	defer rows.Close()
+	h := sha256.New()
+	var n int64
+	for rows.Next() {
+		var ent, id string
+		var v int64
+		if err := rows.Scan(&ent, &id, &v); err != nil {
+			return 0, "", err
+		}
+		fmt.Fprintf(h, "%s\n%s\n%d\n", ent, id, v)
+		n++
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), rows.Err()
+}
+
+// Run executes fn inside the writer's transaction (for maintenance such as Sweep) and
+// publishes what it changed.
+func (e *Engine) run(ctx context.Context, fn func(w *wtx) error) error {
+	r := &applyReq{ctx: ctx, done: make(chan struct{}), fn: fn}
+	select {
+	case e.reqs <- r:
+	case <-e.closed:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-r.done
+	return r.err
+}
+
+// Sweep evicts tickets whose time in a scope ran out (completed or cancelled more than
+// completed_scope_days ago) and prunes what is older than offline_days: scope departures
+// and remembered mutation results. Checkpoints older than what was pruned expire.
+func (e *Engine) Sweep(ctx context.Context) error {
+	return e.run(ctx, func(w *wtx) error {
+		rows, err := w.tx.Query(`SELECT s.user_id, r.data, r.version FROM scope s JOIN records r ON r.entity = 'ticket' AND r.id = s.id
+			WHERE s.entity = 'ticket' AND s.present = 1 AND r.status IN ('completed', 'sheet_received', 'followed_up', 'closed', 'cancelled')`)
+		if err != nil {
+			return err
+		}
+		type gone struct {
+			user string
+			t    schema.Doc
+		}
+		var leaving []gone
+		days := w.Settings().Int("completed_scope_days")
+		for rows.Next() {
+			var u string
+			var b []byte
+			var v int64
+			if err := rows.Scan(&u, &b, &v); err != nil {
+				rows.Close()
+				return err
+			}
+			t, err := schema.DecodeDoc(b)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			keep := false
+			for _, h := range schema.TicketHolders(t, w.now, days) {
+				keep = keep || h == u
+			}
+			if !keep {
+				leaving = append(leaving, gone{u, t})
+			}
+		}
+		rows.Close()
+		for _, g := range leaving {
+			if err := w.leaveTicket(g.user, g.t); err != nil {
+				return err
+			}
+		}
+		horizon := w.now.Add(-time.Duration(w.Settings().Int("offline_days")) * 24 * time.Hour)
+		var floor sql.NullInt64
+		if err := w.tx.QueryRow(`SELECT MAX(seq) FROM changes WHERE at < ?`, schema.Stamp(horizon)).Scan(&floor); err != nil {
+			return err
+		}
+		if floor.Valid {
+			if _, err := w.tx.Exec(`DELETE FROM scope WHERE present = 0 AND seq <= ?`, floor.Int64); err != nil {
+				return err
+			}
+			if _, err := w.tx.Exec(`INSERT INTO counters(name, value) VALUES ('prune_floor', ?)
+				ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)`, floor.Int64); err != nil {
+				return err
+			}
+		}
+		_, err = w.tx.Exec(`DELETE FROM mutations WHERE at < ?`, schema.Stamp(horizon))
+		return err
+	})
+}

@@ -1,0 +1,146 @@
+package sync
+
+import "encoding/json"
+
+// Mutation is one change a client asks for: the push protocol's mutation, also what the
+// coordinator API and the CLI build. For op "action", Fields carries the action's
+// parameters (e.g. {"service_mode": "phone"} for complete, {"reason": "..."} for cancel).
+type Mutation struct {
+	MID         string                     `json:"mid"`
+	Entity      string                     `json:"entity"`
+	ID          string                     `json:"id"`
+	Op          string                     `json:"op"`
+	BaseVersion int64                      `json:"base_version"`
+	Fields      map[string]json.RawMessage `json:"fields,omitempty"`
+	Action      string                     `json:"action,omitempty"`
+	At          string                     `json:"at,omitempty"`
+}
+
+// Result statuses.
+const (
+	StatusApplied   = "applied"
+	StatusDuplicate = "duplicate"
+	StatusMerged    = "merged"
+	StatusRejected  = "rejected"
+)
+
+// Conflict names a field where the other side's value won a concurrent edit; the losing
+// value stays in the record's history.
+type Conflict struct {
+	Field string `json:"field"`
+	Lost  any    `json:"lost"`
+	Kept  any    `json:"kept"`
+	Owner string `json:"owner"`
+}
+
+// Result is the outcome of one mutation.
+type Result struct {
+	MID       string          `json:"mid"`
+	Status    string          `json:"status"`
+	Version   int64           `json:"version,omitempty"`
+	Record    json.RawMessage `json:"record,omitempty"`
+	Conflicts []Conflict      `json:"conflicts,omitempty"`
+	Code      string          `json:"code,omitempty"`
+	Message   string          `json:"message,omitempty"`
+	Field     string          `json:"field,omitempty"`
+	Retryable bool            `json:"retryable,omitempty"`
+	// Entity and ID echo the target, so a result can be read without its mutation.
+	Entity string `json:"entity,omitempty"`
+	ID     string `json:"id,omitempty"`
+}
+
+// Change is one entry of a pull: the record's full current state (upsert), a tombstone
+// (delete), or its departure from the device's scope (evict).
+type Change struct {
+	Seq     int64           `json:"seq"`
+	Entity  string          `json:"entity"`
+	ID      string          `json:"id"`
+	Op      string          `json:"op"`
+	Version int64           `json:"version"`
+	Record  json.RawMessage `json:"record,omitempty"`
+}
+
+// Change operations.
+const (
+	OpUpsert = "upsert"
+	OpDelete = "delete"
+	OpEvict  = "evict"
+)
+
+// Frame is every message of the sync protocol, client or server, in one struct: the type
+// says which fields matter. Unknown fields are refused when a frame is decoded.
+type Frame struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	Re   string `json:"re,omitempty"`
+
+	// hello
+	Protocol      int    `json:"protocol,omitempty"`
+	DeviceID      string `json:"device_id,omitempty"`
+	AppVersion    string `json:"app_version,omitempty"`
+	SchemaVersion int    `json:"schema_version,omitempty"`
+	Token         string `json:"token,omitempty"`
+
+	// welcome
+	ServerTime string  `json:"server_time,omitempty"`
+	User       *User   `json:"user,omitempty"`
+	Limits     *Limits `json:"limits,omitempty"`
+
+	// pull / changes / verify / digest
+	Checkpoint *string  `json:"checkpoint,omitempty"`
+	Limit      int      `json:"limit,omitempty"`
+	Live       bool     `json:"live,omitempty"`
+	Changes    []Change `json:"changes,omitempty"`
+	HasMore    *bool    `json:"has_more,omitempty"`
+	Count      *int64   `json:"count,omitempty"`
+	Hash       string   `json:"hash,omitempty"`
+
+	// push / results
+	Mutations []Mutation `json:"mutations,omitempty"`
+	Results   []Result   `json:"results,omitempty"`
+
+	// error
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	Field   string `json:"field,omitempty"`
+}
+
+// User is the account a connection is authenticated as.
+type User struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+	Name string `json:"name"`
+}
+
+// Limits are announced in welcome.
+type Limits struct {
+	MaxBatch      int `json:"max_batch"`
+	MaxFrameBytes int `json:"max_frame_bytes"`
+}
+
+// Message types.
+const (
+	MsgHello   = "hello"
+	MsgWelcome = "welcome"
+	MsgPull    = "pull"
+	MsgChanges = "changes"
+	MsgPush    = "push"
+	MsgResults = "results"
+	MsgVerify  = "verify"
+	MsgDigest  = "digest"
+	MsgError   = "error"
+)
+
+// ProtocolVersion is the only protocol version this server speaks.
+const ProtocolVersion = 1
+
+// Subprotocol is the WebSocket subprotocol name.
+const Subprotocol = "fieldsync.v1"
+
+// Default limits.
+const (
+	DefaultMaxBatch      = 500
+	DefaultMaxFrameBytes = 4 << 20
+	DefaultPullLimit     = 1000
+	MaxPullLimit         = 5000
+)
