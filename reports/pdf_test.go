@@ -431,7 +431,7 @@ func TestGolden(t *testing.T) {
 				if err := os.WriteFile(out+".pdf", pdf, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				cmd := exec.Command("pdftoppm", "-r", "60", "-png", "-singlefile", out+".pdf", out)
+				cmd := exec.Command("pdftoppm", "-r", "60", "-png", out+".pdf", out) // out-1.png, out-2.png, ...
 				if b, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("pdftoppm: %v\n%s", err, b)
 				}
