@@ -1,0 +1,420 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	stdsync "sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	syncer "fieldsync/sync"
+)
+
+// readIdle is how long the connection may stay silent before the client gives up on it; the
+// server pings every 25 s.
+const readIdle = 75 * time.Second
+
+// inbound is one frame from the reader goroutine, or the error that ended the reads.
+type inbound struct {
+	f   syncer.Frame
+	err error
+}
+
+// wsConn is one WebSocket session: the owner goroutine (runWS) writes and decides; a reader
+// goroutine decodes frames into in.
+type wsConn struct {
+	*session
+	conn   *websocket.Conn
+	in     chan inbound
+	stop   chan struct{}
+	reader stdsync.WaitGroup
+	limits syncer.Limits
+	nextID int
+
+	pullID   string
+	push     *inflight
+	verifies map[string]verifyReq
+}
+
+// inflight is the push awaiting its results.
+type inflight struct {
+	id   string
+	rows []outboxRow
+}
+
+// verifyReq is a Verify waiting for the server's digest, with the local one it must match.
+type verifyReq struct {
+	r          *request
+	count      int64
+	hash       string
+	checkpoint string
+}
+
+// runWS dials, says hello, and runs the session until it ends.
+func (s *session) runWS(ctx context.Context) (connected bool, err error) {
+	c := s.c
+	dialer := websocket.Dialer{
+		HandshakeTimeout:  c.cfg.RequestTimeout,
+		Subprotocols:      []string{syncer.Subprotocol},
+		EnableCompression: true,
+	}
+	header := http.Header{"Authorization": {"Bearer " + c.cfg.Token}}
+	conn, resp, err := dialer.DialContext(ctx, c.wsURL, header)
+	if err != nil {
+		if resp != nil {
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				c.stop(ErrUnauthorized)
+				return false, ErrUnauthorized
+			case http.StatusUpgradeRequired:
+				c.stop(ErrUpdateRequired)
+				return false, ErrUpdateRequired
+			}
+			return false, fmt.Errorf("client: WebSocket upgrade refused: %s", resp.Status)
+		}
+		return false, fmt.Errorf("client: WebSocket dial: %w", err)
+	}
+	w := &wsConn{
+		session:  s,
+		conn:     conn,
+		in:       make(chan inbound, 64),
+		stop:     make(chan struct{}),
+		verifies: make(map[string]verifyReq),
+	}
+	w.reader.Add(1)
+	go w.read()
+	defer func() {
+		close(w.stop)
+		conn.Close()
+		w.reader.Wait()
+	}()
+	if err := w.hello(ctx); err != nil {
+		return false, err
+	}
+	c.setConnected(true)
+	return true, w.run(ctx)
+}
+
+// read is the reader goroutine: it decodes every text frame and hands it to the owner.
+func (w *wsConn) read() {
+	defer w.reader.Done()
+	w.conn.SetReadDeadline(time.Now().Add(readIdle))
+	w.conn.SetPingHandler(func(data string) error {
+		w.conn.SetReadDeadline(time.Now().Add(readIdle))
+		err := w.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	for {
+		_, data, err := w.conn.ReadMessage()
+		if err != nil {
+			select {
+			case w.in <- inbound{err: err}:
+			case <-w.stop:
+			}
+			return
+		}
+		w.conn.SetReadDeadline(time.Now().Add(readIdle))
+		var f syncer.Frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			w.c.log.Warn("fieldsync client: undecodable frame", "err", err)
+			continue
+		}
+		select {
+		case w.in <- inbound{f: f}:
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+func (w *wsConn) send(f syncer.Frame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("client: encoding %s: %w", f.Type, err)
+	}
+	w.conn.SetWriteDeadline(time.Now().Add(w.c.cfg.RequestTimeout))
+	if err := w.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		return fmt.Errorf("client: sending %s: %w", f.Type, err)
+	}
+	return nil
+}
+
+func (w *wsConn) newID(prefix string) string {
+	w.nextID++
+	return prefix + strconv.Itoa(w.nextID)
+}
+
+// hello sends hello and waits for welcome.
+func (w *wsConn) hello(ctx context.Context) error {
+	c := w.c
+	id := w.newID("h")
+	err := w.send(syncer.Frame{
+		Type: syncer.MsgHello, ID: id, Protocol: syncer.ProtocolVersion, DeviceID: c.cfg.DeviceID,
+		AppVersion: c.cfg.AppVersion, SchemaVersion: c.cfg.SchemaVersion, Token: c.cfg.Token,
+	})
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(c.cfg.RequestTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closing:
+			return ErrClosed
+		case <-timer.C:
+			return errors.New("client: no welcome from the server")
+		case in := <-w.in:
+			if in.err != nil {
+				return w.readFailed(in.err)
+			}
+			switch in.f.Type {
+			case syncer.MsgWelcome:
+				if in.f.Limits != nil {
+					w.limits = *in.f.Limits
+				}
+				return nil
+			case syncer.MsgError:
+				return &remoteError{Code: in.f.Code, Message: in.f.Message}
+			}
+		}
+	}
+}
+
+// run is the owner loop: pull, push whatever is due, answer requests, until the session ends.
+func (w *wsConn) run(ctx context.Context) error {
+	c := w.c
+	if w.syncing() {
+		if err := w.startPull(""); err != nil {
+			return err
+		}
+	}
+	for _, r := range w.reqs {
+		if err := w.accept(r); err != nil {
+			return err
+		}
+	}
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	pushTimer := time.NewTimer(time.Hour)
+	defer pushTimer.Stop()
+	for {
+		pushIdle := w.push == nil
+		if w.push == nil && w.syncing() {
+			batch, wake, blobErr, err := c.nextBatch(ctx, c.batchCap(w.limits.MaxBatch), w.limits.MaxFrameBytes)
+			if err != nil {
+				return err
+			}
+			if blobErr != nil {
+				w.noteBlobError(blobErr)
+				c.setError(blobErr)
+			}
+			if len(batch) > 0 {
+				w.push = &inflight{id: w.newID("m"), rows: batch}
+				if err := w.send(syncer.Frame{Type: syncer.MsgPush, ID: w.push.id, Mutations: mutations(batch)}); err != nil {
+					return err
+				}
+				pushTimer.Reset(c.cfg.RequestTimeout)
+				pushIdle = false
+			} else if !wake.IsZero() {
+				retry.Reset(max(time.Until(wake), time.Millisecond))
+			}
+		}
+		w.finishRounds(pushIdle)
+		if !w.live && len(w.reqs) == 0 {
+			w.conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			return nil
+		}
+		var pushTimeout <-chan time.Time
+		if w.push != nil {
+			pushTimeout = pushTimer.C
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closing:
+			return ErrClosed
+		case <-c.kick:
+		case <-retry.C:
+		case <-pushTimeout:
+			return errors.New("client: no results for a push; reconnecting")
+		case r := <-w.more:
+			w.add(r)
+			if err := w.accept(r); err != nil {
+				return err
+			}
+		case in := <-w.in:
+			if in.err != nil {
+				return w.readFailed(in.err)
+			}
+			if err := w.handle(in.f); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// accept starts what a new request needs: a round in a live session starts a fresh pull so
+// that it sees everything committed before it; a verify sends verify.
+func (w *wsConn) accept(r *request) error {
+	if r.verify {
+		count, hash, cp, err := w.c.st.digest()
+		if err != nil {
+			return err
+		}
+		id := w.newID("v")
+		w.verifies[id] = verifyReq{r: r, count: count, hash: hash, checkpoint: cp}
+		return w.send(syncer.Frame{Type: syncer.MsgVerify, ID: id, Checkpoint: &cp})
+	}
+	if w.live && w.ready == w.gen {
+		// Caught up on a live stream: a fresh pull proves nothing newer was missed.
+		if err := w.startPull(""); err != nil {
+			return err
+		}
+	}
+	r.minGen = w.gen
+	return nil
+}
+
+// startPull sends a pull from checkpoint (the stored one when ""), superseding any earlier
+// pull of this session: frames answering an older pull are ignored.
+func (w *wsConn) startPull(checkpoint string) error {
+	if checkpoint == "" {
+		var err error
+		if checkpoint, err = w.c.st.checkpoint(); err != nil {
+			return err
+		}
+	}
+	w.gen++
+	w.pullID = w.newID("p")
+	return w.send(syncer.Frame{Type: syncer.MsgPull, ID: w.pullID, Checkpoint: &checkpoint,
+		Limit: w.c.cfg.PullLimit, Live: w.live})
+}
+
+// handle processes one frame from the server.
+func (w *wsConn) handle(f syncer.Frame) error {
+	c := w.c
+	switch f.Type {
+	case syncer.MsgChanges:
+		if f.Re != w.pullID {
+			return nil // an earlier, superseded pull
+		}
+		notes, err := c.st.applyChanges(f.Changes, f.Checkpoint)
+		if err != nil {
+			return err
+		}
+		c.notify(notes)
+		if f.HasMore != nil && *f.HasMore {
+			cp := ""
+			if f.Checkpoint != nil {
+				cp = *f.Checkpoint
+			}
+			return w.startPull(cp)
+		}
+		w.ready = w.gen
+		c.synced()
+	case syncer.MsgResults:
+		if w.push == nil || f.Re != w.push.id {
+			return nil
+		}
+		batch := w.push.rows
+		w.push = nil
+		if err := c.settle(batch, f.Results); err != nil {
+			return err
+		}
+		c.setError(nil)
+	case syncer.MsgDigest:
+		v, ok := w.verifies[f.Re]
+		if !ok {
+			return nil
+		}
+		delete(w.verifies, f.Re)
+		var err error
+		if f.Count == nil || *f.Count != v.count || f.Hash != v.hash {
+			got := int64(-1)
+			if f.Count != nil {
+				got = *f.Count
+			}
+			err = fmt.Errorf("client: verify at checkpoint %q: local digest %d records %s, server %d records %s",
+				v.checkpoint, v.count, v.hash, got, f.Hash)
+		}
+		w.answer(v.r, err)
+	case syncer.MsgError:
+		return w.handleError(f)
+	}
+	return nil
+}
+
+// handleError handles an error frame, by the request it answers.
+func (w *wsConn) handleError(f syncer.Frame) error {
+	c := w.c
+	rerr := &remoteError{Code: f.Code, Message: f.Message}
+	switch {
+	case f.Re != "" && f.Re == w.pullID:
+		if f.Code == "checkpoint_expired" {
+			if err := c.wipeMirror(); err != nil {
+				return err
+			}
+			cp := ""
+			w.gen++
+			w.pullID = w.newID("p")
+			return w.send(syncer.Frame{Type: syncer.MsgPull, ID: w.pullID, Checkpoint: &cp,
+				Limit: c.cfg.PullLimit, Live: w.live})
+		}
+		return rerr
+	case w.push != nil && f.Re == w.push.id:
+		batch := w.push.rows
+		w.push = nil
+		c.setError(rerr)
+		return c.pushRefused(batch, f.Code, f.Message)
+	default:
+		if v, ok := w.verifies[f.Re]; ok && f.Re != "" {
+			delete(w.verifies, f.Re)
+			w.answer(v.r, rerr)
+			return nil
+		}
+		c.log.Warn("fieldsync client: server error", "re", f.Re, "code", f.Code, "message", f.Message)
+		c.setError(rerr)
+	}
+	return nil
+}
+
+// readFailed turns the error that ended the reads into the session's end: a close code from
+// the contract stops the client or adjusts it; anything else means reconnect.
+func (w *wsConn) readFailed(err error) error {
+	c := w.c
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("client: connection lost: %w", err)
+	}
+	switch ce.Code {
+	case 4401:
+		c.stop(ErrUnauthorized)
+		return ErrUnauthorized
+	case 4403:
+		return c.revoke()
+	case 4409:
+		c.stop(ErrReplaced)
+		return ErrReplaced
+	case 4426:
+		c.stop(ErrUpdateRequired)
+		return ErrUpdateRequired
+	case websocket.CloseMessageTooBig:
+		if w.push != nil {
+			c.halveBatch(len(w.push.rows))
+		} else {
+			c.halveBatch(c.batchCap(0))
+		}
+	}
+	return fmt.Errorf("client: connection closed by the server: %d %s", ce.Code, ce.Text)
+}
