@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -342,4 +343,41 @@ func (e *Engine) RevokeDevice(ctx context.Context, id string) error {
 
 func isUnique(err error) bool {
 	return sqliteCode(err) == sqliteConstraintUnique
+}
+
+// PutSettings sets settings (key → JSON value) in one transaction: every value is checked,
+// and one bad value changes nothing.
+func (e *Engine) PutSettings(ctx context.Context, actor schema.Actor, values map[string]json.RawMessage) error {
+	if actor.Role != schema.RoleAdmin {
+		return schema.Errorf(schema.CodeForbidden, "only an admin changes settings")
+	}
+	return e.run(ctx, func(w *wtx) error {
+		for _, k := range sortedKeys(values) {
+			var v any
+			dec := json.NewDecoder(strings.NewReader(string(values[k])))
+			dec.UseNumber()
+			if err := dec.Decode(&v); err != nil {
+				return schema.FieldError(schema.CodeBadRequest, k, "%s: not valid JSON", k)
+			}
+			v, err := schema.CheckSetting(k, v)
+			if err != nil {
+				return err
+			}
+			cur, err := w.Get(schema.EntSetting, k)
+			if err != nil {
+				ent, _ := schema.LookupEntity(schema.EntSetting)
+				d := ent.Blank(k)
+				d["key"], d["value"], d["created_at"] = k, v, schema.Stamp(w.now)
+				_, err = w.write(actor, schema.EntSetting, nil, d, "create", "", nil)
+			} else {
+				next := cur.Clone()
+				next["value"] = v
+				_, err = w.write(actor, schema.EntSetting, cur, next, "update", "", nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -34,7 +34,7 @@ type Engine struct {
 	Log      *slog.Logger
 	Hub      *Hub
 	Blobs    *BlobStore
-	Sealer   Sealer
+	Sealer   *schema.SealKey
 	settings atomic.Pointer[schema.Settings]
 
 	reqs   chan *applyReq
@@ -42,11 +42,6 @@ type Engine struct {
 	closed chan struct{}
 	wg     gosync.WaitGroup
 	once   gosync.Once
-}
-
-// Sealer seals feedback sheets; the server passes one holding the deployment's key.
-type Sealer interface {
-	Seal(fingerprint []byte) (seal string)
 }
 
 // Options says how a batch of mutations is judged.
@@ -265,7 +260,7 @@ type wtx struct {
 
 var _ schema.Reader = (*wtx)(nil)
 
-func (w *wtx) Now() time.Time               { return w.now }
+func (w *wtx) Now() time.Time             { return w.now }
 func (w *wtx) Settings() *schema.Settings { return w.e.Settings() }
 
 // Get reads a record as of this transaction.

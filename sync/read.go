@@ -151,3 +151,12 @@ func (e *Engine) UserByName(ctx context.Context, username string) (schema.Doc, e
 	}
 	return e.Get(ctx, schema.EntUser, id)
 }
+
+// BlobInScope reports whether a blob is referenced by a record in the actor's scope.
+func (e *Engine) BlobInScope(ctx context.Context, actor schema.Actor, sum string) (bool, error) {
+	var n int
+	err := e.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
+		WHERE s.user_id = ? AND s.present = 1 AND s.entity = 'feedback_sheet'
+		AND ? IN (r.data ->> 'signature_blob', r.data ->> 'stamp_blob', r.data ->> 'technician_signature_blob')`, actor.UserID, sum).Scan(&n)
+	return n > 0, err
+}

@@ -6,7 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"

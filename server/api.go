@@ -1,0 +1,374 @@
+package server
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"fieldsync/schema"
+	syncer "fieldsync/sync"
+)
+
+// apply runs one mutation through the write path for the API (no merging: a stale
+// If-Match is a conflict) and returns the record or the rejection as an error.
+func (s *Server) apply(c *fiber.Ctx, m syncer.Mutation) (schema.Doc, error) {
+	res, err := s.Engine.Apply(c.UserContext(), session(c).Actor, []syncer.Mutation{m}, syncer.Options{})
+	if err != nil {
+		return nil, err
+	}
+	r := res[0]
+	if r.Status == syncer.StatusRejected {
+		se := &schema.Error{Code: r.Code, Message: r.Message, Field: r.Field}
+		if len(r.Record) > 0 {
+			se.Record = json.RawMessage(r.Record)
+		}
+		return nil, se
+	}
+	return schema.DecodeDoc(r.Record)
+}
+
+func (s *Server) decorate(entity string, d schema.Doc) schema.Doc {
+	if entity == schema.EntTicket {
+		d["overdue"] = schema.Overdue(d, s.Engine.Now())
+	}
+	return d
+}
+
+// createRecord handles POST for an entity; fixed fields come from the URL.
+func (s *Server) createRecord(entity string, fixed func(c *fiber.Ctx) map[string]string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		fields, err := bodyFields(c)
+		if err != nil {
+			return err
+		}
+		if fixed != nil {
+			for k, v := range fixed(c) {
+				if _, given := fields[k]; given {
+					return schema.FieldError(schema.CodeBadRequest, k, "%s comes from the URL; leave it out of the body", k)
+				}
+				fields[k] = json.RawMessage(strconv.Quote(v))
+			}
+		}
+		d, err := s.apply(c, syncer.Mutation{Entity: entity, Op: "create", Fields: fields})
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusCreated).JSON(s.decorate(entity, d))
+	}
+}
+
+func (s *Server) getRecord(entity string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		d, err := s.Engine.Get(c.UserContext(), entity, strings.Clone(c.Params("id")))
+		if err != nil {
+			return err
+		}
+		return c.JSON(s.decorate(entity, d))
+	}
+}
+
+// patchRecord edits fields. If-Match (the version the editor saw) is required, so an edit
+// never silently overwrites one made meanwhile.
+func (s *Server) patchRecord(entity string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		im := strings.Trim(c.Get(fiber.HeaderIfMatch), `"W/`)
+		if im == "" {
+			return schema.FieldError(schema.CodeValidation, "If-Match", "send If-Match with the version you are editing")
+		}
+		base, err := strconv.ParseInt(im, 10, 64)
+		if err != nil || base < 1 {
+			return schema.FieldError(schema.CodeValidation, "If-Match", "If-Match %q is not a version number", im)
+		}
+		fields, err := bodyFields(c)
+		if err != nil {
+			return err
+		}
+		d, err := s.apply(c, syncer.Mutation{Entity: entity, ID: strings.Clone(c.Params("id")), Op: "update", BaseVersion: base, Fields: fields})
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderETag, strconv.FormatInt(d.Int("version"), 10))
+		return c.JSON(s.decorate(entity, d))
+	}
+}
+
+// action runs a workflow step: POST /{entity}/{id}/actions/{action} with its parameters as
+// the body.
+func (s *Server) action(entity string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		fields := map[string]json.RawMessage{}
+		if len(strings.TrimSpace(string(c.Body()))) > 0 {
+			var err error
+			if fields, err = bodyFields(c); err != nil {
+				return err
+			}
+		}
+		d, err := s.apply(c, syncer.Mutation{Entity: entity, ID: strings.Clone(c.Params("id")), Op: "action", Action: strings.Clone(c.Params("action")), Fields: fields})
+		if err != nil {
+			return err
+		}
+		return c.JSON(s.decorate(entity, d))
+	}
+}
+
+// page reads limit and offset.
+func page(c *fiber.Ctx) (int, int, error) {
+	limit, offset := 50, 0
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return 0, 0, schema.FieldError(schema.CodeValidation, "limit", "limit must be 1 to 500")
+		}
+		limit = n
+	}
+	if v := c.Query("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, 0, schema.FieldError(schema.CodeValidation, "offset", "offset must be a non-negative integer")
+		}
+		offset = n
+	}
+	return limit, offset, nil
+}
+
+func (s *Server) list(c *fiber.Ctx, q syncer.Query) error {
+	limit, offset, err := page(c)
+	if err != nil {
+		return err
+	}
+	total, err := s.Engine.Count(c.UserContext(), q)
+	if err != nil {
+		return err
+	}
+	q.Limit, q.Offset = limit, offset
+	items, err := s.Engine.List(c.UserContext(), q)
+	if err != nil {
+		return err
+	}
+	for _, d := range items {
+		s.decorate(q.Entity, d)
+	}
+	return c.JSON(fiber.Map{"items": items, "total": total, "limit": limit, "offset": offset})
+}
+
+func likeArg(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(q) + "%"
+}
+
+func (s *Server) listCustomers(c *fiber.Ctx) error {
+	q := syncer.Query{Entity: schema.EntCustomer, Order: "data ->> 'name', id"}
+	if v := c.Query("q"); v != "" {
+		q.Where = append(q.Where, `data ->> 'name' LIKE ? ESCAPE '\' OR data ->> 'phone' LIKE ? ESCAPE '\'`)
+		q.Args = append(q.Args, likeArg(v), likeArg(v))
+	}
+	return s.list(c, q)
+}
+
+func (s *Server) listSites(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	if _, err := s.Engine.Get(c.UserContext(), schema.EntCustomer, id); err != nil {
+		return err
+	}
+	return s.list(c, syncer.Query{Entity: schema.EntSite, Where: []string{"customer_id = ?"}, Args: []any{id}, Order: "data ->> 'name', id"})
+}
+
+func (s *Server) listAssets(c *fiber.Ctx) error {
+	q := syncer.Query{Entity: schema.EntAsset}
+	if v := c.Query("serial"); v != "" {
+		q.Where, q.Args = append(q.Where, "serial = ?"), append(q.Args, v)
+	}
+	if v := c.Query("customer_id"); v != "" {
+		q.Where, q.Args = append(q.Where, "customer_id = ?"), append(q.Args, v)
+	}
+	limit, offset, err := page(c)
+	if err != nil {
+		return err
+	}
+	q.Limit, q.Offset = limit, offset
+	items, err := s.Engine.List(c.UserContext(), q)
+	if err != nil {
+		return err
+	}
+	now := s.Engine.Now()
+	for _, a := range items {
+		a["warranty_now"] = schema.WarrantyAt(a.Str("warranty_until"), now, s.Engine.Settings().Location())
+	}
+	return c.JSON(fiber.Map{"items": items, "total": len(items), "limit": limit, "offset": offset})
+}
+
+func parseTime(field, v string) (string, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return schema.Stamp(t), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return schema.Stamp(t), nil
+	}
+	return "", schema.FieldError(schema.CodeValidation, field, "%s %q is not a date (YYYY-MM-DD) or RFC 3339 time", field, v)
+}
+
+func (s *Server) listTickets(c *fiber.Ctx) error {
+	q := syncer.Query{Entity: schema.EntTicket, Order: "data ->> 'received_at' DESC, id"}
+	if v := c.Query("status"); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			if !contains(schema.Statuses, st) {
+				return schema.FieldError(schema.CodeValidation, "status", "status %q is not one of %s", st, strings.Join(schema.Statuses, ", "))
+			}
+		}
+		q.Where = append(q.Where, "status IN (SELECT value FROM json_each(?))")
+		q.Args = append(q.Args, string(schema.MustJSON(strings.Split(v, ","))))
+	}
+	if v := c.Query("assignee"); v != "" {
+		q.Where, q.Args = append(q.Where, "assignee_id = ?"), append(q.Args, v)
+	}
+	if v := c.Query("source"); v != "" {
+		if !contains(schema.Sources, v) {
+			return schema.FieldError(schema.CodeValidation, "source", "source %q is not one of %s", v, strings.Join(schema.Sources, ", "))
+		}
+		q.Where, q.Args = append(q.Where, "data ->> 'source' = ?"), append(q.Args, v)
+	}
+	if v := c.Query("customer_id"); v != "" {
+		q.Where, q.Args = append(q.Where, "customer_id = ?"), append(q.Args, v)
+	}
+	if v := c.Query("q"); v != "" {
+		q.Where = append(q.Where, `data ->> 'number' LIKE ?1 ESCAPE '\' OR data ->> 'fault_symptoms' LIKE ?1 ESCAPE '\' OR data ->> 'contact_name' LIKE ?1 ESCAPE '\' OR data ->> 'address' LIKE ?1 ESCAPE '\' OR customer_id IN (SELECT id FROM records WHERE entity = 'customer' AND data ->> 'name' LIKE ?1 ESCAPE '\')`)
+		q.Args = append(q.Args, likeArg(v))
+	}
+	for _, b := range []struct{ param, op string }{{"from", ">="}, {"to", "<"}} {
+		if v := c.Query(b.param); v != "" {
+			t, err := parseTime(b.param, v)
+			if err != nil {
+				return err
+			}
+			q.Where, q.Args = append(q.Where, "data ->> 'received_at' "+b.op+" ?"), append(q.Args, t)
+		}
+	}
+	if v := c.Query("overdue"); v != "" {
+		if v != "true" && v != "false" {
+			return schema.FieldError(schema.CodeValidation, "overdue", "overdue must be true or false")
+		}
+		now := schema.Stamp(s.Engine.Now())
+		cond := `status NOT IN ('completed','sheet_received','followed_up','closed','cancelled') AND (
+			(data ->> 'accepted_at' IS NULL AND data ->> 'due_response_at' < ?) OR
+			(data ->> 'service_mode' = 'onsite' AND data ->> 'arrived_at' IS NULL AND data ->> 'due_arrival_at' < ?))`
+		if v == "false" {
+			cond = "NOT (" + cond + ")"
+		}
+		q.Where, q.Args = append(q.Where, cond), append(q.Args, now, now)
+	}
+	return s.list(c, q)
+}
+
+// getTicket returns a ticket with its events, sheets, complaints and follow-ups.
+func (s *Server) getTicket(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	ctx := c.UserContext()
+	t, err := s.Engine.Get(ctx, schema.EntTicket, id)
+	if err != nil {
+		return err
+	}
+	s.decorate(schema.EntTicket, t)
+	for key, ent := range map[string]string{"events": schema.EntTicketEvent, "sheets": schema.EntSheet, "complaints": schema.EntComplaint, "followups": schema.EntFollowup} {
+		items, err := s.Engine.List(ctx, syncer.Query{Entity: ent, Where: []string{"ticket_id = ?"}, Args: []any{id}, Order: "data ->> 'created_at', id"})
+		if err != nil {
+			return err
+		}
+		t[key] = items
+	}
+	return c.JSON(t)
+}
+
+func (s *Server) ticketHistory(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	if _, err := s.Engine.Get(c.UserContext(), schema.EntTicket, id); err != nil {
+		return err
+	}
+	h, err := s.Engine.TicketHistory(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": h})
+}
+
+// monthRange turns ?month=YYYY-MM into bounds on a time field, in the company's zone.
+func (s *Server) monthFilter(c *fiber.Ctx, q *syncer.Query, field string) error {
+	v := c.Query("month")
+	if v == "" {
+		return nil
+	}
+	start, end, err := monthBounds(v, s.Engine.Settings().Location())
+	if err != nil {
+		return err
+	}
+	q.Where = append(q.Where, "data ->> '"+field+"' >= ? AND data ->> '"+field+"' < ?")
+	q.Args = append(q.Args, schema.Stamp(start), schema.Stamp(end))
+	return nil
+}
+
+func monthBounds(v string, loc *time.Location) (time.Time, time.Time, error) {
+	t, err := time.ParseInLocation("2006-01", v, loc)
+	if err != nil || len(v) != 7 {
+		return time.Time{}, time.Time{}, schema.FieldError(schema.CodeValidation, "month", "month %q is not YYYY-MM", v)
+	}
+	return t, t.AddDate(0, 1, 0), nil
+}
+
+func (s *Server) listByMonth(entity, field string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		q := syncer.Query{Entity: entity, Order: "data ->> '" + field + "', id"}
+		if err := s.monthFilter(c, &q, field); err != nil {
+			return err
+		}
+		for _, p := range []string{"technician_id", "ticket_id"} {
+			if v := c.Query(p); v != "" {
+				q.Where, q.Args = append(q.Where, p+" = ?"), append(q.Args, v)
+			}
+		}
+		return s.list(c, q)
+	}
+}
+
+func (s *Server) getSettings(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"items": s.Engine.Settings().All()})
+}
+
+// putSettings sets any number of settings, {"key": value, ...}, in one transaction: all or
+// nothing.
+func (s *Server) putSettings(c *fiber.Ctx) error {
+	fields, err := bodyFields(c)
+	if err != nil {
+		return err
+	}
+	if len(fields) == 0 {
+		return schema.Errorf(schema.CodeValidation, "send at least one setting")
+	}
+	if err := s.Engine.PutSettings(c.UserContext(), session(c).Actor, fields); err != nil {
+		return err
+	}
+	return s.getSettings(c)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// apiDoc describes each route for the OpenAPI document. A test fails when a registered
+// route is missing here, so the document stays true.
+var apiDoc = []struct {
+	Method, Path, Summary, Roles string
+	Body                         bool
+}{
+	{"GET", "/healthz", "process is up", "public", false},
+	{"GET", "/readyz", "database answers", "public", false},
+	{"GET", "/api/v1/openapi.json", "this document", "public", false},
+	{"POST", "/api/v1/auth/login", "log in {username, password} → {token, expires_at, user}", "public", true},
+	{"POST", "/mobile/v1/auth/login", "device login {username, password, device_id, device_name} → {token, expires_at, user, device}", "public", true},
+	{"POST", "/api/v1/auth/logout", "revoke this token", "any", false},
+	{"GET", "/api/v1/me", "the logged-in user", "any", false},
+	{"GET", "/api/v1/users", "list users", "office", false},
+	{"POST", "/api/v1/users", "create a user {username, name, role, phone, dedicated, probation, password}", "admin", true},
+	{"GET", "/api/v1/devices", "list devices (?user_id=)", "office", false},
+	{"POST", "/api/v1/devices/{id}/revoke", "revoke a device: its token stops, its connections close with 4403", "coordinator, admin", false},
+	{"POST", "/api/v1/customers", "create a customer {name, phone, address, notes}", "office", true},
+	{"GET", "/api/v1/customers", "list customers (?q=, limit, offset)", "office", false},
+	{"GET", "/api/v1/customers/{id}", "one customer", "office", false},
+	{"PATCH", "/api/v1/customers/{id}", "edit a customer (If-Match: version)", "office", true},
+	{"POST", "/api/v1/customers/{id}/sites", "create a site {name, address, contacts: [{name, phone}]}", "office", true},
+	{"GET", "/api/v1/customers/{id}/sites", "a customer's sites", "office", false},
+	{"GET", "/api/v1/sites/{id}", "one site", "office", false},
+	{"PATCH", "/api/v1/sites/{id}", "edit a site (If-Match)", "office", true},
+	{"POST", "/api/v1/assets", "create an asset {customer_id, site_id, model, serial, install_date, warranty_until, manufacturer, manufacturer_onsite}", "office", true},
+	{"GET", "/api/v1/assets", "find assets (?serial=, customer_id=); warranty_now shows today's warranty status", "office", false},
+	{"GET", "/api/v1/assets/{id}", "one asset", "office", false},
+	{"PATCH", "/api/v1/assets/{id}", "edit an asset (If-Match)", "office", true},
+	{"POST", "/api/v1/tickets", "register a request (intake)", "office", true},
+	{"GET", "/api/v1/tickets", "list tickets (?status=a,b&assignee=&source=&overdue=true&q=&from=&to=&customer_id=&limit=&offset=)", "office", false},
+	{"GET", "/api/v1/tickets/{id}", "a ticket with its events, sheets, complaints and follow-ups", "office", false},
+	{"PATCH", "/api/v1/tickets/{id}", "edit ticket fields (If-Match: version)", "office", true},
+	{"GET", "/api/v1/tickets/{id}/history", "the change log of the ticket and its records", "office", false},
+	{"POST", "/api/v1/tickets/{id}/actions/{action}", "a workflow step (verify, reject, dispatch, escalate, accept, en_route, arrive, start, complete, cancel, receive_sheet, close, reopen) with its parameters", "per docs/workflow.md", true},
+	{"POST", "/api/v1/tickets/{id}/notes", "add a note {note}", "office", true},
+	{"POST", "/api/v1/tickets/{id}/complaints", "record a complaint {description, technician_id?, received_at?}", "office", true},
+	{"POST", "/api/v1/tickets/{id}/followups", "log a follow-up call {outcome, notes, called_at?}", "manager, coordinator, admin", true},
+	{"GET", "/api/v1/complaints", "complaints (?month=YYYY-MM, technician_id, ticket_id)", "office", false},
+	{"POST", "/api/v1/complaints/{id}/actions/{action}", "uphold or dismiss a complaint {note}", "manager, admin", true},
+	{"GET", "/api/v1/followups", "follow-up calls (?month=YYYY-MM, technician_id, ticket_id)", "office", false},
+	{"GET", "/api/v1/settings", "every setting with its value", "office", false},
+	{"PUT", "/api/v1/settings", "set settings {key: value, ...}, all or nothing", "admin", true},
+	{"GET", "/mobile/v1/sync", "WebSocket sync (subprotocol fieldsync.v1), see docs/sync-protocol.md", "device", false},
+	{"POST", "/mobile/v1/sync/pull", "HTTP fallback pull {checkpoint, limit}", "device", true},
+	{"POST", "/mobile/v1/sync/push", "HTTP fallback push {mutations}", "device", true},
+	{"HEAD", "/mobile/v1/blobs/{sha256}", "blob status: 200 whole, 404 with Upload-Offset", "device", false},
+	{"PATCH", "/mobile/v1/blobs/{sha256}", "append a chunk (Upload-Offset, Upload-Length)", "device", true},
+	{"GET", "/mobile/v1/blobs/{sha256}", "download a blob in the device's scope", "device", false},
+}
+
+var paramRe = regexp.MustCompile(`:([a-z_0-9]+)`)
+
+// OpenAPIPath converts a Fiber route path to OpenAPI's form.
+func OpenAPIPath(p string) string { return paramRe.ReplaceAllString(p, "{$1}") }
+
+func (s *Server) openAPI(c *fiber.Ctx) error {
+	paths := map[string]fiber.Map{}
+	for _, r := range apiDoc {
+		if paths[r.Path] == nil {
+			paths[r.Path] = fiber.Map{}
+		}
+		op := fiber.Map{"summary": r.Summary, "description": "roles: " + r.Roles,
+			"responses": fiber.Map{"200": fiber.Map{"description": "success (201 for creations)"},
+				"default": fiber.Map{"description": "error", "content": fiber.Map{"application/json": fiber.Map{"schema": fiber.Map{"$ref": "#/components/schemas/Error"}}}}}}
+		var params []fiber.Map
+		for _, m := range regexp.MustCompile(`\{([a-z_0-9]+)\}`).FindAllStringSubmatch(r.Path, -1) {
+			params = append(params, fiber.Map{"name": m[1], "in": "path", "required": true, "schema": fiber.Map{"type": "string"}})
+		}
+		if params != nil {
+			op["parameters"] = params
+		}
+		if r.Body {
+			op["requestBody"] = fiber.Map{"content": fiber.Map{"application/json": fiber.Map{"schema": fiber.Map{"type": "object"}}}}
+		}
+		if r.Roles != "public" {
+			op["security"] = []fiber.Map{{"bearer": []string{}}}
+		}
+		paths[r.Path][strings.ToLower(r.Method)] = op
+	}
+	return c.JSON(fiber.Map{
+		"openapi": "3.0.3",
+		"info":    fiber.Map{"title": "fieldsync", "version": "1", "description": "The after-sales service server's API. Errors: {\"error\": {code, message, field?, record?}}."},
+		"paths":   paths,
+		"components": fiber.Map{
+			"securitySchemes": fiber.Map{"bearer": fiber.Map{"type": "http", "scheme": "bearer"}},
+			"schemas": fiber.Map{"Error": fiber.Map{"type": "object", "properties": fiber.Map{"error": fiber.Map{"type": "object",
+				"properties": fiber.Map{"code": fiber.Map{"type": "string"}, "message": fiber.Map{"type": "string"}, "field": fiber.Map{"type": "string"}}}}}},
+		},
+	})
+}

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	mobileapi "fieldsync/mobile-api"
+	"fieldsync/schema"
+)
+
+func (s *Server) routes() {
+	app := s.App
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		if err := s.DB.R.PingContext(c.UserContext()); err != nil {
+			return schema.Errorf(schema.CodeUnavailable, "the database does not answer")
+		}
+		var one int
+		if err := s.DB.R.QueryRowContext(c.UserContext(), `SELECT 1`).Scan(&one); err != nil {
+			return schema.Errorf(schema.CodeUnavailable, "the database does not answer")
+		}
+		return c.JSON(fiber.Map{"status": "ready"})
+	})
+
+	api := app.Group("/api/v1")
+	api.Get("/openapi.json", s.openAPI)
+	api.Post("/auth/login", s.login(false))
+	app.Post("/mobile/v1/auth/login", s.login(true))
+	auth := api.Group("", s.authenticate)
+	auth.Post("/auth/logout", s.logout)
+	auth.Get("/me", s.me)
+
+	office := auth.Group("", officeOnly)
+	admin := roles(schema.RoleAdmin)
+	office.Get("/users", s.listUsers)
+	office.Post("/users", admin, s.createUser)
+	office.Get("/devices", s.listDevices)
+	office.Post("/devices/:id/revoke", roles(schema.RoleAdmin, schema.RoleCoordinator), s.revokeDevice)
+
+	office.Post("/customers", s.createRecord(schema.EntCustomer, nil))
+	office.Get("/customers", s.listCustomers)
+	office.Get("/customers/:id", s.getRecord(schema.EntCustomer))
+	office.Patch("/customers/:id", s.patchRecord(schema.EntCustomer))
+	office.Post("/customers/:id/sites", s.createRecord(schema.EntSite, fromParam("customer_id", "id")))
+	office.Get("/customers/:id/sites", s.listSites)
+	office.Get("/sites/:id", s.getRecord(schema.EntSite))
+	office.Patch("/sites/:id", s.patchRecord(schema.EntSite))
+	office.Post("/assets", s.createRecord(schema.EntAsset, nil))
+	office.Get("/assets", s.listAssets)
+	office.Get("/assets/:id", s.getRecord(schema.EntAsset))
+	office.Patch("/assets/:id", s.patchRecord(schema.EntAsset))
+
+	office.Post("/tickets", s.createRecord(schema.EntTicket, nil))
+	office.Get("/tickets", s.listTickets)
+	office.Get("/tickets/:id", s.getTicket)
+	office.Patch("/tickets/:id", s.patchRecord(schema.EntTicket))
+	office.Get("/tickets/:id/history", s.ticketHistory)
+	office.Post("/tickets/:id/actions/:action", s.action(schema.EntTicket))
+	office.Post("/tickets/:id/notes", s.createRecord(schema.EntTicketEvent, fromParam("ticket_id", "id")))
+	office.Post("/tickets/:id/complaints", s.createRecord(schema.EntComplaint, fromParam("ticket_id", "id")))
+	office.Post("/tickets/:id/followups", s.createRecord(schema.EntFollowup, fromParam("ticket_id", "id")))
+	office.Get("/complaints", s.listByMonth(schema.EntComplaint, "received_at"))
+	office.Post("/complaints/:id/actions/:action", s.action(schema.EntComplaint))
+	office.Get("/followups", s.listByMonth(schema.EntFollowup, "called_at"))
+
+	office.Get("/settings", s.getSettings)
+	office.Put("/settings", admin, s.putSettings)
+
+	s.sheetRoutes(app, office)
+	s.documentRoutes(office)
+	s.monthRoutes(office)
+
+	s.Mobile = mobileapi.New(s.Engine, s.log)
+	s.Mobile.Register(app)
+}
+
+// fromParam fills a field of the created record from a URL parameter.
+func fromParam(field, param string) func(c *fiber.Ctx) map[string]string {
+	return func(c *fiber.Ctx) map[string]string {
+		return map[string]string{field: string([]byte(c.Params(param)))}
+	}
+}

@@ -1,0 +1,290 @@
+// Package server is fieldsync's composition root: configuration, the Fiber app, middleware,
+// the one error handler, and the coordinator API under /api/v1. It wires the sync engine,
+// the mobile API and the reports together; nothing imports it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	mobileapi "fieldsync/mobile-api"
+	"fieldsync/schema"
+	syncer "fieldsync/sync"
+)
+
+// Config is what a deployment sets.
+type Config struct {
+	Addr      string // listen address, e.g. :8080
+	DataDir   string // database, blobs, keys
+	Demo      bool   // seed the demo company on an empty database
+	BodyLimit int    // largest request body in bytes
+	Log       *slog.Logger
+	Now       func() time.Time
+	// AdminPassword, when set, is the first admin's password instead of a random one
+	// (tests); the random one is printed once.
+	AdminPassword string
+	// Out receives the one-time messages for the person starting the server (the admin
+	// password, the demo logins).
+	Out func(string)
+}
+
+// Server is a running fieldsync.
+type Server struct {
+	App    *fiber.App
+	Engine *syncer.Engine
+	DB     *schema.DB
+	Mobile *mobileapi.API
+	Sealer *schema.SealKey
+	cfg    Config
+	log    *slog.Logger
+	logins *limiter
+	stop   chan struct{}
+}
+
+// DefaultBodyLimit bounds request bodies (blob chunks included).
+const DefaultBodyLimit = 8 << 20
+
+// New opens the data folder, brings the database up to date, and builds the app. On an
+// empty database it creates the first admin (or the demo company with Demo).
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.Out == nil {
+		cfg.Out = func(s string) { fmt.Fprintln(os.Stderr, s) }
+	}
+	db, err := schema.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := syncer.New(db, cfg.Log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if cfg.Now != nil {
+		eng.Now = cfg.Now
+	}
+	fail := func(err error) (*Server, error) {
+		eng.Close()
+		db.Close()
+		return nil, err
+	}
+	blobs, err := syncer.OpenBlobStore(filepath.Join(cfg.DataDir, "blobs"), eng.Settings().Int("blob_max_bytes"))
+	if err != nil {
+		return fail(err)
+	}
+	eng.Blobs = blobs
+	sealer, err := schema.LoadSealKey(cfg.DataDir)
+	if err != nil {
+		return fail(err)
+	}
+	eng.Sealer = sealer
+	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, logins: newLimiter(10, time.Minute), stop: make(chan struct{})}
+	if err := s.bootstrap(ctx); err != nil {
+		return fail(err)
+	}
+	s.App = fiber.New(fiber.Config{
+		AppName:               "fieldsync",
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		ReadTimeout:           60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	s.App.Use(s.recoverPanics, s.requestLog)
+	s.routes()
+	go s.maintenance()
+	return s, nil
+}
+
+// Listen serves on the configured address until Shutdown.
+func (s *Server) Listen() error { return s.App.Listen(s.cfg.Addr) }
+
+// Shutdown stops accepting connections, lets in-flight requests finish, closes WebSockets
+// cleanly (close frame 1001), then stops the engine and closes the database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	close(s.stop)
+	if s.Mobile != nil {
+		s.Mobile.CloseAll()
+	}
+	err := s.App.ShutdownWithContext(ctx)
+	s.Engine.Close()
+	if cerr := s.DB.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// maintenance sweeps scopes and prunes old history once at start and then hourly.
+func (s *Server) maintenance() {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := s.Engine.Sweep(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("sweep", "err", err)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// bootstrap creates the first admin on an empty database, or the demo company.
+func (s *Server) bootstrap(ctx context.Context) error {
+	users, err := s.Engine.Users(ctx)
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	if s.cfg.Demo {
+		return s.seedDemo(ctx)
+	}
+	pw := s.cfg.AdminPassword
+	if pw == "" {
+		b := make([]byte, 9)
+		rand.Read(b)
+		pw = hex.EncodeToString(b)
+	}
+	if _, err := s.Engine.CreateUser(ctx, schema.System, syncer.NewUser{Username: "admin", Name: "Administrator", Role: schema.RoleAdmin, Password: pw}); err != nil {
+		return err
+	}
+	s.cfg.Out("fieldsync: created the first account: username admin, password " + pw + " (shown once; change it with `fieldsync user passwd`)")
+	return nil
+}
+
+// httpStatus is the one place where an error code becomes an HTTP status.
+var httpStatus = map[string]int{
+	schema.CodeBadRequest:        fiber.StatusBadRequest,
+	schema.CodeValidation:        fiber.StatusBadRequest,
+	schema.CodeUnauthenticated:   fiber.StatusUnauthorized,
+	schema.CodeForbidden:         fiber.StatusForbidden,
+	schema.CodeOutOfScope:        fiber.StatusForbidden,
+	schema.CodeNotFound:          fiber.StatusNotFound,
+	schema.CodeMethodNotAllowed:  fiber.StatusMethodNotAllowed,
+	schema.CodeConflict:          fiber.StatusConflict,
+	schema.CodeInvalidTransition: fiber.StatusConflict,
+	schema.CodeSealed:            fiber.StatusConflict,
+	schema.CodeMissingBlob:       fiber.StatusConflict,
+	schema.CodeDependsOnRejected: fiber.StatusConflict,
+	schema.CodeTooLarge:          fiber.StatusRequestEntityTooLarge,
+	schema.CodeUnsupportedMedia:  fiber.StatusUnsupportedMediaType,
+	schema.CodeHashMismatch:      fiber.StatusUnprocessableEntity,
+	schema.CodeRateLimited:       fiber.StatusTooManyRequests,
+	schema.CodeCheckpointExpired: fiber.StatusGone,
+	schema.CodeUnavailable:       fiber.StatusServiceUnavailable,
+	schema.CodeInternal:          fiber.StatusInternalServerError,
+}
+
+// HTTPStatus returns the status for an error code.
+func HTTPStatus(code string) int {
+	if st, ok := httpStatus[code]; ok {
+		return st
+	}
+	return fiber.StatusInternalServerError
+}
+
+// handleError renders every error as {"error": {code, message, field?, record?}}. Errors that
+// are not *schema.Error are logged with the request id and shown only as internal.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	se, ok := schema.AsError(err)
+	var fe *fiber.Error
+	switch {
+	case ok:
+	case errors.As(err, &fe):
+		se = fiberError(c, fe)
+	default:
+		rid := requestID(c)
+		s.log.Error("internal error", "err", err, "request_id", rid, "method", c.Method(), "path", c.Path())
+		se = schema.Errorf(schema.CodeInternal, "internal error (request id %s)", rid)
+	}
+	body := fiber.Map{"code": se.Code, "message": se.Message}
+	if se.Field != "" {
+		body["field"] = se.Field
+	}
+	if se.Record != nil {
+		body["record"] = se.Record
+	}
+	if se.Code == schema.CodeRateLimited {
+		c.Set(fiber.HeaderRetryAfter, "60")
+	}
+	return c.Status(HTTPStatus(se.Code)).JSON(fiber.Map{"error": body})
+}
+
+// fiberError translates the router's own errors (no route, wrong method, body too large).
+func fiberError(c *fiber.Ctx, fe *fiber.Error) *schema.Error {
+	switch fe.Code {
+	case fiber.StatusNotFound:
+		return schema.Errorf(schema.CodeNotFound, "no route %s %s", c.Method(), c.Path())
+	case fiber.StatusMethodNotAllowed:
+		return schema.Errorf(schema.CodeMethodNotAllowed, "%s is not allowed on %s", c.Method(), c.Path())
+	case fiber.StatusRequestEntityTooLarge:
+		return schema.Errorf(schema.CodeTooLarge, "the request body is over the limit of %d bytes", c.App().Config().BodyLimit)
+	case fiber.StatusBadRequest:
+		return schema.Errorf(schema.CodeBadRequest, "%s", fe.Message)
+	case fiber.StatusUnsupportedMediaType:
+		return schema.Errorf(schema.CodeUnsupportedMedia, "%s", fe.Message)
+	}
+	if fe.Code >= 500 {
+		return schema.Errorf(schema.CodeInternal, "internal error (request id %s)", requestID(c))
+	}
+	return schema.Errorf(schema.CodeBadRequest, "%s", fe.Message)
+}
+
+func requestID(c *fiber.Ctx) string {
+	if id, ok := c.Locals("request_id").(string); ok {
+		return id
+	}
+	return ""
+}
+
+// recoverPanics turns a panic into an internal error with the request id.
+func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic", "panic", r, "request_id", requestID(c), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return c.Next()
+}
+
+// requestLog gives every request an id (echoed in X-Request-Id) and logs one line for it.
+func (s *Server) requestLog(c *fiber.Ctx) error {
+	start := time.Now()
+	b := make([]byte, 8)
+	rand.Read(b)
+	rid := hex.EncodeToString(b)
+	c.Locals("request_id", rid)
+	c.Set("X-Request-Id", rid)
+	err := c.Next()
+	if err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("write error response", "err", herr)
+		}
+	}
+	user := ""
+	if sess := session(c); sess != nil {
+		user = sess.Actor.UserID
+	}
+	if !strings.HasPrefix(c.Path(), "/healthz") {
+		s.log.Info("request", "method", c.Method(), "path", c.Path(), "status", c.Response().StatusCode(),
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", rid, "user", user)
+	}
+	return nil
+}
