@@ -113,6 +113,9 @@ func (s *Server) seedDemo(ctx context.Context) error {
 	if sd.err != nil {
 		return sd.err
 	}
+	if err := s.seedDemoSheets(ctx, actors); err != nil {
+		return fmt.Errorf("demo sheets: %w", err)
+	}
 	var b strings.Builder
 	b.WriteString("fieldsync demo company seeded. Logins (password " + DemoPassword + "):\n")
 	for _, u := range DemoUsers {
