@@ -65,8 +65,8 @@ func (s *Server) routes() {
 	office.Get("/settings", s.getSettings)
 	office.Put("/settings", admin, s.putSettings)
 
+	s.documentRoutes(office) // before sheetRoutes: /sheets/{id}.pdf must win over /sheets/{id}
 	s.sheetRoutes(app, office)
-	s.documentRoutes(office)
 	s.monthRoutes(office)
 
 	s.Mobile = mobileapi.New(s.Engine, s.log)

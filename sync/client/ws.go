@@ -142,9 +142,26 @@ func (w *wsConn) send(f syncer.Frame) error {
 	}
 	w.conn.SetWriteDeadline(time.Now().Add(w.c.cfg.RequestTimeout))
 	if err := w.conn.WriteMessage(websocket.TextMessage, b); err != nil {
-		return fmt.Errorf("client: sending %s: %w", f.Type, err)
+		return w.writeFailed(fmt.Errorf("client: sending %s: %w", f.Type, err))
 	}
 	return nil
+}
+
+// writeFailed returns why the connection ended when a write fails: usually the server closed
+// it (with a close code that matters), which the reader is about to report.
+func (w *wsConn) writeFailed(err error) error {
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case in := <-w.in:
+			if in.err != nil {
+				return w.readFailed(in.err)
+			}
+		case <-timer.C:
+			return err
+		}
+	}
 }
 
 func (w *wsConn) newID(prefix string) string {
