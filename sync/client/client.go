@@ -136,6 +136,7 @@ type Client struct {
 	mu        stdsync.Mutex // guards the fields below
 	closed    bool
 	running   bool
+	loopDone  chan struct{} // closed when the Start loop has ended
 	stopErr   error
 	connected bool
 	lastSync  time.Time

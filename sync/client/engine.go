@@ -46,8 +46,9 @@ func (c *Client) Start(ctx context.Context) error {
 		return errors.New("client: already started")
 	}
 	c.running = true
+	c.loopDone = make(chan struct{})
 	c.wg.Add(1)
-	go c.loop(ctx)
+	go c.loop(ctx, c.loopDone)
 	return nil
 }
 
@@ -68,7 +69,7 @@ func (c *Client) do(ctx context.Context, r *request) error {
 		return err
 	}
 	c.mu.Lock()
-	running := c.running
+	running, loopDone := c.running, c.loopDone
 	c.mu.Unlock()
 	if running {
 		select {
@@ -83,6 +84,11 @@ func (c *Client) do(ctx context.Context, r *request) error {
 			return ctx.Err()
 		case <-c.closing:
 			return ErrClosed
+		case <-loopDone:
+			if err := c.stopped(); err != nil {
+				return err
+			}
+			// The loop ended (its ctx did): run the round here instead.
 		}
 	}
 	c.session.Lock()
@@ -100,12 +106,13 @@ func (c *Client) do(ctx context.Context, r *request) error {
 
 // loop is the Start goroutine: sessions one after another, backing off between failures. A
 // request arriving while it waits starts the next session at once.
-func (c *Client) loop(ctx context.Context) {
+func (c *Client) loop(ctx context.Context, done chan struct{}) {
 	defer c.wg.Done()
 	var pending []*request
 	defer func() {
 		c.mu.Lock()
 		c.running = false
+		close(done)
 		c.mu.Unlock()
 		// Answer whoever is still waiting or about to send.
 		for _, r := range pending {

@@ -818,3 +818,34 @@ func TestGetBlobDownloads(t *testing.T) {
 		t.Errorf("cached GetBlob = %q, %v", got, err)
 	}
 }
+
+func TestSyncNowAfterLoopEnded(t *testing.T) {
+	p := newPeer(t)
+	seed(p, 2)
+	c := p.open(Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := c.SyncNow(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := c.Records("ticket"); len(rs) != 2 {
+		t.Errorf("records = %d, want 2", len(rs))
+	}
+}
+
+func TestUnauthorizedStops(t *testing.T) {
+	p := newPeer(t)
+	p.set(func() {
+		p.afterWelcome = func(pc *peerConn) bool { pc.closeWith(4401, "bad token"); return true }
+	})
+	c := p.open(Config{})
+	if err := c.SyncNow(ctxT(t)); err != ErrUnauthorized {
+		t.Fatalf("SyncNow = %v, want ErrUnauthorized", err)
+	}
+	if st := c.State(); st.Stopped != "unauthorized" || st.LastError == "" {
+		t.Errorf("state = %+v", st)
+	}
+}
