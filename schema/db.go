@@ -207,7 +207,10 @@ func (db *DB) Version(ctx context.Context) (int, error) {
 
 // IntegrityCheck runs PRAGMA integrity_check on the database file at path.
 func IntegrityCheck(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite3", dsn(path, true))
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
 	if err != nil {
 		return err
 	}

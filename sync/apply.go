@@ -81,7 +81,7 @@ func decodeFields(actor schema.Actor, ent *schema.Entity, fields map[string]json
 	for _, name := range sortedKeys(fields) {
 		f, ok := ent.Field(name)
 		if !ok {
-			return nil, schema.FieldError(schema.CodeValidation, name, "%s has no field %q", ent.Name, name)
+			return nil, schema.FieldError(schema.CodeBadRequest, name, "unknown field %q: %s has no such field", name, ent.Name)
 		}
 		if f.Writers == schema.SideServer || !writerAllows(f.Writers, actor.Role) {
 			return nil, schema.FieldError(schema.CodeForbidden, name, "a %s may not set %s.%s", actor.Role, ent.Name, name)

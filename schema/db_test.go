@@ -1,0 +1,140 @@
+package schema
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpenFreshAndReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migs, _ := Migrations()
+	v, err := db.Version(ctx)
+	if err != nil || v != len(migs) {
+		t.Fatalf("version %d (%v), want %d", v, err, len(migs))
+	}
+	var mode string
+	db.W.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+	if mode != "wal" {
+		t.Errorf("journal_mode %q, want wal", mode)
+	}
+	var fk int
+	db.R.QueryRow(`PRAGMA foreign_keys`).Scan(&fk)
+	if fk != 1 {
+		t.Errorf("foreign_keys off on a reader connection")
+	}
+	// A reader cannot write: the read pool is read-only.
+	if _, err := db.R.Exec(`INSERT INTO counters(name, value) VALUES ('x', 1)`); err == nil {
+		t.Error("the read pool accepted a write")
+	}
+	db.Close()
+	// Re-running applies nothing and keeps the recorded rows.
+	db, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	var n int
+	db.R.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n)
+	if n != len(migs) {
+		t.Errorf("%d migrations recorded after reopen, want %d", n, len(migs))
+	}
+	db.Close()
+	if err := IntegrityCheck(ctx, filepath.Join(dir, DBFile)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestOpenRefusesNewerDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.W.Exec(`INSERT INTO schema_migrations(version, name, checksum, applied_at) VALUES (999, '0999_future.sql', 'abc', '2030-01-01')`)
+	db.Close()
+	_, err = Open(ctx, dir)
+	if err == nil || !strings.Contains(err.Error(), "schema version 999") || !strings.Contains(err.Error(), "newer fieldsync") {
+		t.Fatalf("opening a newer database: %v; want a refusal that says why", err)
+	}
+}
+
+func TestOpenRefusesEditedMigration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.W.Exec(`UPDATE schema_migrations SET checksum = 'deadbeefdeadbeef' WHERE version = 1`)
+	db.Close()
+	_, err = Open(ctx, dir)
+	if err == nil || !strings.Contains(err.Error(), "was edited") {
+		t.Fatalf("opening with an edited migration: %v; want a refusal", err)
+	}
+}
+
+func TestMigrationsApplyInOrderEachInItsOwnTransaction(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	migs, _ := Migrations()
+	broken := append(migs, Migration{Version: len(migs) + 1, Name: "broken.sql", SQL: "CREATE TABLE ok_part(x); THIS IS NOT SQL;", Checksum: "x"})
+	if err := applyMigrations(ctx, db.W, broken); err == nil {
+		t.Fatal("a broken migration applied")
+	}
+	var n int
+	db.W.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'ok_part'`).Scan(&n)
+	if n != 0 {
+		t.Error("a failed migration left part of its work behind")
+	}
+	v, _ := db.Version(ctx)
+	if v != len(migs) {
+		t.Errorf("version %d after a failed migration, want %d", v, len(migs))
+	}
+}
+
+func TestBackupIsConsistentAndVerified(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.W.Exec(`INSERT INTO counters(name, value) VALUES ('probe', 42)`)
+	out := filepath.Join(t.TempDir(), "b.db")
+	if err := db.Backup(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Backup(ctx, out); err == nil {
+		t.Error("backup overwrote an existing file")
+	}
+	copyDB, err := Open(ctx, filepath.Dir(out)+"/restored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyDB.Close()
+	os.Rename(out, filepath.Dir(out)+"/restored/"+DBFile)
+	restored, err := Open(ctx, filepath.Dir(out)+"/restored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	var v int
+	restored.R.QueryRow(`SELECT value FROM counters WHERE name = 'probe'`).Scan(&v)
+	if v != 42 {
+		t.Errorf("restored backup has probe=%d, want 42", v)
+	}
+}
