@@ -180,7 +180,9 @@ func TicketAction(r Reader, actor Actor, cur Doc, action string, params Doc) (Do
 				Message: fmt.Sprintf("ticket %s: an on-site service is completed on site; record arrival first", cur.Str("number"))}
 		}
 		next["actual_service_mode"] = m
-		next["completed_by"] = actor.UserID
+		// The work is the assignee's even when the office records it on their behalf; who
+		// recorded it is in the change log.
+		next["completed_by"] = cur.Str("assignee_id")
 		if next.Str("started_at") == "" {
 			next["started_at"] = now
 		}

@@ -234,8 +234,11 @@ func (s *Server) listTickets(c *fiber.Ctx) error {
 		q.Where, q.Args = append(q.Where, "customer_id = ?"), append(q.Args, v)
 	}
 	if v := c.Query("q"); v != "" {
-		q.Where = append(q.Where, `data ->> 'number' LIKE ?1 ESCAPE '\' OR data ->> 'fault_symptoms' LIKE ?1 ESCAPE '\' OR data ->> 'contact_name' LIKE ?1 ESCAPE '\' OR data ->> 'address' LIKE ?1 ESCAPE '\' OR customer_id IN (SELECT id FROM records WHERE entity = 'customer' AND data ->> 'name' LIKE ?1 ESCAPE '\')`)
-		q.Args = append(q.Args, likeArg(v))
+		q.Where = append(q.Where, `data ->> 'number' LIKE ? ESCAPE '\' OR data ->> 'fault_symptoms' LIKE ? ESCAPE '\' OR data ->> 'contact_name' LIKE ? ESCAPE '\'
+			OR data ->> 'address' LIKE ? ESCAPE '\' OR customer_id IN (SELECT id FROM records WHERE entity = 'customer' AND data ->> 'name' LIKE ? ESCAPE '\')`)
+		for range 5 {
+			q.Args = append(q.Args, likeArg(v))
+		}
 	}
 	for _, b := range []struct{ param, op string }{{"from", ">="}, {"to", "<"}} {
 		if v := c.Query(b.param); v != "" {

@@ -1,0 +1,237 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"fieldsync/schema"
+)
+
+func TestLoginAndMe(t *testing.T) {
+	env := newEnv(t, false)
+	tok := env.login("admin", "admin-pass-1")
+	if len(tok) < 32 {
+		t.Fatalf("token %q is shorter than 128 bits of randomness", tok)
+	}
+	r := env.must(env.do("GET", "/api/v1/me", tok, nil), 200)
+	u := r.Body["user"].(map[string]any)
+	if str(u, "username") != "admin" || str(u, "role") != "admin" {
+		t.Errorf("me = %v", u)
+	}
+	if r.Header["X-Request-Id"] == "" {
+		t.Error("no X-Request-Id header")
+	}
+	// The token is stored hashed: the raw token is nowhere in the database.
+	var n int
+	env.srv.DB.R.QueryRow(`SELECT COUNT(*) FROM tokens WHERE hash = ?`, tok).Scan(&n)
+	if n != 0 {
+		t.Error("the raw token is stored in the database")
+	}
+	env.must(env.do("POST", "/api/v1/auth/logout", tok, nil), 204)
+	if r := env.do("GET", "/api/v1/me", tok, nil); r.Status != 401 || r.errCode() != schema.CodeUnauthenticated {
+		t.Errorf("after logout: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestLoginFailuresDoNotRevealUsers(t *testing.T) {
+	env := newEnv(t, true)
+	admin := env.login("admin", DemoPassword)
+	env.must(env.do("POST", "/api/v1/users", admin, map[string]any{"username": "gone", "name": "离职 Gone", "role": "technician", "password": "password-123"}), 201)
+	if err := env.srv.Engine.SetActive(context.Background(), schema.System, "gone", false); err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, c := range []struct{ user, pw string }{
+		{"coord", "wrong-password"},
+		{"nobody-here", "wrong-password"},
+		{"gone", "password-123"},
+	} {
+		r := env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": c.user, "password": c.pw})
+		if r.Status != 401 || r.errCode() != schema.CodeUnauthenticated {
+			t.Errorf("%s: %d %s", c.user, r.Status, r.Raw)
+		}
+		bodies = append(bodies, string(r.Raw))
+	}
+	if bodies[0] != bodies[1] || bodies[1] != bodies[2] {
+		t.Errorf("login failures differ, revealing which usernames exist:\n%s", strings.Join(bodies, "\n"))
+	}
+}
+
+func TestLoginRateLimited(t *testing.T) {
+	env := newEnv(t, false)
+	var last resp
+	for range 12 {
+		last = env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "nope-nope"})
+	}
+	if last.Status != 429 || last.errCode() != schema.CodeRateLimited || last.Header["Retry-After"] == "" {
+		t.Fatalf("12th attempt: %d %s", last.Status, last.Raw)
+	}
+	// Even the right password is refused while limited.
+	if r := env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-pass-1"}); r.Status != 429 {
+		t.Errorf("right password while limited: %d", r.Status)
+	}
+}
+
+func TestTokenExpiry(t *testing.T) {
+	env := newEnv(t, false)
+	tok := env.login("admin", "admin-pass-1")
+	env.must(env.do("GET", "/api/v1/me", tok, nil), 200)
+	real := env.srv.Engine.Now
+	env.srv.Engine.Now = func() time.Time { return real().Add(13 * time.Hour) }
+	defer func() { env.srv.Engine.Now = real }()
+	if r := env.do("GET", "/api/v1/me", tok, nil); r.Status != 401 {
+		t.Errorf("13 h after login: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestDeviceLoginAndRevocation(t *testing.T) {
+	env := newEnv(t, true)
+	dtok := env.deviceLogin("tech1", DemoPassword, "phone-a")
+	if r := env.do("POST", "/mobile/v1/sync/pull", dtok, map[string]any{"checkpoint": ""}); r.Status != 200 {
+		t.Fatalf("pull with a device token: %d %s", r.Status, r.Raw)
+	}
+	// A web token is not a device token.
+	web := env.login("tech1", DemoPassword)
+	if r := env.do("POST", "/mobile/v1/sync/pull", web, map[string]any{"checkpoint": ""}); r.Status != 401 {
+		t.Errorf("pull with a web token: %d", r.Status)
+	}
+	// Technicians cannot use the coordinator API.
+	if r := env.do("GET", "/api/v1/tickets", web, nil); r.Status != 403 || r.errCode() != schema.CodeForbidden {
+		t.Errorf("technician on the coordinator API: %d %s", r.Status, r.Raw)
+	}
+	coord := env.login("coord", DemoPassword)
+	devs := env.must(env.do("GET", "/api/v1/devices", coord, nil), 200).Body["items"].([]any)
+	var id string
+	for _, d := range devs {
+		if m := d.(map[string]any); str(m, "device_id") == "phone-a" {
+			id = str(m, "id")
+		}
+	}
+	if id == "" {
+		t.Fatalf("device phone-a not listed: %v", devs)
+	}
+	env.must(env.do("POST", "/api/v1/devices/"+id+"/revoke", coord, nil), 200)
+	if r := env.do("POST", "/mobile/v1/sync/pull", dtok, map[string]any{"checkpoint": ""}); r.Status != 401 {
+		t.Errorf("revoked device still pulls: %d", r.Status)
+	}
+	// The revoked device cannot log in again either.
+	r := env.do("POST", "/mobile/v1/auth/login", "", map[string]string{"username": "tech1", "password": DemoPassword, "device_id": "phone-a"})
+	if r.Status != 403 {
+		t.Errorf("revoked device logging in again: %d %s", r.Status, r.Raw)
+	}
+	if r := env.do("POST", "/api/v1/devices/nope/revoke", coord, nil); r.Status != 404 || r.errField() != "id" {
+		t.Errorf("revoking an unknown device: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestErrorShapes(t *testing.T) {
+	env := newEnv(t, false)
+	tok := env.login("admin", "admin-pass-1")
+	big := strings.Repeat("x", DefaultBodyLimit+10)
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		code, field              string
+	}{
+		{"malformed JSON", "POST", "/api/v1/customers", `{"name": `, 400, schema.CodeBadRequest, ""},
+		{"not an object", "POST", "/api/v1/customers", `[1,2]`, 400, schema.CodeBadRequest, ""},
+		{"wrong type", "POST", "/api/v1/customers", `{"name": 12}`, 400, schema.CodeValidation, "name"},
+		{"unknown field", "POST", "/api/v1/customers", `{"name": "x", "colour": "red"}`, 400, schema.CodeBadRequest, "colour"},
+		{"missing required", "POST", "/api/v1/customers", `{"phone": "1"}`, 400, schema.CodeValidation, "name"},
+		{"trailing data", "POST", "/api/v1/customers", `{"name": "x"} {}`, 400, schema.CodeBadRequest, ""},
+		{"unknown route", "GET", "/api/v1/nowhere", "", 404, schema.CodeNotFound, ""},
+		{"wrong method", "DELETE", "/api/v1/customers", "", 405, schema.CodeMethodNotAllowed, ""},
+		{"login wrong type", "POST", "/api/v1/auth/login", `{"username": 5}`, 400, schema.CodeBadRequest, "username"},
+		{"no token", "GET", "/api/v1/customers", "", 401, schema.CodeUnauthenticated, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			token := tok
+			if c.code == schema.CodeUnauthenticated {
+				token = ""
+			}
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			r := env.do(c.method, c.path, token, body)
+			if r.Status != c.status || r.errCode() != c.code || r.errField() != c.field {
+				t.Fatalf("got %d %s, want %d %s field %q", r.Status, r.Raw, c.status, c.code, c.field)
+			}
+			e := r.Body["error"].(map[string]any)
+			if str(e, "message") == "" {
+				t.Error("error without a message")
+			}
+		})
+	}
+	t.Run("body over limit", func(t *testing.T) {
+		// fasthttp answers as soon as it reads a Content-Length over the limit, so the
+		// request is written by hand and the answer read before the body is sent.
+		base := env.start()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /api/v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", tok, len(big))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct{ Error struct{ Code string } }
+		json.NewDecoder(res.Body).Decode(&body)
+		if res.StatusCode != 413 || body.Error.Code != schema.CodeTooLarge {
+			t.Errorf("got %d %q, want 413 too_large", res.StatusCode, body.Error.Code)
+		}
+	})
+	// Nothing was created by any of the bad requests.
+	r := env.must(env.do("GET", "/api/v1/customers", tok, nil), 200)
+	if n := r.Body["total"].(float64); n != 0 {
+		t.Errorf("%v customers after only bad requests", n)
+	}
+}
+
+func TestPanicBecomesInternalWithRequestID(t *testing.T) {
+	env := newEnv(t, false)
+	env.srv.App.Get("/boom", func(c *fiber.Ctx) error { panic("kaboom") })
+	r := env.do("GET", "/boom", "", nil)
+	if r.Status != 500 || r.errCode() != schema.CodeInternal {
+		t.Fatalf("panic: %d %s", r.Status, r.Raw)
+	}
+	msg := str(r.Body["error"].(map[string]any), "message")
+	if strings.Contains(msg, "kaboom") || !strings.Contains(msg, r.Header["X-Request-Id"]) {
+		t.Errorf("internal error message %q leaks the panic or lacks the request id %s", msg, r.Header["X-Request-Id"])
+	}
+}
+
+func TestHealthAndReady(t *testing.T) {
+	env := newEnv(t, false)
+	env.must(env.do("GET", "/healthz", "", nil), 200)
+	env.must(env.do("GET", "/readyz", "", nil), 200)
+}
+
+func TestChineseTextAndQuotesRoundTrip(t *testing.T) {
+	env := newEnv(t, false)
+	tok := env.login("admin", "admin-pass-1")
+	name := `上海“精工”仪器 'Quote' "双引号" ; DROP TABLE records; --`
+	r := env.must(env.do("POST", "/api/v1/customers", tok, map[string]any{"name": name, "address": "浙江省杭州市西湖区文三路 90 号"}), 201)
+	id := str(r.Body, "id")
+	got := env.must(env.do("GET", "/api/v1/customers/"+id, tok, nil), 200)
+	if str(got.Body, "name") != name || str(got.Body, "address") != "浙江省杭州市西湖区文三路 90 号" {
+		t.Errorf("round trip changed the text: %q", got.Body["name"])
+	}
+	list := env.must(env.do("GET", "/api/v1/customers?q=精工", tok, nil), 200)
+	if list.Body["total"].(float64) != 1 {
+		t.Errorf("search by Chinese text found %v", list.Body["total"])
+	}
+}
