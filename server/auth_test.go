@@ -3,9 +3,9 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
