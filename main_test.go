@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fieldsync/schema"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fieldsync-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "fieldsync")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs the binary with stdin and returns its output and exit code.
+func run(t *testing.T, stdin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func TestUserCommands(t *testing.T) {
+	data := t.TempDir()
+	out, code := run(t, "s3cret-pass\n", "user", "add", "--data", data, "--username", "zhang", "--name", "张伟 \"Wei\"", "--role", "technician", "--probation", "--password-stdin")
+	if code != 0 || !strings.Contains(out, "created zhang") {
+		t.Fatalf("user add: %d %s", code, out)
+	}
+	if out, code := run(t, "s3cret-pass\n", "user", "add", "--data", data, "--username", "zhang", "--name", "x", "--role", "technician", "--password-stdin"); code == 0 || !strings.Contains(out, "taken") {
+		t.Errorf("duplicate username: %d %s", code, out)
+	}
+	if out, code := run(t, "short\n", "user", "add", "--data", data, "--username", "li", "--name", "x", "--role", "technician", "--password-stdin"); code == 0 || !strings.Contains(out, "at least 8") {
+		t.Errorf("short password: %d %s", code, out)
+	}
+	if out, code := run(t, "long-enough\n", "user", "add", "--data", data, "--username", "li", "--name", "x", "--role", "janitor", "--password-stdin"); code == 0 || !strings.Contains(out, "role") {
+		t.Errorf("unknown role: %d %s", code, out)
+	}
+	out, _ = run(t, "", "user", "list", "--data", data)
+	if !strings.Contains(out, `张伟 "Wei"`) || !strings.Contains(out, "technician") || !strings.Contains(out, "true") {
+		t.Errorf("user list: %s", out)
+	}
+	if out, code := run(t, "new-password-1\n", "user", "passwd", "--data", data, "--username", "zhang", "--password-stdin"); code != 0 {
+		t.Errorf("passwd: %d %s", code, out)
+	}
+	if out, code := run(t, "", "user", "disable", "--data", data, "--username", "zhang"); code != 0 {
+		t.Errorf("disable: %d %s", code, out)
+	}
+	out, _ = run(t, "", "user", "list", "--data", data)
+	if !strings.Contains(out, "false") {
+		t.Errorf("disabled user still active: %s", out)
+	}
+	if _, code := run(t, "", "user", "disable", "--data", data, "--username", "nobody"); code == 0 {
+		t.Error("disabling an unknown user succeeded")
+	}
+	if out, code := run(t, "", "user", "add", "--help"); code != 0 || !strings.Contains(out, "--password-stdin") {
+		t.Errorf("user add --help: %d %s", code, out)
+	}
+}
+
+func TestVersionHelpAndUnknown(t *testing.T) {
+	if out, code := run(t, "", "version"); code != 0 || !strings.HasPrefix(out, "fieldsync ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if out, code := run(t, "", "help"); code != 0 || !strings.Contains(out, "serve") || !strings.Contains(out, "backup") {
+		t.Errorf("help: %d %q", code, out)
+	}
+	if _, code := run(t, "", "frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d, want 2", code)
+	}
+	for _, c := range []string{"serve", "backup", "migrate"} {
+		if out, code := run(t, "", c, "--help"); code != 0 || !strings.Contains(out, "--data") {
+			t.Errorf("%s --help: %d %s", c, code, out)
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serve starts `fieldsync serve` and waits until it answers.
+func serve(t *testing.T, data string, extra ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	addr := freePort(t)
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--data", data}, extra...)...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &bytes.Buffer{}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return cmd, base, &out
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server did not become ready: %s", out.String())
+	return nil, "", nil
+}
+
+func TestServePrintsAdminPasswordOnceAndShutsDownGracefully(t *testing.T) {
+	data := t.TempDir()
+	cmd, base, out := serve(t, data)
+	line := out.String()
+	i := strings.Index(line, "password ")
+	if i < 0 {
+		t.Fatalf("no admin password printed: %q", line)
+	}
+	pw := strings.Fields(line[i+len("password "):])[0]
+	body, _ := json.Marshal(map[string]string{"username": "admin", "password": pw})
+	res, err := http.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("login with the printed password: %v %v", err, res)
+	}
+	res.Body.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("no exit 25 s after SIGTERM")
+	}
+	if err := schema.IntegrityCheck(context.Background(), filepath.Join(data, schema.DBFile)); err != nil {
+		t.Error(err)
+	}
+	// A second start creates no new admin and prints no password.
+	_, _, out2 := serve(t, data)
+	if strings.Contains(out2.String(), "password") {
+		t.Errorf("second start printed a password: %q", out2.String())
+	}
+}
+
+func TestBackupWhileServing(t *testing.T) {
+	data := t.TempDir()
+	_, base, _ := serve(t, data, "--demo")
+	body, _ := json.Marshal(map[string]string{"username": "coord", "password": "demo-pass-2026"})
+	res, err := http.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ Token string }
+	json.NewDecoder(res.Body).Decode(&login)
+	res.Body.Close()
+	// Keep writing while the backup runs.
+	stop := make(chan struct{})
+	writes := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { writes <- n }()
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b, _ := json.Marshal(map[string]string{"name": fmt.Sprintf("客户 %d", i)})
+			req, _ := http.NewRequest("POST", base+"/api/v1/customers", bytes.NewReader(b))
+			req.Header.Set("Authorization", "Bearer "+login.Token)
+			if r, err := http.DefaultClient.Do(req); err == nil {
+				r.Body.Close()
+				if r.StatusCode == 201 {
+					n++
+				}
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	backup := filepath.Join(t.TempDir(), "copy.db")
+	out, code := run(t, "", "backup", "--data", data, "--out", backup)
+	close(stop)
+	n := <-writes
+	if code != 0 || !strings.Contains(out, "verified") {
+		t.Fatalf("backup: %d %s", code, out)
+	}
+	if n == 0 {
+		t.Fatal("no writes happened during the backup")
+	}
+	if err := schema.IntegrityCheck(context.Background(), backup); err != nil {
+		t.Fatal(err)
+	}
+	restored := t.TempDir()
+	os.Rename(backup, filepath.Join(restored, schema.DBFile))
+	db, err := schema.Open(context.Background(), restored)
+	if err != nil {
+		t.Fatalf("open the backup: %v", err)
+	}
+	defer db.Close()
+	var users, custs int
+	db.R.QueryRow(`SELECT COUNT(*) FROM credentials`).Scan(&users)
+	db.R.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'customer'`).Scan(&custs)
+	if users != 7 || custs < 3 {
+		t.Errorf("backup holds %d users and %d customers", users, custs)
+	}
+	if _, code := run(t, "", "backup", "--data", data, "--out", filepath.Join(restored, schema.DBFile)); code == 0 {
+		t.Error("backup overwrote an existing file")
+	}
+}
+
+func TestServeRefusesNewerDatabase(t *testing.T) {
+	data := t.TempDir()
+	if out, code := run(t, "", "migrate", "--data", data); code != 0 || !strings.Contains(out, "schema version") {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	db, err := schema.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.W.Exec(`INSERT INTO schema_migrations(version, name, checksum, applied_at) VALUES (500, 'future', 'x', 'now')`)
+	db.Close()
+	out, code := run(t, "", "serve", "--addr", freePort(t), "--data", data)
+	if code == 0 || !strings.Contains(out, "newer fieldsync") {
+		t.Errorf("serve on a newer database: %d %s", code, out)
+	}
+}
