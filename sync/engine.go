@@ -387,6 +387,13 @@ func (w *wtx) keepOrphanedWork(actor schema.Actor, m Mutation) string {
 	if err != nil || len(m.Fields) == 0 && m.Op != "action" {
 		return ""
 	}
+	// Only work on a ticket that was in this technician's scope and left it is kept: a
+	// forged or guessed id must not write on (or reveal) someone else's ticket.
+	var left int
+	if err := w.tx.QueryRow(`SELECT COUNT(*) FROM scope WHERE user_id = ? AND entity = ? AND id = ? AND present = 0`,
+		actor.UserID, schema.EntTicket, ticketID).Scan(&left); err != nil || left == 0 {
+		return ""
+	}
 	fields := map[string]any{}
 	for k, v := range m.Fields {
 		fields[k] = json.RawMessage(v)
@@ -394,7 +401,11 @@ func (w *wtx) keepOrphanedWork(actor schema.Actor, m Mutation) string {
 	details := schema.Doc{"entity": m.Entity, "id": m.ID, "op": m.Op, "action": m.Action, "fields": fields, "device_time": m.At}
 	ev := schema.Doc{"ticket_id": ticketID, "kind": "orphaned_work", "actor_id": actor.UserID, "device_id": actor.DeviceID,
 		"at": schema.Stamp(w.now), "note": "pushed after the ticket left this technician's scope", "details": details}
-	if _, err := w.create(actor, schema.EntTicketEvent, uuid.Must(uuid.NewV7()).String(), ev, "", nil); err != nil {
+	// The server writes the event (the technician no longer may write on the ticket); the
+	// event names the technician and the device.
+	keeper := schema.System
+	keeper.DeviceID = actor.DeviceID
+	if _, err := w.create(keeper, schema.EntTicketEvent, uuid.Must(uuid.NewV7()).String(), ev, "", nil); err != nil {
 		w.e.Log.Error("keep orphaned work", "err", err)
 		return ""
 	}
