@@ -172,12 +172,13 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 	case schema.EntAsset:
 		return w.checkAssetRefs(d)
 	case schema.EntTicketEvent:
-		t, err := w.Get(schema.EntTicket, d.Str("ticket_id"))
-		if err != nil {
-			return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", d.Str("ticket_id"))
+		// A technician's scope is checked first, by the id sent, so that the answer reveals
+		// neither whether a ticket outside it exists nor its number.
+		if actor.Role == schema.RoleTechnician && !w.inScope(actor.UserID, schema.EntTicket, d.Str("ticket_id")) {
+			return schema.FieldError(schema.CodeOutOfScope, "ticket_id", "ticket %s is not in your scope", d.Str("ticket_id"))
 		}
-		if actor.Role == schema.RoleTechnician && !w.inScope(actor.UserID, schema.EntTicket, t.Str("id")) {
-			return schema.Errorf(schema.CodeOutOfScope, "ticket %s is not in your scope", t.Str("number"))
+		if _, err := w.Get(schema.EntTicket, d.Str("ticket_id")); err != nil {
+			return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", d.Str("ticket_id"))
 		}
 		if d.Str("kind") == "" {
 			d["kind"] = "note"
