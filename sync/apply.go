@@ -291,7 +291,7 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 			return nil, nil, &schema.Error{Code: schema.CodeConflict, Record: cur,
 				Message: fmt.Sprintf("%s %s changed since version %d (it is at version %d): reload and apply your edit again", ent.Name, m.ID, m.BaseVersion, version)}
 		}
-		theirs, err := w.changedSince(ent.Name, m.ID, m.BaseVersion)
+		theirs, err := w.changedSince(ent.Name, m.ID, m.BaseVersion, opts.Device)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -325,9 +325,12 @@ func ownerName(s schema.Side) string {
 	return s.String()
 }
 
-// changedSince returns the fields of a record changed by writes after version base.
-func (w *wtx) changedSince(entity, id string, base int64) (map[string]bool, error) {
-	rows, err := w.tx.Query(`SELECT fields FROM changes WHERE entity = ? AND id = ? AND version > ?`, entity, id, base)
+// changedSince returns the fields of a record changed by writes after version base, leaving
+// out the writes of device itself: a phone's earlier mutations in the same offline session
+// are not the other side, and its later edit of the same field must not lose to them.
+func (w *wtx) changedSince(entity, id string, base int64, device string) (map[string]bool, error) {
+	rows, err := w.tx.Query(`SELECT fields FROM changes WHERE entity = ? AND id = ? AND version > ? AND (? = '' OR device_id IS NOT ?)`,
+		entity, id, base, device, device)
 	if err != nil {
 		return nil, err
 	}
