@@ -1,0 +1,158 @@
+package server
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"io/fs"
+	"mime"
+	"path"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"fieldsync/schema"
+)
+
+// The coordinator web console: plain HTML, CSS and JavaScript modules embedded in the binary
+// (no build step, nothing fetched from elsewhere), talking to /api/v1 like any other client.
+// docs/console.md describes it.
+
+//go:embed console
+var consoleEmbed embed.FS
+
+func init() {
+	apiDoc = append(apiDoc, []struct {
+		Method, Path, Summary, Roles string
+		Body                         bool
+	}{
+		{"GET", "/", "redirects to the web console (/console/)", "public", false},
+		{"GET", "/console/*", "the coordinator web console: static HTML, CSS and JavaScript embedded in the binary; /console/meta.json holds the workflow table and enumerations it draws from", "public", false},
+		{"GET", "/api/v1/demo", "demo mode only (404 otherwise): {demo: true, password, users: [{username, name, role}]} so the console can hint the demo logins", "public", false},
+	}...)
+}
+
+// consoleFile is one embedded file, ready to send.
+type consoleFile struct {
+	body  []byte
+	ctype string
+	etag  string
+}
+
+// consoleFiles maps a path under /console/ ("" is the index) to its file, built once.
+var consoleFiles = loadConsoleFiles()
+
+func loadConsoleFiles() map[string]consoleFile {
+	files := map[string]consoleFile{}
+	add := func(name string, body []byte, ctype string) {
+		sum := sha256.Sum256(body)
+		files[name] = consoleFile{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+	}
+	err := fs.WalkDir(consoleEmbed, "console", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := consoleEmbed.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		ctype := mime.TypeByExtension(path.Ext(p))
+		switch path.Ext(p) {
+		case ".js":
+			ctype = "text/javascript; charset=utf-8"
+		case ".html":
+			ctype = "text/html; charset=utf-8"
+		case ".css":
+			ctype = "text/css; charset=utf-8"
+		case ".svg":
+			ctype = "image/svg+xml"
+		}
+		add(strings.TrimPrefix(p, "console/"), b, ctype)
+		return nil
+	})
+	if err != nil {
+		panic("console: embedded files: " + err.Error()) // the files are compiled in
+	}
+	files[""] = files["index.html"]
+	add("meta.json", consoleMeta(), "application/json; charset=utf-8")
+	return files
+}
+
+// consoleMeta is the workflow table and the enumerations, from schema, so the console offers
+// exactly the actions the server allows without keeping its own copy of the rules.
+func consoleMeta() []byte {
+	type step struct {
+		Action string   `json:"action"`
+		From   []string `json:"from"`
+		To     string   `json:"to"`
+		Roles  []string `json:"roles"`
+		Params []string `json:"params"`
+	}
+	steps := make([]step, 0, len(schema.TicketSteps))
+	for _, s := range schema.TicketSteps {
+		steps = append(steps, step{s.Action, s.From, s.To, s.Roles, append([]string{}, s.Params...)})
+	}
+	b, err := json.Marshal(map[string]any{
+		"steps":         steps,
+		"statuses":      schema.Statuses,
+		"urgencies":     schema.Urgencies,
+		"sources":       schema.Sources,
+		"warranties":    schema.Warranties,
+		"service_modes": schema.ServiceModes,
+		"service_types": schema.ServiceTypes,
+		"outcomes":      schema.Outcomes,
+		"sheet_status":  schema.SheetStatuses,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// consoleCSP allows only the console's own files: no inline script, no other origin.
+const consoleCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// consoleRoutes serves the web console at /console/ (and / redirects there) and, in demo
+// mode, the demo logins at /api/v1/demo. Register it before the authenticated /api/v1 group
+// so the demo route stays public.
+func (s *Server) consoleRoutes(app *fiber.App) {
+	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/console/", fiber.StatusFound) })
+	app.Get("/console/*", s.serveConsole)
+	if s.cfg.Demo {
+		app.Get("/api/v1/demo", s.demoInfo)
+	}
+}
+
+func (s *Server) serveConsole(c *fiber.Ctx) error {
+	if c.Path() == "/console" {
+		return c.Redirect("/console/", fiber.StatusMovedPermanently)
+	}
+	name := strings.TrimPrefix(c.Path(), "/console/")
+	f, ok := consoleFiles[name]
+	if !ok {
+		return schema.Errorf(schema.CodeNotFound, "no console file %q", name)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set(fiber.HeaderETag, f.etag)
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("Referrer-Policy", "no-referrer")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderContentSecurityPolicy, consoleCSP)
+	c.Set(fiber.HeaderContentType, f.ctype)
+	if c.Get(fiber.HeaderIfNoneMatch) == f.etag {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	return c.Send(f.body)
+}
+
+// demoInfo lists the demo accounts and their shared password for the login page's hint. It
+// exists only on a server started with --demo, whose passwords are public anyway.
+func (s *Server) demoInfo(c *fiber.Ctx) error {
+	users := make([]fiber.Map, 0, len(DemoUsers))
+	for _, u := range DemoUsers {
+		users = append(users, fiber.Map{"username": u.Username, "name": u.Name, "role": u.Role})
+	}
+	return c.JSON(fiber.Map{"demo": true, "password": DemoPassword, "users": users})
+}

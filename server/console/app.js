@@ -1,0 +1,197 @@
+// app.js: the console's entry point: the hash router, the login page and the ticket list.
+import { api, session, setUnauthenticatedHandler } from './api.js';
+import { h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
+import { label, when } from './i18n.js';
+import { state, loadMeta, loadSession, me, userName, customerNames, customerName } from './state.js';
+import { ticketPage } from './ticket.js';
+import { intakePage } from './intake.js';
+import { monthsPage } from './months.js';
+
+const main = () => document.getElementById('main');
+let loaded = false;
+
+setUnauthenticatedHandler(() => {
+  session.clear();
+  loaded = false;
+  flash('登录已过期，请重新登录 Your session ended; please log in again', 'err');
+  location.hash = '#/login';
+});
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/tickets';
+  const [path, query] = raw.split('?');
+  return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query || '') };
+}
+
+async function route() {
+  const { parts, query } = parseHash();
+  const top = document.getElementById('top');
+  if (!session.token || parts[0] === 'login') {
+    top.hidden = true;
+    return loginPage();
+  }
+  top.hidden = false;
+  const u = me();
+  document.getElementById('who').replaceChildren(u.name, ' · ', ...bi(label('role', u.role)));
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === parts[0]) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  const m = main();
+  try {
+    if (!loaded) {
+      await loadSession();
+      loaded = true;
+    }
+    let page;
+    if (parts[0] === 'tickets' && parts[1]) page = await ticketPage(parts[1]);
+    else if (parts[0] === 'intake') page = await intakePage();
+    else if (parts[0] === 'months') page = await monthsPage(parts[1]);
+    else page = await ticketsPage(query);
+    m.replaceChildren(page);
+  } catch (e) {
+    if (e.status === 401) return;
+    m.replaceChildren(h('section', { class: 'card' }, h('h1', {}, bi('出错了 Something went wrong')), h('p', { class: 'error', role: 'alert' }, e.message)));
+  }
+  m.focus({ preventScroll: true });
+}
+
+// ---- login ----
+
+async function loginPage() {
+  document.title = '登录 Log in · fieldsync';
+  const box = errorBox();
+  const user = h('input', { name: 'username', autocomplete: 'username', required: true, autofocus: true });
+  const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', { class: 'card login', id: 'login-form' },
+    h('h1', {}, bi('售后服务控制台 Service console')),
+    field('用户名 Username', user),
+    field('密码 Password', pass),
+    box,
+    h('button', { type: 'submit', class: 'primary' }, bi('登录 Log in')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError(form, box, null);
+    await busy(form, async () => {
+      try {
+        const r = await api.post('auth/login', { username: user.value.trim(), password: pass.value });
+        session.set(r.token, r.user);
+        if (r.user.role === 'technician') {
+          await api.post('auth/logout').catch(() => {});
+          session.clear();
+          throw Object.assign(new Error('技术员请使用手机应用 Technicians use the field app, not the console'), { field: 'username' });
+        }
+        loaded = false;
+        location.hash = '#/tickets';
+      } catch (e) {
+        showError(form, box, e);
+      }
+    });
+  });
+  const wrap = h('div', { class: 'login-wrap' }, form);
+  main().replaceChildren(wrap);
+  user.focus();
+  try {
+    const demo = await api.get('demo');
+    if (demo?.demo) wrap.append(demoHint(demo, user, pass));
+  } catch { /* not a demo server */ }
+}
+
+function demoHint(demo, user, pass) {
+  return h('aside', { class: 'card demo', 'aria-labelledby': 'demo-title' },
+    h('h2', { id: 'demo-title' }, bi('演示账号 Demo logins')),
+    h('p', {}, '密码 Password: ', h('code', {}, demo.password)),
+    h('ul', { class: 'plain' }, demo.users.filter((u) => u.role !== 'technician').map((u) => h('li', {},
+      h('button', {
+        type: 'button', class: 'link', onclick: () => { user.value = u.username; pass.value = demo.password; pass.focus(); },
+      }, h('code', {}, u.username)), ' ', u.name, ' · ', bi(label('role', u.role))))),
+    h('p', { class: 'muted' }, '技术员账号用于手机应用 Technician accounts are for the field app.'));
+}
+
+// ---- ticket list ----
+
+// due is the deadline that matters now: the response until accepted, then the arrival for
+// on-site work; none once the work is done.
+function due(t) {
+  if (['completed', 'sheet_received', 'followed_up', 'closed', 'cancelled'].includes(t.status)) return '—';
+  if (!t.accepted_at) return when(t.due_response_at);
+  return t.service_mode === 'onsite' && !t.arrived_at ? when(t.due_arrival_at) : '—';
+}
+
+const PAGE = 20;
+
+async function ticketsPage(query) {
+  document.title = '工单 Tickets · fieldsync';
+  const status = query.get('status') || '';
+  const overdue = query.get('overdue') === 'true';
+  const q = query.get('q') || '';
+  const offset = Math.max(0, Number(query.get('offset')) || 0);
+  const params = new URLSearchParams({ limit: PAGE, offset });
+  if (status === 'open') params.set('status', state.meta.statuses.filter((s) => !['closed', 'cancelled'].includes(s)).join(','));
+  else if (status) params.set('status', status);
+  if (overdue) params.set('overdue', 'true');
+  if (q) params.set('q', q);
+  const res = await api.get('tickets?' + params);
+  await customerNames(res.items.map((t) => t.customer_id));
+
+  const statusOpts = [['', '全部 All'], ['open', '未结 Open'], ...state.meta.statuses.map((s) => [s, label('status', s)])];
+  const form = h('form', { class: 'filters', role: 'search', 'aria-label': '筛选 Filters' },
+    field('状态 Status', select('status', statusOpts, status)),
+    field('搜索 Search', h('input', { type: 'search', name: 'q', value: q, placeholder: '单号、客户、故障… number, customer, fault…' })),
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'overdue', checked: overdue }), ' ', bi('仅超时 Overdue only')),
+    h('button', { type: 'submit', class: 'primary' }, bi('筛选 Filter')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    const fd = new FormData(form);
+    if (fd.get('status')) p.set('status', fd.get('status'));
+    if (fd.get('q')) p.set('q', fd.get('q').trim());
+    if (fd.get('overdue')) p.set('overdue', 'true');
+    location.hash = '#/tickets' + (p.size ? '?' + p : '');
+  });
+
+  const rows = res.items.map((t) => h('tr', { class: t.overdue ? 'overdue' : '', dataset: { id: t.id } },
+    h('td', {}, h('a', { href: '#/tickets/' + encodeURIComponent(t.id) }, t.number), t.overdue ? [' ', badge('超时 Overdue', 'danger')] : null),
+    h('td', { class: 'nowrap' }, when(t.received_at)),
+    h('td', { class: 'customer' }, customerName(t.customer_id)),
+    h('td', { class: 'symptoms' }, t.fault_symptoms),
+    h('td', {}, badge(label('urgency', t.urgency), 'u-' + t.urgency)),
+    h('td', {}, badge(label('status', t.status), 's-' + t.status)),
+    h('td', {}, t.assignee_id ? userName(t.assignee_id) : '—'),
+    h('td', { class: 'nowrap' }, due(t))));
+
+  const pageLink = (off, text) => {
+    const p = new URLSearchParams(query);
+    p.set('offset', off);
+    return h('a', { class: 'button', href: '#/tickets?' + p }, text);
+  };
+  const last = Math.min(offset + res.items.length, res.total);
+  return h('section', {},
+    h('div', { class: 'page-head' }, h('h1', {}, bi('工单 Tickets')),
+      h('a', { class: 'button primary', href: '#/intake' }, bi('＋ 登记新请求 New request'))),
+    form,
+    res.items.length === 0
+      ? h('p', { class: 'empty' }, '没有符合条件的工单 No tickets match')
+      : h('div', { class: 'table-wrap' }, h('table', { class: 'tickets' },
+        h('caption', { class: 'sr-only' }, '工单列表 Ticket list'),
+        h('thead', {}, h('tr', {}, ['单号 Number', '受理 Received', '客户 Customer', '故障现象 Fault', '紧急 Urgency', '状态 Status', '技术员 Technician', '时限 Due']
+          .map((c) => h('th', { scope: 'col' }, bi(c))))),
+        h('tbody', {}, rows))),
+    h('nav', { class: 'pager', 'aria-label': '分页 Pages' },
+      offset > 0 ? pageLink(Math.max(0, offset - PAGE), '‹ 上一页 Previous') : null,
+      h('span', { class: 'muted' }, res.total ? `${offset + 1}–${last} / ${res.total}` : '0'),
+      last < res.total ? pageLink(offset + PAGE, '下一页 Next ›') : null));
+}
+
+// ---- start ----
+
+document.getElementById('logout').addEventListener('click', async () => {
+  try { await api.post('auth/logout'); } catch { /* the token may be gone already */ }
+  session.clear();
+  loaded = false;
+  location.hash = '#/login';
+});
+window.addEventListener('hashchange', route);
+loadMeta().catch(() => {});
+route();
+
+

@@ -1,0 +1,97 @@
+// months.js: month-end (P8): the coordinator compiles the statistics table, the manager
+// reviews it, leadership approves it; the table per technician and the report files.
+import { api, openDocument, download } from './api.js';
+import { h, bi, flash, errorBox, showError, field, badge, busy } from './ui.js';
+import { label, when, thisMonth, yuan } from './i18n.js';
+import { me } from './state.js';
+
+const enc = encodeURIComponent;
+
+export async function monthsPage(month) {
+  month = /^\d{4}-\d{2}$/.test(month || '') ? month : thisMonth();
+  document.title = '月末统计 Month-end ' + month + ' · fieldsync';
+  const role = me()?.role;
+  const picker = h('form', { class: 'filters' },
+    field('月份 Month', h('input', { type: 'month', name: 'month', value: month, required: true })),
+    h('button', { type: 'submit', class: 'primary' }, bi('查看 Show')));
+  picker.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    location.hash = '#/months/' + picker.month.value;
+  });
+
+  let rep = null;
+  let missing = null;
+  try {
+    rep = await api.get('months/' + enc(month));
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    missing = e;
+  }
+  const reload = (msg) => {
+    flash(msg);
+    window.dispatchEvent(new HashChangeEvent('hashchange'));
+  };
+  const box = errorBox();
+  const steps = h('form', { class: 'month-actions' });
+  const act = (text, fn, cls) => h('button', {
+    type: 'button', class: cls || '',
+    onclick: () => busy(steps, async () => {
+      showError(steps, box, null);
+      try { await fn(); } catch (e) { showError(steps, box, e); }
+    }),
+  }, bi(text));
+  const comment = h('input', { name: 'comment', placeholder: '退回意见 Comment for return' });
+  const st = rep?.status;
+  if (['coordinator', 'admin'].includes(role) && (!rep || st === 'draft')) {
+    steps.append(act(rep ? '重新汇总 Recompile' : '汇总本月 Compile', async () => {
+      await api.post(`months/${enc(month)}/compile`);
+      reload('已汇总 Compiled ' + month);
+    }, 'primary'));
+  }
+  if (role === 'manager' && st === 'draft') steps.append(act('审核通过 Review', async () => { await api.post(`months/${enc(month)}/actions/review`, {}); reload('已审核 Reviewed'); }, 'primary'));
+  if (role === 'leader' && st === 'reviewed') steps.append(act('批准 Approve', async () => { await api.post(`months/${enc(month)}/actions/approve`, {}); reload('已批准 Approved'); }, 'primary'));
+  if ((role === 'manager' && st === 'draft') || ((role === 'manager' || role === 'leader') && st === 'reviewed')) {
+    steps.append(field('意见 Comment', comment), act('退回 Return', async () => {
+      await api.post(`months/${enc(month)}/actions/return`, { comment: comment.value.trim() });
+      reload('已退回 Returned');
+    }, 'danger'));
+  }
+  steps.append(box);
+
+  const head = h('div', { class: 'page-head' }, h('h1', {}, bi('月末统计 Month-end'), ' ', month),
+    rep ? badge(label('month_status', rep.status), 'm-' + rep.status) : null);
+  if (!rep) {
+    return h('section', {}, head, picker, h('div', { class: 'card' },
+      h('p', {}, '本月尚未汇总 This month is not compiled yet.', missing?.message ? h('span', { class: 'muted' }, ' (' + missing.message + ')') : null),
+      steps));
+  }
+  const rows = rep.rows || [];
+  const tot = rep.totals || {};
+  const table = h('div', { class: 'table-wrap' }, h('table', { class: 'month' },
+    h('thead', {}, h('tr', {}, ['技术员 Technician', '计数服务 Counted', '未计 Excluded', '现场/电话/在线 On-site/phone/online', '满意度 Rating', '投诉 Complaints', '补贴 Allowance', '奖惩 Bonus', '劳务 Labour', '合计 Total']
+      .map((c) => h('th', { scope: 'col' }, bi(c))))),
+    h('tbody', {}, rows.map((r) => h('tr', {},
+      h('th', { scope: 'row' }, r.technician?.name, r.probation ? [' ', badge('试用期 Probation', 'warn')] : null, r.dedicated === false ? [' ', badge('非专职 Non-dedicated')] : null),
+      h('td', { class: 'num' }, r.counted_services), h('td', { class: 'num' }, r.excluded_services),
+      h('td', { class: 'num' }, `${r.modes?.onsite ?? 0}/${r.modes?.phone ?? 0}/${r.modes?.online ?? 0}`),
+      h('td', { class: 'num' }, r.rated_services ? r.average_rating.toFixed(2) : '—'),
+      h('td', { class: 'num' }, r.complaints, r.bonus_forfeited ? [' ', badge('奖金取消 Forfeited', 'danger')] : null),
+      h('td', { class: 'num' }, yuan(r.allowance_fen)), h('td', { class: 'num' }, yuan(r.bonus_fen)),
+      h('td', { class: 'num' }, yuan(r.labour_fen)), h('td', { class: 'num strong' }, yuan(r.total_fen))))),
+    h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, bi('合计 Total')), h('td', { class: 'num' }, tot.counted_services), h('td', { class: 'num' }, tot.excluded_services),
+      h('td', {}), h('td', {}), h('td', { class: 'num' }, tot.complaints), h('td', { class: 'num' }, yuan(tot.allowance_fen)),
+      h('td', { class: 'num' }, yuan(tot.bonus_fen)), h('td', { class: 'num' }, yuan(tot.labour_fen)), h('td', { class: 'num strong' }, yuan(tot.total_fen))))));
+  const excluded = rep.excluded || [];
+  return h('section', {}, head, picker,
+    h('div', { class: 'card' },
+      h('p', { class: 'links' },
+        h('button', { type: 'button', class: 'link', onclick: () => openDocument(`/api/v1/months/${enc(month)}/report.pdf`).catch((e) => flash(e.message, 'err')) }, bi('月报 PDF Report PDF')), ' · ',
+        h('button', { type: 'button', class: 'link', onclick: () => download(`/api/v1/months/${enc(month)}/report.csv`, `month-${month}.csv`).catch((e) => flash(e.message, 'err')) }, bi('统计表 CSV Table CSV'))),
+      steps),
+    h('section', { class: 'card' }, h('h2', {}, bi('统计表 Statistics table')), table),
+    excluded.length ? h('section', { class: 'card' }, h('h2', {}, bi('未计入的服务 Services not counted')),
+      h('ul', { class: 'plain items' }, excluded.map((x) => h('li', {}, h('strong', {}, x.ticket_number), ' · ', x.technician?.name || '', ' · ', x.reason)))) : null,
+    (rep.warnings || []).length ? h('section', { class: 'card' }, h('h2', {}, bi('提示 Warnings')), h('ul', {}, rep.warnings.map((w) => h('li', {}, w)))) : null,
+    h('section', { class: 'card' }, h('h2', {}, bi('流程记录 Trail')), h('ol', { class: 'events' }, (rep.trail || []).map((e) => h('li', { class: 'event' },
+      h('strong', {}, bi(label('action', e.step))), e.comment ? ' · ' + e.comment : '', h('div', { class: 'ev-meta' }, when(e.at), ' · ', e.by_name || e.by))))));
+}

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+func TestConsoleRoutes(t *testing.T) {
+	env := newEnv(t, true)
+	if r := env.do("GET", "/", "", nil); r.Status != 302 || r.Header["Location"] != "/console/" {
+		t.Errorf("GET /: %d to %q", r.Status, r.Header["Location"])
+	}
+	if r := env.do("GET", "/console", "", nil); r.Status != 301 || r.Header["Location"] != "/console/" {
+		t.Errorf("GET /console: %d to %q", r.Status, r.Header["Location"])
+	}
+	r := env.must(env.do("GET", "/console/", "", nil), 200)
+	if !strings.HasPrefix(r.Header["Content-Type"], "text/html; charset=utf-8") || !strings.Contains(string(r.Raw), `<meta charset="utf-8">`) ||
+		!strings.Contains(string(r.Raw), "售后服务") {
+		t.Errorf("index: %s\n%s", r.Header["Content-Type"], r.Raw)
+	}
+	if r.Header["Content-Security-Policy"] == "" {
+		t.Error("the console is served without a Content-Security-Policy")
+	}
+	js := env.must(env.do("GET", "/console/app.js", "", nil), 200)
+	if !strings.HasPrefix(js.Header["Content-Type"], "text/javascript") {
+		t.Errorf("app.js served as %q", js.Header["Content-Type"])
+	}
+	if r := env.do("GET", "/console/app.js", "", nil, "If-None-Match", js.Header["Etag"]); r.Status != 304 {
+		t.Errorf("conditional GET: %d", r.Status)
+	}
+	if r := env.do("GET", "/console/nope.js", "", nil); r.Status != 404 || r.errCode() != "not_found" {
+		t.Errorf("missing file: %d %s", r.Status, r.Raw)
+	}
+	meta := env.must(env.do("GET", "/console/meta.json", "", nil), 200).Body
+	if steps, _ := meta["steps"].([]any); len(steps) == 0 {
+		t.Errorf("meta.json has no workflow steps: %s", r.Raw)
+	}
+	demo := env.must(env.do("GET", "/api/v1/demo", "", nil), 200).Body
+	if demo["demo"] != true || demo["password"] != DemoPassword || len(demo["users"].([]any)) != len(DemoUsers) {
+		t.Errorf("demo info: %v", demo)
+	}
+
+	plain := newEnv(t, false)
+	if r := plain.do("GET", "/api/v1/demo", "", nil); r.Status == 200 {
+		t.Errorf("a server without --demo tells its demo logins: %s", r.Raw)
+	}
+	plain.must(plain.do("GET", "/console/", "", nil), 200)
+}
+
+// chromium finds the browser the console tests drive; CI installs Debian's chromium.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no chromium found on PATH: the console tests need a real browser (apt-get install -y chromium; CI installs it)")
+	return ""
+}
+
+// browser starts a headless chromium with a fresh profile and returns its context, bounded by
+// limit overall.
+func browser(t *testing.T, limit time.Duration) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	t.Cleanup(cancelCtx)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	t.Cleanup(cancel)
+	// The first action starts the browser and ties it to the context it runs on, so it runs
+	// on ctx itself (bounded by limit), not on a shorter-lived child.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// pageText is the page's visible text, for failure messages.
+func pageText(ctx context.Context) string {
+	c, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(c, chromedp.Text(chromedp.CSS("body")))
+	return s
+}
+
+// step runs browser actions with their own deadline and names the step when it fails.
+func step(t *testing.T, ctx context.Context, name string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, actions...); err != nil {
+		t.Fatalf("%s: %v\npage text:\n%s", name, err, pageText(ctx))
+	}
+}
+
+// read runs one browser action that returns a value, with its own deadline.
+func read[T any](t *testing.T, ctx context.Context, name string, a chromedp.Action[T]) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, a)
+	if err != nil {
+		t.Fatalf("%s: %v\npage text:\n%s", name, err, pageText(ctx))
+	}
+	return v
+}
+
+// text reads the visible text of the first element matching a CSS selector.
+func text(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	return read(t, ctx, "text of "+css, chromedp.Text(chromedp.CSS(css)))
+}
+
+// waitJS waits until a JavaScript expression is true.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png := read(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
+	if err := os.WriteFile(filepath.Join("..", "docs", "images", name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// demoLater is a demo server whose clock runs ahead by skew after seeding, so the demo's
+// critical and high tickets have missed their response deadlines and show as overdue.
+func demoLater(t *testing.T, skew time.Duration) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	var seeded atomic.Bool
+	now := func() time.Time {
+		if seeded.Load() {
+			return time.Now().Add(skew)
+		}
+		return time.Now()
+	}
+	srv, err := New(context.Background(), Config{DataDir: dir, Demo: true, Now: now,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeded.Store(true)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &testEnv{t: t, srv: srv, dir: dir}
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	env := demoLater(t, 2*time.Hour)
+	base := env.start()
+	var tech1 string
+	for _, u := range env.must(env.do("GET", "/api/v1/users", env.login("admin", DemoPassword), nil), 200).Body["items"].([]any) {
+		if m := u.(map[string]any); m["username"] == "tech1" {
+			tech1 = str(m, "id")
+		}
+	}
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+
+	// A wrong password: the API's message shows on the login page, which hints the demo logins.
+	step(t, ctx, "wrong password",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.WaitVisible(css("#demo-title")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), "not-the-password"),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("#login-form .error")),
+	)
+	if got := text(t, ctx, "#login-form .error"); !strings.Contains(got, "wrong username or password") {
+		t.Errorf("login error shown: %q", got)
+	}
+	if hint := text(t, ctx, ".demo"); !strings.Contains(hint, DemoPassword) || !strings.Contains(hint, "王芳 Wang Fang") {
+		t.Errorf("demo hint: %q", hint)
+	}
+
+	// The coordinator picks the demo login from the hint, logs in and sees the demo tickets
+	// with the customers' Chinese names.
+	step(t, ctx, "log in",
+		chromedp.Click(chromedp.Search(`//aside[contains(@class, 'demo')]//button[code[text()='coord']]`)),
+		waitJS(`document.querySelector('input[name=password]').value !== 'not-the-password'`),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+	)
+	list := text(t, ctx, "main")
+	for _, want := range []string{"华东精密仪器有限公司", "苏州“天工”自动化股份公司", "杭州西溪数据中心", "控制柜报警灯常亮", "张伟 Zhang Wei", "已登记"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("the ticket list does not show %q:\n%s", want, list)
+		}
+	}
+	if who := text(t, ctx, "#who"); !strings.Contains(who, "王芳 Wang Fang") {
+		t.Errorf("the header does not name the coordinator: %q", who)
+	}
+	overdue := read(t, ctx, "overdue rows", chromedp.Evaluate[int](`document.querySelectorAll('tr.overdue').length`))
+	if overdue == 0 || !strings.Contains(list, "超时 Overdue") {
+		t.Errorf("no overdue ticket stands out (%d rows marked)", overdue)
+	}
+	screenshot(t, ctx, "console-tickets.png")
+
+	// Search narrows the list.
+	step(t, ctx, "search",
+		chromedp.SendKeys(css("input[name=q]"), "天工"),
+		chromedp.Click(css("form.filters button[type=submit]")),
+		waitJS(`location.hash.includes('q=') && document.querySelectorAll('table.tickets tbody tr').length > 0 &&
+			[...document.querySelectorAll('table.tickets tbody tr')].every(r => r.textContent.includes('天工'))`),
+	)
+
+	// Open the registered ticket waiting for dispatch and dispatch it to 张伟.
+	step(t, ctx, "open ticket",
+		chromedp.Navigate(base+"/console/#/tickets"),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Click(chromedp.Search(`//tr[td[contains(., '控制柜报警灯常亮')]]//a`)),
+		chromedp.WaitVisible(css(`form[data-action="dispatch"]`)),
+	)
+	if head := text(t, ctx, ".page-head"); !strings.Contains(head, "已登记 Registered") || !strings.Contains(head, "华东精密仪器有限公司") {
+		t.Errorf("ticket header: %q", head)
+	}
+	step(t, ctx, "dispatch",
+		chromedp.SetValue(css(`form[data-action="dispatch"] select[name=technician_id]`), tech1),
+		chromedp.Click(css(`form[data-action="dispatch"] button[type=submit]`)),
+		waitJS(`document.querySelector('.head-badges')?.textContent.includes('已派工 Dispatched')`),
+		chromedp.WaitVisible(css(".events")),
+	)
+	events := text(t, ctx, ".events")
+	if !strings.Contains(events, "派工 Dispatch") || !strings.Contains(events, "→ 张伟 Zhang Wei") || !strings.Contains(events, "王芳 Wang Fang") ||
+		!strings.Contains(events, "网页 Web") {
+		t.Errorf("the history does not show the dispatch by whom, to whom, from where:\n%s", events)
+	}
+	if a := read(t, ctx, "assignee", chromedp.Text(chromedp.Search(`//dt[contains(., '技术员')]/following-sibling::dd[1]`))); !strings.Contains(a, "张伟 Zhang Wei") {
+		t.Errorf("assignee shown: %q", a)
+	}
+	screenshot(t, ctx, "console-ticket.png")
+}
