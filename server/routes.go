@@ -21,6 +21,7 @@ func (s *Server) routes() {
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
 
+	s.consoleRoutes(app) // before the /api/v1 groups, so /api/v1/demo stays public
 	api := app.Group("/api/v1")
 	api.Get("/openapi.json", s.openAPI)
 	api.Post("/auth/login", s.login(false))
