@@ -261,3 +261,73 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "console-ticket.png")
 }
+
+func TestConsoleSheetsIntakeAndMonth(t *testing.T) {
+	env := newEnv(t, true)
+	base := env.start()
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+	)
+
+	// The completed demo ticket has a signed sheet without the customer's stamp.
+	step(t, ctx, "completed ticket",
+		chromedp.Navigate(base+"/console/#/tickets?status=completed"),
+		waitJS(`location.hash.includes('completed') && document.querySelectorAll('table.tickets tbody tr').length === 1`),
+		chromedp.Click(css("table.tickets tbody a")),
+		chromedp.WaitVisible(css(".sheet")),
+	)
+	sheet := text(t, ctx, ".sheet")
+	for _, want := range []string{"不完整：缺 客户盖章", "incomplete: missing stamp_blob", "孙丽", "反馈单 PDF", "公开验证页"} {
+		if !strings.Contains(sheet, want) {
+			t.Errorf("the sheet does not show %q:\n%s", want, sheet)
+		}
+	}
+	step(t, ctx, "accept the exception",
+		chromedp.Click(css(`form[data-sheet-action="accept_exception"] button`)),
+		waitJS(`document.querySelector('.sheet')?.textContent.includes('例外已接受')`),
+		chromedp.Click(css(`form[data-sheet-action="receive"] button`)),
+		waitJS(`document.querySelector('.head-badges')?.textContent.includes('已收反馈单')`),
+	)
+
+	// Intake: the equipment found by serial shows its warranty at once.
+	step(t, ctx, "intake",
+		chromedp.Navigate(base+"/console/#/intake"),
+		chromedp.WaitVisible(css("#serial-q")),
+		chromedp.SendKeys(css("#serial-q"), "TG-2021-0420"),
+		chromedp.Click(chromedp.Search(`//button[contains(., '查找')]`)),
+		waitJS(`document.querySelector('.serial-out')?.textContent.includes('已过保 Out of warranty') &&
+			document.querySelector('.chosen')?.textContent.includes('苏州“天工”自动化股份公司')`),
+		chromedp.SendKeys(css("textarea[name=fault_symptoms]"), "伺服驱动器过热 / servo drive overheats"),
+		chromedp.SetValue(css("select[name=urgency]"), "high"),
+		chromedp.Click(css("input[name=chargeable]")),
+	)
+	read(t, ctx, "scroll up", chromedp.Evaluate[bool](`window.scrollTo(0, 0), document.getElementById('flash').replaceChildren(), true`))
+	screenshot(t, ctx, "console-intake.png")
+	step(t, ctx, "register",
+		chromedp.Click(css("#intake-form button[type=submit]")),
+		waitJS(`location.hash.startsWith('#/tickets/') && document.querySelector('.head-badges')?.textContent.includes('已登记')`),
+	)
+	if log := text(t, ctx, "dl.fields"); !strings.Contains(log, "伺服驱动器过热") || !strings.Contains(log, "已过保 Out of warranty") ||
+		!strings.Contains(log, "收费 Chargeable") || !strings.Contains(log, "周明") {
+		t.Errorf("the registered ticket shows:\n%s", log)
+	}
+
+	// Month-end: the coordinator compiles this month and sees the table per technician.
+	step(t, ctx, "month",
+		chromedp.Navigate(base+"/console/#/months"),
+		chromedp.WaitVisible(css(".month-actions button")),
+		chromedp.Click(css(".month-actions button")),
+		chromedp.WaitVisible(css("table.month")),
+	)
+	if m := text(t, ctx, "main"); !strings.Contains(m, "张伟 Zhang Wei") || !strings.Contains(m, "草稿 Draft") {
+		t.Errorf("the month page shows:\n%s", m)
+	}
+	screenshot(t, ctx, "console-month.png")
+}

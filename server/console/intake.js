@@ -34,20 +34,21 @@ export async function intakePage() {
   assetSel.addEventListener('change', showAssetWarranty);
 
   async function chooseCustomer(c, assetId) {
-    customer = c;
-    chosen.replaceChildren(h('strong', {}, c.name), c.phone ? ' · ' + c.phone : '', c.address ? ' · ' + c.address : '');
-    custResults.replaceChildren();
     const [sites, as] = await Promise.all([api.get(`customers/${enc(c.id)}/sites?limit=500`), api.get(`assets?customer_id=${enc(c.id)}&limit=500`)]);
+    customer = c;
+    custResults.replaceChildren();
     assets = as.items;
-    siteSel.replaceChildren(h('option', { value: '' }, '— 无 None —'), sites.items.map((s) => h('option', { value: s.id }, s.name + (s.address ? ' · ' + s.address : ''))));
+    siteSel.replaceChildren(h('option', { value: '' }, '— 无 None —'), ...sites.items.map((s) => h('option', { value: s.id }, s.name + (s.address ? ' · ' + s.address : ''))));
     if (sites.items.length === 1) siteSel.value = sites.items[0].id;
-    assetSel.replaceChildren(h('option', { value: '' }, '— 无 None —'), assets.map((a) => h('option', { value: a.id }, `${a.model} · ${a.serial} · ${label('warranty', a.warranty_now)}`)));
+    assetSel.replaceChildren(h('option', { value: '' }, '— 无 None —'), ...assets.map((a) => h('option', { value: a.id }, `${a.model} · ${a.serial} · ${label('warranty', a.warranty_now)}`)));
     if (assetId) {
       assetSel.value = assetId;
       const a = assets.find((x) => x.id === assetId);
       if (a?.site_id) siteSel.value = a.site_id;
     } else if (assets.length === 1) assetSel.value = assets[0].id;
     showAssetWarranty();
+    // Shown last: once the customer appears, the site and equipment are ready too.
+    chosen.replaceChildren(h('strong', {}, c.name), c.phone ? ' · ' + c.phone : '', c.address ? ' · ' + c.address : '');
   }
 
   let searchTimer = 0;
@@ -76,9 +77,9 @@ export async function intakePage() {
       }
       const a = r.items[0];
       const c = await api.get('customers/' + enc(a.customer_id));
+      await chooseCustomer(c, a.id);
       serialOut.replaceChildren(h('strong', {}, a.model), ' · ', c.name, ' · ', warrantyBadge(a.warranty_now),
         a.warranty_until ? ` 保修至 until ${a.warranty_until}` : '', a.manufacturer_onsite ? ' · 厂家可上门 manufacturer on-site service' : '');
-      await chooseCustomer(c, a.id);
     } catch (e) { flash(e.message, 'err'); }
   };
   serial.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); findSerial(); } });
