@@ -424,6 +424,9 @@ func (w *wtx) action(actor schema.Actor, ent *schema.Entity, m Mutation) (schema
 	if m.Action == "" {
 		return nil, schema.FieldError(schema.CodeValidation, "action", "op action needs an action name")
 	}
+	if ent.Name == schema.EntSheet && m.At != "" && params["at"] == nil {
+		params["at"] = m.At // the device's time, kept as the sheet's signing time
+	}
 	return w.applyAction(actor, ent.Name, cur, m.Action, params)
 }
 
