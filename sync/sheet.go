@@ -1,15 +1,535 @@
 package sync
 
-import "fieldsync/schema"
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"fieldsync/schema"
+)
+
+// The feedback sheet rules of the write path: who may create and edit a sheet, which images
+// it may reference, signing (completeness, fingerprint, seal, chain), and the coordinator's
+// receive, return and accept_exception. docs/feedback-sheets.md explains them.
+
+var sheetOffice = []string{schema.RoleCoordinator, schema.RoleAdmin}
+
+// sheetTicket returns the ticket a technician's sheet is for, checking that the ticket is in
+// their scope, assigned to them and not cancelled.
+func (w *wtx) sheetTicket(actor schema.Actor, ticketID string) (schema.Doc, error) {
+	if !w.inScope(actor.UserID, schema.EntTicket, ticketID) {
+		return nil, schema.FieldError(schema.CodeOutOfScope, "ticket_id", "ticket %q is not in your scope: a sheet is written for a ticket assigned to you", ticketID)
+	}
+	t, err := w.Get(schema.EntTicket, ticketID)
+	if err != nil {
+		return nil, err
+	}
+	if t.Str("status") == schema.StCancelled {
+		return nil, &schema.Error{Code: schema.CodeTicketCancelled, Field: "ticket_id", Record: t,
+			Message: fmt.Sprintf("ticket %s was cancelled (%s): it takes no feedback sheet", t.Str("number"), t.Str("cancel_reason"))}
+	}
+	if t.Str("assignee_id") != actor.UserID {
+		return nil, schema.FieldError(schema.CodeForbidden, "ticket_id", "ticket %s is not assigned to you: only its technician writes its feedback sheet", t.Str("number"))
+	}
+	return t, nil
+}
 
 func (w *wtx) onSheetCreate(actor schema.Actor, d schema.Doc) error {
-	return schema.Errorf(schema.CodeValidation, "feedback sheets are not supported yet")
+	t, err := w.sheetTicket(actor, d.Str("ticket_id"))
+	if err != nil {
+		return err
+	}
+	switch st := t.Str("status"); st {
+	case schema.StAccepted, schema.StEnRoute, schema.StOnSite, schema.StCompleted:
+	case schema.StSheetReceived, schema.StFollowedUp:
+		if d.Str("supersedes_id") == "" {
+			return &schema.Error{Code: schema.CodeInvalidTransition, Field: "ticket_id", Record: t,
+				Message: fmt.Sprintf("ticket %s is %s: its sheet was received; only a correction (supersedes_id) may be added", t.Str("number"), st)}
+		}
+	default:
+		return &schema.Error{Code: schema.CodeInvalidTransition, Field: "ticket_id", Record: t,
+			Message: fmt.Sprintf("ticket %s is %s: a feedback sheet is written once the ticket is accepted and before it is closed", t.Str("number"), st)}
+	}
+	if id := d.Str("supersedes_id"); id != "" {
+		if err := w.checkSupersedes(actor, d, id); err != nil {
+			return err
+		}
+	}
+	var n int64
+	if err := w.tx.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'feedback_sheet' AND ticket_id = ?`, t.Str("id")).Scan(&n); err != nil {
+		return err
+	}
+	d["number"] = fmt.Sprintf("%s/%d", t.Str("number"), n+1)
+	d["technician_id"] = actor.UserID
+	d["status"] = schema.SheetDraft
+	if d.Str("service_mode") == "" {
+		d["service_mode"] = firstNonEmpty(t.Str("actual_service_mode"), t.Str("service_mode"))
+	}
+	if d["parts"] == nil {
+		d["parts"] = []any{}
+	}
+	if err := w.snapshotNames(actor, t, d); err != nil {
+		return err
+	}
+	if err := w.checkSheetContent(t, d, d); err != nil {
+		return err
+	}
+	w.sheetCompleteness(d)
+	return nil
+}
+
+// checkSupersedes checks that sheet old may be corrected by the new sheet d: same ticket,
+// same technician, sealed and not yet corrected.
+func (w *wtx) checkSupersedes(actor schema.Actor, d schema.Doc, oldID string) error {
+	old, err := w.Get(schema.EntSheet, oldID)
+	if err != nil {
+		return schema.FieldError(schema.CodeValidation, "supersedes_id", "supersedes_id %q: no such feedback sheet", oldID)
+	}
+	if old.Str("ticket_id") != d.Str("ticket_id") {
+		return schema.FieldError(schema.CodeValidation, "supersedes_id", "sheet %s belongs to another ticket", old.Str("number"))
+	}
+	if old.Str("technician_id") != actor.UserID {
+		return schema.FieldError(schema.CodeForbidden, "supersedes_id", "sheet %s is another technician's: only its author corrects it", old.Str("number"))
+	}
+	switch old.Str("status") {
+	case schema.SheetSigned, schema.SheetReturned:
+	case schema.SheetDraft:
+		return &schema.Error{Code: schema.CodeInvalidTransition, Field: "supersedes_id", Record: old,
+			Message: fmt.Sprintf("sheet %s is a draft: edit it instead of correcting it", old.Str("number"))}
+	default:
+		return &schema.Error{Code: schema.CodeInvalidTransition, Field: "supersedes_id", Record: old,
+			Message: fmt.Sprintf("sheet %s is %s: only a signed or returned sheet can be corrected", old.Str("number"), old.Str("status"))}
+	}
+	var other string
+	err = w.tx.QueryRow(`SELECT id FROM records WHERE entity = 'feedback_sheet' AND ticket_id = ? AND data ->> 'supersedes_id' = ? AND id != ? AND status != 'void' LIMIT 1`,
+		d.Str("ticket_id"), oldID, d.Str("id")).Scan(&other)
+	if err == nil {
+		return &schema.Error{Code: schema.CodeInvalidTransition, Field: "supersedes_id", Record: old,
+			Message: fmt.Sprintf("sheet %s already has a correction (%s): edit that one", old.Str("number"), other)}
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return nil
+}
+
+// snapshotNames copies the names printed on the sheet into it, so the sealed sheet shows
+// them as they were when the customer signed.
+func (w *wtx) snapshotNames(actor schema.Actor, t, d schema.Doc) error {
+	d["ticket_number"] = t.Str("number")
+	if c, err := w.Get(schema.EntCustomer, t.Str("customer_id")); err == nil {
+		d["customer_name"] = c.Str("name")
+	}
+	u, err := w.Get(schema.EntUser, actor.UserID)
+	if err != nil {
+		return err
+	}
+	d["technician_name"] = u.Str("name")
+	return nil
+}
+
+func (w *wtx) sheetCompleteness(d schema.Doc) {
+	complete, missing := schema.SheetCompleteness(d, w.Settings().List("sheet_required"))
+	list := make([]any, len(missing))
+	for i, m := range missing {
+		list[i] = m
+	}
+	d["complete"], d["missing"] = complete, list
+}
+
+// checkSheetContent checks the values a technician wrote (changed) into sheet d of ticket t:
+// images held whole and acceptable, location, fees only on a chargeable ticket, times in order.
+func (w *wtx) checkSheetContent(t, d, changed schema.Doc) error {
+	for _, f := range schema.SheetBlobFields {
+		if _, ok := changed[f]; !ok || d.Str(f) == "" {
+			continue
+		}
+		if _, err := w.checkBlob(f, d.Str(f)); err != nil {
+			return err
+		}
+	}
+	if _, ok := changed["location"]; ok {
+		if err := schema.CheckLocation(d.Str("location")); err != nil {
+			return err
+		}
+	}
+	if !t.Bool("chargeable") {
+		for _, f := range []string{"labour_fen", "parts_fen", "shipping_fen"} {
+			if _, ok := changed[f]; ok && d.Int(f) != 0 {
+				return schema.FieldError(schema.CodeValidation, f, "ticket %s is not chargeable: %s stays 0 (ask the coordinator to mark it chargeable first)", t.Str("number"), f)
+			}
+		}
+	}
+	if a, dep := d.Time("arrived_at"), d.Time("departed_at"); !a.IsZero() && !dep.IsZero() && dep.Before(a) {
+		return schema.FieldError(schema.CodeValidation, "departed_at", "departed_at %s is before arrived_at %s", d.Str("departed_at"), d.Str("arrived_at"))
+	}
+	return nil
+}
+
+// checkBlob checks that the image named by field is held whole, is an image, and is within
+// the size limit; it returns the SHA-256 of the content actually held.
+func (w *wtx) checkBlob(field, sum string) (string, error) {
+	if !schema.ValidBlobSum(sum) {
+		return "", schema.FieldError(schema.CodeValidation, field, "%s %q is not a SHA-256 (64 lower-case hex digits)", field, sum)
+	}
+	blobs := w.e.Blobs
+	if blobs == nil {
+		return "", schema.Errorf(schema.CodeUnavailable, "this server keeps no blobs")
+	}
+	if !blobs.Has(sum) {
+		return "", schema.FieldError(schema.CodeMissingBlob, field, "the image %s (%s) is not uploaded whole yet: upload it, then send this again", sum, field)
+	}
+	actual, size, typ, err := hashBlob(blobs, sum)
+	if err != nil {
+		return "", err
+	}
+	if typ == "" {
+		return "", schema.FieldError(schema.CodeUnsupportedMedia, field, "%s %s is not a PNG, JPEG or WebP image", field, sum)
+	}
+	if limit := w.Settings().Int("blob_max_bytes"); size > limit {
+		return "", schema.FieldError(schema.CodeTooLarge, field, "%s %s is %d bytes, over the limit of %d bytes", field, sum, size, limit)
+	}
+	if size == 0 {
+		return "", schema.FieldError(schema.CodeValidation, field, "%s %s is empty", field, sum)
+	}
+	return actual, nil
+}
+
+// hashBlob re-hashes a stored blob and returns the SHA-256 of its content, its size and type.
+func hashBlob(blobs *BlobStore, sum string) (string, int64, string, error) {
+	r, size, typ, err := blobs.Open(sum)
+	if err != nil {
+		return "", 0, "", err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", 0, "", fmt.Errorf("blob %s: %w", sum, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, typ, nil
 }
 
 func (w *wtx) onSheetUpdate(actor schema.Actor, cur, next, changed schema.Doc) error {
-	return schema.Errorf(schema.CodeValidation, "feedback sheets are not supported yet")
+	if cur.Str("technician_id") != actor.UserID {
+		return schema.Errorf(schema.CodeForbidden, "sheet %s is another technician's", cur.Str("number"))
+	}
+	if st := cur.Str("status"); st != schema.SheetDraft {
+		return sealedError(cur)
+	}
+	t, err := w.sheetTicket(actor, cur.Str("ticket_id"))
+	if err != nil {
+		return err
+	}
+	if err := w.checkSheetContent(t, next, changed); err != nil {
+		return err
+	}
+	w.sheetCompleteness(next)
+	return nil
+}
+
+func sealedError(cur schema.Doc) error {
+	msg := fmt.Sprintf("sheet %s was signed at %s and is sealed: it cannot change; submit a correction (a new sheet with supersedes_id %s)",
+		cur.Str("number"), cur.Str("signed_at"), cur.Str("id"))
+	if cur.Str("status") == schema.SheetVoid {
+		msg = fmt.Sprintf("sheet %s is void (corrected by %s): it cannot change", cur.Str("number"), cur.Str("superseded_by"))
+	}
+	return &schema.Error{Code: schema.CodeSealed, Record: cur, Message: msg}
+}
+
+// sheetParams lists the parameters each sheet action takes; others are refused.
+var sheetParams = map[string][]string{
+	schema.SheetSign:            {"signed_at", "at"},
+	schema.SheetReceive:         {"note"},
+	schema.SheetReturn:          {"reason"},
+	schema.SheetAcceptException: {"note"},
 }
 
 func (w *wtx) sheetAction(actor schema.Actor, cur schema.Doc, action string, params schema.Doc) (schema.Doc, []schema.Effect, error) {
-	return nil, nil, schema.Errorf(schema.CodeValidation, "feedback sheets are not supported yet")
+	allowed, ok := sheetParams[action]
+	if !ok {
+		return nil, nil, schema.FieldError(schema.CodeValidation, "action", "unknown feedback sheet action %q (sign, receive, return, accept_exception)", action)
+	}
+	for _, k := range sortedKeys(params) {
+		if !roleIn(k, allowed) {
+			return nil, nil, schema.FieldError(schema.CodeValidation, k, "%s takes no parameter %q", action, k)
+		}
+	}
+	if action == schema.SheetSign {
+		next, err := w.signSheet(actor, cur, params)
+		return next, nil, err
+	}
+	if !roleIn(actor.Role, sheetOffice) {
+		return nil, nil, schema.Errorf(schema.CodeForbidden, "a %s may not %s a feedback sheet (coordinator, admin)", actor.Role, action)
+	}
+	now := schema.Stamp(w.now)
+	next := cur.Clone()
+	st := cur.Str("status")
+	notSigned := func() error {
+		return &schema.Error{Code: schema.CodeInvalidTransition, Record: cur,
+			Message: fmt.Sprintf("cannot %s sheet %s: it is %s", action, cur.Str("number"), st)}
+	}
+	switch action {
+	case schema.SheetReceive:
+		if st != schema.SheetSigned {
+			return nil, nil, notSigned()
+		}
+		t, err := w.Get(schema.EntTicket, cur.Str("ticket_id"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if t.Str("status") == schema.StCancelled {
+			return nil, nil, &schema.Error{Code: schema.CodeTicketCancelled, Record: t,
+				Message: fmt.Sprintf("ticket %s was cancelled: its sheet cannot be received", t.Str("number"))}
+		}
+		next["status"] = schema.SheetReceived
+		next["coordinator_received_at"], next["coordinator_received_by"] = now, actor.UserID
+		var effects []schema.Effect
+		if t.Str("status") == schema.StCompleted {
+			effects = append(effects, schema.Effect{Entity: schema.EntTicket, ID: t.Str("id"), Op: "action", Action: "receive_sheet", Params: schema.Doc{}})
+		}
+		return next, effects, nil
+	case schema.SheetReturn:
+		if st != schema.SheetSigned {
+			return nil, nil, notSigned()
+		}
+		reason := strings.TrimSpace(params.Str("reason"))
+		if reason == "" {
+			return nil, nil, schema.FieldError(schema.CodeValidation, "reason", "return needs a reason the technician will read")
+		}
+		if n := len([]rune(reason)); n > schema.MaxText {
+			return nil, nil, schema.FieldError(schema.CodeValidation, "reason", "reason is %d characters long; at most %d", n, schema.MaxText)
+		}
+		next["status"] = schema.SheetReturned
+		next["returned_reason"], next["returned_at"], next["returned_by"] = reason, now, actor.UserID
+		return next, nil, nil
+	case schema.SheetAcceptException:
+		if st != schema.SheetSigned && st != schema.SheetReceived {
+			return nil, nil, notSigned()
+		}
+		if cur.Bool("complete") {
+			return nil, nil, &schema.Error{Code: schema.CodeInvalidTransition, Record: cur,
+				Message: fmt.Sprintf("sheet %s is complete: there is no exception to accept", cur.Str("number"))}
+		}
+		if cur.Bool("exception_accepted") {
+			return nil, nil, &schema.Error{Code: schema.CodeInvalidTransition, Record: cur,
+				Message: fmt.Sprintf("the exception of sheet %s was already accepted at %s", cur.Str("number"), cur.Str("exception_at"))}
+		}
+		note := strings.TrimSpace(params.Str("note"))
+		if note == "" && strings.TrimSpace(cur.Str("absent_reason")) == "" {
+			return nil, nil, schema.FieldError(schema.CodeValidation, "note", "sheet %s records no absent_reason: give a note saying why the exception is accepted", cur.Str("number"))
+		}
+		next["exception_accepted"], next["exception_note"], next["exception_by"], next["exception_at"] = true, note, actor.UserID, now
+		return next, nil, nil
+	}
+	return nil, nil, schema.FieldError(schema.CodeValidation, "action", "unknown feedback sheet action %q", action)
+}
+
+// signSheet seals a draft: completeness, the names printed on it, the device's and the
+// server's times, the chain link to the technician's previous sealed sheet, the fingerprint
+// over the content and the re-hashed images, and the seal. A correction voids the sheet it
+// supersedes in the same transaction.
+func (w *wtx) signSheet(actor schema.Actor, cur schema.Doc, params schema.Doc) (schema.Doc, error) {
+	if actor.Role != schema.RoleTechnician || cur.Str("technician_id") != actor.UserID {
+		return nil, schema.Errorf(schema.CodeForbidden, "only the technician who wrote sheet %s signs it, on their device", cur.Str("number"))
+	}
+	switch st := cur.Str("status"); st {
+	case schema.SheetDraft:
+	case schema.SheetVoid:
+		return nil, sealedError(cur)
+	default:
+		return nil, &schema.Error{Code: schema.CodeAlreadySigned, Record: cur,
+			Message: fmt.Sprintf("sheet %s is already signed (at %s, %s): a sheet is signed once; submit a correction to change it", cur.Str("number"), cur.Str("signed_at"), st)}
+	}
+	if w.e.Sealer == nil {
+		return nil, errors.New("sign sheet: the server has no seal key")
+	}
+	t, err := w.sheetTicket(actor, cur.Str("ticket_id"))
+	if err != nil {
+		return nil, err
+	}
+	next := cur.Clone()
+	if id := cur.Str("supersedes_id"); id != "" {
+		if err := w.checkSupersedes(actor, cur, id); err != nil {
+			return nil, err
+		}
+	}
+	sums := map[string]string{}
+	for _, f := range schema.SheetBlobFields {
+		sum := cur.Str(f)
+		if sum == "" {
+			continue
+		}
+		actual, err := w.checkBlob(f, sum)
+		if err != nil {
+			return nil, err
+		}
+		if actual != sum {
+			return nil, schema.FieldError(schema.CodeHashMismatch, f, "the stored image %s (%s) now hashes to %s: upload it again", sum, f, actual)
+		}
+		sums[f] = actual
+	}
+	signedAt := w.now
+	for _, k := range []string{"signed_at", "at"} {
+		if v, ok := params[k]; ok && v != nil {
+			s, _ := v.(string)
+			ts, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return nil, schema.FieldError(schema.CodeValidation, k, "%s %v is not an RFC 3339 time (e.g. 2026-11-26T09:30:00Z)", k, v)
+			}
+			signedAt = ts
+			break
+		}
+	}
+	if err := w.snapshotNames(actor, t, next); err != nil {
+		return nil, err
+	}
+	w.sheetCompleteness(next)
+	next["signed_at"] = schema.Stamp(signedAt)
+	next["received_at"] = schema.Stamp(w.now)
+	next["status"] = schema.SheetSigned
+	prev, err := w.lastSealed(actor.UserID)
+	if err != nil {
+		return nil, err
+	}
+	next["chain_index"], next["prev_sheet_id"], next["prev_fingerprint"] = schema.Num(1), nil, nil
+	if prev != nil {
+		next["chain_index"] = schema.Num(prev.Int("chain_index") + 1)
+		next["prev_sheet_id"], next["prev_fingerprint"] = prev.Str("id"), prev.Str("fingerprint")
+	}
+	fp := schema.SheetFingerprint(next, sums)
+	next["fingerprint"], next["seal"] = fp, w.e.Sealer.Seal(fp)
+	if id := cur.Str("supersedes_id"); id != "" {
+		old, err := w.Get(schema.EntSheet, id)
+		if err != nil {
+			return nil, err
+		}
+		voided := old.Clone()
+		voided["status"], voided["superseded_by"], voided["voided_at"] = schema.SheetVoid, cur.Str("id"), schema.Stamp(w.now)
+		if _, err := w.write(actor, schema.EntSheet, old, voided, "action", "void", nil); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
+// lastSealed returns the technician's most recently sealed sheet, or nil.
+func (w *wtx) lastSealed(technician string) (schema.Doc, error) {
+	var b []byte
+	err := w.tx.QueryRow(`SELECT data FROM records WHERE entity = 'feedback_sheet' AND technician_id = ?
+		AND COALESCE(data ->> 'fingerprint', '') != '' ORDER BY CAST(data ->> 'chain_index' AS INTEGER) DESC LIMIT 1`, technician).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return schema.DecodeDoc(b)
+}
+
+// SheetVerdict is what the public verify page says about a sheet: only what is printed on
+// the sheet, whether its seal is valid, and why not.
+type SheetVerdict struct {
+	SheetID     string   `json:"sheet_id"`
+	Number      string   `json:"number"`
+	Date        string   `json:"date"` // the day of signing in the company's time zone
+	Customer    string   `json:"customer"`
+	Technician  string   `json:"technician"`
+	Status      string   `json:"status"`
+	SignedAt    string   `json:"signed_at,omitempty"`   // the device's time of signing
+	ReceivedAt  string   `json:"received_at,omitempty"` // the server's time of receipt
+	Fingerprint string   `json:"fingerprint"`
+	Seal        string   `json:"seal,omitempty"`
+	Valid       bool     `json:"valid"`
+	Reasons     []string `json:"reasons"` // why it is not valid; empty when valid
+	// GivenFingerprint is the fingerprint from the URL (the QR code on the PDF), and
+	// FingerprintMatches whether it is this sheet's (a prefix of at least 16 hex digits).
+	GivenFingerprint   string `json:"given_fingerprint,omitempty"`
+	FingerprintMatches *bool  `json:"fingerprint_matches,omitempty"`
+	ChainIndex         int64  `json:"chain_index,omitempty"`
+	ChainIntact        bool   `json:"chain_intact"`
+	Notice             string `json:"notice,omitempty"` // e.g. replaced by a correction
+}
+
+// MinGivenFingerprint is the shortest fingerprint prefix a URL may carry.
+const MinGivenFingerprint = 16
+
+// VerifySheet checks a sheet as stored: it re-hashes its images, recomputes its fingerprint,
+// checks the seal with the public key, checks the link to the technician's previous sealed
+// sheet, and compares the fingerprint given (from a printed copy) with the stored one.
+func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdict, error) {
+	d, err := e.Get(ctx, schema.EntSheet, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &SheetVerdict{SheetID: d.Str("id"), Number: d.Str("number"), Customer: d.Str("customer_name"), Technician: d.Str("technician_name"),
+		Status: d.Str("status"), SignedAt: d.Str("signed_at"), ReceivedAt: d.Str("received_at"), Fingerprint: d.Str("fingerprint"),
+		Seal: d.Str("seal"), ChainIndex: d.Int("chain_index"), Reasons: []string{}}
+	if t := d.Time("signed_at"); !t.IsZero() {
+		v.Date = t.In(e.Settings().Location()).Format(time.DateOnly)
+	}
+	if given != "" {
+		g := strings.ToLower(given)
+		v.GivenFingerprint = g
+		ok := len(g) >= MinGivenFingerprint && schema.ValidBlobSum(g+strings.Repeat("0", max(0, 64-len(g)))) && strings.HasPrefix(v.Fingerprint, g)
+		v.FingerprintMatches = &ok
+		if !ok {
+			v.Reasons = append(v.Reasons, fmt.Sprintf("the fingerprint on your copy (%s) is not this sheet's sealed fingerprint", g))
+		}
+	}
+	if v.Fingerprint == "" || v.Seal == "" {
+		v.Reasons = append(v.Reasons, "the sheet is not signed: it has no seal yet")
+		return v, nil
+	}
+	sums := map[string]string{}
+	for _, f := range schema.SheetBlobFields {
+		sum := d.Str(f)
+		if sum == "" {
+			continue
+		}
+		if e.Blobs == nil {
+			v.Reasons = append(v.Reasons, fmt.Sprintf("the image %s cannot be checked: this server keeps no images", f))
+			continue
+		}
+		actual, _, _, err := hashBlob(e.Blobs, sum)
+		if se, ok := schema.AsError(err); ok && (se.Code == schema.CodeNotFound || se.Code == schema.CodeValidation) {
+			v.Reasons = append(v.Reasons, fmt.Sprintf("the image %s is missing from the server", f))
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if actual != sum {
+			v.Reasons = append(v.Reasons, fmt.Sprintf("the image %s was changed after sealing", f))
+		}
+		sums[f] = actual
+	}
+	if fp := schema.SheetFingerprint(d, sums); fp != v.Fingerprint {
+		v.Reasons = append(v.Reasons, "the sheet's content was changed after sealing: it no longer matches its fingerprint")
+	}
+	if e.Sealer == nil || !schema.VerifySeal(e.Sealer.Public(), v.Fingerprint, v.Seal) {
+		v.Reasons = append(v.Reasons, "the seal is not this server's signature of the fingerprint")
+	}
+	v.ChainIntact = true
+	if prevID := d.Str("prev_sheet_id"); prevID != "" {
+		prev, err := e.Get(ctx, schema.EntSheet, prevID)
+		if err != nil || prev.Str("fingerprint") != d.Str("prev_fingerprint") {
+			v.ChainIntact = false
+			v.Reasons = append(v.Reasons, "the technician's previous sealed sheet was changed or removed: the chain is broken")
+		}
+	} else if v.ChainIndex != 1 {
+		v.ChainIntact = false
+		v.Reasons = append(v.Reasons, "the sheet is not linked to the technician's previous sealed sheet: the chain is broken")
+	}
+	v.Valid = len(v.Reasons) == 0
+	switch v.Status {
+	case schema.SheetVoid:
+		v.Notice = "this sheet was replaced by a correction"
+	case schema.SheetReturned:
+		v.Notice = "this sheet was returned to the technician"
+	}
+	return v, nil
 }
