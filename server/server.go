@@ -180,6 +180,8 @@ var httpStatus = map[string]int{
 	schema.CodeConflict:          fiber.StatusConflict,
 	schema.CodeInvalidTransition: fiber.StatusConflict,
 	schema.CodeSealed:            fiber.StatusConflict,
+	schema.CodeTicketCancelled:   fiber.StatusConflict,
+	schema.CodeAlreadySigned:     fiber.StatusConflict,
 	schema.CodeMissingBlob:       fiber.StatusConflict,
 	schema.CodeDependsOnRejected: fiber.StatusConflict,
 	schema.CodeTooLarge:          fiber.StatusRequestEntityTooLarge,
