@@ -1,6 +1,188 @@
 package server
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"html/template"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"fieldsync/schema"
+	syncer "fieldsync/sync"
+)
+
+func init() {
+	apiDoc = append(apiDoc, []struct {
+		Method, Path, Summary, Roles string
+		Body                         bool
+	}{
+		{"GET", "/api/v1/sheets", "list feedback sheets (?ticket_id=&technician_id=&month=YYYY-MM&complete=true|false&status=a,b&limit=&offset=); month is the month of signing (or of creation for drafts) in the company's time zone", "office", false},
+		{"GET", "/api/v1/sheets/{id}", "one feedback sheet", "office", false},
+		{"POST", "/api/v1/sheets/{id}/actions/{action}", "receive (moves a completed ticket to sheet_received), return {reason}, accept_exception {note}", "coordinator, admin", true},
+		{"GET", "/api/v1/tickets/{id}/sheets", "the feedback sheets of a ticket, corrections and void ones included", "office", false},
+		{"GET", "/verify/key", "the public Ed25519 key that seals feedback sheets (hex and PEM)", "public", false},
+		{"GET", "/verify/key.pem", "the public seal key as a PEM file (for openssl)", "public", false},
+		{"GET", "/verify/{sheet_id}", "verify a feedback sheet (?fp=fingerprint from the printed copy): HTML, or JSON with Accept: application/json", "public", false},
+		{"GET", "/verify/{sheet_id}/{fingerprint}", "verify a feedback sheet against the fingerprint of a printed copy", "public", false},
+	}...)
+}
 
 // sheetRoutes registers the feedback sheet endpoints and the public verify page.
-func (s *Server) sheetRoutes(app *fiber.App, office fiber.Router) {}
+func (s *Server) sheetRoutes(app *fiber.App, office fiber.Router) {
+	office.Get("/sheets", s.listSheets)
+	office.Get("/sheets/:id", s.getRecord(schema.EntSheet))
+	office.Post("/sheets/:id/actions/:action", s.action(schema.EntSheet))
+	office.Get("/tickets/:id/sheets", s.ticketSheets)
+
+	app.Get("/verify/key", s.verifyKey)
+	app.Get("/verify/key.pem", s.verifyKeyPEM)
+	app.Get("/verify/:sheet_id/:fingerprint", s.verifySheet)
+	app.Get("/verify/:sheet_id", s.verifySheet)
+}
+
+func (s *Server) listSheets(c *fiber.Ctx) error {
+	when := "COALESCE(data ->> 'signed_at', data ->> 'created_at')"
+	q := syncer.Query{Entity: schema.EntSheet, Order: when + " DESC, id"}
+	for _, p := range []string{"ticket_id", "technician_id"} {
+		if v := c.Query(p); v != "" {
+			q.Where, q.Args = append(q.Where, p+" = ?"), append(q.Args, v)
+		}
+	}
+	if v := c.Query("status"); v != "" {
+		list := strings.Split(v, ",")
+		for _, st := range list {
+			if !contains(schema.SheetStatuses, st) {
+				return schema.FieldError(schema.CodeValidation, "status", "status %q is not one of %s", st, strings.Join(schema.SheetStatuses, ", "))
+			}
+		}
+		q.Where = append(q.Where, "status IN (SELECT value FROM json_each(?))")
+		q.Args = append(q.Args, string(schema.MustJSON(list)))
+	}
+	if v := c.Query("complete"); v != "" {
+		if v != "true" && v != "false" {
+			return schema.FieldError(schema.CodeValidation, "complete", "complete must be true or false")
+		}
+		q.Where, q.Args = append(q.Where, "COALESCE(data ->> 'complete', 0) = ?"), append(q.Args, map[string]int{"true": 1, "false": 0}[v])
+	}
+	if v := c.Query("month"); v != "" {
+		start, end, err := monthBounds(v, s.Engine.Settings().Location())
+		if err != nil {
+			return err
+		}
+		q.Where = append(q.Where, when+" >= ? AND "+when+" < ?")
+		q.Args = append(q.Args, schema.Stamp(start), schema.Stamp(end))
+	}
+	return s.list(c, q)
+}
+
+func (s *Server) ticketSheets(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("id"))
+	if _, err := s.Engine.Get(c.UserContext(), schema.EntTicket, id); err != nil {
+		return err
+	}
+	items, err := s.Engine.List(c.UserContext(), syncer.Query{Entity: schema.EntSheet, Where: []string{"ticket_id = ?"}, Args: []any{id},
+		Order: "data ->> 'created_at', id"})
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": items, "total": len(items)})
+}
+
+// publicKeyPEM is the seal key as a PKIX "PUBLIC KEY" block, the form openssl reads.
+func (s *Server) publicKeyPEM() (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(s.Sealer.Public())
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+func (s *Server) verifyKey(c *fiber.Ctx) error {
+	p, err := s.publicKeyPEM()
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	return c.JSON(fiber.Map{"algorithm": "Ed25519", "public_key_hex": s.Sealer.PublicHex(), "public_key_pem": p,
+		"signed_message": "the sheet's fingerprint: 64 lower-case hex characters, as ASCII bytes", "seal_encoding": "base64 (standard, padded)"})
+}
+
+func (s *Server) verifyKeyPEM(c *fiber.Ctx) error {
+	p, err := s.publicKeyPEM()
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/x-pem-file")
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	return c.SendString(p)
+}
+
+// verifySheet is the public verify page: anyone holding a sheet (or its PDF's QR code) checks
+// that it is genuine and unaltered. It shows only what is printed on the sheet.
+func (s *Server) verifySheet(c *fiber.Ctx) error {
+	id := strings.Clone(c.Params("sheet_id"))
+	fp := strings.Clone(c.Params("fingerprint"))
+	if fp == "" {
+		fp = strings.Clone(c.Query("fp"))
+	}
+	wantJSON := strings.Contains(c.Get(fiber.HeaderAccept), "application/json")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	v, err := s.Engine.VerifySheet(c.UserContext(), id, fp)
+	if err != nil {
+		if se, ok := schema.AsError(err); ok && se.Code == schema.CodeNotFound {
+			err = schema.Errorf(schema.CodeNotFound, "no feedback sheet %q", id)
+			if !wantJSON {
+				return s.verifyHTML(c, fiber.StatusNotFound, nil, id)
+			}
+		}
+		return err
+	}
+	if wantJSON {
+		return c.JSON(v)
+	}
+	return s.verifyHTML(c, fiber.StatusOK, v, id)
+}
+
+func (s *Server) verifyHTML(c *fiber.Ctx, status int, v *syncer.SheetVerdict, id string) error {
+	var b bytes.Buffer
+	if err := verifyPage.Execute(&b, map[string]any{"V": v, "ID": id, "Company": s.Engine.Settings().String("company_name"), "Key": s.Sealer.PublicHex()}); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Status(status).Send(b.Bytes())
+}
+
+var verifyPage = template.Must(template.New("verify").Funcs(template.FuncMap{
+	"deref": func(b *bool) bool { return b != nil && *b },
+}).Parse(`<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>服务反馈单验证 Feedback sheet verification</title>
+<style>body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em;color:#222}
+.ok{color:#0a6b2d}.bad{color:#b00020}table{border-collapse:collapse}td{padding:.3em .8em .3em 0;vertical-align:top}
+code{word-break:break-all}</style></head><body>
+<h1>服务反馈单验证<br><small>Feedback sheet verification</small></h1>
+<p>{{.Company}}</p>
+{{with .V}}
+{{if .Valid}}<h2 class="ok">✔ 封签有效，内容未被改动<br><small>Seal valid: the sheet is genuine and unaltered</small></h2>
+{{else}}<h2 class="bad">✘ 验证未通过<br><small>Not valid</small></h2>
+<ul>{{range .Reasons}}<li class="bad">{{.}}</li>{{end}}</ul>{{end}}
+{{if .Notice}}<p><strong>注意 Notice:</strong> {{.Notice}}</p>{{end}}
+<table>
+<tr><td>反馈单号 Sheet number</td><td>{{.Number}}</td></tr>
+<tr><td>日期 Date</td><td>{{.Date}}</td></tr>
+<tr><td>客户 Customer</td><td>{{.Customer}}</td></tr>
+<tr><td>技术员 Technician</td><td>{{.Technician}}</td></tr>
+<tr><td>签署时间（设备）Signed (device time)</td><td>{{.SignedAt}}</td></tr>
+<tr><td>服务器接收时间 Received by the server</td><td>{{.ReceivedAt}}</td></tr>
+<tr><td>状态 Status</td><td>{{.Status}}</td></tr>
+<tr><td>封签指纹 Fingerprint</td><td><code>{{.Fingerprint}}</code></td></tr>
+{{if .GivenFingerprint}}<tr><td>您的副本上的指纹 Fingerprint on your copy</td><td><code>{{.GivenFingerprint}}</code> {{if .FingerprintMatches}}{{if deref .FingerprintMatches}}<span class="ok">一致 matches</span>{{else}}<span class="bad">不一致 does not match</span>{{end}}{{end}}</td></tr>{{end}}
+</table>
+{{else}}
+<h2 class="bad">✘ 未找到反馈单 {{.ID}}<br><small>No feedback sheet {{.ID}}</small></h2>
+{{end}}
+<p><small>公钥 Public key (Ed25519): <code>{{.Key}}</code> · <a href="/verify/key">/verify/key</a></small></p>
+</body></html>
+`))
