@@ -96,10 +96,10 @@ func (s *Server) seedDemo(ctx context.Context) error {
 		sd.act(actors["tech1"], p, "accept", nil)
 		sd.act(actors["tech1"], p, "start", nil)
 		sd.act(actors["tech1"], p, "complete", map[string]any{"service_mode": "phone"})
+		sd.demoSheet(actors, p, i, end) // signed; received (moving the ticket) past completed
 		if end == schema.StCompleted {
 			continue
 		}
-		sd.act(coord, p, "receive_sheet", nil)
 		if end == schema.StSheetReceived {
 			continue
 		}
