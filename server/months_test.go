@@ -1,0 +1,386 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fieldsync/schema"
+)
+
+// monthClock is a settable clock for the engine: month-end depends on when services were
+// completed and on what month it is now.
+type monthClock struct{ ns atomic.Int64 }
+
+func (c *monthClock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+func (c *monthClock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
+func shanghai(s string) time.Time     { t, _ := time.ParseInLocation("2006-01-02 15:04", s, cst); return t }
+
+var cst = time.FixedZone("CST", 8*3600)
+
+// monthFixture drives the demo company through a month.
+type monthFixture struct {
+	env    *testEnv
+	clock  *monthClock
+	users  map[string]string // username -> user id
+	cust   string
+	seq    int
+	tokens map[string]string
+}
+
+func newMonthFixture(t *testing.T) *monthFixture {
+	env := newEnv(t, true)
+	f := &monthFixture{env: env, clock: &monthClock{}, users: map[string]string{}}
+	env.srv.logins = newLimiter(10_000, time.Minute) // the fixture logs in again after each clock move
+	admin := env.login("admin", DemoPassword)        // a write through the engine before the clock changes hands
+	r := env.must(env.do("GET", "/api/v1/users?limit=100", admin, nil), 200)
+	for _, it := range r.Body["items"].([]any) {
+		u := it.(map[string]any)
+		f.users[str(u, "username")] = str(u, "id")
+	}
+	// Log everyone in once, at the latest time the test reaches: a web token lasts 12
+	// hours from its issue, so it stays valid while the clock is set back to earlier days.
+	f.clock.set(shanghai("2026-10-02 20:00"))
+	env.srv.Engine.Now = f.clock.now
+	f.tokens = map[string]string{}
+	for _, u := range []string{"coord", "manager", "leader", "tech1"} {
+		f.tokens[u] = env.login(u, DemoPassword)
+	}
+	return f
+}
+
+func (f *monthFixture) tok(user string) string { return f.tokens[user] }
+
+// completed makes a phone ticket for tech completed at the given Shanghai time and returns
+// its id.
+func (f *monthFixture) completed(tech, at string) string {
+	e := f.env
+	f.clock.set(shanghai(at))
+	coord := f.tok("coord")
+	if f.cust == "" {
+		f.cust = str(e.must(e.do("POST", "/api/v1/customers", coord, map[string]any{"name": "上海月结测试有限公司"}), 201).Body, "id")
+	}
+	f.seq++
+	id := str(e.must(e.do("POST", "/api/v1/tickets", coord, map[string]any{"customer_id": f.cust,
+		"fault_symptoms": fmt.Sprintf("故障 %d", f.seq), "urgency": "normal", "service_mode": "phone"}), 201).Body, "id")
+	for _, step := range []struct {
+		action string
+		params map[string]any
+	}{{"dispatch", map[string]any{"technician_id": f.users[tech]}}, {"accept", nil}, {"start", nil}, {"complete", map[string]any{"service_mode": "phone"}}} {
+		var body any
+		if step.params != nil {
+			body = step.params
+		}
+		e.must(e.do("POST", "/api/v1/tickets/"+id+"/actions/"+step.action, coord, body), 200)
+	}
+	return id
+}
+
+// sheet stores a feedback sheet for a ticket. The sheets' write path is being built (issue
+// 5), so the fixture stores the record as that path will: the fields month-end reads.
+func (f *monthFixture) sheet(id, ticket, tech, mode string, complete, accepted, received bool, missing ...string) {
+	f.env.t.Helper()
+	status := "signed"
+	if received {
+		status = "received"
+	}
+	d := schema.Doc{"id": id, "ticket_id": ticket, "technician_id": f.users[tech], "service_mode": mode, "status": status,
+		"complete": complete, "missing": append([]string{}, missing...), "exception_accepted": accepted, "rating": 4,
+		"signed_at": schema.Stamp(f.clock.now()), "seal": "sealed-" + id, "fingerprint": "fp-" + id, "created_at": schema.Stamp(f.clock.now())}
+	if received {
+		d["received_at"] = schema.Stamp(f.clock.now())
+	}
+	if _, err := f.env.srv.DB.W.ExecContext(context.Background(), `INSERT INTO records(entity, id, version, last_seq, data) VALUES ('feedback_sheet', ?, 1, 0, ?)`,
+		id, string(schema.MustJSON(d))); err != nil {
+		f.env.t.Fatal(err)
+	}
+}
+
+// complaint records an upheld complaint against tech on a ticket, received at the given time.
+func (f *monthFixture) complaint(ticket, tech, receivedAt string) string {
+	e := f.env
+	id := str(e.must(e.do("POST", "/api/v1/tickets/"+ticket+"/complaints", f.tok("coord"), map[string]any{"description": "服务态度差",
+		"technician_id": f.users[tech], "received_at": shanghai(receivedAt).Format(time.RFC3339)}), 201).Body, "id")
+	e.must(e.do("POST", "/api/v1/complaints/"+id+"/actions/uphold", f.tok("manager"), map[string]any{"note": "属实"}), 200)
+	return id
+}
+
+// row finds a technician's row in a month answer.
+func monthRow(t *testing.T, body map[string]any, techID string) map[string]any {
+	t.Helper()
+	for _, r := range body["rows"].([]any) {
+		row := r.(map[string]any)
+		if row["technician"].(map[string]any)["id"] == techID {
+			return row
+		}
+	}
+	t.Fatalf("no row for technician %s in %v", techID, body["rows"])
+	return nil
+}
+
+func num(m map[string]any, k string) int64 {
+	v, _ := m[k].(float64)
+	return int64(v)
+}
+
+func ids(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestMonthEndWorkflow(t *testing.T) {
+	f := newMonthFixture(t)
+	e := f.env
+
+	// September 2026 (Shanghai time), before the demo company's own services (which are
+	// seeded at the real time). Default settings: allowance ¥50, reward ¥200,
+	// penalty ¥50, forfeit at 3, labour ¥80.
+	t1 := f.completed("tech1", "2026-09-10 10:00")
+	f.sheet("s1", t1, "tech1", "phone", true, false, true) // counts
+	t2 := f.completed("tech1", "2026-09-11 10:00")
+	f.sheet("s2", t2, "tech1", "phone", false, false, true, "stamp_blob") // incomplete: excluded
+	t3 := f.completed("tech1", "2026-09-12 10:00")
+	f.sheet("s3", t3, "tech1", "onsite", false, true, true, "signature_blob") // exception accepted: counts
+	t4 := f.completed("tech2", "2026-09-13 10:00")
+	f.sheet("s4", t4, "tech2", "phone", true, false, true) // probation
+	t5 := f.completed("tech3", "2026-09-14 10:00")
+	f.sheet("s5", t5, "tech3", "onsite", true, false, true) // non-dedicated: labour
+	t6 := f.completed("tech1", "2026-09-15 10:00")
+	f.sheet("s6", t6, "tech1", "phone", true, false, false) // not received: excluded
+	t7 := f.completed("tech1", "2026-09-30 23:30")          // still September in Shanghai
+	f.sheet("s7", t7, "tech1", "phone", true, false, true)
+	t8 := f.completed("tech1", "2026-10-01 00:30") // 30 September in UTC, October in Shanghai
+	f.sheet("s8", t8, "tech1", "phone", true, false, true)
+	f.complaint(t1, "tech1", "2026-09-20 09:00")
+	f.complaint(t4, "tech2", "2026-09-21 09:00")
+
+	f.clock.set(shanghai("2026-10-01 10:00"))
+	coord, manager, leader := f.tok("coord"), f.tok("manager"), f.tok("leader")
+
+	// Bad months and wrong roles.
+	for _, m := range []string{"2026-13", "2026-1", "26-11", "2027-01"} {
+		r := e.do("POST", "/api/v1/months/"+m+"/compile", coord, nil)
+		if r.Status != 400 || r.errField() != "month" {
+			t.Errorf("compile %s: %d %s, want 400 naming month", m, r.Status, r.Raw)
+		}
+	}
+	if r := e.do("GET", "/api/v1/months/2026-09", coord, nil); r.Status != 404 || r.errField() != "month" {
+		t.Errorf("month never compiled: %d %s, want 404 naming month", r.Status, r.Raw)
+	}
+	if r := e.do("POST", "/api/v1/months/2026-09/actions/approve", leader, nil); r.Status != 409 || r.errCode() != "invalid_transition" {
+		t.Errorf("approve before compile: %d %s, want 409 invalid_transition", r.Status, r.Raw)
+	}
+	if r := e.do("POST", "/api/v1/months/2026-09/compile", manager, nil); r.Status != 403 {
+		t.Errorf("manager compiles: %d, want 403", r.Status)
+	}
+
+	// Compile, and check the figures by hand.
+	r := e.must(e.do("POST", "/api/v1/months/2026-09/compile", coord, nil), 200)
+	if str(r.Body, "status") != "draft" || str(r.Body, "month") != "2026-09" {
+		t.Fatalf("compiled month: %s", r.Raw)
+	}
+	// tech1: counted s1, s3, s7 (3 × ¥50 = ¥150); excluded s2 (incomplete), s6 (not
+	// received); one upheld complaint: -¥50. Total ¥100.
+	row := monthRow(t, r.Body, f.users["tech1"])
+	if got, want := ids(row["counted_sheet_ids"]), []string{"s1", "s3", "s7"}; !slices.Equal(got, want) {
+		t.Errorf("tech1 counted %v, want %v (s8 is October in Shanghai)", got, want)
+	}
+	for k, want := range map[string]int64{"counted_services": 3, "excluded_services": 2, "complaints": 1, "allowance_fen": 15000, "bonus_fen": -5000, "labour_fen": 0, "total_fen": 10000} {
+		if got := num(row, k); got != want {
+			t.Errorf("tech1 %s = %d, want %d", k, got, want)
+		}
+	}
+	if row["bonus_eligible"] != true || row["bonus_forfeited"] != false {
+		t.Errorf("tech1 bonus flags: %v %v", row["bonus_eligible"], row["bonus_forfeited"])
+	}
+	reasons := map[string]string{}
+	for _, x := range r.Body["excluded"].([]any) {
+		xm := x.(map[string]any)
+		reasons[str(xm, "sheet_id")] = str(xm, "reason")
+	}
+	if !strings.Contains(reasons["s2"], "incomplete: missing stamp_blob") || !strings.Contains(reasons["s6"], "not received") || len(reasons) != 2 {
+		t.Errorf("excluded reasons: %v", reasons)
+	}
+	// tech2 on probation: ¥50 allowance, the upheld complaint costs nothing, no reward.
+	row = monthRow(t, r.Body, f.users["tech2"])
+	if num(row, "total_fen") != 5000 || num(row, "bonus_fen") != 0 || row["bonus_eligible"] != false || num(row, "complaints") != 1 {
+		t.Errorf("tech2 (probation): %v", row)
+	}
+	// tech3 not dedicated: ¥80 labour for the on-site visit, no allowance, no reward.
+	row = monthRow(t, r.Body, f.users["tech3"])
+	if num(row, "labour_fen") != 8000 || num(row, "allowance_fen") != 0 || num(row, "total_fen") != 8000 {
+		t.Errorf("tech3 (non-dedicated): %v", row)
+	}
+	totals := r.Body["totals"].(map[string]any)
+	if num(totals, "counted_services") != 5 || num(totals, "total_fen") != 23000 {
+		t.Errorf("totals %v, want 5 counted and ¥230.00", totals)
+	}
+
+	// Out of order, and the return with its comment.
+	if r := e.do("POST", "/api/v1/months/2026-09/actions/approve", leader, nil); r.Status != 409 || r.errCode() != "invalid_transition" {
+		t.Errorf("approve a draft: %d %s, want 409", r.Status, r.Raw)
+	}
+	if r := e.do("POST", "/api/v1/months/2026-09/actions/review", coord, nil); r.Status != 403 {
+		t.Errorf("coordinator reviews: %d, want 403", r.Status)
+	}
+	if r := e.do("POST", "/api/v1/months/2026-09/actions/return", manager, map[string]any{}); r.Status != 400 || r.errField() != "comment" {
+		t.Errorf("return without comment: %d %s, want 400 naming comment", r.Status, r.Raw)
+	}
+	if r := e.do("POST", "/api/v1/months/2026-09/actions/publish", manager, nil); r.Status != 400 || r.errField() != "action" {
+		t.Errorf("unknown action: %d %s", r.Status, r.Raw)
+	}
+	r = e.must(e.do("POST", "/api/v1/months/2026-09/actions/return", manager, map[string]any{"comment": "请核对 s6"}), 200)
+	trail := r.Body["trail"].([]any)
+	last := trail[len(trail)-1].(map[string]any)
+	if str(r.Body, "status") != "draft" || str(last, "step") != "return" || str(last, "comment") != "请核对 s6" ||
+		str(last, "by_name") != "李强 Li Qiang" || str(last, "at") != schema.Stamp(shanghai("2026-10-01 10:00")) {
+		t.Errorf("after return: status %s, last step %v", str(r.Body, "status"), last)
+	}
+	e.must(e.do("POST", "/api/v1/months/2026-09/compile", coord, nil), 200) // a returned month is compiled again
+	f.clock.set(shanghai("2026-10-02 09:00"))
+	r = e.must(e.do("POST", "/api/v1/months/2026-09/actions/review", manager, nil), 200)
+	if str(r.Body, "status") != "reviewed" {
+		t.Fatalf("after review: %s", r.Raw)
+	}
+	if r := e.do("POST", "/api/v1/months/2026-09/compile", coord, nil); r.Status != 409 {
+		t.Errorf("compile a reviewed month: %d, want 409", r.Status)
+	}
+	f.clock.set(shanghai("2026-10-02 15:00"))
+	r = e.must(e.do("POST", "/api/v1/months/2026-09/actions/approve", leader, nil), 200)
+	var steps []string
+	for _, s := range r.Body["trail"].([]any) {
+		sm := s.(map[string]any)
+		steps = append(steps, str(sm, "step")+" by "+str(sm, "by_name")+" at "+str(sm, "at"))
+	}
+	want := []string{
+		"compile by 王芳 Wang Fang at 2026-10-01T02:00:00.000Z",
+		"return by 李强 Li Qiang at 2026-10-01T02:00:00.000Z",
+		"compile by 王芳 Wang Fang at 2026-10-01T02:00:00.000Z",
+		"review by 李强 Li Qiang at 2026-10-02T01:00:00.000Z",
+		"approve by 赵总 Zhao Wei at 2026-10-02T07:00:00.000Z",
+	}
+	if !slices.Equal(steps, want) {
+		t.Errorf("trail:\n%s\nwant:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
+	}
+	approved := e.must(e.do("GET", "/api/v1/months/2026-09", coord, nil), 200)
+
+	// Approved is locked.
+	for _, step := range []struct{ path, tok string }{{"compile", coord}, {"actions/review", manager}, {"actions/approve", leader}, {"actions/return", leader}} {
+		r := e.do("POST", "/api/v1/months/2026-09/"+step.path, step.tok, map[string]any{"comment": "再看看"})
+		if step.path == "compile" {
+			r = e.do("POST", "/api/v1/months/2026-09/compile", step.tok, nil)
+		}
+		if r.Status != 409 || r.errCode() != "invalid_transition" {
+			t.Errorf("%s on an approved month: %d %s, want 409", step.path, r.Status, r.Raw)
+		}
+	}
+
+	// A complaint and a sheet about September that arrive after September was approved go
+	// into October, marked late; September does not change.
+	lateC := f.complaint(t1, "tech1", "2026-09-25 09:00")
+	f.sheet("s9", t6, "tech1", "phone", true, false, true) // a second visit's sheet, completed in September
+	r = e.must(e.do("POST", "/api/v1/months/2026-10/compile", coord, nil), 200)
+	row = monthRow(t, r.Body, f.users["tech1"])
+	if got, want := ids(row["counted_sheet_ids"]), []string{"s8", "s9"}; !slices.Equal(got, want) {
+		t.Errorf("October tech1 counted %v, want %v", got, want)
+	}
+	if got := ids(row["complaint_ids"]); !slices.Equal(got, []string{lateC}) {
+		t.Errorf("October tech1 complaints %v, want the late one %s", got, lateC)
+	}
+	lateFlags := map[string]bool{}
+	for _, s := range row["counted"].([]any) {
+		sm := s.(map[string]any)
+		lateFlags[str(sm, "sheet_id")] = sm["late"] == true
+	}
+	if !lateFlags["s9"] || lateFlags["s8"] {
+		t.Errorf("late flags %v: s9 arrived after September was approved, s8 is October's own", lateFlags)
+	}
+	if cl := row["complaint_list"].([]any); len(cl) != 1 || cl[0].(map[string]any)["late"] != true {
+		t.Errorf("October complaint list %v, want one late complaint", cl)
+	}
+	if num(row, "total_fen") != 2*5000-5000 {
+		t.Errorf("October tech1 total %d, want ¥50.00", num(row, "total_fen"))
+	}
+	after := e.must(e.do("GET", "/api/v1/months/2026-09", coord, nil), 200)
+	if string(after.Raw) != string(approved.Raw) {
+		t.Errorf("the approved month changed:\nbefore %s\nafter  %s", approved.Raw, after.Raw)
+	}
+
+	// Reports: PDF and CSV for office roles.
+	pdf := e.must(e.do("GET", "/api/v1/months/2026-09/report.pdf", leader, nil), 200)
+	if pdf.Header["Content-Type"] != "application/pdf" || !strings.HasPrefix(string(pdf.Raw), "%PDF-") {
+		t.Errorf("report.pdf: %s, %.20q", pdf.Header["Content-Type"], pdf.Raw)
+	}
+	csv := e.must(e.do("GET", "/api/v1/months/2026-09/report.csv?lang=zh", manager, nil), 200)
+	if !strings.HasPrefix(string(csv.Raw), "\uFEFF技术员编号") || !strings.Contains(string(csv.Raw), "张伟 Zhang Wei") || !strings.Contains(string(csv.Raw), "230.00") {
+		t.Errorf("report.csv: %s", csv.Raw)
+	}
+	if r := e.do("GET", "/api/v1/months/2026-09/report.pdf?lang=fr", leader, nil); r.Status != 400 || r.errField() != "lang" {
+		t.Errorf("lang=fr: %d %s", r.Status, r.Raw)
+	}
+
+	// Technicians: 403 on the office API, their own row on the phone.
+	tech := f.tok("tech1")
+	for _, p := range []string{"/api/v1/months/2026-09", "/api/v1/months/2026-09/report.pdf", "/api/v1/months/2026-09/report.csv"} {
+		if r := e.do("GET", p, tech, nil); r.Status != 403 {
+			t.Errorf("technician GET %s: %d, want 403", p, r.Status)
+		}
+	}
+	if r := e.do("POST", "/api/v1/months/2026-09/compile", tech, nil); r.Status != 403 {
+		t.Errorf("technician compiles: %d, want 403", r.Status)
+	}
+	dev := e.deviceLogin("tech2", DemoPassword, "phone-tech2")
+	me := e.must(e.do("GET", "/mobile/v1/months/2026-09/me", dev, nil), 200)
+	mine := me.Body["row"].(map[string]any)
+	if mine["technician"].(map[string]any)["id"] != f.users["tech2"] || num(mine, "total_fen") != 5000 || str(me.Body, "status") != "approved" {
+		t.Errorf("tech2's own row: %s", me.Raw)
+	}
+	if strings.Contains(string(me.Raw), f.users["tech1"]) {
+		t.Errorf("tech2's answer mentions tech1: %s", me.Raw)
+	}
+	if r := e.do("GET", "/mobile/v1/months/2026-13/me", dev, nil); r.Status != 400 || r.errField() != "month" {
+		t.Errorf("mobile bad month: %d %s", r.Status, r.Raw)
+	}
+	if r := e.do("GET", "/mobile/v1/months/2026-08/me", dev, nil); r.Status != 404 {
+		t.Errorf("mobile month never compiled: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestMonthDemoReady checks that the demo company's current month compiles with counted
+// services, so a newcomer can walk the month-end: tech1's three received phone services
+// count, the sheet whose customer had no stamp at hand is listed as excluded.
+func TestMonthDemoReady(t *testing.T) {
+	e := newEnv(t, true)
+	month := schema.MonthOf(e.srv.Engine.Now(), e.srv.Engine.Settings().Location())
+	coord := e.login("coord", DemoPassword)
+	r := e.must(e.do("POST", "/api/v1/months/"+month+"/compile", coord, nil), 200)
+	users := e.must(e.do("GET", "/api/v1/users?limit=100", coord, nil), 200)
+	var tech1 string
+	for _, it := range users.Body["items"].([]any) {
+		if u := it.(map[string]any); str(u, "username") == "tech1" {
+			tech1 = str(u, "id")
+		}
+	}
+	row := monthRow(t, r.Body, tech1)
+	if num(row, "counted_services") != 3 || num(row, "allowance_fen") != 15000 {
+		t.Errorf("demo tech1: counted %d, allowance %d; want 3 and ¥150.00", num(row, "counted_services"), num(row, "allowance_fen"))
+	}
+	found := false
+	for _, x := range row["excluded"].([]any) {
+		found = found || strings.Contains(str(x.(map[string]any), "reason"), "missing stamp_blob")
+	}
+	if !found {
+		t.Errorf("demo tech1's sheet without a stamp is not listed as excluded: %v", row["excluded"])
+	}
+	if n := len(r.Body["rows"].([]any)); n != 3 {
+		t.Errorf("demo month has %d rows, want the 3 technicians", n)
+	}
+}
