@@ -11,8 +11,9 @@ import (
 	syncer "fieldsync/sync"
 )
 
-// limiter counts attempts per key in a sliding window (login attempts per username and per
-// client address).
+// limiter counts failed attempts per key in a sliding window (failed logins per username
+// and per client address): a key with max failures in the window is refused until they age
+// out. Successful logins do not count, so an office behind one address is not locked out.
 type limiter struct {
 	mu     gosync.Mutex
 	max    int
@@ -24,25 +25,38 @@ func newLimiter(max int, window time.Duration) *limiter {
 	return &limiter{max: max, window: window, hits: map[string][]time.Time{}}
 }
 
-// allow records an attempt for key and reports whether it is within the limit.
+// recent drops the failures of key older than the window and returns the rest. The caller
+// holds l.mu.
+func (l *limiter) recent(key string, now time.Time) []time.Time {
+	kept := l.hits[key][:0]
+	for _, t := range l.hits[key] {
+		if now.Sub(t) < l.window {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == 0 {
+		delete(l.hits, key)
+		return nil
+	}
+	l.hits[key] = kept
+	return kept
+}
+
+// allow reports whether key has fewer than max failures in the window.
 func (l *limiter) allow(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	recent := l.hits[key][:0]
-	for _, t := range l.hits[key] {
-		if now.Sub(t) < l.window {
-			recent = append(recent, t)
-		}
-	}
-	if len(recent) >= l.max {
-		l.hits[key] = recent
-		return false
-	}
-	l.hits[key] = append(recent, now)
+	return len(l.recent(key, now)) < l.max
+}
+
+// fail records a failure for key.
+func (l *limiter) fail(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if len(l.hits) > 100_000 { // bound memory under a flood of distinct keys
 		clear(l.hits)
 	}
-	return true
+	l.hits[key] = append(l.recent(key, now), now)
 }
 
 // session returns the authenticated session of a request, if any.
@@ -111,14 +125,19 @@ func (s *Server) login(device bool) fiber.Handler {
 			return schema.FieldError(schema.CodeBadRequest, "device_id", "device_id belongs to the mobile login (/mobile/v1/auth/login)")
 		}
 		now := time.Now()
-		if !s.logins.allow("u:"+b.Username, now) || !s.logins.allow("ip:"+c.IP(), now) {
-			return schema.Errorf(schema.CodeRateLimited, "too many login attempts; wait a minute")
+		userKey, ipKey := "u:"+b.Username, "ip:"+c.IP()
+		if !s.logins.allow(userKey, now) || !s.ipLogins.allow(ipKey, now) {
+			return schema.Errorf(schema.CodeRateLimited, "too many failed login attempts; wait a minute")
 		}
 		var dev *syncer.DeviceLogin
 		if device {
 			dev = &syncer.DeviceLogin{DeviceID: b.DeviceID, Name: b.DeviceName}
 		}
 		token, sess, err := s.Engine.Login(c.UserContext(), b.Username, b.Password, dev)
+		if schema.ErrorCode(err) == schema.CodeUnauthenticated {
+			s.logins.fail(userKey, now)
+			s.ipLogins.fail(ipKey, now)
+		}
 		if err != nil {
 			return err
 		}

@@ -41,15 +41,16 @@ type Config struct {
 
 // Server is a running fieldsync.
 type Server struct {
-	App    *fiber.App
-	Engine *syncer.Engine
-	DB     *schema.DB
-	Mobile *mobileapi.API
-	Sealer *schema.SealKey
-	cfg    Config
-	log    *slog.Logger
-	logins *limiter
-	stop   chan struct{}
+	App      *fiber.App
+	Engine   *syncer.Engine
+	DB       *schema.DB
+	Mobile   *mobileapi.API
+	Sealer   *schema.SealKey
+	cfg      Config
+	log      *slog.Logger
+	logins   *limiter // failed logins per username
+	ipLogins *limiter // failed logins per client address
+	stop     chan struct{}
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).
@@ -94,7 +95,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	eng.Sealer = sealer
-	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, logins: newLimiter(10, time.Minute), stop: make(chan struct{})}
+	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, logins: newLimiter(10, time.Minute),
+		ipLogins: newLimiter(50, time.Minute), stop: make(chan struct{})}
 	if err := s.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
