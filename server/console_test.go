@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -141,9 +142,19 @@ func waitJS(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))
 }
 
+// consoleImages: `go test ./server -run Console -images` refreshes the screenshots in
+// docs/images; a plain test run only checks that they can be taken.
+var consoleImages = flag.Bool("images", false, "write console screenshots to docs/images")
+
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png := read(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
+	if len(png) < 1000 {
+		t.Fatalf("screenshot %s is only %d bytes", name, len(png))
+	}
+	if !*consoleImages {
+		return
+	}
 	if err := os.WriteFile(filepath.Join("..", "docs", "images", name), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
