@@ -74,8 +74,13 @@ func (l *monthLayout) loc() *time.Location {
 func (l *monthLayout) header() float64 {
 	y := marginY
 	l.setColor(colText)
-	l.setFont(9, true)
-	l.cell(marginX, y, 55, 5, cleanText(l.m.CompanyName), "L")
+	l.setFont(8.5, true)
+	for i, line := range l.wrap(cleanText(l.m.CompanyName), 53) {
+		if i == 2 {
+			break
+		}
+		l.cell(marginX, y+float64(i)*4.2, 55, 4.2, line, "L")
+	}
 	titleX, titleW := marginX+55, contentW-110
 	lines := l.labelLines("月度售后服务统计表", "Monthly After-sales Statistics")
 	l.setFont(13, true)
@@ -215,7 +220,7 @@ func (l *monthLayout) summary() {
 		{13, "未计入", "Excluded", "R"},
 		{19, "现场/电话/在线", "Site/phone/online", "C"},
 		{12, "满意度", "Rating", "R"},
-		{14, "回访 满意/否/未接", "Follow-ups", "C"},
+		{14, "回访", "Follow-ups", "C"},
 		{12, "有效投诉", "Complaints", "R"},
 		{17, "服务补助", "Allowance", "R"},
 		{17, "奖惩", "Bonus", "R"},
@@ -248,8 +253,8 @@ func (l *monthLayout) summary() {
 	totals := []string{l.label("合计", "Total"), strconv.Itoa(t.CountedServices), strconv.Itoa(t.ExcludedServices), "", "", "",
 		strconv.Itoa(t.Complaints), fmtFen(t.AllowanceFen), fmtFen(t.BonusFen), fmtFen(t.LabourFen), fmtFen(t.TotalFen)}
 	l.table(cols, rows, totals)
-	l.paragraph(l.label("✕ = 投诉达到上限，奖金取消（罚款照扣）；— = 不参与投诉奖惩（试用期或非专职）。金额单位：元。",
-		"✕ = bonus forfeited at the complaint threshold (penalties still apply); — = no complaint bonus (probation or not dedicated). Amounts in yuan."), 6.5, colMuted)
+	l.paragraph(l.label("回访：满意/不满意/未接通。✕ = 投诉达到上限，奖金取消（罚款照扣）；— = 不参与投诉奖惩（试用期或非专职）。金额单位：元。",
+		"Follow-ups: satisfied/unsatisfied/unreachable. ✕ = bonus forfeited at the complaint threshold (penalties still apply); — = no complaint bonus (probation or not dedicated). Amounts in yuan."), 6.5, colMuted)
 	for _, w := range rs.Warnings {
 		l.paragraph(l.label("提示", "Warning")+": "+cleanText(w), 7, colAlert)
 	}

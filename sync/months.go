@@ -167,7 +167,8 @@ func (l *monthLedger) place(month, own string, counted, listed, countsNow bool) 
 	if listed && !countsNow {
 		return false, false // already shown as not counting, and nothing changed
 	}
-	return l.nextOpen(own) == month, true
+	in = l.nextOpen(own) == month
+	return in, in
 }
 
 func queryDocs(ctx context.Context, q querier, query string, args ...any) ([]schema.Doc, error) {
