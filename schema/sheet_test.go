@@ -16,7 +16,7 @@ func fullSheet() Doc {
 		"fault_symptoms": "报警灯常亮", "inspection_record": "电源模块老化", "handling_result": "更换电源模块",
 		"rating": json.Number("5"), "signer_name": "王建国",
 		"signature_blob": strings.Repeat("a", 64), "stamp_blob": strings.Repeat("b", 64),
-		"parts": []any{map[string]any{"item": "电源模块", "quantity": json.Number("1"), "serial_removed": "A1", "serial_fitted": "B2"}},
+		"parts":      []any{map[string]any{"item": "电源模块", "quantity": json.Number("1"), "serial_removed": "A1", "serial_fitted": "B2"}},
 		"labour_fen": json.Number("20000"), "signed_at": "2026-11-19T03:10:00.000Z", "complete": true, "missing": []any{},
 	}
 }
