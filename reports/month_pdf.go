@@ -172,11 +172,43 @@ func (l *monthLayout) bodyRow(y, h float64, cols []column, cells []string, bold 
 
 // table draws a header and rows, repeating the header on each new page.
 func (l *monthLayout) table(cols []column, rows [][]string, totals []string) {
+	l.wrapTable(cols, rows, totals, -1)
+}
+
+// wrapTable is table with the text of column wrapCol (if >= 0) wrapped onto as many lines
+// as it needs, so a long reason or complaint is printed whole rather than cut.
+func (l *monthLayout) wrapTable(cols []column, rows [][]string, totals []string, wrapCol int) {
 	const rowH = 5.2
 	head := func() { l.y = l.headRow(l.y, cols) }
 	l.ensure(rowH * 3)
 	head()
 	for _, r := range rows {
+		if wrapCol >= 0 && wrapCol < len(r) && wrapCol < len(cols) {
+			size := l.size
+			l.setFont(7.5, false)
+			lines := l.wrap(r[wrapCol], cols[wrapCol].w-2.4)
+			l.setFont(size, l.bold)
+			if len(lines) > 1 {
+				h := float64(len(lines))*3.4 + 1.8
+				if l.ensure(h) {
+					head()
+				}
+				cells := append([]string{}, r...)
+				cells[wrapCol] = ""
+				l.bodyRow(l.y, h, cols, cells, false)
+				x := marginX
+				for _, c := range cols[:wrapCol] {
+					x += c.w
+				}
+				l.setFont(7.5, false)
+				for i, line := range lines {
+					l.text(x+1.2, l.y+0.9+float64(i)*3.4+2.6, line)
+				}
+				l.setFont(size, l.bold)
+				l.y += h
+				continue
+			}
+		}
 		if l.ensure(rowH) {
 			head()
 		}
@@ -317,7 +349,7 @@ func (l *monthLayout) technician(r *Row) {
 			rows[i] = []string{x.TicketNumber, x.SheetID, l.reason(x.Reason)}
 		}
 		l.subheading(l.label("未计入的服务", "Excluded services"))
-		l.table(cols, rows, nil)
+		l.wrapTable(cols, rows, nil, 2)
 	}
 	if len(r.ComplaintList) > 0 {
 		cols := []column{{30, "单号", "Ticket", "L"}, {28, "状态", "Status", "L"}, {116, "内容", "Complaint", "L"}, {16, "备注", "Note", "L"}}
@@ -330,7 +362,7 @@ func (l *monthLayout) technician(r *Row) {
 			rows[i] = []string{c.TicketNumber, l.complaintStatus(c.Status), cleanText(c.Description), note}
 		}
 		l.subheading(l.label("投诉", "Complaints"))
-		l.table(cols, rows, nil)
+		l.wrapTable(cols, rows, nil, 2)
 	}
 	if len(r.Counted) == 0 && len(r.Excluded) == 0 && len(r.ComplaintList) == 0 {
 		l.paragraph(l.label("本月无服务、无投诉。", "No services and no complaints this month."), 7.5, colMuted)
@@ -430,7 +462,7 @@ func (l *monthLayout) trail() {
 		for i, t := range l.m.Trail {
 			rows[i] = []string{strconv.Itoa(i + 1), l.stepLabel(t.Step), cleanText(t.ByName), fmtTime(t.At, l.loc()), cleanText(t.Comment)}
 		}
-		l.table(cols, rows, nil)
+		l.wrapTable(cols, rows, nil, 4)
 	}
 	// The signature block: who did each step last, and a line to sign by hand.
 	last := map[string]TrailEntry{}
