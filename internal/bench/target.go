@@ -1,0 +1,535 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"fieldsync/schema"
+	"fieldsync/server"
+	syncer "fieldsync/sync"
+)
+
+// fixture is the data a scenario needs on the server.
+type fixture struct {
+	techs          int // technicians
+	devicesPerTech int // device tokens per technician
+	ticketsPerTech int // tickets dispatched to each technician
+	customers      int // customers (each with one site and one asset); default techs*tickets/10
+	textBytes      int // padding of each ticket's text fields, to make it about 1 KB of JSON
+}
+
+// tech is a technician of the fixture.
+type tech struct {
+	ID       string
+	Username string
+	Tickets  []ticketRef
+}
+
+type ticketRef struct {
+	ID       string
+	Version  int64
+	Customer string
+}
+
+// device is a device token of a technician.
+type device struct {
+	Tech     int // index in target.techs
+	DeviceID string
+	Token    string
+}
+
+// target is the server under measurement with the fixture's data in it.
+type target struct {
+	base      string // http://127.0.0.1:PORT
+	dir       string // data folder (spawned servers)
+	pid       int    // server process, for memory (0: unknown)
+	techs     []tech
+	devices   []device
+	coordUser string
+	coordPass string
+	stop      func() error
+	cfg       *Config
+}
+
+const (
+	benchAdminPass = "bench-admin-pass"
+	benchPass      = "bench-pass-2026"
+)
+
+func (t *target) wsURL() string { return "ws" + strings.TrimPrefix(t.base, "http") + "/mobile/v1/sync" }
+
+// Close stops a spawned server and removes its data folder.
+func (t *target) Close() error {
+	var err error
+	if t.stop != nil {
+		err = t.stop()
+	}
+	if t.dir != "" && !t.cfg.KeepDir {
+		os.RemoveAll(t.dir)
+	}
+	return err
+}
+
+// setup spawns or reaches the server and seeds the fixture.
+func setup(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
+	if fx.customers <= 0 {
+		fx.customers = max(1, fx.techs*fx.ticketsPerTech/10)
+	}
+	if cfg.URL != "" {
+		return setupRemote(ctx, cfg, fx)
+	}
+	return spawn(ctx, cfg, fx)
+}
+
+// spawn seeds a fresh data folder in this process through the engine (the write path, in
+// batches), then serves it: as a child process running `fieldsync serve` (so its memory is
+// its own and it has its own file descriptors), or in this process with InProcess.
+func spawn(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
+	dir, err := os.MkdirTemp("", "fieldsync-bench-")
+	if err != nil {
+		return nil, err
+	}
+	t := &target{dir: dir, cfg: cfg}
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close()
+		}
+	}()
+	start := time.Now()
+	quiet := slog.New(slog.DiscardHandler)
+	srv, err := server.New(ctx, server.Config{DataDir: dir, AdminPassword: benchAdminPass, Log: quiet, Out: func(string) {}})
+	if err != nil {
+		return nil, err
+	}
+	if err := seedLocal(ctx, srv, fx, t); err != nil {
+		srv.Shutdown(context.Background())
+		return nil, err
+	}
+	cfg.logf("seeded %d technicians, %d devices, %d tickets in %s", len(t.techs), len(t.devices), fx.techs*fx.ticketsPerTech, time.Since(start).Round(time.Millisecond))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return nil, err
+	}
+	t.base = "http://" + ln.Addr().String()
+	if cfg.InProcess {
+		go srv.App.Listener(ln)
+		t.pid = os.Getpid()
+		t.stop = func() error {
+			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(c)
+		}
+	} else {
+		addr := ln.Addr().String()
+		ln.Close()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			return nil, err
+		}
+		bin := cfg.Binary
+		if bin == "" {
+			if bin, err = os.Executable(); err != nil {
+				return nil, err
+			}
+		}
+		logf, err := os.Create(filepath.Join(dir, "server.log"))
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, "serve", "--addr", addr, "--data", dir)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Env = append(os.Environ(), "FIELDSYNC_DEMO=0")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("start %s serve: %w", bin, err)
+		}
+		t.pid = cmd.Process.Pid
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait(); logf.Close() }()
+		t.stop = func() error {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+			return nil
+		}
+		if err := waitHealthy(ctx, t.base, exited); err != nil {
+			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+			return nil, fmt.Errorf("%w\nserver log:\n%s", err, tail(log, 2000))
+		}
+	}
+	ok = true
+	return t, nil
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func waitHealthy(ctx context.Context, base string, exited <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the server exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("the server did not answer /healthz within 30 s")
+}
+
+// pad returns about n bytes of mixed Latin and Chinese text.
+func pad(n int, i int) string {
+	const words = "控制柜报警 alarm lamp stays on; 伺服报警 E-21 servo fault; check wiring and fuses. "
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%d ", i)
+	for b.Len() < n {
+		b.WriteString(words)
+	}
+	out := b.String()[:max(0, min(b.Len(), n))]
+	return strings.ToValidUTF8(out, "")
+}
+
+func rawFields(m map[string]any) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		out[k] = schema.MustJSON(v)
+	}
+	return out
+}
+
+// seedLocal creates the fixture through srv.Engine: accounts with CreateUser (bcrypt, in
+// parallel), records with Apply in batches of 500, device tokens written directly (a device
+// login per token would cost a bcrypt comparison each).
+func seedLocal(ctx context.Context, srv *server.Server, fx fixture, t *target) error {
+	e := srv.Engine
+	coord, err := e.CreateUser(ctx, schema.System, syncer.NewUser{Username: "bench-coord", Name: "Bench Coordinator", Role: schema.RoleCoordinator, Password: benchPass})
+	if err != nil {
+		return err
+	}
+	t.coordUser, t.coordPass = "bench-coord", benchPass
+	actor := schema.Actor{UserID: coord.Str("id"), Role: schema.RoleCoordinator, Name: "Bench Coordinator"}
+	t.techs = make([]tech, fx.techs)
+	var wg gosync.WaitGroup
+	errs := make(chan error, fx.techs)
+	sem := make(chan struct{}, 4)
+	for i := range fx.techs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			name := fmt.Sprintf("bench-tech-%05d", i)
+			u, err := e.CreateUser(ctx, schema.System, syncer.NewUser{Username: name, Name: "技术员 Tech " + strconv.Itoa(i), Role: schema.RoleTechnician, Dedicated: true, Password: benchPass})
+			if err != nil {
+				errs <- err
+				return
+			}
+			t.techs[i] = tech{ID: u.Str("id"), Username: name}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	apply := func(muts []syncer.Mutation) ([]syncer.Result, error) {
+		var out []syncer.Result
+		for len(muts) > 0 {
+			n := min(500, len(muts))
+			res, err := e.Apply(ctx, actor, muts[:n], syncer.Options{})
+			if err != nil {
+				return nil, err
+			}
+			for i, r := range res {
+				if r.Status == syncer.StatusRejected {
+					return nil, fmt.Errorf("seed %s %s: %s: %s", muts[i].Op, muts[i].Entity, r.Code, r.Message)
+				}
+			}
+			out = append(out, res...)
+			muts = muts[n:]
+		}
+		return out, nil
+	}
+	custs, sites, assets, err := seedCustomers(fx, apply)
+	if err != nil {
+		return err
+	}
+	var creates []syncer.Mutation
+	for ti := range fx.techs {
+		for k := range fx.ticketsPerTech {
+			c := (ti*fx.ticketsPerTech + k) % len(custs)
+			creates = append(creates, syncer.Mutation{Entity: schema.EntTicket, Op: "create", Fields: rawFields(ticketFields(custs[c], sites[c], assets[c], fx.textBytes, ti*fx.ticketsPerTech+k))})
+		}
+	}
+	res, err := apply(creates)
+	if err != nil {
+		return err
+	}
+	var dispatches []syncer.Mutation
+	for i, r := range res {
+		ti := i / max(fx.ticketsPerTech, 1)
+		dispatches = append(dispatches, syncer.Mutation{Entity: schema.EntTicket, ID: r.ID, Op: "action", Action: "dispatch",
+			Fields: rawFields(map[string]any{"technician_id": t.techs[ti].ID})})
+	}
+	res, err = apply(dispatches)
+	if err != nil {
+		return err
+	}
+	for i, r := range res {
+		ti := i / max(fx.ticketsPerTech, 1)
+		t.techs[ti].Tickets = append(t.techs[ti].Tickets, ticketRef{ID: r.ID, Version: r.Version, Customer: custs[i%len(custs)]})
+	}
+	// Device tokens, as Engine.Login stores them (sha256 of the token; a devices row).
+	tx, err := srv.DB.W.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	now := time.Now().UTC()
+	for ti := range t.techs {
+		for k := range fx.devicesPerTech {
+			raw := make([]byte, 32)
+			rand.Read(raw)
+			token := base64.RawURLEncoding.EncodeToString(raw)
+			sum := sha256.Sum256([]byte(token))
+			id := uuid.Must(uuid.NewV7()).String()
+			devID := fmt.Sprintf("bench-%05d-%03d", ti, k)
+			if _, err := tx.Exec(`INSERT INTO devices(id, user_id, device_id, name, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				id, t.techs[ti].ID, devID, devID, schema.Stamp(now), schema.Stamp(now)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`INSERT INTO tokens(hash, user_id, device, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+				hex.EncodeToString(sum[:]), t.techs[ti].ID, id, schema.Stamp(now), schema.Stamp(now.Add(syncer.DeviceTokenTTL))); err != nil {
+				return err
+			}
+			t.devices = append(t.devices, device{Tech: ti, DeviceID: devID, Token: token})
+		}
+	}
+	return tx.Commit()
+}
+
+func seedCustomers(fx fixture, apply func([]syncer.Mutation) ([]syncer.Result, error)) (custs, sites, assets []string, err error) {
+	var muts []syncer.Mutation
+	for i := range fx.customers {
+		muts = append(muts, syncer.Mutation{Entity: schema.EntCustomer, Op: "create", Fields: rawFields(map[string]any{
+			"name": fmt.Sprintf("客户 Customer %05d 精密仪器有限公司", i), "phone": "021-5080-1234", "address": "上海市浦东新区张江路 88 号 Zhangjiang Road"})})
+	}
+	res, err := apply(muts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	muts = muts[:0]
+	for i, r := range res {
+		custs = append(custs, r.ID)
+		muts = append(muts, syncer.Mutation{Entity: schema.EntSite, Op: "create", Fields: rawFields(map[string]any{
+			"customer_id": r.ID, "name": fmt.Sprintf("一号厂房 Plant %d", i), "address": "江苏省苏州市工业园区星湖街 328 号",
+			"contacts": []map[string]string{{"name": "孙丽 Sun Li", "phone": "139-1234-5678"}}})})
+	}
+	if res, err = apply(muts); err != nil {
+		return nil, nil, nil, err
+	}
+	muts = muts[:0]
+	for i, r := range res {
+		sites = append(sites, r.ID)
+		muts = append(muts, syncer.Mutation{Entity: schema.EntAsset, Op: "create", Fields: rawFields(map[string]any{
+			"customer_id": custs[i], "site_id": r.ID, "model": "PLC-X200 控制柜", "serial": fmt.Sprintf("HX-2023-%05d", i),
+			"install_date": "2021-03-15", "manufacturer": "华东电气 East Electric"})})
+	}
+	if res, err = apply(muts); err != nil {
+		return nil, nil, nil, err
+	}
+	for _, r := range res {
+		assets = append(assets, r.ID)
+	}
+	return custs, sites, assets, nil
+}
+
+func ticketFields(cust, site, asset string, textBytes, i int) map[string]any {
+	return map[string]any{"customer_id": cust, "site_id": site, "asset_id": asset,
+		"fault_symptoms": pad(textBytes, i), "agreed_handling": "技术员上门检查 / technician visits",
+		"urgency": "normal", "service_mode": "onsite", "contact_name": "周明 Zhou Ming", "contact_phone": "137-0000-1111",
+		"address": "浙江省杭州市西湖区文三路 90 号 B 栋机房"}
+}
+
+// setupRemote creates the fixture on a running server through its public API. Device logins
+// go through POST /mobile/v1/auth/login, which the server limits to 10 a minute from one
+// address: runs with many devices belong to --spawn.
+func setupRemote(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
+	t := &target{base: strings.TrimRight(cfg.URL, "/"), pid: cfg.PID, cfg: cfg}
+	if cfg.AdminPassword == "" {
+		return nil, errors.New("--url needs the admin's password (--admin-password or FIELDSYNC_ADMIN_PASSWORD) to create the bench's accounts")
+	}
+	h := &httpAPI{base: t.base}
+	admin, err := h.login(ctx, "admin", cfg.AdminPassword)
+	if err != nil {
+		return nil, err
+	}
+	run := strconv.FormatInt(time.Now().Unix()%1e6, 10)
+	mkUser := func(name, role string) (string, error) {
+		var u map[string]any
+		err := h.do(ctx, "POST", "/api/v1/users", admin, "", map[string]any{"username": name, "name": name, "role": role, "password": benchPass}, &u)
+		id, _ := u["id"].(string)
+		return id, err
+	}
+	t.coordUser, t.coordPass = "bench-coord-"+run, benchPass
+	if _, err := mkUser(t.coordUser, schema.RoleCoordinator); err != nil {
+		return nil, err
+	}
+	coord, err := h.login(ctx, t.coordUser, t.coordPass)
+	if err != nil {
+		return nil, err
+	}
+	t.techs = make([]tech, fx.techs)
+	for i := range t.techs {
+		name := fmt.Sprintf("bench-%s-%05d", run, i)
+		id, err := mkUser(name, schema.RoleTechnician)
+		if err != nil {
+			return nil, err
+		}
+		t.techs[i] = tech{ID: id, Username: name}
+	}
+	type rec = map[string]any
+	var custs, sites, assets []string
+	for i := range fx.customers {
+		var c, s, a rec
+		if err := h.do(ctx, "POST", "/api/v1/customers", coord, "", rec{"name": fmt.Sprintf("客户 Customer %05d", i)}, &c); err != nil {
+			return nil, err
+		}
+		cid, _ := c["id"].(string)
+		if err := h.do(ctx, "POST", "/api/v1/customers/"+cid+"/sites", coord, "", rec{"name": "Plant", "address": "星湖街 328 号"}, &s); err != nil {
+			return nil, err
+		}
+		sid, _ := s["id"].(string)
+		if err := h.do(ctx, "POST", "/api/v1/assets", coord, "", rec{"customer_id": cid, "site_id": sid, "model": "PLC-X200", "serial": fmt.Sprintf("HX-%s-%05d", run, i)}, &a); err != nil {
+			return nil, err
+		}
+		aid, _ := a["id"].(string)
+		custs, sites, assets = append(custs, cid), append(sites, sid), append(assets, aid)
+	}
+	n := 0
+	for ti := range t.techs {
+		for range fx.ticketsPerTech {
+			c := n % len(custs)
+			var tk, d rec
+			if err := h.do(ctx, "POST", "/api/v1/tickets", coord, "", ticketFields(custs[c], sites[c], assets[c], fx.textBytes, n), &tk); err != nil {
+				return nil, err
+			}
+			id, _ := tk["id"].(string)
+			if err := h.do(ctx, "POST", "/api/v1/tickets/"+id+"/actions/dispatch", coord, "", rec{"technician_id": t.techs[ti].ID}, &d); err != nil {
+				return nil, err
+			}
+			v, _ := d["version"].(float64)
+			t.techs[ti].Tickets = append(t.techs[ti].Tickets, ticketRef{ID: id, Version: int64(v), Customer: custs[c]})
+			n++
+		}
+	}
+	for ti := range t.techs {
+		for k := range fx.devicesPerTech {
+			devID := fmt.Sprintf("bench-%s-%05d-%03d", run, ti, k)
+			var out map[string]any
+			err := h.do(ctx, "POST", "/mobile/v1/auth/login", "", "", map[string]any{"username": t.techs[ti].Username, "password": benchPass, "device_id": devID, "device_name": devID}, &out)
+			if err != nil {
+				return nil, fmt.Errorf("device login %d: %w (the server allows 10 logins a minute from one address: use --spawn for many devices)", len(t.devices), err)
+			}
+			tok, _ := out["token"].(string)
+			t.devices = append(t.devices, device{Tech: ti, DeviceID: devID, Token: tok})
+		}
+	}
+	return t, nil
+}
+
+// httpAPI is a small client of the coordinator API.
+type httpAPI struct {
+	base string
+	c    http.Client
+}
+
+func (h *httpAPI) login(ctx context.Context, user, pass string) (string, error) {
+	var out map[string]any
+	if err := h.do(ctx, "POST", "/api/v1/auth/login", "", "", map[string]string{"username": user, "password": pass}, &out); err != nil {
+		return "", fmt.Errorf("login %s: %w", user, err)
+	}
+	tok, _ := out["token"].(string)
+	return tok, nil
+}
+
+// do sends a JSON request and decodes a JSON answer; a status of 300 or more is an error.
+func (h *httpAPI) do(ctx context.Context, method, path, token, ifMatch string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, h.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	resp, err := h.c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, tail(b, 300))
+	}
+	if out != nil && len(b) > 0 {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"fieldsync/internal/bench"
+)
+
+func init() {
+	extraCommands = append(extraCommands, command{"bench", "bench SCENARIO [--url URL | --spawn] [--devices N] [--duration D] [--json]   measure", cmdBench})
+}
+
+// cmdBench runs one scenario of internal/bench and exits non-zero when its checks fail.
+func cmdBench(args []string) error {
+	fs := newFlags("bench", "bench SCENARIO [--url URL | --spawn] [--devices N] [--duration D] [--json]\n  scenarios: initial-sync, push, fanout, connections, reconnect, baseline")
+	var cfg bench.Config
+	fs.StringVar(&cfg.URL, "url", "", "measure the running server at this base URL (default: spawn one)")
+	spawn := fs.Bool("spawn", false, "start a server on a temporary data folder on 127.0.0.1 and seed it (the default)")
+	fs.StringVar(&cfg.AdminPassword, "admin-password", os.Getenv("FIELDSYNC_ADMIN_PASSWORD"), "with --url: the admin's password, to create the bench's accounts (env FIELDSYNC_ADMIN_PASSWORD)")
+	fs.IntVar(&cfg.PID, "pid", 0, "with --url: the server's process id, to read its memory (connections)")
+	fs.IntVar(&cfg.Devices, "devices", 0, "devices (default per scenario: push 100, fanout 1000, connections and reconnect 10000)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to run (default per scenario: push and fanout 10s, connections 5s)")
+	fs.IntVar(&cfg.Records, "records", 0, "initial-sync: tickets in the device's scope (default 10000)")
+	fs.IntVar(&cfg.Rate, "rate", 0, "fanout: coordinator changes per second (default 200)")
+	fs.IntVar(&cfg.Batch, "batch", 0, "push: mutations per push (default 50)")
+	fs.BoolVar(&cfg.InProcess, "in-process", false, "serve the spawned server in the bench's own process (memory figures then include the clients)")
+	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the spawned server's data folder")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (with --in-process it includes the server)")
+	quiet := fs.Bool("quiet", false, "no progress lines on standard error")
+	// The scenario may come before or after the flags.
+	var scenario string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		scenario, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if scenario == "" && fs.NArg() > 0 {
+		scenario = fs.Arg(0)
+	}
+	if scenario == "" {
+		fs.Usage()
+		return errors.New("name a scenario")
+	}
+	if *spawn && cfg.URL != "" {
+		return errors.New("--spawn and --url exclude each other")
+	}
+	cfg.Scenario = scenario
+	if !*quiet {
+		cfg.Log = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+	} else {
+		fmt.Print(res.Text())
+	}
+	if !res.OK {
+		return fmt.Errorf("%s FAILED: %s", scenario, res.Error)
+	}
+	return nil
+}
