@@ -19,9 +19,9 @@ import (
 
 // demoData seeds the demo company into a fresh data folder, stops the server, and returns
 // the folder and the number of a demo ticket.
-func demoData(t *testing.T) (string, string) {
+func demoData(t *testing.T) (dir, number string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	ctx := context.Background()
 	srv, err := server.New(ctx, server.Config{DataDir: dir, Demo: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
@@ -123,5 +123,35 @@ func TestCmdPDFErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Errorf("a mistyped --data created %s", missing)
+	}
+}
+
+func TestCmdPDFSheet(t *testing.T) {
+	data, _ := demoData(t)
+	db, e, err := openEngine(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheets, err := e.List(context.Background(), syncer.Query{Entity: schema.EntSheet, Where: []string{"data ->> 'fingerprint' <> ''"}, Limit: 1})
+	e.Close()
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sheets) == 0 {
+		t.Fatal("the demo company has no signed feedback sheet to print")
+	}
+	sh := sheets[0]
+	out := filepath.Join(t.TempDir(), "sheet.pdf")
+	if err := cmdPDF([]string{"sheet", sh.Str("id"), "--data", data, "-o", out, "--base-url", "https://svc.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	pages, text := pdfInfo(t, out)
+	if pages != "1" || !strings.Contains(strings.Join(strings.Fields(text), ""), sh.Str("signer_name")) {
+		t.Errorf("sheet %s: %s pages, text:\n%s", sh.Str("id"), pages, text)
+	}
+	list, err := exec.Command("pdfimages", "-list", out).CombinedOutput()
+	if err != nil || !strings.Contains(string(list), "image") {
+		t.Errorf("pdfimages: %v, want the signature images:\n%s", err, list)
 	}
 }

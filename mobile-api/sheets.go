@@ -98,7 +98,8 @@ func BlankFormPDF(e *syncer.Engine, lang reports.Lang) ([]byte, string, error) {
 
 // SheetPDF renders a feedback sheet with its signature and stamp images. baseURL (e.g.
 // https://service.example.com) makes the QR code's link to the public verify page
-// absolute; without it the QR code carries the ticket number.
+// (/verify/{sheet id}/{fingerprint}) absolute; without it the QR code carries the ticket
+// number.
 func SheetPDF(ctx context.Context, e *syncer.Engine, sheetID, baseURL string, lang reports.Lang) ([]byte, string, error) {
 	sh, err := e.Get(ctx, schema.EntSheet, sheetID)
 	if err != nil {
@@ -116,11 +117,8 @@ func SheetPDF(ctx context.Context, e *syncer.Engine, sheetID, baseURL string, la
 	if err != nil {
 		return nil, "", err
 	}
-	verify := ""
-	if baseURL != "" {
-		verify = strings.TrimRight(baseURL, "/") + "/verify/" + url.PathEscape(sheetID)
-	}
-	s, err := sheetData(sh, t, refs.customer, refs.site, refs.asset, tech, e.Settings(), lang, verify, blobReader(e))
+	s, err := sheetData(sh, t, refs.customer, refs.site, refs.asset, tech, e.Settings(), lang,
+		verifyURL(baseURL, sheetID, sh.Str("fingerprint")), blobReader(e))
 	if err != nil {
 		return nil, "", err
 	}
@@ -129,6 +127,21 @@ func SheetPDF(ctx context.Context, e *syncer.Engine, sheetID, baseURL string, la
 		return nil, "", fmt.Errorf("render feedback sheet %s: %w", sheetID, err)
 	}
 	return b.Bytes(), fileStem(t.Str("number"), t.Str("id")) + "-sheet-" + shortID(sheetID) + ".pdf", nil
+}
+
+// verifyURL is the public verify page of a sheet, /verify/{id}/{fingerprint}, under
+// baseURL; "" without a base URL. The verify page checks a fingerprint given in the URL
+// against the stored one, so the QR code on a printed copy proves that copy, not only the
+// sheet's id.
+func verifyURL(baseURL, id, fingerprint string) string {
+	if baseURL == "" {
+		return ""
+	}
+	u := strings.TrimRight(baseURL, "/") + "/verify/" + url.PathEscape(id)
+	if fingerprint != "" {
+		u += "/" + url.PathEscape(fingerprint)
+	}
+	return u
 }
 
 // SendPDF answers with a rendered PDF: its type, an inline disposition with the file name,

@@ -263,3 +263,16 @@ func TestContentDisposition(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyURL(t *testing.T) {
+	for _, c := range []struct{ base, id, fp, want string }{
+		{"https://svc.example.com", "0190-ab", "abcd", "https://svc.example.com/verify/0190-ab/abcd"},
+		{"http://127.0.0.1:8080/", "s1", "", "http://127.0.0.1:8080/verify/s1"},
+		{"https://svc.example.com", "a/b c", "", "https://svc.example.com/verify/a%2Fb%20c"},
+		{"", "s1", "abcd", ""},
+	} {
+		if got := verifyURL(c.base, c.id, c.fp); got != c.want {
+			t.Errorf("verifyURL(%q, %q, %q) = %q, want %q", c.base, c.id, c.fp, got, c.want)
+		}
+	}
+}

@@ -133,6 +133,7 @@ func TestDocuments(t *testing.T) {
 	t.Run("errors", func(t *testing.T) { testDocumentErrors(t, env) })
 	t.Run("device scope", func(t *testing.T) { testMobileSheetPDFScope(t, env) })
 	t.Run("InScope", func(t *testing.T) { testInScope(t, env) })
+	t.Run("sheet", func(t *testing.T) { testSheetPDF(t, env) })
 	t.Run("languages", func(t *testing.T) { testFormPDFLanguages(t, env) })
 }
 
@@ -332,5 +333,100 @@ func TestDocumentRoutesInOpenAPI(t *testing.T) {
 		if _, ok := paths[p]; !ok {
 			t.Errorf("OpenAPI document has no %s", p)
 		}
+	}
+}
+
+// testSheetPDF prints the demo company's sheets: a signed one with its images and seal, an
+// incomplete one marked, and the device side limited to the technician's own.
+func testSheetPDF(t *testing.T, env *testEnv) {
+	ctx := context.Background()
+	sheets, err := env.srv.Engine.List(ctx, syncer.Query{Entity: schema.EntSheet, Order: "id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sheets) == 0 {
+		t.Fatal("the demo company has no feedback sheets to print")
+	}
+	var signed, incomplete schema.Doc
+	for _, sh := range sheets {
+		switch {
+		case sh.Str("fingerprint") != "" && sh.Bool("complete") && sh.Str("stamp_blob") != "" && signed == nil:
+			signed = sh
+		case sh.Str("fingerprint") != "" && !sh.Bool("complete") && incomplete == nil:
+			incomplete = sh
+		}
+	}
+	if signed == nil || incomplete == nil {
+		t.Fatalf("the demo has no complete signed sheet with a stamp, or no incomplete signed one: %v", sheets)
+	}
+	tk, err := env.srv.Engine.Get(ctx, schema.EntTicket, signed.Str("ticket_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := env.login("coord", DemoPassword)
+
+	r := env.must(env.do("GET", "/api/v1/sheets/"+signed.Str("id")+".pdf", coord, nil), 200)
+	wantName := tk.Str("number") + "-sheet-" + signed.Str("id")[:8] + ".pdf"
+	if ct, cd := r.Header["Content-Type"], r.Header["Content-Disposition"]; ct != "application/pdf" || cd != `inline; filename="`+wantName+`"` {
+		t.Errorf("headers: Content-Type %q, Content-Disposition %q (want file %s)", ct, cd, wantName)
+	}
+	if p := pdfPages(t, r.Raw); p != "1" {
+		t.Errorf("a normal sheet has %s pages, want 1", p)
+	}
+	text := pdfText(t, r.Raw)
+	flat := squash(text)
+	fp := strings.ToUpper(signed.Str("fingerprint")[:4])
+	for _, want := range []string{tk.Str("number"), signed.Str("signer_name"), squash(signed.Str("handling_result")), "张伟ZhangWei", signed.Str("id")} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("signed sheet: no %q in:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(strings.ToUpper(flat), fp) {
+		t.Errorf("signed sheet: the seal's fingerprint (%s…) is not printed:\n%s", fp, text)
+	}
+	if strings.Contains(text, "INCOMPLETE") {
+		t.Errorf("a complete sheet is marked INCOMPLETE:\n%s", text)
+	}
+	list := poppler(t, r.Raw, "pdfimages", "-list", "{}")
+	images := 0
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "image" {
+			images++
+		}
+	}
+	if images != 3 {
+		t.Errorf("pdfimages lists %d images, want signature, stamp and technician signature:\n%s", images, list)
+	}
+
+	// The QR code links to /verify/{id}/{fingerprint} (mobileapi.verifyURL): that page must
+	// accept the form and find the seal valid.
+	v := env.must(env.do("GET", "/verify/"+signed.Str("id")+"/"+signed.Str("fingerprint"), "", nil, "Accept", "application/json"), 200)
+	if v.Body["valid"] != true || v.Body["fingerprint_matches"] != true {
+		t.Errorf("the verify link the QR code carries: %s", v.Raw)
+	}
+
+	r = env.must(env.do("GET", "/api/v1/sheets/"+incomplete.Str("id")+".pdf?lang=en", coord, nil), 200)
+	if text := pdfText(t, r.Raw); !strings.Contains(text, "INCOMPLETE") {
+		t.Errorf("an incomplete sheet is not marked INCOMPLETE:\n%s", text)
+	}
+
+	// The device side: the technician who holds the sheet gets it, another is refused.
+	holder, err := env.srv.Engine.Get(ctx, schema.EntUser, signed.Str("technician_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "tech2"
+	if holder.Str("username") == "tech2" {
+		other = "tech1"
+	}
+	path := "/mobile/v1/sheets/" + signed.Str("id") + ".pdf"
+	own := env.deviceLogin(holder.Str("username"), DemoPassword, "dev-own")
+	r = env.must(env.do("GET", path, own, nil), 200)
+	if r.Header["Content-Type"] != "application/pdf" || pdfPages(t, r.Raw) != "1" {
+		t.Errorf("the holder's device: Content-Type %q", r.Header["Content-Type"])
+	}
+	r = env.do("GET", path, env.deviceLogin(other, DemoPassword, "dev-other"), nil)
+	if r.Status != 404 || r.errCode() != schema.CodeNotFound || bytes.HasPrefix(r.Raw, []byte("%PDF")) {
+		t.Errorf("%s's device on %s's sheet: %d %s, want 404 not_found", other, holder.Str("username"), r.Status, r.Raw)
 	}
 }
