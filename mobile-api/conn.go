@@ -93,6 +93,10 @@ func (c *conn) run() {
 			a.e.Hub.Unsubscribe(c.sub)
 		}
 		c.ws.Close()
+		// The reader must be gone before the handler returns: fasthttp then recycles the
+		// connection's buffers for other connections.
+		cancel()
+		<-c.done
 	}()
 
 	c.ws.SetReadLimit(int64(a.Limits.MaxFrameBytes))
