@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"syscall"
 	"testing"
 	"time"
@@ -113,13 +114,31 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// syncBuffer is a buffer the child process writes while the test reads it.
+type syncBuffer struct {
+	mu  gosync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // serve starts `fieldsync serve` and waits until it answers.
-func serve(t *testing.T, data string, extra ...string) (*exec.Cmd, string, *bytes.Buffer) {
+func serve(t *testing.T, data string, extra ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
 	addr := freePort(t)
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--data", data}, extra...)...)
-	var out bytes.Buffer
-	cmd.Stdout = &out
+	out := &syncBuffer{}
+	cmd.Stdout = out
 	cmd.Stderr = &bytes.Buffer{}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -131,7 +150,7 @@ func serve(t *testing.T, data string, extra ...string) (*exec.Cmd, string, *byte
 		if res, err := http.Get(base + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return cmd, base, &out
+				return cmd, base, out
 			}
 		}
 		time.Sleep(50 * time.Millisecond)

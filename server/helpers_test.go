@@ -8,9 +8,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	syncer "fieldsync/sync"
 )
+
+func TestMain(m *testing.M) {
+	syncer.PasswordCost = bcrypt.MinCost // real bcrypt, cheap cost: the tests log in a lot
+	os.Exit(m.Run())
+}
 
 // testEnv is a server on a fresh data folder, driven through app.Test (no listener) or
 // through a real loopback listener (start).

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	gosync "sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -40,9 +41,16 @@ const (
 // MinPassword is the shortest password accepted.
 const MinPassword = 8
 
+// PasswordCost is the bcrypt cost of new password hashes. Hashing is slow on purpose; test
+// binaries lower it (the race detector makes each hash take over a second).
+var PasswordCost = bcrypt.DefaultCost
+
 // dummyHash is compared against when a username does not exist, so a failed login takes as
 // long for an unknown user as for a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("fieldsync-no-such-user"), bcrypt.DefaultCost)
+var dummyHash = gosync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("fieldsync-no-such-user"), PasswordCost)
+	return h
+})
 
 func checkUsername(u string) error {
 	if u == "" || utf8.RuneCountInString(u) > 64 {
@@ -81,7 +89,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	if err := checkPassword(u.Password); err != nil {
 		return nil, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.DefaultCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), PasswordCost)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +115,7 @@ func (e *Engine) SetPassword(ctx context.Context, username, password string) err
 	if err := checkPassword(password); err != nil {
 		return err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), PasswordCost)
 	if err != nil {
 		return err
 	}
@@ -177,7 +185,7 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	var userID, hash string
 	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash FROM credentials WHERE username = ?`, username).Scan(&userID, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return "", nil, fail
 	} else if err != nil {
 		return "", nil, err
