@@ -152,7 +152,7 @@ func TestLiveDispatch(t *testing.T) {
 	id := e.newTicket("live: conveyor stopped")
 	start := time.Now()
 	e.dispatch(id, "tech2")
-	took := eventually(t, 3*time.Second, "the dispatch reaches the connected phone", func() bool {
+	took := eventually(t, 5*time.Second, "the dispatch reaches the connected phone", func() bool {
 		_, ok, _ := c.Record("ticket", id)
 		return ok
 	})
@@ -163,7 +163,7 @@ func TestLiveDispatch(t *testing.T) {
 		}
 	}
 	// The live stream keeps the store complete: the dispatch event follows the ticket.
-	eventually(t, 3*time.Second, "the device matches its scope", func() bool {
+	eventually(t, 10*time.Second, "the device matches its scope", func() bool {
 		return diffStores(e.scopeOf("tech2"), localOf(t, c)) == ""
 	})
 	verify(t, c)

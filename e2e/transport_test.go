@@ -259,7 +259,7 @@ func TestOversizedFrame(t *testing.T) {
 	w := p.hello("raw-big")
 	max := int(w["limits"].(map[string]any)["max_frame_bytes"].(float64))
 	p.sendRaw(`{"type":"pull","id":"x","checkpoint":"` + strings.Repeat("a", max) + `"}`)
-	if code := p.closed(5 * time.Second); code != websocket.CloseMessageTooBig {
+	if code := p.closed(10 * time.Second); code != websocket.CloseMessageTooBig {
 		t.Errorf("close code %d, want 1009", code)
 	}
 }
@@ -291,15 +291,15 @@ func TestRevokeWhileConnected(t *testing.T) {
 
 	start := time.Now()
 	e.must("POST", "/api/v1/devices/"+rawDevice+"/revoke", e.coord, nil, 200, nil)
-	if code := p.closed(2 * time.Second); code != 4403 {
+	if code := p.closed(5 * time.Second); code != 4403 {
 		t.Errorf("raw connection closed with %d, want 4403", code)
 	}
 	t.Logf("4403 arrived %v after the revoke", time.Since(start))
 
 	e.must("POST", "/api/v1/devices/"+sdkDevice+"/revoke", e.coord, nil, 200, nil)
-	eventually(t, 3*time.Second, "the SDK stops as revoked", func() bool { return c.State().Stopped == "revoked" })
+	eventually(t, 10*time.Second, "the SDK stops as revoked", func() bool { return c.State().Stopped == "revoked" })
 	// The SDK wipes on revoke: whatever the loop still does, nothing is left.
-	eventually(t, 3*time.Second, "the SDK wiped its data", func() bool {
+	eventually(t, 10*time.Second, "the SDK wiped its data", func() bool {
 		rs, err := c.Records("ticket")
 		return err == nil && len(rs) == 0 && c.State().Pending == 0
 	})
@@ -319,7 +319,7 @@ func TestReplacedConnection(t *testing.T) {
 	a.hello("raw-dup")
 	b := e.dial(token)
 	b.hello("raw-dup")
-	if code := a.closed(3 * time.Second); code != 4409 {
+	if code := a.closed(10 * time.Second); code != 4409 {
 		t.Errorf("first connection closed with %d, want 4409", code)
 	}
 	b.send(map[string]any{"type": "pull", "id": "p", "checkpoint": ""})
@@ -335,13 +335,13 @@ func TestWrongProtocol(t *testing.T) {
 	token, _ := e.device("tech2", "raw-v2")
 	p := e.dial(token)
 	p.send(map[string]any{"type": "hello", "id": "h", "protocol": 2, "device_id": "raw-v2"})
-	if code := p.closed(3 * time.Second); code != 4426 {
+	if code := p.closed(10 * time.Second); code != 4426 {
 		t.Errorf("close code %d, want 4426", code)
 	}
 	// A bad token in hello (no bearer on the upgrade) closes with 4401.
 	q := e.dial("")
 	q.send(map[string]any{"type": "hello", "id": "h", "protocol": 1, "device_id": "raw-v2", "token": "not-a-token"})
-	if code := q.closed(3 * time.Second); code != 4401 {
+	if code := q.closed(10 * time.Second); code != 4401 {
 		t.Errorf("bad token: close code %d, want 4401", code)
 	}
 }
