@@ -352,6 +352,9 @@ func DecodeValue(f *Field, raw json.RawMessage) (any, error) {
 			if err != nil {
 				return nil, FieldError(CodeValidation, f.Name, "%s %q is not an RFC 3339 time (e.g. 2026-11-26T09:30:00Z)", f.Name, s)
 			}
+			if y := t.UTC().Year(); y < 1970 || y > 9999 {
+				return nil, FieldError(CodeValidation, f.Name, "%s %q is outside the years 1970 to 9999", f.Name, s)
+			}
 			return Stamp(t), nil
 		case KDate:
 			if _, err := time.Parse(time.DateOnly, s); err != nil {

@@ -100,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
+	if err := eng.EnsureSettings(ctx); err != nil {
+		return fail(err)
+	}
 	s.App = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
 		BodyLimit:             cfg.BodyLimit,

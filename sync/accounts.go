@@ -389,3 +389,26 @@ func (e *Engine) PutSettings(ctx context.Context, actor schema.Actor, values map
 		return nil
 	})
 }
+
+// EnsureSettings stores every setting not stored yet with its default, so that the values
+// in force are records: listed, audited, and on every field device.
+func (e *Engine) EnsureSettings(ctx context.Context) error {
+	have, err := e.List(ctx, Query{Entity: schema.EntSetting})
+	if err != nil {
+		return err
+	}
+	stored := map[string]bool{}
+	for _, d := range have {
+		stored[d.Str("key")] = true
+	}
+	missing := map[string]json.RawMessage{}
+	for _, def := range schema.SettingDefs {
+		if !stored[def.Key] {
+			missing[def.Key] = schema.MustJSON(def.Default)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return e.PutSettings(ctx, schema.System, missing)
+}

@@ -300,8 +300,8 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 				continue // only this side changed it: it merges
 			}
 			f, _ := ent.Field(name)
-			if f.Owner != schema.SideServer && f.Owner == schema.SideOf(actor.Role) || schema.Equal(cur[name], fields[name]) {
-				continue // the owner's edit wins (the other value stays in the history)
+			if f.Owner == schema.SideServer || f.Owner == schema.SideOf(actor.Role) || schema.Equal(cur[name], fields[name]) {
+				continue // the owner's edit, or for a field no side owns the later one, wins; the other value stays in the history
 			}
 			conflicts = append(conflicts, Conflict{Field: name, Lost: fields[name], Kept: cur[name], Owner: ownerName(f.Owner)})
 			delete(fields, name)
@@ -318,12 +318,7 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 	return d, conflicts, err
 }
 
-func ownerName(s schema.Side) string {
-	if s == schema.SideServer {
-		return "last writer"
-	}
-	return s.String()
-}
+func ownerName(s schema.Side) string { return s.String() }
 
 // changedSince returns the fields of a record changed by writes after version base, leaving
 // out the writes of device itself: a phone's earlier mutations in the same offline session
