@@ -143,7 +143,7 @@ func TestConvergeRandomized(t *testing.T) {
 			syncNow(t, phones[tech])
 		}
 		for _, tech := range techs {
-			syncNow(t, phones[tech]) // a round pulls what its own pushes made (events)
+			syncNow(t, phones[tech]) // catch up with what the phones that synced after it pushed
 			if rej, _ := phones[tech].Rejections(); len(rej) > 0 {
 				for _, x := range rej {
 					if x.Code != "invalid_transition" {

@@ -78,6 +78,7 @@ func (c *Client) httpRound(ctx context.Context) (blobErr error, err error) {
 	if err := c.httpPull(ctx); err != nil {
 		return nil, err
 	}
+	pushed := false
 	for range maxRoundSteps {
 		batch, _, berr, err := c.nextBatch(ctx, c.batchCap(0), syncer.DefaultMaxFrameBytes)
 		if err != nil {
@@ -87,6 +88,10 @@ func (c *Client) httpRound(ctx context.Context) (blobErr error, err error) {
 			blobErr = berr
 		}
 		if len(batch) == 0 {
+			if pushed {
+				// Bring down what the pushes made on the server (ticket events and the like).
+				return blobErr, c.httpPull(ctx)
+			}
 			return blobErr, nil
 		}
 		var out syncer.Frame
@@ -108,6 +113,7 @@ func (c *Client) httpRound(ctx context.Context) (blobErr error, err error) {
 		if err := c.settle(batch, out.Results); err != nil {
 			return blobErr, err
 		}
+		pushed = pushed || changedServer(out.Results)
 	}
 	return blobErr, nil
 }

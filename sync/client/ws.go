@@ -350,6 +350,18 @@ func (w *wsConn) handle(f syncer.Frame) error {
 			return err
 		}
 		c.setError(nil)
+		if changedServer(f.Results) {
+			// What the push made on the server (ticket events, a received sheet's ticket)
+			// comes down by pull: a round waiting now waits for a pull started after it.
+			if err := w.startPull(""); err != nil {
+				return err
+			}
+			for _, r := range w.reqs {
+				if !r.verify {
+					r.minGen = w.gen
+				}
+			}
+		}
 	case syncer.MsgDigest:
 		v, ok := w.verifies[f.Re]
 		if !ok {
@@ -434,4 +446,14 @@ func (w *wsConn) readFailed(err error) error {
 		}
 	}
 	return fmt.Errorf("client: connection closed by the server: %d %s", ce.Code, ce.Text)
+}
+
+// changedServer tells whether any result of a push changed the server's records.
+func changedServer(results []syncer.Result) bool {
+	for _, r := range results {
+		if r.Status == syncer.StatusApplied || r.Status == syncer.StatusMerged {
+			return true
+		}
+	}
+	return false
 }
