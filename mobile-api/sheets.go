@@ -296,11 +296,11 @@ func formData(t, customer, site, asset schema.Doc, st *schema.Settings, lang rep
 	if f.ReceivedAt.IsZero() {
 		f.ReceivedAt = t.Time("created_at")
 	}
-	f.Source = enumLabel(t.Str("source"), lang)
-	f.ServiceMode = enumLabel(firstOf(t.Str("actual_service_mode"), t.Str("service_mode")), lang)
-	f.ServiceType = enumLabel(t.Str("service_type"), lang)
-	f.Urgency = enumLabel(t.Str("urgency"), lang)
-	f.Warranty = warrantyLabel(t.Str("warranty"), lang)
+	f.Source = t.Str("source")
+	f.ServiceMode = firstOf(t.Str("actual_service_mode"), t.Str("service_mode"))
+	f.ServiceType = t.Str("service_type")
+	f.Urgency = t.Str("urgency")
+	f.Warranty = t.Str("warranty")
 	f.Chargeable = t.Bool("chargeable")
 
 	f.Customer = customer.Str("name")
@@ -351,7 +351,7 @@ func sheetData(sheet, ticket, customer, site, asset, technician schema.Doc, st *
 	verifyURL string, blob func(sum string) ([]byte, error)) (*reports.SheetData, error) {
 	s := &reports.SheetData{FormData: *formData(ticket, customer, site, asset, st, lang)}
 	if m := sheet.Str("service_mode"); m != "" {
-		s.ServiceMode = enumLabel(m, lang)
+		s.ServiceMode = m
 	}
 	s.SheetID = sheet.Str("id")
 	s.Status = sheet.Str("status")
@@ -419,50 +419,4 @@ func firstOf(vs ...string) string {
 		}
 	}
 	return ""
-}
-
-// reportCodes maps the schema's enumeration codes to the codes package reports translates
-// into labels itself.
-var reportCodes = map[string]string{
-	"onsite":            "on_site",
-	"technician_report": "technician",
-	"critical":          "urgent",
-}
-
-// ownLabels are the codes package reports has no label for, translated here.
-var ownLabels = map[string][2]string{
-	"inspection": {"巡检", "Inspection"},
-	"other":      {"其他", "Other"},
-	"unknown":    {"待确认", "To be confirmed"},
-}
-
-func enumLabel(code string, lang reports.Lang) string {
-	if c, ok := reportCodes[code]; ok {
-		return c
-	}
-	if l, ok := ownLabels[code]; ok {
-		return labelIn(l, lang)
-	}
-	return code
-}
-
-// warrantyLabel maps the ticket's warranty (in, out, unknown) to what the form prints.
-func warrantyLabel(code string, lang reports.Lang) string {
-	switch code {
-	case "in":
-		return "in_warranty"
-	case "out":
-		return "out_of_warranty"
-	}
-	return enumLabel(code, lang)
-}
-
-func labelIn(l [2]string, lang reports.Lang) string {
-	switch lang {
-	case reports.LangZH:
-		return l[0]
-	case reports.LangEN:
-		return l[1]
-	}
-	return l[0] + " / " + l[1]
 }

@@ -89,9 +89,9 @@ func TestSheetData(t *testing.T) {
 	}
 	want := &reports.SheetData{
 		FormData: reports.FormData{
-			Number: "SR-202611-0042", ReceivedAt: *at("2026-11-18T01:05:00Z"), Source: "technician",
-			ServiceMode: "on_site", // the visit's mode, not the ticket's
-			ServiceType: "巡检 / Inspection", Urgency: "urgent", Warranty: "in_warranty", Chargeable: true,
+			Number: "SR-202611-0042", ReceivedAt: *at("2026-11-18T01:05:00Z"), Source: "technician_report",
+			ServiceMode: "onsite", // the visit's mode, not the ticket's
+			ServiceType: "inspection", Urgency: "critical", Warranty: "in", Chargeable: true,
 			Customer: "华东精密仪器有限公司", SiteAddress: "上海市浦东新区张江路 88 号 3 号楼 (张江研发中心)",
 			ContactName: "孙丽", ContactPhone: "139-1234-5678",
 			AssetModel: "PLC-X200", AssetSerial: "HX-2023-0001", WarrantyUntil: "2027-06-30",
@@ -132,7 +132,7 @@ func TestSheetDataMissingOptional(t *testing.T) {
 	if s.SiteAddress != "浙江省杭州市西湖区文三路 90 号" {
 		t.Errorf("without a site the address is the customer's: %q", s.SiteAddress)
 	}
-	if s.ReceivedAt.IsZero() || s.Warranty != "To be confirmed" {
+	if s.ReceivedAt.IsZero() || s.Warranty != "unknown" {
 		t.Errorf("received %v (want created_at when received_at is absent), warranty %q", s.ReceivedAt, s.Warranty)
 	}
 	if s.ArrivedAt != nil || s.SignedAt != nil || s.Signature != nil || s.Rating != 0 {

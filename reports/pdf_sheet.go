@@ -15,7 +15,7 @@ type FormData struct {
 	Number      string    // service log number, e.g. SR-202611-0042; the QR code carries it
 	ReceivedAt  time.Time // when the request was taken in
 	Source      string    // hotline, technician, leadership (codes are translated)
-	ServiceMode string    // on_site, phone, online (codes are translated)
+	ServiceMode string    // onsite, phone, online (the schema's codes are translated)
 	ServiceType string
 	Urgency     string
 	Warranty    string // warranty status as displayed, e.g. 保内 / In warranty
@@ -298,17 +298,19 @@ func (l *sheetLayout) body() error {
 	return l.signatureBlock()
 }
 
-// code translates the product's enumeration codes into labels; any other
-// value prints as given.
+// code translates the schema's enumeration codes (service modes, sources,
+// urgencies, warranty states, service types) into labels; any other value
+// prints as given.
 func (l *sheetLayout) code(v string) string {
 	labels := map[string][2]string{
-		"on_site": {"现场维修", "On-site"}, "phone": {"电话服务", "Phone"}, "online": {"网络在线服务", "Online"},
-		"hotline": {"服务热线", "Hotline"}, "technician": {"技术员报告", "Technician report"},
+		"onsite": {"现场维修", "On-site"}, "phone": {"电话服务", "Phone"}, "online": {"网络在线服务", "Online"},
+		"hotline": {"服务热线", "Hotline"}, "technician_report": {"技术员报告", "Technician report"},
 		"leadership": {"领导指示", "Leadership"},
-		"low":        {"低", "Low"}, "normal": {"一般", "Normal"}, "high": {"高", "High"}, "urgent": {"紧急", "Urgent"},
-		"in_warranty": {"保修期内", "In warranty"}, "out_of_warranty": {"保修期外", "Out of warranty"},
+		"low":        {"低", "Low"}, "normal": {"一般", "Normal"}, "high": {"高", "High"}, "critical": {"紧急", "Critical"},
+		"in": {"保修期内", "In warranty"}, "out": {"保修期外", "Out of warranty"}, "unknown": {"待确认", "To be confirmed"},
 		"repair": {"维修", "Repair"}, "maintenance": {"维护", "Maintenance"}, "installation": {"安装", "Installation"},
-		"consultation": {"咨询", "Consultation"}, "software": {"软件服务", "Software"},
+		"inspection": {"巡检", "Inspection"}, "consultation": {"咨询", "Consultation"}, "software": {"软件服务", "Software"},
+		"other": {"其他", "Other"},
 	}
 	if lb, ok := labels[v]; ok {
 		return l.label(lb[0], lb[1])

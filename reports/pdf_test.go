@@ -40,10 +40,10 @@ func pdfSampleForm() *FormData {
 		Number:         "SR-202611-0042",
 		ReceivedAt:     time.Date(2026, 11, 18, 14, 5, 0, 0, pdfZone),
 		Source:         "hotline",
-		ServiceMode:    "on_site",
+		ServiceMode:    "onsite",
 		ServiceType:    "repair",
-		Urgency:        "urgent",
-		Warranty:       "in_warranty",
+		Urgency:        "critical",
+		Warranty:       "in",
 		Chargeable:     true,
 		Customer:       "华东精密仪器有限公司",
 		SiteAddress:    "上海浦东新区张江路 88 号 3 号楼",
@@ -442,14 +442,14 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("%v (run with -pdfUpdate to create it)", err)
 			}
 			if text != string(wantText) {
-				t.Errorf("text layout differs from %s (run with -pdfUpdate if the change is intended):\n%s", textPath, text)
+				t.Errorf("text layout differs from %s (run with -update if the change is intended):\n%s", textPath, text)
 			}
 			wantSum, err := os.ReadFile(sumPath)
 			if err != nil {
 				t.Fatalf("%v (run with -pdfUpdate to create it)", err)
 			}
 			if sum != string(wantSum) {
-				t.Errorf("PDF bytes differ from %s (run with -pdfUpdate if the change is intended)", sumPath)
+				t.Errorf("PDF bytes differ from %s (run with -update if the change is intended)", sumPath)
 			}
 		})
 	}
