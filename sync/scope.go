@@ -161,7 +161,10 @@ func (w *wtx) leaveTicket(user string, t schema.Doc) error {
 
 // children lists the events and sheets of a ticket.
 func (w *wtx) children(ticketID string) ([][2]string, error) {
-	rows, err := w.tx.Query(`SELECT entity, id FROM records WHERE entity IN ('ticket_event', 'feedback_sheet') AND ticket_id = ? ORDER BY entity, id`, ticketID)
+	// INDEXED BY: without statistics SQLite prefers walking the primary key to skip the sort,
+	// which reads every event of every ticket.
+	rows, err := w.tx.Query(`SELECT entity, id FROM records INDEXED BY records_ticket
+		WHERE entity IN ('ticket_event', 'feedback_sheet') AND ticket_id = ? ORDER BY entity, id`, ticketID)
 	if err != nil {
 		return nil, err
 	}
