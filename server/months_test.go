@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,31 +23,45 @@ var cst = time.FixedZone("CST", 8*3600)
 
 // monthFixture drives the demo company through a month.
 type monthFixture struct {
-	env    *testEnv
-	clock  *monthClock
-	users  map[string]string // username -> user id
-	cust   string
-	seq    int
-	tokens map[string]string
+	env     *testEnv
+	clock   *monthClock
+	users   map[string]string // username -> user id
+	cust    string
+	seq     int
+	tokens  map[string]string    // username -> web token
+	devices map[string]*sheetEnv // technician -> their phone (device token, uploaded images)
 }
+
+// monthTechs are the demo company's technicians: tech1 dedicated, tech2 on probation, tech3
+// not dedicated.
+var monthTechs = []string{"tech1", "tech2", "tech3"}
 
 func newMonthFixture(t *testing.T) *monthFixture {
 	env := newEnv(t, true)
 	f := &monthFixture{env: env, clock: &monthClock{}, users: map[string]string{}}
-	env.srv.logins = newLimiter(10_000, time.Minute) // the fixture logs in again after each clock move
-	admin := env.login("admin", DemoPassword)        // a write through the engine before the clock changes hands
+	admin := env.login("admin", DemoPassword) // a write through the engine before the clock changes hands
 	r := env.must(env.do("GET", "/api/v1/users?limit=100", admin, nil), 200)
 	for _, it := range r.Body["items"].([]any) {
 		u := it.(map[string]any)
 		f.users[str(u, "username")] = str(u, "id")
 	}
 	// Log everyone in once, at the latest time the test reaches: a web token lasts 12
-	// hours from its issue, so it stays valid while the clock is set back to earlier days.
+	// hours from its issue (a device token 30 days), so it stays valid while the clock is
+	// set back to earlier days.
 	f.clock.set(shanghai("2026-10-02 20:00"))
 	env.srv.Engine.Now = f.clock.now
 	f.tokens = map[string]string{}
 	for _, u := range []string{"coord", "manager", "leader", "tech1"} {
 		f.tokens[u] = env.login(u, DemoPassword)
+	}
+	// Each technician's phone logs in and uploads the images its sheets carry: the
+	// customer's signature, the company stamp and the technician's own signature.
+	f.devices = map[string]*sheetEnv{}
+	for i, u := range monthTechs {
+		d := &sheetEnv{testEnv: env}
+		d.t1 = env.deviceLogin(u, DemoPassword, "month-phone-"+u)
+		d.sig, d.stamp, d.ts = d.upload(d.t1, testPNG(3*i+1)), d.upload(d.t1, testPNG(3*i+2)), d.upload(d.t1, testPNG(3*i+3))
+		f.devices[u] = d
 	}
 	return f
 }
@@ -80,23 +93,40 @@ func (f *monthFixture) completed(tech, at string) string {
 	return id
 }
 
-// sheet stores a feedback sheet for a ticket. The sheets' write path is being built (issue
-// 5), so the fixture stores the record as that path will: the fields month-end reads.
+// sheet has tech's phone write and sign feedback sheet id for a ticket at the clock's time,
+// through the write path every phone uses (one push: create, then sign), leaving out the
+// items named in missing (the customer could not give them; the sheet records why). The
+// server works out completeness; the fixture checks that it agrees with complete and
+// missing. Then the coordinator accepts the exception (accepted) and receives the sheet
+// (received) through the office API.
 func (f *monthFixture) sheet(id, ticket, tech, mode string, complete, accepted, received bool, missing ...string) {
-	f.env.t.Helper()
-	status := "signed"
-	if received {
-		status = "received"
+	t := f.env.t
+	t.Helper()
+	d := f.devices[tech]
+	fields := d.fullSheet(ticket)
+	now := f.clock.now()
+	fields["service_mode"], fields["rating"] = mode, 4
+	fields["arrived_at"], fields["departed_at"] = schema.Stamp(now.Add(-90*time.Minute)), schema.Stamp(now.Add(-10*time.Minute))
+	for _, m := range missing {
+		fields[m] = ""
 	}
-	d := schema.Doc{"id": id, "ticket_id": ticket, "technician_id": f.users[tech], "service_mode": mode, "status": status,
-		"complete": complete, "missing": append([]string{}, missing...), "exception_accepted": accepted, "rating": 4,
-		"signed_at": schema.Stamp(f.clock.now()), "seal": "sealed-" + id, "fingerprint": "fp-" + id, "created_at": schema.Stamp(f.clock.now())}
-	if received {
-		d["received_at"] = schema.Stamp(f.clock.now())
+	if len(missing) > 0 {
+		fields["absent_reason"] = "客户无法提供 " + strings.Join(missing, ", ")
 	}
-	if _, err := f.env.srv.DB.W.ExecContext(context.Background(), `INSERT INTO records(entity, id, version, last_seq, data) VALUES ('feedback_sheet', ?, 1, 0, ?)`,
-		id, string(schema.MustJSON(d))); err != nil {
-		f.env.t.Fatal(err)
+	res := d.push(d.t1,
+		map[string]any{"entity": "feedback_sheet", "id": id, "op": "create", "base_version": 0, "fields": fields, "at": schema.Stamp(now.Add(-5 * time.Minute))},
+		map[string]any{"entity": "feedback_sheet", "id": id, "op": "action", "action": "sign", "at": schema.Stamp(now)})
+	applied(t, res[0])
+	s := applied(t, res[1])
+	if s["status"] != "signed" || s["complete"] != complete || fmt.Sprint(s["missing"]) != fmt.Sprint(append([]string{}, missing...)) {
+		t.Fatalf("sheet %s as signed: status %v complete %v missing %v; want signed, %v, %v", id, s["status"], s["complete"], s["missing"], complete, missing)
+	}
+	coord := f.tok("coord")
+	if accepted {
+		f.env.must(f.env.do("POST", "/api/v1/sheets/"+id+"/actions/accept_exception", coord, nil), 200)
+	}
+	if received {
+		f.env.must(f.env.do("POST", "/api/v1/sheets/"+id+"/actions/receive", coord, nil), 200)
 	}
 }
 
