@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -480,10 +481,24 @@ func TestLiveChanges(t *testing.T) {
 	}
 }
 
+// testClock is a clock a test moves by hand, for the client's retry schedule: a retryable
+// mutation becomes due when the test says so, not when a loaded machine gets round to it.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
 func TestPushResults(t *testing.T) {
 	p := newPeer(t)
 	seed(p, 1)
-	c := p.open(Config{})
+	clock := newTestClock()
+	c := p.open(Config{Now: clock.now})
 	if err := c.SyncNow(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -520,9 +535,16 @@ func TestPushResults(t *testing.T) {
 	if r, ok, _ := c.Record("ticket", "t02"); !ok || r.Version != 1 || r.Pending {
 		t.Errorf("duplicate's record = %+v", r)
 	}
-	// The retryable one goes again, with the same mid, once its backoff has passed.
+	// Not before its backoff has passed: a round now leaves it alone.
 	p.set(func() { p.decide = nil })
-	time.Sleep(60 * time.Millisecond)
+	if err := c.SyncNow(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := outbox(c.st.r, "", ""); len(rows) != 1 || rows[0].attempts != 1 {
+		t.Fatalf("outbox = %+v, want the retryable one still waiting, sent once", rows)
+	}
+	// The retryable one goes again, with the same mid, once its backoff has passed.
+	clock.advance(50*time.Millisecond + time.Millisecond) // MaxBackoff, the longest a first retry waits
 	if err := c.SyncNow(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -766,7 +788,8 @@ func TestBlobUploadResumes(t *testing.T) {
 			return nil
 		}
 	})
-	c := p.open(Config{MinBackoff: 300 * time.Millisecond, MaxBackoff: 300 * time.Millisecond})
+	clock := newTestClock()
+	c := p.open(Config{MinBackoff: 300 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, Now: clock.now})
 	got, err := c.PutBlob(data)
 	if err != nil || got != sha {
 		t.Fatalf("PutBlob = %s, %v", got, err)
@@ -778,7 +801,7 @@ func TestBlobUploadResumes(t *testing.T) {
 	if st := c.State(); st.Pending != 1 {
 		t.Fatalf("the mutation left the outbox without its blob: %+v %v", st, p.patches)
 	}
-	time.Sleep(310 * time.Millisecond) // its retry backoff
+	clock.advance(310 * time.Millisecond) // its retry backoff (at most MaxBackoff)
 	if err := c.SyncNow(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}

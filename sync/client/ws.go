@@ -243,7 +243,8 @@ func (w *wsConn) run(ctx context.Context) error {
 				pushTimer.Reset(c.cfg.RequestTimeout)
 				pushIdle = false
 			} else if !wake.IsZero() {
-				retry.Reset(max(time.Until(wake), time.Millisecond))
+				// wake is on the client's clock (Config.Now), like the schedule it comes from.
+				retry.Reset(max(wake.Sub(c.cfg.Now()), time.Millisecond))
 			}
 		}
 		w.finishRounds(pushIdle)
