@@ -525,9 +525,13 @@ func (w *wtx) write(actor schema.Actor, entity string, cur, next schema.Doc, op,
 	next["version"] = schema.Num(version)
 	next["updated_at"] = schema.Stamp(w.now)
 	data := schema.MustJSON(next)
-	if _, err := w.tx.Exec(`INSERT INTO records(entity, id, version, last_seq, data) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT(entity, id) DO UPDATE SET version = excluded.version, last_seq = excluded.last_seq, data = excluded.data, deleted = 0`,
-		entity, id, version, seq, data); err != nil {
+	var err error
+	if cur == nil {
+		_, err = w.tx.Exec(`INSERT INTO records(entity, id, version, last_seq, data) VALUES (?, ?, ?, ?, ?)`, entity, id, version, seq, data)
+	} else {
+		_, err = w.tx.Exec(`UPDATE records SET version = ?, last_seq = ?, data = ?, deleted = 0 WHERE entity = ? AND id = ?`, version, seq, data, entity, id)
+	}
+	if err != nil {
 		return nil, err
 	}
 	cj := map[string]any{}

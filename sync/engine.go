@@ -298,23 +298,21 @@ func (w *wtx) nextSeq() int64 {
 func (w *wtx) applyBatch(actor schema.Actor, muts []Mutation, opts Options) ([]Result, error) {
 	w.rejectedCreates = map[string]bool{}
 	out := make([]Result, len(muts))
+	seen, err := w.remembered(opts.Device, muts)
+	if err != nil {
+		return nil, err
+	}
 	for i, m := range muts {
-		if opts.Device != "" && m.MID != "" {
-			var stored []byte
-			err := w.tx.QueryRow(`SELECT result FROM mutations WHERE device = ? AND mid = ?`, opts.Device, m.MID).Scan(&stored)
-			if err == nil {
-				var r Result
-				if err := json.Unmarshal(stored, &r); err != nil {
-					return nil, err
-				}
-				if r.Status != StatusRejected {
-					r.Status = StatusDuplicate
-				}
-				out[i] = r
-				continue
-			} else if !errors.Is(err, sql.ErrNoRows) {
+		if stored, ok := seen[m.MID]; ok {
+			var r Result
+			if err := json.Unmarshal(stored, &r); err != nil {
 				return nil, err
 			}
+			if r.Status != StatusRejected {
+				r.Status = StatusDuplicate
+			}
+			out[i] = r
+			continue
 		}
 		if _, err := w.tx.Exec(`SAVEPOINT mut`); err != nil {
 			return nil, err
@@ -352,6 +350,39 @@ func (w *wtx) applyBatch(actor schema.Actor, muts []Mutation, opts Options) ([]R
 		out[i] = res
 	}
 	return out, nil
+}
+
+// remembered returns the stored results of the batch's mutations this device already
+// pushed, by mid, in one query.
+func (w *wtx) remembered(device string, muts []Mutation) (map[string][]byte, error) {
+	if device == "" {
+		return nil, nil
+	}
+	mids := make([]string, 0, len(muts))
+	for _, m := range muts {
+		if m.MID != "" {
+			mids = append(mids, m.MID)
+		}
+	}
+	if len(mids) == 0 {
+		return nil, nil
+	}
+	rows, err := w.tx.Query(`SELECT mid, result FROM mutations WHERE device = ? AND mid IN (SELECT value FROM json_each(?))`,
+		device, schema.MustJSON(mids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var mid string
+		var res []byte
+		if err := rows.Scan(&mid, &res); err != nil {
+			return nil, err
+		}
+		out[mid] = res
+	}
+	return out, rows.Err()
 }
 
 func rejection(m Mutation, se *schema.Error) Result {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,14 +21,11 @@ import (
 // records only it referenced.
 func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 	id := next.Str("id")
-	holders, err := w.holders(entity, id)
+	// Every device holding the record sees its new version at the record's own sequence
+	// number: a user holds one row per record, so no feed gets two rows of one number.
+	holders, err := w.bump(entity, id, seq)
 	if err != nil {
 		return err
-	}
-	for _, u := range holders {
-		if err := w.setScope(u, entity, id, true); err != nil {
-			return err
-		}
 	}
 	switch entity {
 	case schema.EntTicket:
@@ -36,9 +34,12 @@ func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 		for _, u := range holders {
 			before[u] = true
 		}
+		refsMoved := cur == nil || !slices.Equal(schema.TicketRefs(cur), schema.TicketRefs(next))
 		for _, u := range after {
-			if err := w.enterTicket(u, next, !before[u]); err != nil {
-				return err
+			if !before[u] || refsMoved {
+				if err := w.enterTicket(u, next, !before[u]); err != nil {
+					return err
+				}
 			}
 			delete(before, u)
 		}
@@ -63,6 +64,26 @@ func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 		return w.setScope("*", schema.EntSetting, id, true)
 	}
 	return nil
+}
+
+// bump moves the rows of every user whose scope holds a record to seq and returns those
+// users.
+func (w *wtx) bump(entity, id string, seq int64) ([]string, error) {
+	rows, err := w.tx.Query(`UPDATE scope SET seq = ? WHERE entity = ? AND id = ? AND present = 1 RETURNING user_id`, seq, entity, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+		w.users[u] = true
+	}
+	return out, rows.Err()
 }
 
 // holders lists the users whose scope holds a record now.
@@ -228,31 +249,69 @@ func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string,
 		limit = DefaultPullLimit
 	}
 	limit = min(limit, MaxPullLimit)
-	var rows *sql.Rows
-	if user.Role == schema.RoleTechnician {
-		rows, err = e.db.R.QueryContext(ctx, `SELECT s.seq, s.entity, s.id, s.present, r.version, r.deleted, r.data
-			FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
-			WHERE s.user_id IN (?, '*') AND s.seq > ? ORDER BY s.seq LIMIT ?`, user.UserID, from, limit+1)
-	} else {
-		rows, err = e.db.R.QueryContext(ctx, `SELECT last_seq, entity, id, 1, version, deleted, data
-			FROM records WHERE last_seq > ? ORDER BY last_seq LIMIT ?`, from, limit+1)
-	}
+	// Everything up to hi was committed before the read below starts, so its snapshot holds
+	// it: a caught-up checkpoint may move to hi, never past what the read saw.
+	hi := e.lastCommitted()
+	tx, err := e.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return Page{}, err
 	}
-	defer rows.Close()
-	page := Page{Checkpoint: checkpoint}
+	defer tx.Rollback()
+	var changes []Change
+	if user.Role == schema.RoleTechnician {
+		// The user's own feed and the feed every device shares ('*'), each read in index
+		// order and merged: one query over both would sort the whole remaining scope.
+		mine, err := pullRows(ctx, tx, `SELECT s.seq, s.entity, s.id, s.present, r.version, r.deleted, r.data
+			FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
+			WHERE s.user_id = ? AND s.seq > ? ORDER BY s.seq LIMIT ?`, user.UserID, from, limit+1)
+		if err != nil {
+			return Page{}, err
+		}
+		shared, err := pullRows(ctx, tx, `SELECT s.seq, s.entity, s.id, s.present, r.version, r.deleted, r.data
+			FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
+			WHERE s.user_id = '*' AND s.seq > ? ORDER BY s.seq LIMIT ?`, from, limit+1)
+		if err != nil {
+			return Page{}, err
+		}
+		changes = mergeBySeq(mine, shared)
+	} else {
+		changes, err = pullRows(ctx, tx, `SELECT last_seq, entity, id, 1, version, deleted, data
+			FROM records WHERE last_seq > ? ORDER BY last_seq LIMIT ?`, from, limit+1)
+		if err != nil {
+			return Page{}, err
+		}
+	}
+	page := Page{Changes: changes}
+	if len(changes) > limit {
+		page.Changes, page.HasMore = changes[:limit], true
+	}
 	last := from
+	if n := len(page.Changes); n > 0 {
+		last = page.Changes[n-1].Seq
+	}
+	if !page.HasMore {
+		// Caught up: the checkpoint moves to the newest sequence number, so a device whose
+		// scope saw nothing still advances past changes it will never need.
+		last = max(last, hi)
+	}
+	page.Checkpoint = feedKind(user.Role) + strconv.FormatInt(last, 10)
+	return page, nil
+}
+
+// pullRows reads changes from a query of (seq, entity, id, present, version, deleted, data).
+func pullRows(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]Change, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Change
 	for rows.Next() {
 		var c Change
 		var present, deleted bool
 		var data []byte
 		if err := rows.Scan(&c.Seq, &c.Entity, &c.ID, &present, &c.Version, &deleted, &data); err != nil {
-			return Page{}, err
-		}
-		if len(page.Changes) == limit {
-			page.HasMore = true
-			break
+			return nil, err
 		}
 		switch {
 		case !present:
@@ -262,19 +321,22 @@ func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string,
 		default:
 			c.Op, c.Record = OpUpsert, json.RawMessage(data)
 		}
-		page.Changes = append(page.Changes, c)
-		last = c.Seq
+		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return Page{}, err
+	return out, rows.Err()
+}
+
+// mergeBySeq merges two lists ordered by sequence number.
+func mergeBySeq(a, b []Change) []Change {
+	out := make([]Change, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Seq <= b[0].Seq {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
 	}
-	if !page.HasMore {
-		// Caught up: the checkpoint moves to the newest sequence number, so a device whose
-		// scope saw nothing still advances past changes it will never need.
-		last = max(last, e.lastCommitted())
-	}
-	page.Checkpoint = feedKind(user.Role) + strconv.FormatInt(last, 10)
-	return page, nil
+	return append(append(out, a...), b...)
 }
 
 // lastCommitted is the newest sequence number known committed (published by the writer).
