@@ -327,17 +327,25 @@ func (w *wsConn) handle(f syncer.Frame) error {
 		if f.Re != w.pullID {
 			return nil // an earlier, superseded pull
 		}
+		more := f.HasMore != nil && *f.HasMore
+		if more {
+			// Ask for the next page before applying this one, so the server reads it while
+			// the device writes: the checkpoint is still stored only with its changes.
+			cp := ""
+			if f.Checkpoint != nil {
+				cp = *f.Checkpoint
+			}
+			if err := w.startPull(cp); err != nil {
+				return err
+			}
+		}
 		notes, err := c.st.applyChanges(f.Changes, f.Checkpoint)
 		if err != nil {
 			return err
 		}
 		c.notify(notes)
-		if f.HasMore != nil && *f.HasMore {
-			cp := ""
-			if f.Checkpoint != nil {
-				cp = *f.Checkpoint
-			}
-			return w.startPull(cp)
+		if more {
+			return nil
 		}
 		w.ready = w.gen
 		c.synced()
