@@ -2,7 +2,6 @@ package mobileapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	gosync "sync"
@@ -248,7 +247,7 @@ func (c *conn) flushLive(ctx context.Context) bool {
 }
 
 func (c *conn) send(f syncer.Frame) bool {
-	b, err := json.Marshal(f)
+	b, err := syncer.EncodeFrame(f)
 	if err != nil {
 		c.api.log.Error("encode frame", "err", err)
 		return false

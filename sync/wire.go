@@ -1,6 +1,9 @@
 package sync
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // Mutation is one change a client asks for: the push protocol's mutation, also what the
 // coordinator API and the CLI build. For op "action", Fields carries the action's
@@ -144,3 +147,51 @@ const (
 	DefaultPullLimit     = 1000
 	MaxPullLimit         = 5000
 )
+
+// EncodeFrame renders a frame as JSON. A changes frame, the big one, is written by hand:
+// each record is already compact JSON made by the server, so it is copied as it is instead
+// of being re-validated and re-compacted by encoding/json, once per device that gets it.
+func EncodeFrame(f Frame) ([]byte, error) {
+	if f.Type != MsgChanges || f.Checkpoint == nil || f.HasMore == nil || f.ID != "" || f.Code != "" {
+		return json.Marshal(f)
+	}
+	size := 96
+	for _, c := range f.Changes {
+		size += len(c.Record) + len(c.Entity) + len(c.ID) + 64
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"type":"changes","re":`...)
+	b = appendString(b, f.Re)
+	b = append(b, `,"changes":[`...)
+	for i, c := range f.Changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendInt(b, c.Seq, 10)
+		b = append(b, `,"entity":`...)
+		b = appendString(b, c.Entity)
+		b = append(b, `,"id":`...)
+		b = appendString(b, c.ID)
+		b = append(b, `,"op":`...)
+		b = appendString(b, c.Op)
+		b = append(b, `,"version":`...)
+		b = strconv.AppendInt(b, c.Version, 10)
+		if len(c.Record) > 0 {
+			b = append(b, `,"record":`...)
+			b = append(b, c.Record...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"checkpoint":`...)
+	b = appendString(b, *f.Checkpoint)
+	b = append(b, `,"has_more":`...)
+	b = strconv.AppendBool(b, *f.HasMore)
+	return append(b, '}'), nil
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
