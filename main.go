@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // profiles for --pprof
 	"os"
 	"os/signal"
 	"strings"
@@ -102,8 +104,17 @@ func cmdServe(args []string) error {
 	addr := fs.String("addr", envOr("FIELDSYNC_ADDR", ":8080"), "listen address (env FIELDSYNC_ADDR)")
 	data := dataFlag(fs)
 	demo := fs.Bool("demo", os.Getenv("FIELDSYNC_DEMO") == "1", "seed a demo company into an empty database (env FIELDSYNC_DEMO=1)")
+	pprofAddr := fs.String("pprof", os.Getenv("FIELDSYNC_PPROF"), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env FIELDSYNC_PPROF)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		go func() {
+			// The default mux holds only the profiler's handlers (imported for them).
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				fmt.Fprintln(os.Stderr, "fieldsync: pprof:", err)
+			}
+		}()
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -48,7 +48,10 @@ func (a *API) websocket() fiber.Handler {
 			cn.cv.Session = s
 		}
 		cn.run()
-	}, websocket.Config{Subprotocols: []string{syncer.Subprotocol}, EnableCompression: true, ReadBufferSize: 4096, WriteBufferSize: 4096})
+	}, websocket.Config{Subprotocols: []string{syncer.Subprotocol}, EnableCompression: true,
+		// Small read buffers and pooled write buffers: thousands of phones sit idle on their
+		// connections, and an idle connection then holds no write buffer at all.
+		ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: writeBuffers})
 }
 
 // conn is one sync connection. Its owner goroutine (run) does every write and all protocol
@@ -190,6 +193,9 @@ func (c *conn) run() {
 }
 
 var errBinary = errors.New("binary frame")
+
+// writeBuffers is shared by every sync connection's writes.
+var writeBuffers = &gosync.Pool{}
 
 // welcomed registers the connection for its device (replacing an older one) and for live
 // wake-ups.
