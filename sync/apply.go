@@ -177,7 +177,9 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 		if actor.Role == schema.RoleTechnician && !w.inScope(actor.UserID, schema.EntTicket, d.Str("ticket_id")) {
 			return schema.FieldError(schema.CodeOutOfScope, "ticket_id", "ticket %s is not in your scope", d.Str("ticket_id"))
 		}
-		if _, err := w.Get(schema.EntTicket, d.Str("ticket_id")); err != nil {
+		if ok, err := w.exists(schema.EntTicket, d.Str("ticket_id")); err != nil {
+			return err
+		} else if !ok {
 			return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", d.Str("ticket_id"))
 		}
 		if d.Str("kind") == "" {

@@ -288,6 +288,13 @@ func (w *wtx) get(entity, id string) (schema.Doc, int64, error) {
 	return d, version, nil
 }
 
+// exists reports whether a live record exists, without reading it.
+func (w *wtx) exists(entity, id string) (bool, error) {
+	var n int
+	err := w.tx.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = ? AND id = ? AND deleted = 0`, entity, id).Scan(&n)
+	return n > 0, err
+}
+
 func (w *wtx) nextSeq() int64 {
 	w.e.seq++
 	return w.e.seq

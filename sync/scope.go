@@ -23,9 +23,12 @@ func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 	id := next.Str("id")
 	// Every device holding the record sees its new version at the record's own sequence
 	// number: a user holds one row per record, so no feed gets two rows of one number.
-	holders, err := w.bump(entity, id, seq)
-	if err != nil {
-		return err
+	var holders []string
+	if cur != nil { // a new record has no holders yet
+		var err error
+		if holders, err = w.bump(entity, id, seq); err != nil {
+			return err
+		}
 	}
 	switch entity {
 	case schema.EntTicket:
