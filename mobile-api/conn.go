@@ -154,8 +154,7 @@ func (c *conn) run() {
 			if !c.handle(ctx, f.data) {
 				return
 			}
-			if c.cv.Welcomed && c.sub == nil {
-				c.welcomed()
+			if c.sub != nil && wake == nil {
 				wake, kicked = c.sub.Wake, c.sub.Kicked
 				hello.Stop()
 			}
@@ -226,6 +225,11 @@ func (c *conn) handle(ctx context.Context, data []byte) bool {
 	if err != nil {
 		c.api.log.Error("sync frame", "err", err, "type", f.Type)
 		return c.send(syncer.ErrorFrame(f.ID, schema.Errorf(schema.CodeInternal, "internal error")))
+	}
+	if c.cv.Welcomed && c.sub == nil {
+		// Registered before welcome goes out: once the app holds welcome, a newer
+		// connection of the device finds this one and replaces it, never the reverse.
+		c.welcomed()
 	}
 	for _, r := range replies {
 		if !c.send(r) {
