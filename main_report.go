@@ -79,7 +79,7 @@ func cmdReport(args []string) error {
 		if err != nil {
 			return err
 		}
-		r := server.ComputeMonth(facts)
+		r := reports.ComputeMonth(facts)
 		m = server.StoredMonth{Month: r.Month, Status: "draft", Rows: r.Rows, Totals: r.Totals, Warnings: r.Warnings}
 		fmt.Fprintf(os.Stderr, "month %s was not compiled yet: writing a preview from the records as they stand (draft)\n", month)
 	default:

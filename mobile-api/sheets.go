@@ -2,6 +2,7 @@ package mobileapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -297,7 +298,7 @@ func formData(t, customer, site, asset schema.Doc, st *schema.Settings, lang rep
 		f.ReceivedAt = t.Time("created_at")
 	}
 	f.Source = t.Str("source")
-	f.ServiceMode = firstOf(t.Str("actual_service_mode"), t.Str("service_mode"))
+	f.ServiceMode = cmp.Or(t.Str("actual_service_mode"), t.Str("service_mode"))
 	f.ServiceType = t.Str("service_type")
 	f.Urgency = t.Str("urgency")
 	f.Warranty = t.Str("warranty")
@@ -305,9 +306,9 @@ func formData(t, customer, site, asset schema.Doc, st *schema.Settings, lang rep
 
 	f.Customer = customer.Str("name")
 	contactName, contactPhone := siteContact(site, t.Str("contact_name"))
-	f.ContactName = firstOf(t.Str("contact_name"), contactName)
-	f.ContactPhone = firstOf(t.Str("contact_phone"), contactPhone, customer.Str("phone"))
-	f.SiteAddress = firstOf(t.Str("address"), site.Str("address"), customer.Str("address"))
+	f.ContactName = cmp.Or(t.Str("contact_name"), contactName)
+	f.ContactPhone = cmp.Or(t.Str("contact_phone"), contactPhone, customer.Str("phone"))
+	f.SiteAddress = cmp.Or(t.Str("address"), site.Str("address"), customer.Str("address"))
 	if n := site.Str("name"); n != "" && f.SiteAddress == site.Str("address") {
 		// The site's own address: its name (a building, a plant) tells the technician where.
 		f.SiteAddress += " (" + n + ")"
@@ -410,13 +411,4 @@ func timePtr(d schema.Doc, k string) *time.Time {
 		return nil
 	}
 	return &t
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

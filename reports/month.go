@@ -2,10 +2,10 @@ package reports
 
 import (
 	"cmp"
+	"fieldsync/schema"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -42,84 +42,16 @@ const (
 	ReasonNoCompletedTime = "no completion time"
 )
 
-// PaySettings holds the deployment's pay rules. The policy masks every amount,
-// so each one is a setting, never a constant; money is in integer fen so sums
-// are exact.
-type PaySettings struct {
-	AllowancePerServiceFen int64 // paid to dedicated staff per counted service
-	BonusRewardFen         int64 // paid when a month has no upheld complaint
-	ComplaintPenaltyFen    int64 // deducted per upheld complaint
-	LabourPerVisitFen      int64 // paid to non-dedicated staff per counted on-site visit
-	// ComplaintForfeitThreshold is K: with K or more upheld complaints the
-	// month's bonus is forfeited. K <= 0 disables forfeiting.
-	ComplaintForfeitThreshold int
-	// Location is the company's time zone; calendar months are cut in it.
-	Location *time.Location
-}
-
-// Technician is a person whose month is computed. Probation and Dedicated
-// decide which pay rules apply to them.
-type Technician struct {
-	ID        string
-	Name      string
-	Probation bool // takes no part in the complaint bonus
-	Dedicated bool // dedicated after-sales staff; false means per-visit labour instead of allowance
-}
-
-// SheetFact is what the month needs to know about one service feedback sheet.
-// Each flag is one of the policy's conditions for a service to count.
-type SheetFact struct {
-	SheetID      string
-	TicketID     string
-	TicketNumber string
-	TechnicianID string
-	Customer     string
-	ServiceMode  string // onsite, phone or online
-	CompletedAt  time.Time
-	Sealed       bool     // the technician sealed it with the customer's signature
-	Complete     bool     // every required field is filled in
-	Missing      []string // what an incomplete sheet lacks, e.g. "signature", "stamp"
-	// ExceptionAccepted is set when a coordinator accepted an incomplete sheet anyway.
-	ExceptionAccepted bool
-	Received          bool // a coordinator received the sheet
-	Rating            int  // customer satisfaction 1-5; 0 when not rated
-	// Late marks a sheet that arrived after its own month was approved and was
-	// assigned to this month instead; it counts whatever its CompletedAt.
-	Late bool
-}
-
-// ComplaintFact is one complaint recorded against a technician's ticket.
-type ComplaintFact struct {
-	ID           string
-	TicketID     string
-	TicketNumber string
-	TechnicianID string
-	Description  string
-	Status       string // open, upheld or dismissed
-	ReceivedAt   time.Time
-	Late         bool // arrived after its own month was approved, assigned to this month
-}
-
-// FollowupFact is one follow-up call the department manager made (P7).
-type FollowupFact struct {
-	ID           string
-	TicketID     string
-	TechnicianID string
-	Outcome      string // satisfied, unsatisfied or unreachable
-	CalledAt     time.Time
-}
-
-// MonthInput is everything the month-end computation reads. The loader passes
-// the facts that belong to the month, late arrivals included, so that
-// ComputeMonth stays a pure function that tests can feed by hand.
-type MonthInput struct {
-	Month       string // "2026-11"
-	Settings    PaySettings
-	Technicians []Technician
-	Sheets      []SheetFact
-	Complaints  []ComplaintFact
-	Followups   []FollowupFact
-}
+// The month's inputs are declared in package schema, beside the records they are loaded
+// from, so the loader in package sync and this computation share one definition.
+type (
+	PaySettings   = schema.PaySettings
+	Technician    = schema.MonthTechnician
+	SheetFact     = schema.SheetFact
+	ComplaintFact = schema.ComplaintFact
+	FollowupFact  = schema.FollowupFact
+	MonthInput    = schema.MonthInput
+)
 
 // TechnicianRef names the technician a row belongs to.
 type TechnicianRef struct {
@@ -224,53 +156,6 @@ type MonthResult struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// MonthBounds returns the half-open interval [start, end) of a calendar month
-// "YYYY-MM" in the company's time zone, because a service at 00:30 on
-// 1 December Shanghai time belongs to December even though it is still
-// November in UTC.
-func MonthBounds(month string, loc *time.Location) (start, end time.Time, err error) {
-	if loc == nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("month %q: no time zone given", month)
-	}
-	if len(month) != 7 || month[4] != '-' {
-		return time.Time{}, time.Time{}, fmt.Errorf("month %q: want the form YYYY-MM, e.g. 2026-11", month)
-	}
-	year, errY := strconv.Atoi(month[:4])
-	mon, errM := strconv.Atoi(month[5:])
-	if errY != nil || errM != nil || !monthDigits(month[:4]) || !monthDigits(month[5:]) {
-		return time.Time{}, time.Time{}, fmt.Errorf("month %q: want the form YYYY-MM, e.g. 2026-11", month)
-	}
-	if year < 1 {
-		return time.Time{}, time.Time{}, fmt.Errorf("month %q: year %d out of range", month, year)
-	}
-	if mon < 1 || mon > 12 {
-		return time.Time{}, time.Time{}, fmt.Errorf("month %q: month %02d out of range 01-12", month, mon)
-	}
-	start = time.Date(year, time.Month(mon), 1, 0, 0, 0, 0, loc)
-	return start, start.AddDate(0, 1, 0), nil
-}
-
-// monthDigits reports whether s is made only of ASCII digits; strconv.Atoi alone
-// would accept a sign.
-func monthDigits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// MonthOf returns the month "YYYY-MM" that t falls in, in the company's time
-// zone, so loaders and reports cut months the same way MonthBounds does.
-// A nil loc is read as UTC.
-func MonthOf(t time.Time, loc *time.Location) string {
-	if loc == nil {
-		loc = time.UTC
-	}
-	return t.In(loc).Format("2006-01")
-}
-
 // ComputeMonth computes the month's statistics table and performance pay
 // (policy P7-P9) from plain facts, with no database and no clock, so every
 // figure can be checked by hand. One row per technician in in.Technicians,
@@ -279,11 +164,15 @@ func MonthOf(t time.Time, loc *time.Location) string {
 // Warnings. Complaints and follow-ups are taken as the loader assigned them;
 // sheets are checked against the month's bounds, as the policy counts only
 // services completed in the month. A malformed month or missing time zone is also a warning: then
-// only late sheets can count, so callers validate the month with MonthBounds
-// first.
+// only late sheets can count, so callers validate the month with
+// schema.ParseMonth first.
 func ComputeMonth(in MonthInput) MonthResult {
 	res := MonthResult{Month: in.Month, Rows: make([]Row, 0, len(in.Technicians))}
-	start, end, boundsErr := MonthBounds(in.Month, in.Settings.Location)
+	var start, end time.Time
+	boundsErr := fmt.Errorf("month %q: no time zone given", in.Month)
+	if in.Settings.Location != nil {
+		start, end, boundsErr = schema.ParseMonth(in.Month, in.Settings.Location, time.Time{})
+	}
 	if boundsErr != nil {
 		res.Warnings = append(res.Warnings, boundsErr.Error())
 	}

@@ -43,7 +43,7 @@ func dsn(path string, readOnly bool) string {
 	v.Set("_synchronous", "FULL") // an acknowledged commit survives a crash of the machine too
 	v.Set("_txlock", "immediate")
 	v.Set("_stmt_cache_size", "128") // the hot statements stay prepared per connection
-	v.Set("_cache_size", "-65536")    // 64 MiB of page cache per connection (the default is 2 MiB)
+	v.Set("_cache_size", "-65536")   // 64 MiB of page cache per connection (the default is 2 MiB)
 	if readOnly {
 		v.Set("mode", "ro")
 		v.Set("_txlock", "deferred")

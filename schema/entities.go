@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -344,7 +345,7 @@ func DecodeValue(f *Field, raw json.RawMessage) (any, error) {
 				return nil, bad("an id of at most 64 characters")
 			}
 		case KEnum:
-			if !contains(f.Enum, s) {
+			if !slices.Contains(f.Enum, s) {
 				return nil, FieldError(CodeValidation, f.Name, "%s %q is not one of %s", f.Name, s, strings.Join(f.Enum, ", "))
 			}
 		case KTime:
@@ -419,15 +420,6 @@ func (e *Entity) Blank(id string) Doc {
 		d[e.Fields[i].Name] = zeroOf(&e.Fields[i])
 	}
 	return d
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SheetRequirable lists the feedback sheet items the sheet_required setting may name.

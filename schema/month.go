@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,7 +159,7 @@ func MonthStep(actor Actor, month string, cur Doc, action, comment string, now t
 	if !ok {
 		return nil, FieldError(CodeValidation, "action", "unknown month action %q (one of %s)", action, strings.Join(MonthActions, ", "))
 	}
-	if !contains(r.roles, actor.Role) {
+	if !slices.Contains(r.roles, actor.Role) {
 		return nil, Errorf(CodeForbidden, "a %s may not %s a month (%s)", actor.Role, action, strings.Join(r.roles, ", "))
 	}
 	comment = strings.TrimSpace(comment)
@@ -169,7 +170,7 @@ func MonthStep(actor Actor, month string, cur Doc, action, comment string, now t
 		return nil, Errorf(CodeInvalidTransition, "month %s has not been compiled: compile it before you %s it", month, action)
 	}
 	st := cur.Str("status")
-	if !contains(r.from, st) {
+	if !slices.Contains(r.from, st) {
 		msg := fmt.Sprintf("month %s is %s: %s needs a month that is %s", month, st, action, strings.Join(r.from, " or "))
 		switch {
 		case st == MonthApproved:

@@ -39,6 +39,37 @@ func TestParseMonth(t *testing.T) {
 	}
 }
 
+// TestMonthBoundariesInCompanyTime: months are cut in the company's time zone, so a service
+// at 00:30 on 1 December Shanghai time belongs to December though it is 30 November in UTC.
+func TestMonthBoundariesInCompanyTime(t *testing.T) {
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Date(2026, 11, 30, 16, 30, 0, 0, time.UTC), "2026-12"}, // 00:30 on 1 Dec in Shanghai
+		{time.Date(2026, 11, 30, 15, 30, 0, 0, time.UTC), "2026-11"}, // 23:30 on 30 Nov in Shanghai
+		{time.Date(2026, 12, 31, 16, 0, 0, 0, time.UTC), "2027-01"},  // New Year in Shanghai
+		{time.Date(2026, 12, 31, 15, 59, 59, 0, time.UTC), "2026-12"},
+	} {
+		if got := MonthOf(tc.at, sh); got != tc.want {
+			t.Errorf("MonthOf(%v) = %s, want %s", tc.at, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		month      string
+		start, end time.Time
+	}{
+		{"2026-11", time.Date(2026, 10, 31, 16, 0, 0, 0, time.UTC), time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC)},
+		{"2028-02", time.Date(2028, 1, 31, 16, 0, 0, 0, time.UTC), time.Date(2028, 2, 29, 16, 0, 0, 0, time.UTC)},
+	} {
+		start, end, err := ParseMonth(tc.month, sh, time.Time{})
+		if err != nil || !start.Equal(tc.start) || !end.Equal(tc.end) {
+			t.Errorf("ParseMonth(%s) = [%v, %v) %v, want [%v, %v)", tc.month, start.UTC(), end.UTC(), err, tc.start, tc.end)
+		}
+	}
+}
+
 func TestMonthSteps(t *testing.T) {
 	now := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
 	actor := func(role string) Actor { return Actor{UserID: "u-" + role, Role: role, Name: role + " name"} }

@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -99,7 +100,7 @@ func CheckSetting(key string, v any) (any, error) {
 			if !ok {
 				return nil, FieldError(CodeValidation, key, "%s must be a list of strings", key)
 			}
-			if key == "sheet_required" && !contains(SheetRequirable, s) {
+			if key == "sheet_required" && !slices.Contains(SheetRequirable, s) {
 				return nil, FieldError(CodeValidation, key, "%s: %q cannot be required (choose from %s)", key, s, strings.Join(SheetRequirable, ", "))
 			}
 		}

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -104,7 +105,7 @@ func TicketStep(action string) (Step, bool) {
 
 // CanAct reports whether actor may take step on ticket t, and why not.
 func CanAct(actor Actor, s Step, t Doc) error {
-	if !contains(s.Roles, actor.Role) {
+	if !slices.Contains(s.Roles, actor.Role) {
 		return Errorf(CodeForbidden, "a %s may not %s a ticket (allowed: %s)", actor.Role, s.Action, strings.Join(s.Roles, ", "))
 	}
 	if actor.Role == RoleTechnician && s.OwnOnly && t.Str("assignee_id") != actor.UserID {
@@ -124,7 +125,7 @@ func TicketAction(r Reader, actor Actor, cur Doc, action string, params Doc) (Do
 		return nil, nil, err
 	}
 	status := cur.Str("status")
-	if !contains(s.From, status) {
+	if !slices.Contains(s.From, status) {
 		return nil, nil, &Error{Code: CodeInvalidTransition, Record: cur,
 			Message: fmt.Sprintf("cannot %s ticket %s: it is %s (allowed from: %s)", action, cur.Str("number"), status, strings.Join(s.From, ", "))}
 	}
@@ -172,7 +173,7 @@ func TicketAction(r Reader, actor Actor, cur Doc, action string, params Doc) (Do
 		}
 	case "complete":
 		m := params.Str("service_mode")
-		if !contains(ServiceModes, m) {
+		if !slices.Contains(ServiceModes, m) {
 			return nil, nil, FieldError(CodeValidation, "service_mode", "service_mode %q is not one of %s", m, strings.Join(ServiceModes, ", "))
 		}
 		if status == StAccepted && m == "onsite" {

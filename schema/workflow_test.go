@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -62,8 +63,8 @@ func TestEveryTransitionForEveryRole(t *testing.T) {
 						actor.UserID = "tech-1"
 					}
 					next, _, err := TicketAction(d, actor, ticket, action, params.Clone())
-					roleOK := contains(want.roles, role)
-					fromOK := contains(want.from, st)
+					roleOK := slices.Contains(want.roles, role)
+					fromOK := slices.Contains(want.from, st)
 					switch {
 					case !roleOK:
 						if ErrorCode(err) != CodeForbidden {

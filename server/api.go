@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -214,7 +215,7 @@ func (s *Server) listTickets(c *fiber.Ctx) error {
 	q := syncer.Query{Entity: schema.EntTicket, Order: "data ->> 'received_at' DESC, id"}
 	if v := c.Query("status"); v != "" {
 		for _, st := range strings.Split(v, ",") {
-			if !contains(schema.Statuses, st) {
+			if !slices.Contains(schema.Statuses, st) {
 				return schema.FieldError(schema.CodeValidation, "status", "status %q is not one of %s", st, strings.Join(schema.Statuses, ", "))
 			}
 		}
@@ -225,7 +226,7 @@ func (s *Server) listTickets(c *fiber.Ctx) error {
 		q.Where, q.Args = append(q.Where, "assignee_id = ?"), append(q.Args, v)
 	}
 	if v := c.Query("source"); v != "" {
-		if !contains(schema.Sources, v) {
+		if !slices.Contains(schema.Sources, v) {
 			return schema.FieldError(schema.CodeValidation, "source", "source %q is not one of %s", v, strings.Join(schema.Sources, ", "))
 		}
 		q.Where, q.Args = append(q.Where, "data ->> 'source' = ?"), append(q.Args, v)
@@ -302,21 +303,13 @@ func (s *Server) monthFilter(c *fiber.Ctx, q *syncer.Query, field string) error 
 	if v == "" {
 		return nil
 	}
-	start, end, err := monthBounds(v, s.Engine.Settings().Location())
+	start, end, err := schema.ParseMonth(v, s.Engine.Settings().Location(), time.Time{})
 	if err != nil {
 		return err
 	}
 	q.Where = append(q.Where, "data ->> '"+field+"' >= ? AND data ->> '"+field+"' < ?")
 	q.Args = append(q.Args, schema.Stamp(start), schema.Stamp(end))
 	return nil
-}
-
-func monthBounds(v string, loc *time.Location) (time.Time, time.Time, error) {
-	t, err := time.ParseInLocation("2006-01", v, loc)
-	if err != nil || len(v) != 7 {
-		return time.Time{}, time.Time{}, schema.FieldError(schema.CodeValidation, "month", "month %q is not YYYY-MM", v)
-	}
-	return t, t.AddDate(0, 1, 0), nil
 }
 
 func (s *Server) listByMonth(entity, field string) fiber.Handler {
@@ -352,26 +345,4 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 		return err
 	}
 	return s.getSettings(c)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -37,32 +37,9 @@ func (s *Server) monthRoutes(office fiber.Router) {
 	office.Get("/months/:month/report.csv", s.monthCSV)
 }
 
-// ComputeMonth adapts reports.ComputeMonth to the facts package sync loads: the fact types
-// mirror each other field for field, so each converts directly.
-func ComputeMonth(f syncer.MonthFacts) reports.MonthResult {
-	in := reports.MonthInput{Month: f.Month, Settings: reports.PaySettings(f.Settings),
-		Technicians: make([]reports.Technician, len(f.Technicians)),
-		Sheets:      make([]reports.SheetFact, len(f.Sheets)),
-		Complaints:  make([]reports.ComplaintFact, len(f.Complaints)),
-		Followups:   make([]reports.FollowupFact, len(f.Followups))}
-	for i, t := range f.Technicians {
-		in.Technicians[i] = reports.Technician(t)
-	}
-	for i, x := range f.Sheets {
-		in.Sheets[i] = reports.SheetFact(x)
-	}
-	for i, x := range f.Complaints {
-		in.Complaints[i] = reports.ComplaintFact(x)
-	}
-	for i, x := range f.Followups {
-		in.Followups[i] = reports.FollowupFact(x)
-	}
-	return reports.ComputeMonth(in)
-}
-
 // monthComputer is the computation CompileMonth runs inside its transaction.
-func monthComputer(f syncer.MonthFacts) (syncer.MonthOutcome, error) {
-	r := ComputeMonth(f)
+func monthComputer(f schema.MonthInput) (syncer.MonthOutcome, error) {
+	r := reports.ComputeMonth(f)
 	out := syncer.MonthOutcome{Rows: r.Rows, Totals: r.Totals, Warnings: r.Warnings}
 	for _, row := range r.Rows {
 		out.CountedSheetIDs = append(out.CountedSheetIDs, row.CountedSheetIDs...)

@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"html/template"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -53,7 +55,7 @@ func (s *Server) listSheets(c *fiber.Ctx) error {
 	if v := c.Query("status"); v != "" {
 		list := strings.Split(v, ",")
 		for _, st := range list {
-			if !contains(schema.SheetStatuses, st) {
+			if !slices.Contains(schema.SheetStatuses, st) {
 				return schema.FieldError(schema.CodeValidation, "status", "status %q is not one of %s", st, strings.Join(schema.SheetStatuses, ", "))
 			}
 		}
@@ -67,7 +69,7 @@ func (s *Server) listSheets(c *fiber.Ctx) error {
 		q.Where, q.Args = append(q.Where, "COALESCE(data ->> 'complete', 0) = ?"), append(q.Args, map[string]int{"true": 1, "false": 0}[v])
 	}
 	if v := c.Query("month"); v != "" {
-		start, end, err := monthBounds(v, s.Engine.Settings().Location())
+		start, end, err := schema.ParseMonth(v, s.Engine.Settings().Location(), time.Time{})
 		if err != nil {
 			return err
 		}

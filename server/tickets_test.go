@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	gosync "sync"
 	"testing"
 
@@ -434,18 +435,8 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		p := OpenAPIPath(rt.Path)
 		p = regexp.MustCompile(`\{sha\}`).ReplaceAllString(p, "{sha256}")
 		ops, ok := paths[p].(map[string]any)
-		if !ok || ops[lower(rt.Method)] == nil {
+		if !ok || ops[strings.ToLower(rt.Method)] == nil {
 			t.Errorf("route %s %s is missing from openapi.json", rt.Method, rt.Path)
 		}
 	}
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i := range b {
-		if b[i] >= 'A' && b[i] <= 'Z' {
-			b[i] += 'a' - 'A'
-		}
-	}
-	return string(b)
 }

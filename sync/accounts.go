@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -80,7 +82,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	if err := checkUsername(u.Username); err != nil {
 		return nil, err
 	}
-	if !roleIn(u.Role, schema.Roles) {
+	if !slices.Contains(schema.Roles, u.Role) {
 		return nil, schema.FieldError(schema.CodeValidation, "role", "role %q is not one of %s", u.Role, strings.Join(schema.Roles, ", "))
 	}
 	if strings.TrimSpace(u.Name) == "" {
@@ -360,7 +362,7 @@ func (e *Engine) PutSettings(ctx context.Context, actor schema.Actor, values map
 		return schema.Errorf(schema.CodeForbidden, "only an admin changes settings")
 	}
 	return e.run(ctx, func(w *wtx) error {
-		for _, k := range sortedKeys(values) {
+		for _, k := range slices.Sorted(maps.Keys(values)) {
 			var v any
 			dec := json.NewDecoder(strings.NewReader(string(values[k])))
 			dec.UseNumber()

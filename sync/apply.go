@@ -1,8 +1,11 @@
 package sync
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -78,7 +81,7 @@ func (w *wtx) dependsOnRejected(device string, m Mutation) (bool, error) {
 // the right type. Unknown fields are refused, never ignored.
 func decodeFields(actor schema.Actor, ent *schema.Entity, fields map[string]json.RawMessage, creating bool) (schema.Doc, error) {
 	out := schema.Doc{}
-	for _, name := range sortedKeys(fields) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		f, ok := ent.Field(name)
 		if !ok {
 			return nil, schema.FieldError(schema.CodeBadRequest, name, "unknown field %q: %s has no such field", name, ent.Name)
@@ -109,7 +112,7 @@ func writerAllows(s schema.Side, role string) bool {
 }
 
 func (w *wtx) createFromMutation(actor schema.Actor, ent *schema.Entity, m Mutation) (schema.Doc, error) {
-	if !roleIn(actor.Role, ent.CreateRoles) {
+	if !slices.Contains(ent.CreateRoles, actor.Role) {
 		return nil, schema.Errorf(schema.CodeForbidden, "a %s may not create %s records", actor.Role, ent.Name)
 	}
 	fields, err := decodeFields(actor, ent, m.Fields, true)
@@ -197,7 +200,7 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 			return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", d.Str("ticket_id"))
 		}
 		if d.Str("technician_id") == "" {
-			d["technician_id"] = firstNonEmpty(t.Str("completed_by"), t.Str("assignee_id"))
+			d["technician_id"] = cmp.Or(t.Str("completed_by"), t.Str("assignee_id"))
 		}
 		if d.Str("technician_id") == "" {
 			return schema.FieldError(schema.CodeValidation, "technician_id", "ticket %s has no technician: name technician_id", t.Str("number"))
@@ -221,7 +224,7 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 				Message: fmt.Sprintf("ticket %s is %s: follow-up calls are made after its feedback sheet was received", t.Str("number"), t.Str("status"))}
 		}
 		d["called_by"] = actor.UserID
-		d["technician_id"] = firstNonEmpty(t.Str("completed_by"), t.Str("assignee_id"))
+		d["technician_id"] = cmp.Or(t.Str("completed_by"), t.Str("assignee_id"))
 		if d.Str("called_at") == "" {
 			d["called_at"] = schema.Stamp(w.now)
 		}
@@ -266,7 +269,7 @@ func (w *wtx) ticketNumber() (string, error) {
 }
 
 func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Options) (schema.Doc, []Conflict, error) {
-	if !roleIn(actor.Role, ent.UpdateRoles) {
+	if !slices.Contains(ent.UpdateRoles, actor.Role) {
 		return nil, nil, schema.Errorf(schema.CodeForbidden, "a %s may not edit %s records", actor.Role, ent.Name)
 	}
 	cur, version, err := w.get(ent.Name, m.ID)
@@ -297,7 +300,7 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, name := range sortedKeys(fields) {
+		for _, name := range slices.Sorted(maps.Keys(fields)) {
 			if !theirs[name] {
 				continue // only this side changed it: it merges
 			}
@@ -552,22 +555,4 @@ func (w *wtx) write(actor schema.Actor, entity string, cur, next schema.Doc, op,
 	}
 	w.global = true
 	return next, nil
-}
-
-func roleIn(role string, roles []string) bool {
-	for _, r := range roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }

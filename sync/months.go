@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,79 +14,9 @@ import (
 
 // The month-end facts (P7-P9). This file is the one place that reads the records a month is
 // computed from: technicians, feedback sheets with their tickets, complaints and follow-up
-// calls. The computation itself lives in package reports (a renderer's package, which sync
-// must not import), so CompileMonth takes it as a function. The fact types below mirror
-// reports' field for field, so the caller converts them with a plain type conversion and the
-// compiler checks they stay alike.
-
-// MonthPay is the pay settings a month is computed with (mirrors reports.PaySettings).
-type MonthPay struct {
-	AllowancePerServiceFen    int64
-	BonusRewardFen            int64
-	ComplaintPenaltyFen       int64
-	LabourPerVisitFen         int64
-	ComplaintForfeitThreshold int
-	Location                  *time.Location
-}
-
-// MonthTechnician mirrors reports.Technician.
-type MonthTechnician struct {
-	ID        string
-	Name      string
-	Probation bool
-	Dedicated bool
-}
-
-// MonthSheet mirrors reports.SheetFact: one feedback sheet and its ticket.
-type MonthSheet struct {
-	SheetID           string
-	TicketID          string
-	TicketNumber      string
-	TechnicianID      string
-	Customer          string
-	ServiceMode       string
-	CompletedAt       time.Time
-	Sealed            bool
-	Complete          bool
-	Missing           []string
-	ExceptionAccepted bool
-	Received          bool
-	Rating            int
-	Late              bool
-}
-
-// MonthComplaint mirrors reports.ComplaintFact.
-type MonthComplaint struct {
-	ID           string
-	TicketID     string
-	TicketNumber string
-	TechnicianID string
-	Description  string
-	Status       string
-	ReceivedAt   time.Time
-	Late         bool
-}
-
-// MonthFollowup mirrors reports.FollowupFact.
-type MonthFollowup struct {
-	ID           string
-	TicketID     string
-	TechnicianID string
-	Outcome      string
-	CalledAt     time.Time
-}
-
-// MonthFacts is everything a month is computed from: the month's own sheets (by the
-// ticket's completion time) and complaints (by their receipt time), plus the late ones
-// whose own month was approved before they arrived.
-type MonthFacts struct {
-	Month       string
-	Settings    MonthPay
-	Technicians []MonthTechnician
-	Sheets      []MonthSheet
-	Complaints  []MonthComplaint
-	Followups   []MonthFollowup
-}
+// calls, as the fact types of package schema. The computation itself lives in package
+// reports (a renderer's package, which sync must not import), so CompileMonth takes it as a
+// function.
 
 // MonthOutcome is what the computation hands back to be stored: the table (any value that
 // encodes as JSON) and the ids that counted, which an approved month keeps as settled.
@@ -98,7 +29,7 @@ type MonthOutcome struct {
 }
 
 // MonthComputer computes a month's table from its facts (reports.ComputeMonth, adapted).
-type MonthComputer func(MonthFacts) (MonthOutcome, error)
+type MonthComputer func(schema.MonthInput) (MonthOutcome, error)
 
 // querier is what the loader reads through: the writer's transaction when compiling, the
 // read pool for a preview.
@@ -193,16 +124,16 @@ func queryDocs(ctx context.Context, q querier, query string, args ...any) ([]sch
 }
 
 // loadMonth reads the facts of month (already validated, bounds [start, end)).
-func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string, start, end time.Time) (MonthFacts, *monthLedger, error) {
+func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string, start, end time.Time) (schema.MonthInput, *monthLedger, error) {
 	loc := s.Location()
-	f := MonthFacts{Month: month, Settings: MonthPay{
+	f := schema.MonthInput{Month: month, Settings: schema.PaySettings{
 		AllowancePerServiceFen:    s.Int("allowance_per_service_fen"),
 		BonusRewardFen:            s.Int("bonus_reward_fen"),
 		ComplaintPenaltyFen:       s.Int("complaint_penalty_fen"),
 		LabourPerVisitFen:         s.Int("labour_per_visit_fen"),
 		ComplaintForfeitThreshold: int(s.Int("complaint_forfeit_threshold")),
 		Location:                  loc,
-	}, Technicians: []MonthTechnician{}, Sheets: []MonthSheet{}, Complaints: []MonthComplaint{}, Followups: []MonthFollowup{}}
+	}, Technicians: []schema.MonthTechnician{}, Sheets: []schema.SheetFact{}, Complaints: []schema.ComplaintFact{}, Followups: []schema.FollowupFact{}}
 	ledger, err := loadLedger(ctx, q)
 	if err != nil {
 		return f, nil, err
@@ -271,10 +202,10 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		if anchor.IsZero() {
 			anchor = sd.Time("created_at")
 		}
-		fact := MonthSheet{
+		fact := schema.SheetFact{
 			SheetID: sd.Str("id"), TicketID: sd.Str("ticket_id"), TicketNumber: td.Str("number"),
-			TechnicianID: firstNonEmpty(sd.Str("technician_id"), td.Str("completed_by"), td.Str("assignee_id")),
-			ServiceMode:  firstNonEmpty(sd.Str("service_mode"), td.Str("actual_service_mode"), td.Str("service_mode")),
+			TechnicianID: cmp.Or(sd.Str("technician_id"), td.Str("completed_by"), td.Str("assignee_id")),
+			ServiceMode:  cmp.Or(sd.Str("service_mode"), td.Str("actual_service_mode"), td.Str("service_mode")),
 			CompletedAt:  completed,
 			Sealed:       sd.Str("seal") != "",
 			Complete:     sd.Bool("complete"), Missing: sd.Strings("missing"),
@@ -321,7 +252,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			continue
 		}
 		used[cd.Str("technician_id")] = true
-		f.Complaints = append(f.Complaints, MonthComplaint{ID: id, TicketID: cd.Str("ticket_id"), TicketNumber: td.Str("number"),
+		f.Complaints = append(f.Complaints, schema.ComplaintFact{ID: id, TicketID: cd.Str("ticket_id"), TicketNumber: td.Str("number"),
 			TechnicianID: cd.Str("technician_id"), Description: cd.Str("description"), Status: cd.Str("status"),
 			ReceivedAt: cd.Time("received_at"), Late: late})
 	}
@@ -342,7 +273,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			continue // a call about a ticket nobody served
 		}
 		used[d.Str("technician_id")] = true
-		f.Followups = append(f.Followups, MonthFollowup{ID: d.Str("id"), TicketID: d.Str("ticket_id"),
+		f.Followups = append(f.Followups, schema.FollowupFact{ID: d.Str("id"), TicketID: d.Str("ticket_id"),
 			TechnicianID: d.Str("technician_id"), Outcome: d.Str("outcome"), CalledAt: d.Time("called_at")})
 	}
 
@@ -357,7 +288,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		if !u.Bool("active") && !used[u.Str("id")] {
 			continue
 		}
-		f.Technicians = append(f.Technicians, MonthTechnician{ID: u.Str("id"), Name: u.Str("name"),
+		f.Technicians = append(f.Technicians, schema.MonthTechnician{ID: u.Str("id"), Name: u.Str("name"),
 			Probation: u.Bool("probation"), Dedicated: u.Bool("dedicated")})
 	}
 	return f, ledger, nil
@@ -370,10 +301,10 @@ func (e *Engine) monthBounds(month string) (time.Time, time.Time, error) {
 
 // MonthFactsPreview reads the facts of a month as they stand now, without storing anything
 // (for a report of a month nobody compiled yet).
-func (e *Engine) MonthFactsPreview(ctx context.Context, month string) (MonthFacts, error) {
+func (e *Engine) MonthFactsPreview(ctx context.Context, month string) (schema.MonthInput, error) {
 	start, end, err := e.monthBounds(month)
 	if err != nil {
-		return MonthFacts{}, err
+		return schema.MonthInput{}, err
 	}
 	f, _, err := loadMonth(ctx, e.db.R, e.Settings(), month, start, end)
 	return f, err

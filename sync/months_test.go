@@ -100,8 +100,8 @@ func TestCompileMonthLoadsTheMonthAndLateRecords(t *testing.T) {
 	put(t, e, schema.EntSheet, sheet("sa", "ta", true), sheet("sb", "tb", true), sheet("sc", "tc", true), sheet("sx", "ta", false),
 		schema.Doc{"id": "sv", "ticket_id": "ta", "technician_id": "tech", "status": "void", "seal": "s"})
 
-	var got MonthFacts
-	capture := func(f MonthFacts) (MonthOutcome, error) {
+	var got schema.MonthInput
+	capture := func(f schema.MonthInput) (MonthOutcome, error) {
 		got = f
 		out := MonthOutcome{Rows: []any{}, Totals: map[string]any{}}
 		for _, s := range f.Sheets {

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +72,7 @@ func (w *wtx) onSheetCreate(actor schema.Actor, d schema.Doc) error {
 	d["technician_id"] = actor.UserID
 	d["status"] = schema.SheetDraft
 	if d.Str("service_mode") == "" {
-		d["service_mode"] = firstNonEmpty(t.Str("actual_service_mode"), t.Str("service_mode"))
+		d["service_mode"] = cmp.Or(t.Str("actual_service_mode"), t.Str("service_mode"))
 	}
 	if d["parts"] == nil {
 		d["parts"] = []any{}
@@ -254,8 +257,8 @@ func (w *wtx) sheetAction(actor schema.Actor, cur schema.Doc, action string, par
 	if !ok {
 		return nil, nil, schema.FieldError(schema.CodeValidation, "action", "unknown feedback sheet action %q (sign, receive, return, accept_exception)", action)
 	}
-	for _, k := range sortedKeys(params) {
-		if !roleIn(k, allowed) {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		if !slices.Contains(allowed, k) {
 			return nil, nil, schema.FieldError(schema.CodeValidation, k, "%s takes no parameter %q", action, k)
 		}
 	}
@@ -263,7 +266,7 @@ func (w *wtx) sheetAction(actor schema.Actor, cur schema.Doc, action string, par
 		next, err := w.signSheet(actor, cur, params)
 		return next, nil, err
 	}
-	if !roleIn(actor.Role, sheetOffice) {
+	if !slices.Contains(sheetOffice, actor.Role) {
 		return nil, nil, schema.Errorf(schema.CodeForbidden, "a %s may not %s a feedback sheet (coordinator, admin)", actor.Role, action)
 	}
 	now := schema.Stamp(w.now)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fieldsync/schema"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,7 +22,7 @@ const maxBlobAttempts = 4
 // GetBlob returns the blob sha: from the local store when held, else downloaded from the
 // server (checked against its hash) and kept.
 func (c *Client) GetBlob(sha string) ([]byte, error) {
-	if !isSHA256(sha) {
+	if !schema.ValidBlobSum(sha) {
 		return nil, fmt.Errorf("client: %q is not a lower-case hex SHA-256", sha)
 	}
 	if err := c.alive(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fieldsync/schema"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -459,25 +460,12 @@ func blobRefs(fields map[string]json.RawMessage) []string {
 			continue
 		}
 		var s string
-		if json.Unmarshal(v, &s) == nil && isSHA256(s) {
+		if json.Unmarshal(v, &s) == nil && schema.ValidBlobSum(s) {
 			refs = append(refs, s)
 		}
 	}
 	sort.Strings(refs)
 	return refs
-}
-
-func isSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // remoteError is an error the server answered with.

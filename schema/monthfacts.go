@@ -1,0 +1,82 @@
+package schema
+
+import "time"
+
+// PaySettings holds the deployment's pay rules. The policy masks every amount,
+// so each one is a setting, never a constant; money is in integer fen so sums
+// are exact.
+type PaySettings struct {
+	AllowancePerServiceFen int64 // paid to dedicated staff per counted service
+	BonusRewardFen         int64 // paid when a month has no upheld complaint
+	ComplaintPenaltyFen    int64 // deducted per upheld complaint
+	LabourPerVisitFen      int64 // paid to non-dedicated staff per counted on-site visit
+	// ComplaintForfeitThreshold is K: with K or more upheld complaints the
+	// month's bonus is forfeited. K <= 0 disables forfeiting.
+	ComplaintForfeitThreshold int
+	// Location is the company's time zone; calendar months are cut in it.
+	Location *time.Location
+}
+
+// MonthTechnician is a person whose month is computed. Probation and Dedicated
+// decide which pay rules apply to them.
+type MonthTechnician struct {
+	ID        string
+	Name      string
+	Probation bool // takes no part in the complaint bonus
+	Dedicated bool // dedicated after-sales staff; false means per-visit labour instead of allowance
+}
+
+// SheetFact is what the month needs to know about one service feedback sheet.
+// Each flag is one of the policy's conditions for a service to count.
+type SheetFact struct {
+	SheetID      string
+	TicketID     string
+	TicketNumber string
+	TechnicianID string
+	Customer     string
+	ServiceMode  string // onsite, phone or online
+	CompletedAt  time.Time
+	Sealed       bool     // the technician sealed it with the customer's signature
+	Complete     bool     // every required field is filled in
+	Missing      []string // what an incomplete sheet lacks, e.g. "signature", "stamp"
+	// ExceptionAccepted is set when a coordinator accepted an incomplete sheet anyway.
+	ExceptionAccepted bool
+	Received          bool // a coordinator received the sheet
+	Rating            int  // customer satisfaction 1-5; 0 when not rated
+	// Late marks a sheet that arrived after its own month was approved and was
+	// assigned to this month instead; it counts whatever its CompletedAt.
+	Late bool
+}
+
+// ComplaintFact is one complaint recorded against a technician's ticket.
+type ComplaintFact struct {
+	ID           string
+	TicketID     string
+	TicketNumber string
+	TechnicianID string
+	Description  string
+	Status       string // open, upheld or dismissed
+	ReceivedAt   time.Time
+	Late         bool // arrived after its own month was approved, assigned to this month
+}
+
+// FollowupFact is one follow-up call the department manager made (P7).
+type FollowupFact struct {
+	ID           string
+	TicketID     string
+	TechnicianID string
+	Outcome      string // satisfied, unsatisfied or unreachable
+	CalledAt     time.Time
+}
+
+// MonthInput is everything the month-end computation reads. The loader passes
+// the facts that belong to the month, late arrivals included, so that
+// ComputeMonth stays a pure function that tests can feed by hand.
+type MonthInput struct {
+	Month       string // "2026-11"
+	Settings    PaySettings
+	Technicians []MonthTechnician
+	Sheets      []SheetFact
+	Complaints  []ComplaintFact
+	Followups   []FollowupFact
+}
