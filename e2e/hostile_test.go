@@ -153,10 +153,11 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 		strings.Repeat("[", 10000), `{"type":"push","id":"q","mutations":[{"mid":"","entity":"ticket"}]}`}
 	loop(func(n int) bool {
 		if bad == nil {
-			if bad, err = hostileRaw(addr, tokens[0], n%2 == 0); err != nil {
-				bad = nil
+			c, err := hostileRaw(addr, tokens[0], n%2 == 0) // err of its own: loops run beside the test
+			if err != nil {
 				return false
 			}
+			bad = c
 			go func(c *websocket.Conn) {
 				for {
 					if _, _, err := c.ReadMessage(); err != nil {
@@ -199,10 +200,11 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	var flood *websocket.Conn
 	loop(func(n int) bool {
 		if flood == nil {
-			if flood, err = hostileRaw(addr, tokens[1], true); err != nil {
-				flood = nil
+			c, err := hostileRaw(addr, tokens[1], true)
+			if err != nil {
 				return false
 			}
+			flood = c
 			go func(c *websocket.Conn) {
 				for {
 					if _, _, err := c.ReadMessage(); err != nil {

@@ -158,16 +158,22 @@ func (s *Server) reportLang(c *fiber.Ctx) (reports.Lang, error) {
 	return "", schema.FieldError(schema.CodeValidation, "lang", "lang %q is not one of zh, en, both", l)
 }
 
-func (s *Server) monthPDF(c *fiber.Ctx) error {
+// storedMonth reads the month of the URL and the language asked for, for the exports.
+func (s *Server) storedMonth(c *fiber.Ctx) (StoredMonth, reports.Lang, error) {
 	lang, err := s.reportLang(c)
 	if err != nil {
-		return err
+		return StoredMonth{}, "", err
 	}
 	d, err := s.Engine.MonthReport(c.UserContext(), monthParam(c))
 	if err != nil {
-		return err
+		return StoredMonth{}, "", err
 	}
 	m, err := DecodeMonth(d)
+	return m, lang, err
+}
+
+func (s *Server) monthPDF(c *fiber.Ctx) error {
+	m, lang, err := s.storedMonth(c)
 	if err != nil {
 		return err
 	}
@@ -181,15 +187,7 @@ func (s *Server) monthPDF(c *fiber.Ctx) error {
 }
 
 func (s *Server) monthCSV(c *fiber.Ctx) error {
-	lang, err := s.reportLang(c)
-	if err != nil {
-		return err
-	}
-	d, err := s.Engine.MonthReport(c.UserContext(), monthParam(c))
-	if err != nil {
-		return err
-	}
-	m, err := DecodeMonth(d)
+	m, lang, err := s.storedMonth(c)
 	if err != nil {
 		return err
 	}

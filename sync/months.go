@@ -102,6 +102,7 @@ func (l *monthLedger) place(month, own string, counted, listed, countsNow bool) 
 	return in, in
 }
 
+// queryDocs runs a query whose one column is a record's JSON and decodes each.
 func queryDocs(ctx context.Context, q querier, query string, args ...any) ([]schema.Doc, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -54,24 +54,11 @@ func (e *Engine) List(ctx context.Context, q Query) ([]schema.Doc, error) {
 		sqlText += " LIMIT ? OFFSET ?"
 		args = append(args, q.Limit, q.Offset)
 	}
-	rows, err := e.db.R.QueryContext(ctx, sqlText, args...)
-	if err != nil {
-		return nil, err
+	out, err := queryDocs(ctx, e.db.R, sqlText, args...)
+	if out == nil && err == nil {
+		out = []schema.Doc{} // an empty list, never null, in JSON answers
 	}
-	defer rows.Close()
-	out := []schema.Doc{}
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		d, err := schema.DecodeDoc(b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 // Count counts the records matching q (ignoring its limit).

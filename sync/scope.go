@@ -72,26 +72,21 @@ func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 // bump moves the rows of every user whose scope holds a record to seq and returns those
 // users.
 func (w *wtx) bump(entity, id string, seq int64) ([]string, error) {
-	rows, err := w.tx.Query(`UPDATE scope SET seq = ? WHERE entity = ? AND id = ? AND present = 1 RETURNING user_id`, seq, entity, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
+	users, err := w.userIDs(`UPDATE scope SET seq = ? WHERE entity = ? AND id = ? AND present = 1 RETURNING user_id`, seq, entity, id)
+	for _, u := range users {
 		w.users[u] = true
 	}
-	return out, rows.Err()
+	return users, err
 }
 
 // holders lists the users whose scope holds a record now.
 func (w *wtx) holders(entity, id string) ([]string, error) {
-	rows, err := w.tx.Query(`SELECT user_id FROM scope WHERE entity = ? AND id = ? AND present = 1`, entity, id)
+	return w.userIDs(`SELECT user_id FROM scope WHERE entity = ? AND id = ? AND present = 1`, entity, id)
+}
+
+// userIDs runs a query whose one column is a user id.
+func (w *wtx) userIDs(query string, args ...any) ([]string, error) {
+	rows, err := w.tx.Query(query, args...)
 	if err != nil {
 		return nil, err
 	}
