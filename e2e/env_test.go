@@ -115,6 +115,9 @@ func (e *env) stop() {
 func (e *env) restart() {
 	e.t.Helper()
 	e.stop()
+	// The old server closed its keep-alive connections; a POST sent on one of them before
+	// the client notices would fail with EOF (POSTs are not retried), so drop them now.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	e.boot()
 }
 
