@@ -141,16 +141,12 @@ func (s *Server) login(device bool) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		out := fiber.Map{"token": token, "expires_at": schema.Stamp(sess.ExpiresAt), "user": publicUser(sess.User)}
+		out := fiber.Map{"token": token, "expires_at": schema.Stamp(sess.ExpiresAt), "user": sess.User}
 		if device {
 			out["device"] = sess.Actor.DeviceID
 		}
 		return c.JSON(out)
 	}
-}
-
-func publicUser(u schema.Doc) schema.Doc {
-	return u
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {
