@@ -222,7 +222,9 @@ func (e *Engine) commitGroup(group []*applyReq) {
 			tx.Exec(`ROLLBACK TO req`)
 			tx.Exec(`RELEASE req`)
 			r.err = err
-			e.Log.Error("apply batch", "err", err, "actor", r.actor.UserID)
+			if _, refused := schema.AsError(err); !refused { // a refusal is the caller's answer, not a fault
+				e.Log.Error("apply batch", "err", err, "actor", r.actor.UserID)
+			}
 			continue
 		}
 		tx.Exec(`RELEASE req`)
