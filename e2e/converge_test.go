@@ -23,11 +23,10 @@ func TestConvergeRandomized(t *testing.T) {
 	techs := []string{"tech1", "tech2"}
 	phones := map[string]*client.Client{}
 	type model struct {
-		owner   string
-		fields  map[string]any // expected values
-		status  string
-		notes   int
-		version float64 // the coordinator's If-Match
+		owner  string
+		fields map[string]any // expected values
+		status string
+		notes  int
 	}
 	tickets := map[string]*model{}
 	var ids []string

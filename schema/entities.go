@@ -42,16 +42,6 @@ func SideOf(role string) Side {
 	return SideOffice
 }
 
-func (s Side) allows(role string) bool {
-	switch s {
-	case SideBoth:
-		return true
-	case SideOffice, SideField:
-		return SideOf(role) == s
-	}
-	return false
-}
-
 func (s Side) String() string {
 	return [...]string{"server", "office", "technician", "both"}[s]
 }
