@@ -23,10 +23,7 @@ import (
 var consoleEmbed embed.FS
 
 func init() {
-	apiDoc = append(apiDoc, []struct {
-		Method, Path, Summary, Roles string
-		Body                         bool
-	}{
+	apiDoc = append(apiDoc, []routeDoc{
 		{"GET", "/", "redirects to the web console (/console/)", "public", false},
 		{"GET", "/console/*", "the coordinator web console: static HTML, CSS and JavaScript embedded in the binary; /console/meta.json holds the workflow table and enumerations it draws from", "public", false},
 		{"GET", "/api/v1/demo", "demo mode only (404 otherwise): {demo: true, password, users: [{username, name, role}]} so the console can hint the demo logins", "public", false},

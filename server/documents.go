@@ -9,10 +9,7 @@ import (
 )
 
 func init() {
-	apiDoc = append(apiDoc, []struct {
-		Method, Path, Summary, Roles string
-		Body                         bool
-	}{
+	apiDoc = append(apiDoc, []routeDoc{
 		{"GET", "/api/v1/tickets/{id}/form.pdf", "the ticket's feedback form as a PDF, pre-filled with the request, customer and equipment (?lang=zh|en|both; id or number)", "office", false},
 		{"GET", "/api/v1/forms/blank.pdf", "the blank feedback form as a PDF (?lang=zh|en|both)", "office", false},
 		{"GET", "/api/v1/sheets/{id}.pdf", "a feedback sheet as a PDF with its signature, stamp, seal fingerprint and verify QR code (?lang=zh|en|both)", "office", false},

@@ -15,10 +15,7 @@ import (
 )
 
 func init() {
-	apiDoc = append(apiDoc, []struct {
-		Method, Path, Summary, Roles string
-		Body                         bool
-	}{
+	apiDoc = append(apiDoc, []routeDoc{
 		{"POST", "/api/v1/months/{month}/compile", "compile the month's statistics table from the records (replaces a draft; 409 once reviewed or approved)", "coordinator, admin", false},
 		{"GET", "/api/v1/months/{month}", "a compiled month: {month, status, rows, totals, trail, excluded, warnings, ...}", "office", false},
 		{"POST", "/api/v1/months/{month}/actions/{action}", "review (manager), return {comment} (manager; leader once reviewed), approve (leader)", "manager, leader", true},

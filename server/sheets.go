@@ -16,10 +16,7 @@ import (
 )
 
 func init() {
-	apiDoc = append(apiDoc, []struct {
-		Method, Path, Summary, Roles string
-		Body                         bool
-	}{
+	apiDoc = append(apiDoc, []routeDoc{
 		{"GET", "/api/v1/sheets", "list feedback sheets (?ticket_id=&technician_id=&month=YYYY-MM&complete=true|false&status=a,b&limit=&offset=); month is the month of signing (or of creation for drafts) in the company's time zone", "office", false},
 		{"GET", "/api/v1/sheets/{id}", "one feedback sheet", "office", false},
 		{"POST", "/api/v1/sheets/{id}/actions/{action}", "receive (moves a completed ticket to sheet_received), return {reason}, accept_exception {note}", "coordinator, admin", true},
