@@ -31,9 +31,14 @@ func (s *Server) apply(c *fiber.Ctx, m syncer.Mutation) (schema.Doc, error) {
 	return schema.DecodeDoc(r.Record)
 }
 
+// decorate adds what is derived from a record and the clock, never stored: whether a ticket
+// is overdue, and an asset's warranty state today.
 func (s *Server) decorate(entity string, d schema.Doc) schema.Doc {
-	if entity == schema.EntTicket {
+	switch entity {
+	case schema.EntTicket:
 		d["overdue"] = schema.Overdue(d, s.Engine.Now())
+	case schema.EntAsset:
+		d["warranty_now"] = schema.WarrantyAt(d.Str("warranty_until"), s.Engine.Now(), s.Engine.Settings().Location())
 	}
 	return d
 }
@@ -185,20 +190,7 @@ func (s *Server) listAssets(c *fiber.Ctx) error {
 	if v := c.Query("customer_id"); v != "" {
 		q.Where, q.Args = append(q.Where, "customer_id = ?"), append(q.Args, v)
 	}
-	limit, offset, err := page(c)
-	if err != nil {
-		return err
-	}
-	q.Limit, q.Offset = limit, offset
-	items, err := s.Engine.List(c.UserContext(), q)
-	if err != nil {
-		return err
-	}
-	now := s.Engine.Now()
-	for _, a := range items {
-		a["warranty_now"] = schema.WarrantyAt(a.Str("warranty_until"), now, s.Engine.Settings().Location())
-	}
-	return c.JSON(fiber.Map{"items": items, "total": len(items), "limit": limit, "offset": offset})
+	return s.list(c, q)
 }
 
 func parseTime(field, v string) (string, error) {

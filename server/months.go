@@ -100,27 +100,25 @@ func monthView(d schema.Doc) (schema.Doc, error) {
 }
 
 func (s *Server) compileMonth(c *fiber.Ctx) error {
-	d, err := s.Engine.CompileMonth(c.UserContext(), session(c).Actor, monthParam(c), monthComputer)
-	if err != nil {
-		return err
-	}
-	v, err := monthView(d)
-	if err != nil {
-		return err
-	}
-	return c.JSON(v)
+	return sendMonth(c)(s.Engine.CompileMonth(c.UserContext(), session(c).Actor, monthParam(c), monthComputer))
 }
 
 func (s *Server) getMonth(c *fiber.Ctx) error {
-	d, err := s.Engine.MonthReport(c.UserContext(), monthParam(c))
-	if err != nil {
-		return err
+	return sendMonth(c)(s.Engine.MonthReport(c.UserContext(), monthParam(c)))
+}
+
+// sendMonth answers with a stored month as the API shows it, or with the error.
+func sendMonth(c *fiber.Ctx) func(schema.Doc, error) error {
+	return func(d schema.Doc, err error) error {
+		if err != nil {
+			return err
+		}
+		v, err := monthView(d)
+		if err != nil {
+			return err
+		}
+		return c.JSON(v)
 	}
-	v, err := monthView(d)
-	if err != nil {
-		return err
-	}
-	return c.JSON(v)
 }
 
 type monthActionBody struct {

@@ -77,6 +77,15 @@ func TestIntakeFillsTheServiceLog(t *testing.T) {
 	if len(a) != 1 || str(a[0].(map[string]any), "warranty_now") != "in" {
 		t.Errorf("asset by serial: %v", a)
 	}
+	// Asset lists page like every list: total counts them all.
+	o.must(o.do("POST", "/api/v1/assets", o.coord, map[string]any{"customer_id": o.cust, "model": "QC-9 备用", "serial": "NB-QC9-0002", "warranty_until": "2020-01-31"}), 201)
+	page := o.must(o.do("GET", "/api/v1/assets?customer_id="+o.cust+"&limit=1&offset=1", o.coord, nil), 200).Body
+	if page["total"].(float64) != 2 || len(page["items"].([]any)) != 1 {
+		t.Errorf("asset page: total %v, %d items", page["total"], len(page["items"].([]any)))
+	}
+	if w := str(page["items"].([]any)[0].(map[string]any), "warranty_now"); w != "in" && w != "out" {
+		t.Errorf("warranty_now %q on a listed asset", w)
+	}
 }
 
 func TestIntakeRefusesBadInput(t *testing.T) {
