@@ -3,8 +3,10 @@ package mobileapi
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/contrib/websocket"
@@ -20,6 +22,12 @@ const (
 	IdleTimeout  = 60 * time.Second
 	HelloTimeout = 10 * time.Second
 	writeTimeout = 10 * time.Second
+	// closeGrace is how long a closing connection waits for the peer's close frame before
+	// the TCP connection is dropped.
+	closeGrace = time.Second
+	// helloFrameBytes bounds a frame before hello, after decompression: a stranger gets no
+	// more than this, whatever the frame inflates to.
+	helloFrameBytes = 64 << 10
 	// floodFrames in floodWindow closes the connection with 4429.
 	floodFrames = 500
 	floodWindow = time.Second
@@ -43,7 +51,8 @@ func (a *API) upgrade(c *fiber.Ctx) error {
 
 func (a *API) websocket() fiber.Handler {
 	return websocket.New(func(ws *websocket.Conn) {
-		cn := &conn{api: a, ws: ws, done: make(chan struct{}), replaced: make(chan struct{}), bye: make(chan struct{})}
+		cn := &conn{api: a, ws: ws, done: make(chan struct{}), replaced: make(chan struct{}), bye: make(chan struct{}),
+			handled: make(chan struct{}, 1)}
 		if s, ok := ws.Locals("session").(*syncer.Session); ok {
 			cn.cv.Session = s
 		}
@@ -66,6 +75,12 @@ type conn struct {
 	bye      chan struct{} // server shutting down
 	once     gosync.Once
 	byeOnce  gosync.Once
+
+	// dl guards the read deadline: once closing, nothing extends it again.
+	dl      gosync.Mutex
+	closing bool
+	welcome atomic.Bool   // hello accepted: pongs and frames keep the connection alive
+	handled chan struct{} // the owner handled a frame (the reader waits for it before hello)
 }
 
 type inFrame struct {
@@ -94,33 +109,49 @@ func (c *conn) run() {
 		if c.sub != nil {
 			a.e.Hub.Unsubscribe(c.sub)
 		}
-		c.ws.Close()
-		// The reader must be gone before the handler returns: fasthttp then recycles the
-		// connection's buffers for other connections.
+		// Closing a hijacked connection is left to the server once the handler returns, and
+		// the handler waits for the reader (fasthttp then recycles the connection's
+		// buffers): the reader gets a short deadline that nothing extends.
 		cancel()
+		c.stopReading(closeGrace)
 		<-c.done
 	}()
 
-	c.ws.SetReadLimit(int64(a.Limits.MaxFrameBytes))
+	// Pongs keep a connection alive only once it said hello: a stranger's pongs do not
+	// hold a socket open.
 	c.ws.SetReadDeadline(time.Now().Add(IdleTimeout))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(IdleTimeout)) })
+	c.ws.SetPongHandler(func(string) error {
+		if c.welcome.Load() {
+			c.extendRead()
+		}
+		return nil
+	})
 	in := make(chan inFrame, 8)
 	go func() {
 		defer close(c.done)
 		for {
-			typ, data, err := c.ws.ReadMessage()
-			if err == nil && typ != websocket.TextMessage {
-				err = errBinary
-			}
+			data, err := c.readFrame()
 			select {
 			case in <- inFrame{data, err}:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil && !errors.Is(err, errBinary) {
+			if err != nil && !errors.Is(err, errBinary) && !errors.Is(err, errTooBig) {
 				return
 			}
-			c.ws.SetReadDeadline(time.Now().Add(IdleTimeout))
+			// After a frame too big the reader goes on: the next read skips the rest of
+			// that frame as it is on the wire, without inflating it, and then meets the
+			// peer's answer to the close (or the closing deadline).
+			if !c.welcome.Load() {
+				// Before hello a frame is read only once the one before it was handled:
+				// the next one's size limit depends on whether that was a good hello.
+				select {
+				case <-c.handled:
+				case <-ctx.Done():
+					return
+				}
+			}
+			c.extendRead()
 		}
 	}()
 
@@ -129,7 +160,10 @@ func (c *conn) run() {
 	hello := time.NewTimer(HelloTimeout)
 	defer hello.Stop()
 	var wake <-chan struct{}
-	var kicked <-chan struct{}
+	var recheck <-chan struct{}
+	expiry := time.NewTimer(time.Hour)
+	expiry.Stop()
+	defer expiry.Stop()
 	frames, window := 0, time.Now()
 	for {
 		select {
@@ -137,10 +171,11 @@ func (c *conn) run() {
 			if f.err != nil {
 				if errors.Is(f.err, errBinary) {
 					c.send(syncer.ErrorFrame("", schema.Errorf(schema.CodeBadRequest, "frames are JSON text frames")))
+					c.frameDone()
 					continue
 				}
-				if errors.Is(f.err, websocket.ErrReadLimit) || strings.Contains(f.err.Error(), "read limit") {
-					c.close(syncer.CloseTooBig, "frame over max_frame_bytes")
+				if errors.Is(f.err, errTooBig) || errors.Is(f.err, websocket.ErrReadLimit) {
+					c.close(syncer.CloseTooBig, "frame over max_frame_bytes (decompressed)")
 				}
 				return
 			}
@@ -154,9 +189,11 @@ func (c *conn) run() {
 			if !c.handle(ctx, f.data) {
 				return
 			}
+			c.frameDone()
 			if c.sub != nil && wake == nil {
-				wake, kicked = c.sub.Wake, c.sub.Kicked
+				wake, recheck = c.sub.Wake, c.sub.Recheck
 				hello.Stop()
+				expiry.Reset(time.Until(c.cv.Session.ExpiresAt))
 			}
 			if c.cv.Live {
 				if !c.flushLive(ctx) {
@@ -167,9 +204,14 @@ func (c *conn) run() {
 			if c.cv.Live && !c.flushLive(ctx) {
 				return
 			}
-		case <-kicked:
-			c.close(syncer.CloseRevoked, "device revoked")
-			return
+		case <-recheck:
+			if !c.revalidate(ctx, expiry) {
+				return
+			}
+		case <-expiry.C:
+			if !c.revalidate(ctx, expiry) {
+				return
+			}
 		case <-c.replaced:
 			c.close(syncer.CloseReplaced, "replaced by a newer connection of this device")
 			return
@@ -191,7 +233,80 @@ func (c *conn) run() {
 	}
 }
 
-var errBinary = errors.New("binary frame")
+var (
+	errBinary = errors.New("binary frame")
+	errTooBig = errors.New("frame too big")
+)
+
+// readFrame reads one message, bounded by what it decodes to: a compressed frame is
+// inflated only up to the limit (before hello, a small one).
+func (c *conn) readFrame() ([]byte, error) {
+	typ, r, err := c.ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	limit := int64(helloFrameBytes)
+	if c.welcome.Load() {
+		limit = int64(c.api.Limits.MaxFrameBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, errTooBig
+	}
+	if typ != websocket.TextMessage {
+		return nil, errBinary
+	}
+	return data, nil
+}
+
+// frameDone tells a reader waiting before hello that its frame was handled.
+func (c *conn) frameDone() {
+	select {
+	case c.handled <- struct{}{}:
+	default:
+	}
+}
+
+// extendRead moves the read deadline on, unless the connection is closing.
+func (c *conn) extendRead() {
+	c.dl.Lock()
+	defer c.dl.Unlock()
+	if !c.closing {
+		c.ws.SetReadDeadline(time.Now().Add(IdleTimeout))
+	}
+}
+
+// stopReading gives the reader a last deadline that nothing extends.
+func (c *conn) stopReading(grace time.Duration) {
+	c.dl.Lock()
+	defer c.dl.Unlock()
+	c.closing = true
+	c.ws.SetReadDeadline(time.Now().Add(grace))
+}
+
+// revalidate checks the session again after its account changed or its token reached its
+// expiry; false means the connection was closed (4403 for a revoked device, else 4401).
+func (c *conn) revalidate(ctx context.Context, expiry *time.Timer) bool {
+	s, err := c.api.e.Revalidate(ctx, c.cv.Session)
+	switch {
+	case errors.Is(err, syncer.ErrDeviceRevoked):
+		c.close(syncer.CloseRevoked, "device revoked")
+		return false
+	case err != nil:
+		if se, ok := schema.AsError(err); ok {
+			c.close(syncer.CloseUnauthenticated, se.Message)
+		} else {
+			c.api.log.Error("revalidate session", "err", err)
+		}
+		return false
+	}
+	c.cv.Session = s
+	expiry.Reset(time.Until(s.ExpiresAt))
+	return true
+}
 
 // writeBuffers is shared by every sync connection's writes.
 var writeBuffers = &gosync.Pool{}
@@ -208,6 +323,7 @@ func (c *conn) welcomed() {
 	a.conns[s.Actor.DeviceID] = c
 	a.mu.Unlock()
 	c.sub = a.e.Hub.Subscribe(s.Actor.UserID, s.Actor.DeviceID, s.Actor.Role != schema.RoleTechnician)
+	c.welcome.Store(true)
 }
 
 // handle answers one frame; false means the connection is over.

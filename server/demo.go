@@ -69,8 +69,6 @@ func (s *Server) seedDemo(ctx context.Context) error {
 	t1, t2, t3 := actors["tech1"].UserID, actors["tech2"].UserID, actors["tech3"].UserID
 	// registered, waiting for dispatch
 	ticket(0, coord, "控制柜报警灯常亮 / alarm lamp stays on", "high", "onsite")
-	// reported by a technician, not yet verified
-	ticket(1, actors["tech1"], "现场发现另一台驱动器异响 / another drive makes noise", "normal", "onsite")
 	// leadership instruction, escalated to the manager
 	lt := ticket(2, actors["leader"], "领导指示：机房巡检 / inspect the machine room", "normal", "onsite")
 	sd.act(coord, lt, "escalate", nil)
@@ -84,6 +82,8 @@ func (s *Server) seedDemo(ctx context.Context) error {
 	sd.act(coord, e, "dispatch", map[string]any{"technician_id": t1})
 	sd.act(actors["tech1"], e, "accept", nil)
 	sd.act(actors["tech1"], e, "en_route", nil)
+	// reported by a technician at a customer he serves, not yet verified
+	ticket(2, actors["tech1"], "现场发现另一台驱动器异响 / another drive makes noise", "normal", "onsite")
 	o := ticket(0, coord, "通讯中断 / communication lost", "high", "onsite")
 	sd.act(coord, o, "dispatch", map[string]any{"technician_id": t3})
 	sd.act(actors["tech3"], o, "accept", nil)

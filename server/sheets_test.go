@@ -595,6 +595,7 @@ func TestSheetBadInput(t *testing.T) {
 		rejected(t, r, "out_of_scope", "")
 	})
 	t.Run("a ticket the technician reported but is not assigned", func(t *testing.T) {
+		e.ticket(e.t2ID, schema.StAccepted, false) // the customer is one tech2 serves
 		rep := e.pushOne(e.t2, map[string]any{"entity": "ticket", "id": uuid.NewString(), "op": "create", "fields": map[string]any{"customer_id": e.customer, "fault_symptoms": "异响"}})
 		tid := applied(t, rep)["id"]
 		f := e.fullSheet(tid.(string))

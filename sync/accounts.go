@@ -129,13 +129,14 @@ func (e *Engine) SetPassword(ctx context.Context, username, password string) err
 			}
 			return err
 		}
+		w.accounts[id] = true
 		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, schema.Stamp(w.now), id)
 		return err
 	})
 }
 
 // SetActive enables or disables an account; disabling ends its sessions and closes its
-// devices' connections.
+// devices' connections (4401: the phone keeps what it holds, nothing pending is lost).
 func (e *Engine) SetActive(ctx context.Context, actor schema.Actor, username string, active bool) error {
 	var userID string
 	err := e.run(ctx, func(w *wtx) error {
@@ -159,9 +160,6 @@ func (e *Engine) SetActive(ctx context.Context, actor schema.Actor, username str
 		}
 		return err
 	})
-	if err == nil && !active {
-		e.Hub.KickUser(userID)
-	}
 	return err
 }
 
@@ -265,37 +263,66 @@ func hashToken(t string) string {
 // Authenticate resolves a bearer token to its session. Expired, revoked, unknown tokens, a
 // revoked device and a disabled user all give the same unauthenticated error.
 func (e *Engine) Authenticate(ctx context.Context, token string) (*Session, error) {
-	fail := schema.Errorf(schema.CodeUnauthenticated, "the token is missing, expired or revoked: log in again")
 	if token == "" || len(token) > 200 {
-		return nil, fail
+		return nil, errNoSession
 	}
-	h := hashToken(token)
+	s, _, err := e.session(ctx, hashToken(token))
+	return s, err
+}
+
+var errNoSession = schema.Errorf(schema.CodeUnauthenticated, "the token is missing, expired or revoked: log in again")
+
+// ErrDeviceRevoked is Revalidate's answer for a session whose device was revoked: the
+// device must wipe what it holds.
+var ErrDeviceRevoked = schema.Errorf(schema.CodeForbidden, "this device was revoked: its local data is wiped")
+
+// Revalidate checks an open session again (its account, device or token changed, or its
+// token reached its expiry): it returns the session as it now stands, ErrDeviceRevoked, or
+// an unauthenticated error when the token expired or was revoked, the user was disabled,
+// or the user's role changed (a role decides the scope: log in again).
+func (e *Engine) Revalidate(ctx context.Context, old *Session) (*Session, error) {
+	s, deviceRevoked, err := e.session(ctx, old.TokenHash)
+	if deviceRevoked {
+		return nil, ErrDeviceRevoked
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.Actor.Role != old.Actor.Role {
+		return nil, schema.Errorf(schema.CodeUnauthenticated, "your role changed to %s: log in again", s.Actor.Role)
+	}
+	return s, nil
+}
+
+// session resolves a token's hash; deviceRevoked tells a revoked device apart.
+func (e *Engine) session(ctx context.Context, h string) (s *Session, deviceRevoked bool, err error) {
 	var userID, expires string
 	var device sql.NullString
 	var revoked bool
-	err := e.db.R.QueryRowContext(ctx, `SELECT t.user_id, t.expires_at, t.device,
-		t.revoked_at IS NOT NULL OR COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0)
-		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked)
+	err = e.db.R.QueryRowContext(ctx, `SELECT t.user_id, t.expires_at, t.device, t.revoked_at IS NOT NULL,
+		COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0)
+		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked, &deviceRevoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fail
+		return nil, false, errNoSession
 	} else if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	exp, _ := time.Parse(time.RFC3339Nano, expires)
-	if revoked || !e.Now().Before(exp) {
-		return nil, fail
+	if revoked || deviceRevoked || !e.Now().Before(exp) {
+		return nil, deviceRevoked, errNoSession
 	}
 	user, err := e.Get(ctx, schema.EntUser, userID)
 	if err != nil || !user.Bool("active") {
-		return nil, fail
+		return nil, false, errNoSession
 	}
 	return &Session{User: user, ExpiresAt: exp, TokenHash: h,
-		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name"), DeviceID: device.String}}, nil
+		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name"), DeviceID: device.String}}, false, nil
 }
 
-// Logout revokes the session's token.
+// Logout revokes the session's token; a connection that uses it closes.
 func (e *Engine) Logout(ctx context.Context, s *Session) error {
 	return e.run(ctx, func(w *wtx) error {
+		w.accounts[s.Actor.UserID] = true
 		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE hash = ?`, schema.Stamp(w.now), s.TokenHash)
 		return err
 	})
@@ -334,21 +361,18 @@ func (e *Engine) Devices(ctx context.Context, userID string) ([]Device, error) {
 // RevokeDevice revokes a device: its tokens stop working at once and its open connections
 // are closed (the transport closes them with 4403).
 func (e *Engine) RevokeDevice(ctx context.Context, id string) error {
-	err := e.run(ctx, func(w *wtx) error {
-		res, err := w.tx.Exec(`UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, schema.Stamp(w.now), id)
-		if err != nil {
+	return e.run(ctx, func(w *wtx) error {
+		var user string
+		err := w.tx.QueryRow(`UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING user_id`, schema.Stamp(w.now), id).Scan(&user)
+		if errors.Is(err, sql.ErrNoRows) {
+			return schema.FieldError(schema.CodeNotFound, "id", "no device %q", id)
+		} else if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return schema.FieldError(schema.CodeNotFound, "id", "no device %q", id)
-		}
+		w.accounts[user] = true
 		_, err = w.tx.Exec(`UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE device = ?`, schema.Stamp(w.now), id)
 		return err
 	})
-	if err == nil {
-		e.Hub.KickDevice(id)
-	}
-	return err
 }
 
 func isUnique(err error) bool {

@@ -26,6 +26,11 @@ func (w *wtx) applyOne(actor schema.Actor, m Mutation, opts Options) (Result, er
 	if !ValidID(m.ID) {
 		return Result{}, schema.FieldError(schema.CodeValidation, "id", "id %q is not a valid record id (1-64 letters, digits, - or _)", m.ID)
 	}
+	if actor.Role == schema.RoleTechnician && (m.Op == "create" || m.Op == "update") {
+		if err := w.checkForeignRefs(actor, ent, m.Fields); err != nil {
+			return Result{}, err
+		}
+	}
 	if m.Op != "create" && w.rejectedCreates[m.Entity+"/"+m.ID] {
 		return Result{}, schema.Errorf(schema.CodeDependsOnRejected, "the create of %s %s was rejected earlier in this batch", m.Entity, m.ID)
 	}
@@ -65,6 +70,28 @@ func (w *wtx) applyOne(actor schema.Actor, m Mutation, opts Options) (Result, er
 	}
 	return Result{MID: m.MID, Status: status, Version: next.Int("version"), Record: schema.MustJSON(next),
 		Conflicts: conflicts, Entity: m.Entity, ID: next.Str("id")}, nil
+}
+
+// checkForeignRefs refuses a technician's reference to a customer, site or asset that is
+// not on their devices: pointing their own ticket at it would pull someone else's customer
+// to the phone. The answer is the same whether the id exists or not. Ticket references are
+// judged by the entity's own rules (work on a ticket that left the scope is kept for the
+// coordinator), and user references by the workflow.
+func (w *wtx) checkForeignRefs(actor schema.Actor, ent *schema.Entity, fields map[string]json.RawMessage) error {
+	for _, f := range ent.Fields {
+		raw, ok := fields[f.Name]
+		if !ok || f.Kind != schema.KRef || f.Ref == schema.EntTicket || f.Ref == schema.EntUser {
+			continue
+		}
+		var id string
+		if json.Unmarshal(raw, &id) != nil || id == "" {
+			continue // the field's own check names a wrong type
+		}
+		if !w.inScope(actor.UserID, f.Ref, id) && !w.inScope("*", f.Ref, id) {
+			return schema.FieldError(schema.CodeOutOfScope, f.Name, "%s %s is not in your scope: a coordinator links records you do not hold", f.Ref, id)
+		}
+	}
+	return nil
 }
 
 func (w *wtx) dependsOnRejected(device string, m Mutation) (bool, error) {
@@ -550,8 +577,11 @@ func (w *wtx) write(actor schema.Actor, entity string, cur, next schema.Doc, op,
 	if err := w.moveScopes(entity, cur, next, seq); err != nil {
 		return nil, err
 	}
-	if entity == schema.EntSetting {
+	switch entity {
+	case schema.EntSetting:
 		w.settingsChanged = true
+	case schema.EntUser: // disabled, role changed: open sessions are checked again
+		w.accounts[id] = true
 	}
 	w.global = true
 	return next, nil

@@ -36,8 +36,13 @@ type Engine struct {
 	Sealer   *schema.SealKey
 	settings atomic.Pointer[schema.Settings]
 
-	reqs   chan *applyReq
-	seq    int64 // last sequence number handed out; only the writer goroutine touches it
+	reqs chan *applyReq
+	// The write path's position as of the last transaction: the last sequence number
+	// handed out and the accounts counter (engine_state). Only the writer goroutine
+	// touches them, and it reads them again inside every write transaction, since the
+	// command line may have written in between.
+	seq    int64
+	auth   int64
 	closed chan struct{}
 	wg     gosync.WaitGroup
 	once   gosync.Once
@@ -70,12 +75,8 @@ func New(db *schema.DB, log *slog.Logger) (*Engine, error) {
 		log = slog.Default()
 	}
 	e := &Engine{db: db, Now: time.Now, Log: log, Hub: NewHub(), reqs: make(chan *applyReq, 256), closed: make(chan struct{})}
-	err := db.W.QueryRow(`SELECT MAX(
-		(SELECT COALESCE(MAX(seq), 0) FROM changes),
-		(SELECT COALESCE(MAX(seq), 0) FROM scope),
-		(SELECT COALESCE(MAX(last_seq), 0) FROM records))`).Scan(&e.seq)
-	if err != nil {
-		return nil, fmt.Errorf("read last sequence: %w", err)
+	if err := db.W.QueryRow(`SELECT seq, auth FROM engine_state`).Scan(&e.seq, &e.auth); err != nil {
+		return nil, fmt.Errorf("read the write position: %w", err)
 	}
 	if err := e.ReloadSettings(context.Background()); err != nil {
 		return nil, err
@@ -148,11 +149,25 @@ func (e *Engine) Apply(ctx context.Context, actor schema.Actor, muts []Mutation,
 // maxGroup bounds how many queued batches one transaction takes.
 const maxGroup = 64
 
+// WatchEvery is how often an idle writer looks for writes made by another process (the
+// command line beside the server), so that live connections learn of them.
+var WatchEvery = time.Second
+
 func (e *Engine) writer() {
 	defer e.wg.Done()
+	watch := time.NewTicker(WatchEvery)
+	defer watch.Stop()
 	for {
 		var first *applyReq
 		select {
+		case <-watch.C:
+			seqMoved, authMoved, err := e.position(e.db.W)
+			if err != nil {
+				e.Log.Error("read the write position", "err", err)
+				continue
+			}
+			e.announce(seqMoved, authMoved, nil, nil, false, e.Hub.Last())
+			continue
 		case first = <-e.reqs:
 		case <-e.closed:
 			for {
@@ -183,7 +198,6 @@ func (e *Engine) writer() {
 // processing fails (an I/O error, not a rejection) is rolled back to its savepoint and
 // answered with the error; the others commit.
 func (e *Engine) commitGroup(group []*applyReq) {
-	seqBefore := e.seq
 	finish := func(err error) {
 		for _, r := range group {
 			if r.err == nil && err != nil {
@@ -197,7 +211,16 @@ func (e *Engine) commitGroup(group []*applyReq) {
 		finish(fmt.Errorf("begin: %w", err))
 		return
 	}
-	w := &wtx{e: e, tx: tx, now: e.Now().UTC(), users: map[string]bool{}}
+	// The position is read under the write lock the transaction holds: another process may
+	// have written since our last transaction.
+	seqMoved, authMoved, err := e.position(tx)
+	if err != nil {
+		tx.Rollback()
+		finish(err)
+		return
+	}
+	seqBefore, authBefore := e.seq, e.auth
+	w := &wtx{e: e, tx: tx, now: e.Now().UTC(), users: map[string]bool{}, accounts: map[string]bool{}}
 	settingsChanged := false
 	for _, r := range group {
 		if r.ctx.Err() != nil {
@@ -231,21 +254,69 @@ func (e *Engine) commitGroup(group []*applyReq) {
 		r.res = res
 		settingsChanged = settingsChanged || w.settingsChanged
 	}
+	if len(w.accounts) > 0 {
+		e.auth++
+	}
+	if e.seq != seqBefore || e.auth != authBefore {
+		if _, err := tx.Exec(`UPDATE engine_state SET seq = ?, auth = ?`, e.seq, e.auth); err != nil {
+			tx.Rollback()
+			e.seq, e.auth = seqBefore, authBefore
+			finish(fmt.Errorf("write the position: %w", err))
+			return
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
-		e.seq = seqBefore
+		e.seq, e.auth = seqBefore, authBefore
 		finish(fmt.Errorf("commit: %w", err))
 		return
 	}
-	if settingsChanged {
+	if settingsChanged && !seqMoved { // an outside change reloads them in announce
 		if err := e.ReloadSettings(context.Background()); err != nil {
 			e.Log.Error("reload settings", "err", err)
 		}
 	}
-	if e.seq > seqBefore {
-		e.Hub.Publish(e.seq, w.users, w.global)
-	}
+	e.announce(seqMoved, authMoved, w.users, w.accounts, w.global, e.Hub.Last())
 	finish(nil)
+}
+
+// position reads the write position from the database. It reports whether another process
+// moved the sequence or the accounts counter since this engine last wrote.
+func (e *Engine) position(q interface {
+	QueryRow(string, ...any) *sql.Row
+}) (seqMoved, authMoved bool, err error) {
+	var seq, auth int64
+	if err := q.QueryRow(`SELECT seq, auth FROM engine_state`).Scan(&seq, &auth); err != nil {
+		return false, false, fmt.Errorf("read the write position: %w", err)
+	}
+	if seq > e.seq {
+		e.seq, seqMoved = seq, true
+	}
+	if auth > e.auth {
+		e.auth, authMoved = auth, true
+	}
+	return seqMoved, authMoved, nil
+}
+
+// announce tells live connections what was committed: the feeds that moved (every feed
+// when the sequence moved outside this engine, whose changes it cannot attribute), and the
+// accounts whose sessions must be checked again (all of them after an outside change).
+// published is the sequence this engine last announced.
+func (e *Engine) announce(outside, outsideAccounts bool, users, accounts map[string]bool, global bool, published int64) {
+	if outside {
+		if err := e.ReloadSettings(context.Background()); err != nil {
+			e.Log.Error("reload settings", "err", err)
+		}
+		users, global = map[string]bool{"*": true}, true
+	}
+	if e.seq > published {
+		e.Hub.Publish(e.seq, users, global)
+	}
+	if outsideAccounts {
+		e.Hub.Recheck(nil)
+	} else if len(accounts) > 0 {
+		e.Hub.Recheck(accounts)
+	}
 }
 
 // wtx is one write transaction; it implements schema.Reader for the rules.
@@ -257,6 +328,7 @@ type wtx struct {
 	global          bool            // a change every office device or every device sees
 	settingsChanged bool
 	rejectedCreates map[string]bool
+	accounts        map[string]bool // users whose account, devices or tokens changed
 }
 
 var _ schema.Reader = (*wtx)(nil)
@@ -423,7 +495,7 @@ func (w *wtx) keepOrphanedWork(actor schema.Actor, m Mutation) string {
 		ticketID = t.TicketID
 	}
 	ticket, err := w.Get(schema.EntTicket, ticketID)
-	if err != nil || len(m.Fields) == 0 && m.Op != "action" {
+	if err != nil || len(m.Fields) == 0 && m.Op != "action" || len(m.At) > 64 {
 		return ""
 	}
 	// Only work on a ticket that was in this technician's scope and left it is kept: a
@@ -433,9 +505,26 @@ func (w *wtx) keepOrphanedWork(actor schema.Actor, m Mutation) string {
 		actor.UserID, schema.EntTicket, ticketID).Scan(&left); err != nil || left == 0 {
 		return ""
 	}
-	fields := map[string]any{}
-	for k, v := range m.Fields {
-		fields[k] = json.RawMessage(v)
+	// What is kept is checked as the mutation would have been: known fields of the right
+	// type and size that a technician may write; anything else is not kept.
+	ent, ok := schema.LookupEntity(m.Entity)
+	if !ok {
+		return ""
+	}
+	var fields schema.Doc
+	if m.Op == "action" {
+		if !ValidID(m.Action) {
+			return ""
+		}
+		fields, err = decodeParams(m.Fields)
+		if err == nil && len(schema.MustJSON(fields)) > schema.MaxText {
+			return ""
+		}
+	} else {
+		fields, err = decodeFields(actor, ent, m.Fields, m.Op == "create")
+	}
+	if err != nil {
+		return ""
 	}
 	details := schema.Doc{"entity": m.Entity, "id": m.ID, "op": m.Op, "action": m.Action, "fields": fields, "device_time": m.At}
 	ev := schema.Doc{"ticket_id": ticketID, "kind": "orphaned_work", "actor_id": actor.UserID, "device_id": actor.DeviceID,

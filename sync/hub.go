@@ -21,8 +21,10 @@ type Sub struct {
 	device string
 	all    bool // an office feed: woken by every change
 	Wake   chan struct{}
-	Kicked chan struct{} // closed when the device is revoked or the user disabled
-	kick   gosync.Once
+	// Recheck is signalled when the user's account, devices or tokens changed (disabled,
+	// role changed, logged out, device revoked), here or in another process: the
+	// connection checks its session again and closes if it no longer holds.
+	Recheck chan struct{}
 }
 
 // NewHub returns an empty hub.
@@ -31,7 +33,7 @@ func NewHub() *Hub { return &Hub{subs: map[*Sub]struct{}{}} }
 // Subscribe registers a live subscription for a device of user; all is true for office
 // feeds.
 func (h *Hub) Subscribe(user, device string, all bool) *Sub {
-	s := &Sub{user: user, device: device, all: all, Wake: make(chan struct{}, 1), Kicked: make(chan struct{})}
+	s := &Sub{user: user, device: device, all: all, Wake: make(chan struct{}, 1), Recheck: make(chan struct{}, 1)}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -67,22 +69,17 @@ func (h *Hub) Publish(seq int64, users map[string]bool, global bool) {
 	}
 }
 
-// KickDevice closes the Kicked channel of every subscription of a device.
-func (h *Hub) KickDevice(device string) {
-	h.kick(func(s *Sub) bool { return s.device == device })
-}
-
-// KickUser closes the Kicked channel of every subscription of a user.
-func (h *Hub) KickUser(user string) {
-	h.kick(func(s *Sub) bool { return s.user == user })
-}
-
-func (h *Hub) kick(match func(*Sub) bool) {
+// Recheck signals the subscriptions of users (of everyone when users is nil) to check their
+// session again.
+func (h *Hub) Recheck(users map[string]bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
-		if match(s) {
-			s.kick.Do(func() { close(s.Kicked) })
+		if users == nil || users[s.user] {
+			select {
+			case s.Recheck <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
