@@ -117,9 +117,7 @@ const consoleCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img
 func (s *Server) consoleRoutes(app *fiber.App) {
 	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/console/", fiber.StatusFound) })
 	app.Get("/console/*", s.serveConsole)
-	if s.cfg.Demo {
-		app.Get("/api/v1/demo", s.demoInfo)
-	}
+	app.Get("/api/v1/demo", s.demoInfo)
 }
 
 func (s *Server) serveConsole(c *fiber.Ctx) error {
@@ -147,6 +145,9 @@ func (s *Server) serveConsole(c *fiber.Ctx) error {
 // demoInfo lists the demo accounts and their shared password for the login page's hint. It
 // exists only on a server started with --demo, whose passwords are public anyway.
 func (s *Server) demoInfo(c *fiber.Ctx) error {
+	if !s.cfg.Demo {
+		return schema.Errorf(schema.CodeNotFound, "this server runs no demo (start it with --demo)")
+	}
 	users := make([]fiber.Map, 0, len(DemoUsers))
 	for _, u := range DemoUsers {
 		users = append(users, fiber.Map{"username": u.Username, "name": u.Name, "role": u.Role})

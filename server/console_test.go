@@ -52,8 +52,8 @@ func TestConsoleRoutes(t *testing.T) {
 	}
 
 	plain := newEnv(t, false)
-	if r := plain.do("GET", "/api/v1/demo", "", nil); r.Status == 200 {
-		t.Errorf("a server without --demo tells its demo logins: %s", r.Raw)
+	if r := plain.do("GET", "/api/v1/demo", "", nil); r.Status != 404 {
+		t.Errorf("a server without --demo answers /api/v1/demo with %d, want 404 (as documented): %s", r.Status, r.Raw)
 	}
 	plain.must(plain.do("GET", "/console/", "", nil), 200)
 }

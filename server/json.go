@@ -25,6 +25,9 @@ func DecodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return schema.Errorf(schema.CodeBadRequest, "the request body is empty; send a JSON object")
 	}
+	if err := schema.CheckJSON(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

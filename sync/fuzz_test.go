@@ -28,6 +28,9 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"pull","id":"p4","bogus":1}`,
 		`{"type":"pull","id":"p5"} {"type":"pull"}`,
 		`{"id":7}`,
+		`{"type":"pull","id":"p6","type":"push"}`,
+		`{"type":"push","id":"m3","mutations":[{"mid":"c","entity":"ticket","id":"x","op":"update","fields":{"tech_notes":"a","tech_\u006eotes":"b"}}]}`,
+		"{\"type\":\"pull\",\"id\":\"\xff\xfe\"}",
 		`[1,2,3]`,
 		`{"type":"push","id":"m3","mutations":{}}`,
 		`{"type":"push","id":"m4","mutations":[{"mid":"c","fields":[]}]}`,
@@ -210,5 +213,73 @@ func roundTrip(t *testing.T, f *schema.Field, raw []byte, v any) {
 	}
 	if !schema.Equal(v, v2) {
 		t.Fatalf("%s: %s decodes to %#v, then to %#v", f.Name, raw, v, v2)
+	}
+}
+
+// FuzzCheckJSON compares the duplicate-key and UTF-8 check with a slow reference built on
+// encoding/json's tokenizer, for every input the standard library accepts as JSON.
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"a":{"b":1},"b":{"b":2}}`, `[{"a":1},{"a":1}]`, `{"a":"\"a\":1","b":[{"a":1,"a":2}]}`,
+		`{"\u0061":1,"a":2}`, `{"a\\":1,"a\\":1}`, `"\xff"`, `{"k":"v"}`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := schema.CheckJSON(b)
+		if !json.Valid(b) {
+			return // syntax is the decoder's to report; CheckJSON only must not panic
+		}
+		want := referenceDuplicate(b) || !utf8Valid(b)
+		if (err != nil) != want {
+			t.Fatalf("CheckJSON(%q) = %v, want refused=%v", b, err, want)
+		}
+	})
+}
+
+func utf8Valid(b []byte) bool { return bytes.Equal(bytes.ToValidUTF8(b, []byte("\uFFFD")), b) }
+
+// referenceDuplicate reports whether some object in b holds a key twice.
+func referenceDuplicate(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type level struct {
+		keys   map[string]bool
+		object bool
+		expect bool // the next string token is a key
+	}
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		top := (*level)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.object {
+					top.expect = true
+				}
+				stack = append(stack, &level{keys: map[string]bool{}, object: v == '{', expect: v == '{'})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+				continue
+			}
+		case string:
+			if top != nil && top.object && top.expect {
+				if top.keys[v] {
+					return true
+				}
+				top.keys[v] = true
+				top.expect = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.expect = true
+		}
 	}
 }

@@ -36,8 +36,12 @@ type Conversation struct {
 	Authenticate func(ctx context.Context, token string) (*Session, error)
 }
 
-// DecodeFrame parses one client frame strictly: one JSON object, known fields only.
+// DecodeFrame parses one client frame strictly: one JSON object, valid UTF-8, known fields
+// only, no key twice.
 func DecodeFrame(b []byte) (*Frame, error) {
+	if err := schema.CheckJSON(b); err != nil {
+		return &Frame{}, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var f Frame

@@ -221,8 +221,13 @@ func (e *Engine) parseCheckpoint(role, cp string) (int64, error) {
 	if err != nil || seq < 0 {
 		return 0, schema.FieldError(schema.CodeValidation, "checkpoint", "checkpoint %q is not one this server issued", cp)
 	}
-	var floor int64
-	e.db.R.QueryRow(`SELECT value FROM counters WHERE name = 'prune_floor'`).Scan(&floor)
+	var floor, last int64
+	if err := e.db.R.QueryRow(`SELECT COALESCE((SELECT value FROM counters WHERE name = 'prune_floor'), 0), seq FROM engine_state`).Scan(&floor, &last); err != nil {
+		return 0, err
+	}
+	if seq > last {
+		return 0, schema.FieldError(schema.CodeValidation, "checkpoint", "checkpoint %q is not one this server issued", cp)
+	}
 	if seq < floor {
 		return 0, schema.FieldError(schema.CodeCheckpointExpired, "checkpoint", "checkpoint %q is older than the %d days of history kept: resync from empty", cp, e.Settings().Int("offline_days"))
 	}

@@ -152,6 +152,14 @@ const (
 // each record is already compact JSON made by the server, so it is copied as it is instead
 // of being re-validated and re-compacted by encoding/json, once per device that gets it.
 func EncodeFrame(f Frame) ([]byte, error) {
+	if f.Type == MsgResults && len(f.Results) == 0 && f.Code == "" {
+		// An empty push is answered with an empty list, not with no list.
+		b, err := json.Marshal(f)
+		if err != nil {
+			return nil, err
+		}
+		return append(b[:len(b)-1], `,"results":[]}`...), nil
+	}
 	if f.Type != MsgChanges || f.Checkpoint == nil || f.HasMore == nil || f.ID != "" || f.Code != "" {
 		return json.Marshal(f)
 	}
