@@ -213,13 +213,21 @@ func (e *env) ticket(id string) map[string]any {
 	return t
 }
 
-// events returns the events of a ticket, as the coordinator sees them.
+// events returns every event of a ticket, as the coordinator sees them, page by page.
 func (e *env) events(id string) []map[string]any {
+	e.t.Helper()
 	var out []map[string]any
-	for _, x := range e.ticket(id)["events"].([]any) {
-		out = append(out, x.(map[string]any))
+	for {
+		var pg struct {
+			Items []map[string]any
+			Total int
+		}
+		e.must("GET", fmt.Sprintf("/api/v1/tickets/%s/events?limit=500&offset=%d", id, len(out)), e.coord, nil, 200, &pg)
+		out = append(out, pg.Items...)
+		if len(pg.Items) == 0 || len(out) >= pg.Total {
+			return out
+		}
 	}
-	return out
 }
 
 // clientOpts tunes a test client.

@@ -404,3 +404,79 @@ func TestInputHygiene(t *testing.T) {
 		t.Errorf("a key twice in an API body: %d %s", st, body)
 	}
 }
+
+// TestWriteQuotas (hardening 9): one user's devices share an hourly push quota (another
+// user's pushes go on), a user may register only so many devices, and a ticket flooded with
+// events still answers with a bounded page.
+func TestWriteQuotas(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin := e.login("admin")
+	e.must("PUT", "/api/v1/settings", admin, map[string]any{"push_mutations_per_hour": 30, "max_devices_per_user": 2}, 200, nil)
+	id := e.newTicket("quota")
+	e.dispatch(id, "tech1")
+	note := func(i int) map[string]any {
+		return map[string]any{"mid": client.NewID(), "entity": "ticket_event", "id": client.NewID(), "op": "create", "fields": map[string]any{"ticket_id": id, "note": fmt.Sprint("note ", i)}}
+	}
+	batch := func(n int) map[string]any {
+		var ms []any
+		for i := 0; i < n; i++ {
+			ms = append(ms, note(i))
+		}
+		return map[string]any{"mutations": ms}
+	}
+	tokA, _ := e.device("tech1", "quota-a")
+	tokB, _ := e.device("tech1", "quota-b")
+	e.must("POST", "/mobile/v1/sync/push", tokA, batch(20), 200, nil)
+	// The same user's other device shares the quota: 20 more is over it.
+	st, body := e.do("POST", "/mobile/v1/sync/push", tokB, batch(20))
+	if st != 429 || !strings.Contains(string(body), "rate_limited") || !strings.Contains(string(body), "retry in") {
+		t.Errorf("a push over the user's hourly quota: %d %s, want 429 rate_limited saying when to retry", st, body)
+	}
+	// A batch larger than the whole quota can never pass: too_large, so the app splits it.
+	if st, body := e.do("POST", "/mobile/v1/sync/push", tokB, batch(31)); st != 413 || !strings.Contains(string(body), "too_large") {
+		t.Errorf("a push larger than the hourly quota: %d %s, want 413 too_large", st, body)
+	}
+	// Another technician is not held back.
+	other := e.newTicket("quota, other")
+	e.dispatch(other, "tech2")
+	tok2, _ := e.device("tech2", "quota-honest")
+	e.must("POST", "/mobile/v1/sync/push", tok2, map[string]any{"mutations": []any{map[string]any{"mid": client.NewID(), "entity": "ticket_event", "id": client.NewID(), "op": "create",
+		"fields": map[string]any{"ticket_id": other, "note": "honest"}}}}, 200, nil)
+
+	// A third device for tech1 is refused, by name, until one is revoked.
+	st, body = e.do("POST", "/mobile/v1/auth/login", "", map[string]string{"username": "tech1", "password": demoPassword, "device_id": "quota-c"})
+	if st != 403 || !strings.Contains(string(body), "revoke") {
+		t.Errorf("a third device: %d %s, want 403 asking for a revoke", st, body)
+	}
+	var devs struct{ Items []map[string]any }
+	e.must("GET", "/api/v1/devices", e.coord, nil, 200, &devs)
+	for _, d := range devs.Items {
+		if d["device_id"] == "quota-a" {
+			e.must("POST", "/api/v1/devices/"+d["id"].(string)+"/revoke", e.coord, nil, 200, nil)
+		}
+	}
+	e.device("tech1", "quota-c")
+
+	// 20 notes and the ticket's own events: the ticket answer is bounded, the rest pages.
+	for i := 0; i < 110; i++ {
+		e.must("POST", "/api/v1/tickets/"+id+"/notes", e.coord, map[string]any{"note": fmt.Sprint("office note ", i)}, 201, nil)
+	}
+	tk := e.ticket(id)
+	evs := tk["events"].([]any)
+	total := int(tk["events_total"].(float64))
+	if len(evs) != 100 || total < 130 {
+		t.Fatalf("the ticket lists %d events of %d, want the newest 100 of at least 130", len(evs), total)
+	}
+	if last := evs[len(evs)-1].(map[string]any)["note"]; last != "office note 109" {
+		t.Errorf("the newest event listed is %v, want the last note", last)
+	}
+	var pg struct {
+		Items []map[string]any
+		Total int
+	}
+	e.must("GET", fmt.Sprintf("/api/v1/tickets/%s/events?limit=500&offset=0", id), e.coord, nil, 200, &pg)
+	if pg.Total != total || len(pg.Items) != total {
+		t.Errorf("paging the events: %d items, total %d; the ticket said %d", len(pg.Items), pg.Total, total)
+	}
+}

@@ -43,6 +43,9 @@ var SettingDefs = []SettingDef{
 	{"blob_max_bytes", "int", 5 << 20, "largest signature, stamp or photo accepted (bytes)"},
 	{"sheet_required", "list", []any{"fault_symptoms", "inspection_record", "handling_result", "rating", "signer_name", "signature_blob", "stamp_blob"}, "feedback sheet items required for a complete sheet"},
 	{"pdf_lang", "lang", "both", "labels on PDFs: zh, en or both"},
+	{"push_mutations_per_hour", "int", 5000, "mutations one user's devices may push per hour (a day offline goes up at once; more waits)"},
+	{"push_bytes_per_hour", "int", 32 << 20, "bytes of mutation fields one user's devices may push per hour"},
+	{"max_devices_per_user", "int", 3, "devices one user may have registered at once (a coordinator revokes an old one)"},
 }
 
 // SettingDefByKey returns the declaration of key.

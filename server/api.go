@@ -267,14 +267,44 @@ func (s *Server) getTicket(c *fiber.Ctx) error {
 		return err
 	}
 	s.decorate(schema.EntTicket, t)
-	for key, ent := range map[string]string{"events": schema.EntTicketEvent, "sheets": schema.EntSheet, "complaints": schema.EntComplaint, "followups": schema.EntFollowup} {
-		items, err := s.Engine.List(ctx, syncer.Query{Entity: ent, Where: []string{"ticket_id = ?"}, Args: []any{id}, Order: "data ->> 'created_at', id"})
+	// The newest ticketChildren of each kind, oldest first, with their count: a ticket with
+	// a flood of events stays one small answer; GET /tickets/{id}/events pages through all.
+	for key, ent := range ticketChildren {
+		q := syncer.Query{Entity: ent, Where: []string{"ticket_id = ?"}, Args: []any{id}, Order: "data ->> 'created_at' DESC, id DESC", Limit: ticketChildLimit}
+		items, err := s.Engine.List(ctx, q)
 		if err != nil {
 			return err
 		}
+		slices.Reverse(items)
 		t[key] = items
+		if len(items) == ticketChildLimit {
+			n, err := s.Engine.Count(ctx, q)
+			if err != nil {
+				return err
+			}
+			t[key+"_total"] = n
+		} else {
+			t[key+"_total"] = len(items)
+		}
 	}
 	return c.JSON(t)
+}
+
+// ticketChildren are the records listed with a ticket, by the key they are listed under.
+var ticketChildren = map[string]string{"events": schema.EntTicketEvent, "sheets": schema.EntSheet, "complaints": schema.EntComplaint, "followups": schema.EntFollowup}
+
+// ticketChildLimit bounds each list in a ticket's answer.
+const ticketChildLimit = 100
+
+// ticketChildList pages through one kind of a ticket's records, oldest first.
+func (s *Server) ticketChildList(key string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := strings.Clone(c.Params("id"))
+		if _, err := s.Engine.Get(c.UserContext(), schema.EntTicket, id); err != nil {
+			return err
+		}
+		return s.list(c, syncer.Query{Entity: ticketChildren[key], Where: []string{"ticket_id = ?"}, Args: []any{id}, Order: "data ->> 'created_at', id"})
+	}
 }
 
 func (s *Server) ticketHistory(c *fiber.Ctx) error {

@@ -45,6 +45,8 @@ var apiDoc = []routeDoc{
 	{"GET", "/api/v1/tickets/{id}", "a ticket with its events, sheets, complaints and follow-ups", "office", false},
 	{"PATCH", "/api/v1/tickets/{id}", "edit ticket fields (If-Match: version)", "office", true},
 	{"GET", "/api/v1/tickets/{id}/history", "the change log of the ticket and its records", "office", false},
+	{"GET", "/api/v1/tickets/{id}/events", "the ticket's events, oldest first, paged (limit, offset; total)", "office", false},
+	{"GET", "/api/v1/tickets/{id}/sheets", "the ticket's feedback sheets, oldest first, paged (limit, offset; total)", "office", false},
 	{"POST", "/api/v1/tickets/{id}/actions/{action}", "a workflow step (verify, reject, dispatch, escalate, accept, en_route, arrive, start, complete, cancel, receive_sheet, close, reopen) with its parameters", "per docs/workflow.md", true},
 	{"POST", "/api/v1/tickets/{id}/notes", "add a note {note}", "office", true},
 	{"POST", "/api/v1/tickets/{id}/complaints", "record a complaint {description, technician_id?, received_at?}", "office", true},

@@ -55,6 +55,8 @@ func (s *Server) routes() {
 	office.Get("/tickets/:id", s.getTicket)
 	office.Patch("/tickets/:id", s.patchRecord(schema.EntTicket))
 	office.Get("/tickets/:id/history", s.ticketHistory)
+	office.Get("/tickets/:id/events", s.ticketChildList("events"))
+	office.Get("/tickets/:id/sheets", s.ticketChildList("sheets"))
 	office.Post("/tickets/:id/actions/:action", s.action(schema.EntTicket))
 	office.Post("/tickets/:id/notes", s.createRecord(schema.EntTicketEvent, fromParam("ticket_id", "id")))
 	office.Post("/tickets/:id/complaints", s.createRecord(schema.EntComplaint, fromParam("ticket_id", "id")))

@@ -228,6 +228,14 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 			err := w.tx.QueryRow(`SELECT id, revoked_at FROM devices WHERE user_id = ? AND device_id = ?`, userID, dev.DeviceID).Scan(&id, &revoked)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
+				var held int64
+				if err := w.tx.QueryRow(`SELECT COUNT(*) FROM devices WHERE user_id = ? AND revoked_at IS NULL`, userID).Scan(&held); err != nil {
+					return err
+				}
+				if most := w.Settings().Int("max_devices_per_user"); held >= most {
+					return schema.FieldError(schema.CodeForbidden, "device_id",
+						"已登记 %d 台设备（上限 %d），请协调员注销不再使用的设备 / %d devices are registered for you (at most %d): ask a coordinator to revoke one you no longer use", held, most, held, most)
+				}
 				id = uuid.Must(uuid.NewV7()).String()
 				if _, err := w.tx.Exec(`INSERT INTO devices(id, user_id, device_id, name, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)`,
 					id, userID, dev.DeviceID, dev.Name, schema.Stamp(now), schema.Stamp(now)); err != nil {

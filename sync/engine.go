@@ -35,6 +35,7 @@ type Engine struct {
 	Blobs    *BlobStore
 	Sealer   *schema.SealKey
 	settings atomic.Pointer[schema.Settings]
+	quotas   quotas
 
 	reqs chan *applyReq
 	// The write path's position as of the last transaction: the last sequence number

@@ -206,6 +206,9 @@ func (e *Engine) Push(ctx context.Context, actor schema.Actor, muts []Mutation) 
 	if len(muts) == 0 {
 		return []Result{}, nil
 	}
+	if err := e.quotas.take(actor.UserID, len(muts), pushSize(muts), e.Settings(), e.Now()); err != nil {
+		return nil, err
+	}
 	return e.Apply(ctx, actor, muts, Options{Merge: true, Device: actor.DeviceID})
 }
 

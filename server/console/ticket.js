@@ -137,6 +137,7 @@ function eventsSection(t) {
   const items = [...(t.events || [])].reverse();
   return h('section', { class: 'card', 'aria-labelledby': 'events-title' },
     h('h2', { id: 'events-title' }, bi('处理记录 History')),
+    t.events_total > items.length ? h('p', { class: 'muted' }, `显示最近 ${items.length} 条，共 ${t.events_total} 条 Showing the latest ${items.length} of ${t.events_total}`) : null,
     items.length === 0 ? h('p', { class: 'muted' }, '暂无 None yet') : h('ol', { class: 'events' }, items.map((e) => {
       const d = e.details || {};
       const extra = [];
