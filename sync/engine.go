@@ -167,7 +167,7 @@ func (e *Engine) writer() {
 				e.Log.Error("read the write position", "err", err)
 				continue
 			}
-			e.announce(seqMoved, authMoved, nil, nil, false, e.Hub.Last())
+			e.announce(seqMoved, authMoved, nil, nil, false)
 			continue
 		case first = <-e.reqs:
 		case <-e.closed:
@@ -277,7 +277,7 @@ func (e *Engine) commitGroup(group []*applyReq) {
 			e.Log.Error("reload settings", "err", err)
 		}
 	}
-	e.announce(seqMoved, authMoved, w.users, w.accounts, w.global, e.Hub.Last())
+	e.announce(seqMoved, authMoved, w.users, w.accounts, w.global)
 	finish(nil)
 }
 
@@ -302,15 +302,14 @@ func (e *Engine) position(q interface {
 // announce tells live connections what was committed: the feeds that moved (every feed
 // when the sequence moved outside this engine, whose changes it cannot attribute), and the
 // accounts whose sessions must be checked again (all of them after an outside change).
-// published is the sequence this engine last announced.
-func (e *Engine) announce(outside, outsideAccounts bool, users, accounts map[string]bool, global bool, published int64) {
+func (e *Engine) announce(outside, outsideAccounts bool, users, accounts map[string]bool, global bool) {
 	if outside {
 		if err := e.ReloadSettings(context.Background()); err != nil {
 			e.Log.Error("reload settings", "err", err)
 		}
 		users, global = map[string]bool{"*": true}, true
 	}
-	if e.seq > published {
+	if e.seq > e.Hub.Last() {
 		e.Hub.Publish(e.seq, users, global)
 	}
 	if outsideAccounts {
