@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -18,17 +19,21 @@ func CheckJSON(b []byte) error {
 			i += n
 		}
 	}
-	// One set of keys per open object; arrays push nil.
-	var stack []map[string]bool
+	// The keys of each open object; an array's level is marked as such. Levels are reused
+	// as the depth goes up and down, so a frame costs few allocations.
+	var stack []jsonLevel
+	depth := 0
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
-		case '{':
-			stack = append(stack, map[string]bool{})
-		case '[':
-			stack = append(stack, nil)
+		case '{', '[':
+			if depth == len(stack) {
+				stack = append(stack, jsonLevel{})
+			}
+			stack[depth].reset(b[i] == '[')
+			depth++
 		case '}', ']':
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
+			if depth > 0 {
+				depth--
 			}
 		case '"':
 			start := i
@@ -42,26 +47,59 @@ func CheckJSON(b []byte) error {
 			if i >= len(b) {
 				return nil // unterminated: the decoder reports it
 			}
-			keys := (map[string]bool)(nil)
-			if len(stack) > 0 {
-				keys = stack[len(stack)-1]
-			}
-			if keys == nil || !isKey(b, i+1) {
+			if depth == 0 || stack[depth-1].array || !isKey(b, i+1) {
 				continue
 			}
-			key := string(b[start+1 : i])
+			key := b[start+1 : i]
 			if escaped {
-				if json.Unmarshal(b[start:i+1], &key) != nil {
+				var k string
+				if json.Unmarshal(b[start:i+1], &k) != nil {
 					return nil
 				}
+				key = []byte(k)
 			}
-			if keys[key] {
-				return FieldError(CodeBadRequest, key, "the key %q appears twice in one object", key)
+			if !stack[depth-1].add(key) {
+				return FieldError(CodeBadRequest, string(key), "the key %q appears twice in one object", key)
 			}
-			keys[key] = true
 		}
 	}
 	return nil
+}
+
+// jsonLevel holds the keys seen in one open object: a short list while it is small, a set
+// once it is large.
+type jsonLevel struct {
+	array bool
+	keys  [][]byte
+	set   map[string]bool
+}
+
+func (l *jsonLevel) reset(array bool) {
+	l.array, l.keys, l.set = array, l.keys[:0], nil
+}
+
+// add records key and reports false if the object already had it.
+func (l *jsonLevel) add(key []byte) bool {
+	if l.set != nil {
+		if l.set[string(key)] {
+			return false
+		}
+		l.set[string(key)] = true
+		return true
+	}
+	for _, k := range l.keys {
+		if bytes.Equal(k, key) {
+			return false
+		}
+	}
+	l.keys = append(l.keys, key)
+	if len(l.keys) > 16 {
+		l.set = make(map[string]bool, 2*len(l.keys))
+		for _, k := range l.keys {
+			l.set[string(k)] = true
+		}
+	}
+	return true
 }
 
 // isKey reports whether the string that ended just before b[i] is followed by a colon.

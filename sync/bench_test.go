@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -132,4 +133,30 @@ func BenchmarkPush(b *testing.B) {
 		}
 	}
 	b.ReportMetric(50*float64(b.N)/b.Elapsed().Seconds(), "mutations/s")
+}
+
+// BenchmarkDecodePushFrame decodes a push of 500 mutations as a phone sends it; CheckJSON
+// is the part spent refusing duplicate keys and invalid UTF-8.
+func BenchmarkDecodePushFrame(b *testing.B) {
+	var ms []string
+	for i := range 500 {
+		ms = append(ms, fmt.Sprintf(`{"mid":"m-%04d","entity":"ticket_event","id":"e-%04d","op":"create","base_version":0,"at":"2026-11-29T08:00:00Z","fields":{"ticket_id":"t-1","note":"现场检查：更换保险丝 %d，设备运行正常。 Replaced the fuse, running normally."}}`, i, i, i))
+	}
+	frame := []byte(`{"type":"push","id":"p1","mutations":[` + strings.Join(ms, ",") + `]}`)
+	b.Run("CheckJSON", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for b.Loop() {
+			if err := schema.CheckJSON(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("DecodeFrame", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for b.Loop() {
+			if _, err := DecodeFrame(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
