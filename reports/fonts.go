@@ -8,7 +8,6 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/jung-kurt/gofpdf"
 )
@@ -318,41 +317,58 @@ type fontRun struct {
 	text string
 }
 
+// missingGlyph is what a document prints for a character none of its fonts
+// draws: an emoji, an ideograph outside Unicode's Basic Multilingual Plane
+// (𠮷), a control character, or invalid UTF-8. □ is the mark Chinese
+// printing uses for a character that could not be set, so a reader sees
+// that something is there. gofpdf cannot embed a character beyond U+FFFF at
+// all (it fails the whole document), so these never reach it.
+const missingGlyph = '□'
+
+// glyph returns the face that draws r and the rune it draws: r itself when
+// a face covers it, missingGlyph in DejaVu otherwise. Every text drawing and
+// measuring call goes through glyph.
+func (fs *fontSet) glyph(r rune, bold bool) (*fontFace, rune) {
+	face := fs.faceFor(r, bold)
+	if !face.cover.has(r) {
+		r = missingGlyph
+		face = fs.faceFor(r, bold)
+	}
+	return face, r
+}
+
 // splitRuns splits s into runs, each set in the face that covers it:
 // DejaVu Sans where it has the glyph (Latin, digits, most punctuation,
 // “quotes”), Droid Sans Fallback otherwise (Chinese, fullwidth punctuation).
 // bold picks DejaVu Sans Bold for the Latin runs (Droid has no bold). A rune
-// no face covers stays with DejaVu, which draws its missing-glyph box.
-// Every text drawing and measuring call goes through splitRuns.
+// no face covers is replaced by missingGlyph.
 func (fs *fontSet) splitRuns(s string, bold bool) []fontRun {
 	var runs []fontRun
-	start := 0
+	var text strings.Builder
 	var cur *fontFace
-	for i, r := range s {
-		face := fs.faceFor(r, bold)
-		if cur == nil {
-			cur = face
-			continue
+	for _, r := range s {
+		face, g := fs.glyph(r, bold)
+		if face != cur && text.Len() > 0 {
+			runs = append(runs, fontRun{cur, text.String()})
+			text.Reset()
 		}
-		if face != cur {
-			runs = append(runs, fontRun{cur, s[start:i]})
-			start, cur = i, face
-		}
+		cur = face
+		text.WriteRune(g)
 	}
-	if start < len(s) {
-		runs = append(runs, fontRun{cur, s[start:]})
+	if text.Len() > 0 {
+		runs = append(runs, fontRun{cur, text.String()})
 	}
 	return runs
 }
 
-// faceFor picks the face that draws r.
+// faceFor picks the face that draws r, DejaVu when none does.
 func (fs *fontSet) faceFor(r rune, bold bool) *fontFace {
 	latin := &fs.latin
 	if bold {
 		latin = &fs.latinBold
 	}
 	switch {
-	case r == utf8.RuneError || fs.latin.cover.has(r):
+	case fs.latin.cover.has(r):
 		return latin
 	case fs.cjk.cover.has(r):
 		return &fs.cjk
@@ -366,6 +382,13 @@ func (fs *fontSet) faceFor(r rune, bold bool) *fontFace {
 // in regular and in bold.
 func (fs *fontSet) covers(r rune) bool {
 	return fs.faceFor(r, false).cover.has(r) && fs.faceFor(r, true).cover.has(r)
+}
+
+// runeWidth is the advance of r as drawn (see glyph) in thousandths of the
+// font size.
+func (fs *fontSet) runeWidth(r rune, bold bool) int {
+	face, g := fs.glyph(r, bold)
+	return face.runeWidth(g)
 }
 
 // runeWidth is r's advance in thousandths of the font size.

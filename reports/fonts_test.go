@@ -142,3 +142,70 @@ func TestWrapKeepsTextInsideWidth(t *testing.T) {
 		t.Errorf("wrap lost text:\n got %q\nwant %q", got, text)
 	}
 }
+
+// TestCharactersNoFontDraws renders every document with names and notes
+// holding characters outside the Basic Multilingual Plane (a rare
+// ideograph in real names, an emoji), which gofpdf cannot embed: each
+// document renders, and each such character prints as the visible
+// substitute □ while the rest of the text prints as written.
+func TestCharactersNoFontDraws(t *testing.T) {
+	const (
+		tech     = "𠮷磊"
+		customer = "𠮷祥精密机械厂"
+		note     = "客户很满意 👍 thanks"
+	)
+	form := pdfSampleForm()
+	form.Customer = customer
+	form.ContactName = tech
+	form.SiteAddress = "上海 𠮷 路 1 号 \U0001F3ED"
+	sheet := pdfSealedSheet()
+	sheet.FormData = *form
+	sheet.Technician = tech
+	sheet.SignerName = tech
+	sheet.RatingComment = note
+	sheet.HandlingResult = "更换探头 🔧 OK"
+	sheet.Parts = []PartLine{{Item: "探头 🌡 Probe", Quantity: 1}}
+	in := monthPDFSample()
+	in.Technicians[0].Name = tech
+	in.Sheets[0].Customer = customer
+	in.Complaints[0].Description = note
+	month := monthPDFData(in, "approved")
+	month.CompanyName = customer
+	month.Trail[0].ByName = tech
+	month.Trail[1].Comment = note
+
+	render := func(t *testing.T, fn func(*bytes.Buffer) error) (pdf []byte) {
+		t.Helper()
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("render panicked: %v", r)
+			}
+		}()
+		return pdfRender(t, fn)
+	}
+	for _, lang := range []Lang{LangBoth, LangZH, LangEN} {
+		for _, doc := range []struct {
+			name  string
+			fn    func(*bytes.Buffer) error
+			wants []string
+		}{
+			{"form", func(b *bytes.Buffer) error { return RenderForm(b, form, pdfOpts(lang)) },
+				[]string{"□祥精密机械厂", "□磊", "上海 □ 路 1 号 □"}},
+			{"blank", func(b *bytes.Buffer) error { return RenderForm(b, nil, pdfOpts(lang)) }, nil},
+			{"sheet", func(b *bytes.Buffer) error { return RenderSheet(b, sheet, pdfOpts(lang)) },
+				[]string{"□祥精密机械厂", "□磊", "客户很满意 □ thanks", "更换探头 □ OK", "探头 □ Probe"}},
+			{"month", func(b *bytes.Buffer) error { return RenderMonthReport(b, month, pdfOpts(lang)) },
+				[]string{"□祥精密机械厂", "□磊", "客户很满意 □ thanks"}},
+		} {
+			t.Run(string(lang)+"/"+doc.name, func(t *testing.T) {
+				text := poppler(t, render(t, doc.fn), "pdftotext", "-raw")
+				pdfMustContain(t, text, doc.wants...)
+				for _, r := range text {
+					if r > 0xFFFF {
+						t.Errorf("%q (U+%04X) extracted: gofpdf cannot embed it", r, r)
+					}
+				}
+			})
+		}
+	}
+}

@@ -75,7 +75,7 @@ func (l *monthLayout) header() float64 {
 	y := marginY
 	l.setColor(colText)
 	l.setFont(8.5, true)
-	for i, line := range l.wrap(cleanText(l.m.CompanyName), 53) {
+	for i, line := range l.wrap(l.m.CompanyName, 53) {
 		if i == 2 {
 			break
 		}
@@ -261,7 +261,7 @@ func (l *monthLayout) summary() {
 	}
 	rows := make([][]string, 0, len(rs.Rows))
 	for _, r := range rs.Rows {
-		name := cleanText(r.Technician.Name)
+		name := r.Technician.Name
 		var tags []string
 		if r.Probation {
 			tags = append(tags, l.label("试用", "prob."))
@@ -288,7 +288,7 @@ func (l *monthLayout) summary() {
 	l.paragraph(l.label("回访：满意/不满意/未接通。✕ = 投诉达到上限，奖金取消（罚款照扣）；— = 不参与投诉奖惩（试用期或非专职）。金额单位：元。",
 		"Follow-ups: satisfied/unsatisfied/unreachable. ✕ = bonus forfeited at the complaint threshold (penalties still apply); — = no complaint bonus (probation or not dedicated). Amounts in yuan."), 6.5, colMuted)
 	for _, w := range rs.Warnings {
-		l.paragraph(l.label("提示", "Warning")+": "+cleanText(w), 7, colAlert)
+		l.paragraph(l.label("提示", "Warning")+": "+w, 7, colAlert)
 	}
 }
 
@@ -309,7 +309,7 @@ func monthRating(r Row) string {
 // technician draws one technician's section: the figures, the notes, then the services
 // behind them.
 func (l *monthLayout) technician(r *Row) {
-	title := fmt.Sprintf("%s · %s %d · %s %d · %s %d · %s %s", cleanText(r.Technician.Name),
+	title := fmt.Sprintf("%s · %s %d · %s %d · %s %d · %s %s", r.Technician.Name,
 		l.label("计入", "counted"), r.CountedServices, l.label("未计入", "excluded"), r.ExcludedServices,
 		l.label("有效投诉", "complaints"), r.Complaints, l.label("合计", "total"), fmtFen(r.TotalFen))
 	l.heading(title, 12)
@@ -336,7 +336,7 @@ func (l *monthLayout) technician(r *Row) {
 			if s.Late {
 				note = l.label("补报", "late")
 			}
-			rows[i] = []string{strconv.Itoa(i + 1), s.TicketNumber, cleanText(s.Customer), l.modeLabel(s.Mode),
+			rows[i] = []string{strconv.Itoa(i + 1), s.TicketNumber, s.Customer, l.modeLabel(s.Mode),
 				fmtTime(s.CompletedAt, l.loc()), rating, note}
 		}
 		l.subheading(l.label("计入的服务", "Counted services"))
@@ -359,7 +359,7 @@ func (l *monthLayout) technician(r *Row) {
 			if c.Late {
 				note = l.label("补报", "late")
 			}
-			rows[i] = []string{c.TicketNumber, l.complaintStatus(c.Status), cleanText(c.Description), note}
+			rows[i] = []string{c.TicketNumber, l.complaintStatus(c.Status), c.Description, note}
 		}
 		l.subheading(l.label("投诉", "Complaints"))
 		l.wrapTable(cols, rows, nil, 2)
@@ -460,7 +460,7 @@ func (l *monthLayout) trail() {
 		cols := []column{{10, "序", "#", "R"}, {26, "步骤", "Step", "L"}, {52, "经办人", "By", "L"}, {32, "时间", "When", "L"}, {70, "意见", "Comment", "L"}}
 		rows := make([][]string, len(l.m.Trail))
 		for i, t := range l.m.Trail {
-			rows[i] = []string{strconv.Itoa(i + 1), l.stepLabel(t.Step), cleanText(t.ByName), fmtTime(t.At, l.loc()), cleanText(t.Comment)}
+			rows[i] = []string{strconv.Itoa(i + 1), l.stepLabel(t.Step), t.ByName, fmtTime(t.At, l.loc()), t.Comment}
 		}
 		l.wrapTable(cols, rows, nil, 4)
 	}
@@ -487,7 +487,7 @@ func (l *monthLayout) trail() {
 		l.cell(x, y+0.5, w, 4, l.label(s.zh, s.en), "L")
 		l.setFont(8, false)
 		if t, ok := last[s.step]; ok {
-			l.cell(x, y+4.5, w, 4.5, cleanText(t.ByName)+"  "+fmtTime(t.At, l.loc()), "L")
+			l.cell(x, y+4.5, w, 4.5, t.ByName+"  "+fmtTime(t.At, l.loc()), "L")
 		}
 		l.pdf.SetDrawColor(colRule[0], colRule[1], colRule[2])
 		l.pdf.SetLineWidth(0.2)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/jung-kurt/gofpdf"
 )
@@ -160,7 +159,7 @@ func (d *doc) lineH() float64 { return d.fontMM() * 1.3 }
 func (d *doc) width(s string) float64 {
 	w := 0
 	for _, r := range s {
-		w += d.fonts.faceFor(r, d.bold).runeWidth(r)
+		w += d.fonts.runeWidth(r, d.bold)
 	}
 	return float64(w) * d.fontMM() / 1000
 }
@@ -259,7 +258,7 @@ func (d *doc) wrapPara(para string, w float64) []string {
 		// Take as many runes as fit.
 		used, n := 0.0, 0
 		for n < len(rs) {
-			cw := float64(d.fonts.faceFor(rs[n], d.bold).runeWidth(rs[n])) * scale
+			cw := float64(d.fonts.runeWidth(rs[n], d.bold)) * scale
 			if used+cw > w && n > 0 {
 				break
 			}
@@ -538,13 +537,4 @@ func fmtFen(fen int64) string {
 		sign, fen = "-", -fen
 	}
 	return fmt.Sprintf("%s¥%d.%02d", sign, fen/100, fen%100)
-}
-
-// cleanText replaces invalid UTF-8 in s with "?" so that damaged input
-// still prints.
-func cleanText(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "?")
 }

@@ -152,14 +152,14 @@ func (l *sheetLayout) header() float64 {
 	// Company and lines, top left.
 	l.setColor(colText)
 	l.setFont(10, true)
-	l.cell(marginX, y, 60, 5, cleanText(s.CompanyName), "L")
+	l.cell(marginX, y, 60, 5, s.CompanyName, "L")
 	l.setFont(7, false)
 	l.setColor(colMuted)
 	if s.Hotline != "" {
-		l.cell(marginX, y+5, 60, 4, l.label("服务热线", "Hotline")+": "+cleanText(s.Hotline), "L")
+		l.cell(marginX, y+5, 60, 4, l.label("服务热线", "Hotline")+": "+s.Hotline, "L")
 	}
 	if s.ComplaintLine != "" {
-		l.cell(marginX, y+9, 60, 4, l.label("投诉电话", "Complaints")+": "+cleanText(s.ComplaintLine), "L")
+		l.cell(marginX, y+9, 60, 4, l.label("投诉电话", "Complaints")+": "+s.ComplaintLine, "L")
 	}
 	l.setColor(colText)
 	// Title, centred.
@@ -269,29 +269,29 @@ func (l *sheetLayout) body() error {
 	l.ensure(5.5 + 3*rowH)
 	l.y = l.sectionBar(l.y, l.label("客户与设备", "Customer and equipment"))
 	l.y = l.fieldRow(l.y, rowH, 4, labelW,
-		field{zh: "客户单位", en: "Customer", value: cleanText(s.Customer), span: 4})
+		field{zh: "客户单位", en: "Customer", value: s.Customer, span: 4})
 	l.y = l.fieldRow(l.y, rowH, 4, labelW,
-		field{zh: "现场地址", en: "Site address", value: cleanText(s.SiteAddress), span: 2},
-		field{zh: "联系人", en: "Contact", value: cleanText(s.ContactName)},
-		field{zh: "联系电话", en: "Phone", value: cleanText(s.ContactPhone)})
+		field{zh: "现场地址", en: "Site address", value: s.SiteAddress, span: 2},
+		field{zh: "联系人", en: "Contact", value: s.ContactName},
+		field{zh: "联系电话", en: "Phone", value: s.ContactPhone})
 	l.y = l.fieldRow(l.y, rowH, 4, labelW,
-		field{zh: "设备型号", en: "Model", value: cleanText(s.AssetModel), span: 2},
-		field{zh: "序列号", en: "Serial no.", value: cleanText(s.AssetSerial)},
-		field{zh: "保修截止", en: "Warranty until", value: cleanText(s.WarrantyUntil)})
+		field{zh: "设备型号", en: "Model", value: s.AssetModel, span: 2},
+		field{zh: "序列号", en: "Serial no.", value: s.AssetSerial},
+		field{zh: "保修截止", en: "Warranty until", value: s.WarrantyUntil})
 
 	// Visit.
 	l.y += 1.5
 	l.ensure(5.5 + rowH)
 	l.y = l.sectionBar(l.y, l.label("服务过程", "Service visit"))
 	l.y = l.fieldRow(l.y, rowH, 3, labelW,
-		field{zh: "服务工程师", en: "Technician", value: cleanText(s.Technician)},
+		field{zh: "服务工程师", en: "Technician", value: s.Technician},
 		field{zh: "到达时间", en: "Arrived", value: fmtTimePtr(s.ArrivedAt, loc)},
 		field{zh: "离开时间", en: "Departed", value: fmtTimePtr(s.DepartedAt, loc)})
 
 	// The work: text boxes that grow with their text.
-	l.textBox(l.label("故障现象", "Fault symptoms"), cleanText(s.FaultSymptoms), 25)
-	l.textBox(l.label("检查记录", "Inspection record"), cleanText(s.InspectionRecord), 33)
-	l.textBox(l.label("处理结果", "Handling result"), cleanText(s.HandlingResult), 25)
+	l.textBox(l.label("故障现象", "Fault symptoms"), s.FaultSymptoms, 25)
+	l.textBox(l.label("检查记录", "Inspection record"), s.InspectionRecord, 33)
+	l.textBox(l.label("处理结果", "Handling result"), s.HandlingResult, 25)
 
 	l.partsTable()
 	l.feesAndRating()
@@ -315,7 +315,7 @@ func (l *sheetLayout) code(v string) string {
 	if lb, ok := labels[v]; ok {
 		return l.label(lb[0], lb[1])
 	}
-	return cleanText(v)
+	return v
 }
 
 // textBox draws a titled box holding text wrapped to its width, at least
@@ -372,7 +372,7 @@ func (l *sheetLayout) partsTable() {
 		if p.Quantity != 0 {
 			qty = strconv.Itoa(p.Quantity)
 		}
-		rows = append(rows, []string{cleanText(p.Item), qty, cleanText(p.SerialRemoved), cleanText(p.SerialFitted)})
+		rows = append(rows, []string{p.Item, qty, p.SerialRemoved, p.SerialFitted})
 	}
 	empty := 0
 	if l.form {
@@ -443,7 +443,7 @@ func (l *sheetLayout) feesAndRating() {
 	}
 	commentX := marginX + lw + boxesW
 	rest := contentW - lw - boxesW
-	comment := cleanText(s.RatingComment)
+	comment := s.RatingComment
 	if !l.form && s.Rating >= 1 && s.Rating <= 5 {
 		comment = strings.TrimSpace(fmt.Sprintf("%d/5 %s", s.Rating, comment))
 	}
@@ -476,7 +476,7 @@ func (l *sheetLayout) signatureBlock() error {
 	// Name and date lines under the customer's signature.
 	l.setFont(7.5, false)
 	nameY := y + signH - 10
-	l.cell(x1, nameY, sigW, 5, l.label("姓名", "Name")+": "+cleanText(s.SignerName), "L")
+	l.cell(x1, nameY, sigW, 5, l.label("姓名", "Name")+": "+s.SignerName, "L")
 	date := fmtTimePtr(s.SignedAt, s.Location)
 	if l.form {
 		date = ""
@@ -555,22 +555,22 @@ func (l *sheetLayout) missingLabel(field string) string {
 	if n, ok := names[field]; ok {
 		return l.label(n[0], n[1])
 	}
-	return cleanText(field)
+	return field
 }
 
 // footerText is the commitment, the complaint line and the validity rule.
 func (l *sheetLayout) footerText() string {
 	s := l.s
 	parts := []string{}
-	if t := oneLine(cleanText(s.CommitmentText)); t != "" {
+	if t := oneLine(s.CommitmentText); t != "" {
 		parts = append(parts, t)
 	}
 	if s.ComplaintLine != "" {
-		parts = append(parts, l.label("投诉电话", "Complaints")+": "+cleanText(s.ComplaintLine))
+		parts = append(parts, l.label("投诉电话", "Complaints")+": "+s.ComplaintLine)
 	}
 	parts = append(parts, l.label("不完整的反馈单无效", "Incomplete sheets are invalid"))
 	if !l.form && s.SheetID != "" {
-		parts = append(parts, l.label("反馈单", "Sheet")+" "+cleanText(s.SheetID))
+		parts = append(parts, l.label("反馈单", "Sheet")+" "+s.SheetID)
 	}
 	return strings.Join(parts, "  ·  ")
 }
