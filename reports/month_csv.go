@@ -103,10 +103,11 @@ func monthTotalsRecord(t Totals, lang string) []string {
 }
 
 // monthCSVText guards a free-text cell against spreadsheet formula injection:
-// Excel runs a cell starting with = + - or @ as a formula, so such text gets a
-// leading apostrophe, which Excel shows as plain text.
+// a spreadsheet may run a cell starting with = + - @, a tab or a carriage
+// return as a formula, so such text gets a leading apostrophe, which Excel
+// shows as plain text.
 func monthCSVText(s string) string {
-	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
 	}
 	return s

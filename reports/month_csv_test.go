@@ -130,3 +130,24 @@ func TestWriteMonthCSVLanguages(t *testing.T) {
 		})
 	}
 }
+
+// TestMonthCSVTextGuardsEveryFormulaStart checks each character a spreadsheet
+// may take as the start of a formula (OWASP's list: = + - @, tab and carriage
+// return), and that other text is left alone.
+func TestMonthCSVTextGuardsEveryFormulaStart(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"=1+1", "'=1+1"},
+		{"+1", "'+1"},
+		{"-1", "'-1"},
+		{"@SUM(A1)", "'@SUM(A1)"},
+		{"\t=1+1", "'\t=1+1"},
+		{"\r=1+1", "'\r=1+1"},
+		{"张伟", "张伟"},
+		{"Zhang =1", "Zhang =1"},
+		{"", ""},
+	} {
+		if got := monthCSVText(tc.in); got != tc.want {
+			t.Errorf("monthCSVText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -266,8 +267,12 @@ func checkContacts(v any) error {
 			if k != "name" && k != "phone" {
 				return fmt.Errorf("item %d has unknown field %q (allowed: name, phone)", i, k)
 			}
-			if _, ok := val.(string); !ok {
+			s, ok := val.(string)
+			if !ok {
 				return fmt.Errorf("item %d: %s must be a string", i, k)
+			}
+			if _, r, bad := controlChar(s, false); bad {
+				return fmt.Errorf("item %d: %s has the control character U+%04X", i, k, r)
 			}
 		}
 		if strings.TrimSpace(fmt.Sprint(m["name"])) == "" || m["name"] == nil {
@@ -320,6 +325,9 @@ func DecodeValue(f *Field, raw json.RawMessage) (any, error) {
 			}
 			if n := utf8.RuneCountInString(s); n > limit {
 				return nil, FieldError(CodeValidation, f.Name, "%s is %d characters long; at most %d are allowed", f.Name, n, limit)
+			}
+			if i, r, bad := controlChar(s, f.Kind == KText); bad {
+				return nil, FieldError(CodeValidation, f.Name, "%s has the control character U+%04X at position %d; remove it", f.Name, r, i+1)
 			}
 			if f.Required && strings.TrimSpace(s) == "" {
 				return nil, FieldError(CodeValidation, f.Name, "%s is required", f.Name)
@@ -388,6 +396,21 @@ func DecodeValue(f *Field, raw json.RawMessage) (any, error) {
 		return v, nil
 	}
 	return nil, bad("a known type")
+}
+
+// controlChar finds the first control character in s (C0, DEL, C1), which a name or any
+// one-line text never needs and which can hide text or break a printed or exported line;
+// multiline text (KText) keeps its line breaks and tabs. It returns the character's
+// position in characters, from 0.
+func controlChar(s string, multiline bool) (int, rune, bool) {
+	i := 0
+	for _, r := range s {
+		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t')) {
+			return i, r, true
+		}
+		i++
+	}
+	return 0, 0, false
 }
 
 func zeroOf(f *Field) any {

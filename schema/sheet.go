@@ -166,6 +166,9 @@ func checkParts(v any) error {
 				if utf8.RuneCountInString(s) > MaxString {
 					return fmt.Errorf("part %d: %s is longer than %d characters", i, k, MaxString)
 				}
+				if _, r, bad := controlChar(s, false); bad {
+					return fmt.Errorf("part %d: %s has the control character U+%04X", i, k, r)
+				}
 			case "quantity":
 				n, ok := wholeNumber(val)
 				if !ok || n < 1 || n > 1_000_000 {

@@ -208,3 +208,64 @@ func TestSheetCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestTextRefusesControlCharacters checks that a one-line string (a name, a phone, an
+// address) refuses every control character, and that free text keeps its line breaks and
+// tabs but refuses the other controls; the error names the field and the character.
+func TestTextRefusesControlCharacters(t *testing.T) {
+	customer, _ := LookupEntity(EntCustomer)
+	name, _ := customer.Field("name")
+	ticket, _ := LookupEntity(EntTicket)
+	notes, _ := ticket.Field("tech_notes")
+	if name.Kind != KString || notes.Kind != KText {
+		t.Fatalf("customer.name is kind %d, ticket.tech_notes kind %d", name.Kind, notes.Kind)
+	}
+	for _, c := range []struct {
+		f     *Field
+		value string
+		ok    bool
+	}{
+		{name, `"华东精密仪器有限公司"`, true},
+		{name, `"𠮷祥精密机械厂 👍"`, true},
+		{name, `"Acme\u0000"`, false},
+		{name, `"Acme\tLtd"`, false},
+		{name, `"Acme\nLtd"`, false},
+		{name, `"\r=1+1"`, false},
+		{name, `"\u001b[31mred"`, false},
+		{name, `"Acme\u007f"`, false},
+		{name, `"Acme\u0085"`, false},
+		{notes, `"第一行\n第二行\r\n\tindented"`, true},
+		{notes, `"bell\u0007"`, false},
+		{notes, `"nul\u0000"`, false},
+	} {
+
+		_, err := DecodeValue(c.f, json.RawMessage(c.value))
+		if c.ok && err != nil {
+			t.Errorf("%s=%s refused: %v", c.f.Name, c.value, err)
+		}
+		if !c.ok {
+			se, _ := AsError(err)
+			if se == nil || se.Code != CodeValidation || se.Field != c.f.Name || !strings.Contains(se.Message, "control character") {
+				t.Errorf("%s=%s: error %v, want a validation error on %s naming the control character", c.f.Name, c.value, err, c.f.Name)
+			}
+		}
+	}
+}
+
+func TestListItemsRefuseControlCharacters(t *testing.T) {
+	sheet, _ := LookupEntity(EntSheet)
+	parts, _ := sheet.Field("parts")
+	site, _ := LookupEntity(EntSite)
+	contacts, _ := site.Field("contacts")
+	for _, c := range []struct {
+		f   *Field
+		raw string
+	}{
+		{parts, `[{"item":"探头\u0000","quantity":1}]`},
+		{contacts, `[{"name":"王\tfive","phone":"1"}]`},
+	} {
+		if _, err := DecodeValue(c.f, json.RawMessage(c.raw)); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%s=%s: error %v, want one naming the control character", c.f.Name, c.raw, err)
+		}
+	}
+}

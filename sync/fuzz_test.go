@@ -128,6 +128,9 @@ func FuzzMutationFields(f *testing.F) {
 		{0, true, false, `{"tech_notes":null,"inspection_record":"\ud800"}`},
 		{0, true, false, `{"time_spent_min":1e3}`},
 		{0, true, false, `{"time_spent_min":-1}`},
+		{4, false, true, `{"name":"Acme\u0000\t\r=1+1"}`},
+		{0, true, false, `{"tech_notes":"第一行\n\tok\u0007"}`},
+		{2, false, true, `{"customer_id":"c","name":"s","contacts":[{"name":"王\u001b[31m","phone":"1"}]}`},
 	} {
 		f.Add(s.ent, s.tech, s.create, []byte(s.payload))
 	}
