@@ -46,7 +46,7 @@ func cmdPDF(args []string) error {
 	data := dataFlag(fs)
 	out := fs.String("o", "", "the PDF file to write")
 	lang := fs.String("lang", "", "labels: zh, en or both (default: the pdf_lang setting)")
-	baseURL := fs.String("base-url", os.Getenv("FIELDSYNC_BASE_URL"), "the server's public URL, for the verify link in a sheet's QR code (env FIELDSYNC_BASE_URL)")
+	baseURL := fs.String("base-url", os.Getenv("FIELDSYNC_BASE_URL"), "the server's public URL, for the verify link in a sheet's QR code (env FIELDSYNC_BASE_URL; default: the public_url setting)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,7 +84,10 @@ func cmdPDF(args []string) error {
 		}
 		e.Blobs = blobs
 		if *baseURL == "" {
-			fmt.Fprintln(os.Stderr, "fieldsync pdf: no --base-url: the QR code carries the ticket number instead of the verify link")
+			*baseURL = e.Settings().String("public_url")
+		}
+		if *baseURL == "" {
+			fmt.Fprintln(os.Stderr, "fieldsync pdf: no --base-url and no public_url setting: the QR code carries the ticket number instead of the verify link")
 		}
 		pdf, _, err = mobileapi.SheetPDF(ctx, e, id, *baseURL, l)
 	}

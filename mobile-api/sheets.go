@@ -37,7 +37,7 @@ func (a *API) sheetPDF(c *fiber.Ctx) error {
 	if !ok {
 		return schema.Errorf(schema.CodeNotFound, "no feedback sheet %q in your scope", id)
 	}
-	pdf, name, err := SheetPDF(c.UserContext(), a.e, id, c.BaseURL(), lang)
+	pdf, name, err := SheetPDF(c.UserContext(), a.e, id, a.e.Settings().String("public_url"), lang)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,8 @@ func BlankFormPDF(e *syncer.Engine, lang reports.Lang) ([]byte, string, error) {
 // SheetPDF renders a feedback sheet with its signature and stamp images. baseURL (e.g.
 // https://service.example.com) makes the QR code's link to the public verify page
 // (/verify/{sheet id}/{fingerprint}) absolute; without it the QR code carries the ticket
-// number.
+// number. The HTTP handlers pass the public_url setting, never the request's Host, which
+// the client chooses.
 func SheetPDF(ctx context.Context, e *syncer.Engine, sheetID, baseURL string, lang reports.Lang) ([]byte, string, error) {
 	sh, err := e.Get(ctx, schema.EntSheet, sheetID)
 	if err != nil {

@@ -46,6 +46,7 @@ var SettingDefs = []SettingDef{
 	{"push_mutations_per_hour", "int", 5000, "mutations one user's devices may push per hour (a day offline goes up at once; more waits)"},
 	{"push_bytes_per_hour", "int", 32 << 20, "bytes of mutation fields one user's devices may push per hour"},
 	{"max_devices_per_user", "int", 3, "devices one user may have registered at once (a coordinator revokes an old one)"},
+	{"public_url", "string", "", "the address customers reach the server at (https://service.example.com): the QR code of a printed sheet links to its verify page there; unset, it carries the ticket number"},
 }
 
 // SettingDefByKey returns the declaration of key.

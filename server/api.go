@@ -363,6 +363,12 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 	if len(fields) == 0 {
 		return schema.Errorf(schema.CodeValidation, "send at least one setting")
 	}
+	var u string
+	if json.Unmarshal(fields["public_url"], &u) == nil {
+		if err := schema.CheckPublicURL(u); err != nil {
+			return err
+		}
+	}
 	if err := s.Engine.PutSettings(c.UserContext(), session(c).Actor, fields); err != nil {
 		return err
 	}

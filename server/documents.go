@@ -55,7 +55,7 @@ func (s *Server) sheetPDF(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pdf, name, err := mobileapi.SheetPDF(c.UserContext(), s.Engine, strings.Clone(c.Params("id")), c.BaseURL(), lang)
+	pdf, name, err := mobileapi.SheetPDF(c.UserContext(), s.Engine, strings.Clone(c.Params("id")), s.Engine.Settings().String("public_url"), lang)
 	if err != nil {
 		return err
 	}

@@ -430,3 +430,95 @@ func testSheetPDF(t *testing.T, env *testEnv) {
 		t.Errorf("%s's device on %s's sheet: %d %s, want 404 not_found", other, holder.Str("username"), r.Status, r.Raw)
 	}
 }
+
+// sheetQR renders a sheet's PDF page to an image and returns what its QR code says
+// (poppler's pdftoppm, then zbar's zbarimg).
+func sheetQR(t *testing.T, pdf []byte) string {
+	t.Helper()
+	for _, tool := range []string{"pdftoppm", "zbarimg"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install poppler-utils zbar-tools)", tool)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sheet.pdf")
+	if err := os.WriteFile(path, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("pdftoppm", "-r", "200", "-f", "1", "-l", "1", "-png", path, filepath.Join(dir, "page")).CombinedOutput(); err != nil {
+		t.Fatalf("pdftoppm: %v\n%s", err, out)
+	}
+	pages, _ := filepath.Glob(filepath.Join(dir, "page*.png"))
+	if len(pages) != 1 {
+		t.Fatalf("pdftoppm wrote %v", pages)
+	}
+	out, err := exec.Command("zbarimg", "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", pages[0]).Output()
+	if err != nil {
+		t.Fatalf("zbarimg found no QR code: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestSheetQRNeverTrustsHost checks that the verify link a sheet's QR code carries comes
+// from the public_url setting, never from the Host header of the request that printed it:
+// a coordinator's browser (or anyone on the path) sending Host: evil.example must not make
+// the printed QR code point there.
+func TestSheetQRNeverTrustsHost(t *testing.T) {
+	env := newEnv(t, true)
+	sheets, err := env.srv.Engine.List(context.Background(), syncer.Query{Entity: schema.EntSheet, Order: "id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed schema.Doc
+	for _, sh := range sheets {
+		if sh.Str("fingerprint") != "" && signed == nil {
+			signed = sh
+		}
+	}
+	if signed == nil {
+		t.Fatal("the demo has no signed sheet")
+	}
+	tk, err := env.srv.Engine.Get(context.Background(), schema.EntTicket, signed.Str("ticket_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := env.login("coord", DemoPassword)
+	admin := env.login("admin", DemoPassword)
+	holder, err := env.srv.Engine.Get(context.Background(), schema.EntUser, signed.Str("technician_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := env.deviceLogin(holder.Str("username"), DemoPassword, "dev-qr")
+	printed := func() []string {
+		var got []string
+		for _, r := range []resp{
+			env.must(env.do("GET", "http://evil.example/api/v1/sheets/"+signed.Str("id")+".pdf", coord, nil), 200),
+			env.must(env.do("GET", "http://evil.example/mobile/v1/sheets/"+signed.Str("id")+".pdf", device, nil), 200),
+		} {
+			got = append(got, sheetQR(t, r.Raw))
+		}
+		return got
+	}
+
+	// No public_url: no link at all (the QR code carries the ticket number), never Host.
+	for _, qr := range printed() {
+		if qr != tk.Str("number") {
+			t.Errorf("public_url unset: the QR code says %q, want the ticket number %q", qr, tk.Str("number"))
+		}
+	}
+
+	for _, bad := range []string{"evil.example", "ftp://svc.example.cn", "https://", "https://svc.example.cn/x?y=1", "https://user:pw@svc.example.cn"} {
+		r := env.do("PUT", "/api/v1/settings", admin, map[string]any{"public_url": bad})
+		if r.Status != 400 || r.errField() != "public_url" {
+			t.Errorf("public_url %q: %d %s, want 400 naming public_url", bad, r.Status, r.Raw)
+		}
+	}
+
+	env.must(env.do("PUT", "/api/v1/settings", admin, map[string]any{"public_url": "https://svc.example.cn/fieldsync/"}), 200)
+	want := "https://svc.example.cn/fieldsync/verify/" + signed.Str("id") + "/" + signed.Str("fingerprint")
+	for _, qr := range printed() {
+		if qr != want {
+			t.Errorf("public_url set: the QR code says %q, want %q", qr, want)
+		}
+	}
+}

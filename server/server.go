@@ -103,6 +103,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := eng.EnsureSettings(ctx); err != nil {
 		return fail(err)
 	}
+	if eng.Settings().String("public_url") == "" {
+		cfg.Log.Warn("public_url is not set: printed feedback sheets carry the ticket number in their QR code instead of a verify link; set public_url to the address customers reach this server at")
+	}
 	s.App = fiber.New(fiber.Config{
 		AppName:               "fieldsync",
 		BodyLimit:             cfg.BodyLimit,

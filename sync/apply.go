@@ -428,6 +428,11 @@ func (w *wtx) onUpdate(actor schema.Actor, entity string, cur, next, changed sch
 		if err != nil {
 			return err
 		}
+		if u, ok := v.(string); ok && next.Str("key") == "public_url" {
+			if err := schema.CheckPublicURL(u); err != nil {
+				return err
+			}
+		}
 		next["value"] = v
 		w.settingsChanged = true
 	case schema.EntSheet:
