@@ -32,11 +32,16 @@ type testEnv struct {
 
 // newEnv starts a server on a temporary data folder. demo seeds the demo company; without
 // it there is one admin with password "admin-pass-1".
-func newEnv(t *testing.T, demo bool) *testEnv {
+// opts change the configuration before the server is built.
+func newEnv(t *testing.T, demo bool, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := New(context.Background(), Config{DataDir: dir, Demo: demo, AdminPassword: "admin-pass-1",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
+	cfg := Config{DataDir: dir, Demo: demo, AdminPassword: "admin-pass-1",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	// AdminPassword, when set, is the first admin's password instead of a random one
 	// (tests); the random one is printed once.
 	AdminPassword string
+	// VerifyPerMinute is how many requests one client address may make to the public
+	// /verify pages a minute; 0 means DefaultVerifyPerMinute.
+	VerifyPerMinute int
 	// Out receives the one-time messages for the person starting the server (the admin
 	// password, the demo logins).
 	Out func(string)
@@ -64,6 +67,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.VerifyPerMinute <= 0 {
+		cfg.VerifyPerMinute = DefaultVerifyPerMinute
 	}
 	if cfg.Out == nil {
 		cfg.Out = func(s string) { fmt.Fprintln(os.Stderr, s) }

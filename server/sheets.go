@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	fiberlimiter "github.com/gofiber/fiber/v2/middleware/limiter"
 
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
@@ -35,10 +36,34 @@ func (s *Server) sheetRoutes(app *fiber.App, office fiber.Router) {
 	office.Post("/sheets/:id/actions/:action", s.action(schema.EntSheet))
 	office.Get("/tickets/:id/sheets", s.ticketSheets)
 
-	app.Get("/verify/key", s.verifyKey)
-	app.Get("/verify/key.pem", s.verifyKeyPEM)
-	app.Get("/verify/:sheet_id/:fingerprint", s.verifySheet)
-	app.Get("/verify/:sheet_id", s.verifySheet)
+	verify := app.Group("/verify", publicPageHeaders, fiberlimiter.New(fiberlimiter.Config{
+		Max:          s.cfg.VerifyPerMinute,
+		Expiration:   time.Minute,
+		KeyGenerator: func(c *fiber.Ctx) string { return c.IP() },
+		LimitReached: func(c *fiber.Ctx) error {
+			return schema.Errorf(schema.CodeRateLimited, "验证请求过于频繁，请一分钟后再试 / too many verify requests from your address: wait a minute")
+		},
+	}))
+	verify.Get("/key", s.verifyKey)
+	verify.Get("/key.pem", s.verifyKeyPEM)
+	verify.Get("/:sheet_id/:fingerprint", s.verifySheet)
+	verify.Get("/:sheet_id", s.verifySheet)
+}
+
+// DefaultVerifyPerMinute is how many requests one address may make to the public /verify
+// pages a minute: far more than anyone checking printed sheets by hand needs, few enough
+// that a flood cannot take the server's time from technicians.
+const DefaultVerifyPerMinute = 60
+
+// publicPageHeaders marks the public verify answers: no script, style only inline, no
+// other resource, never framed (so no click-jacking), no content sniffing, and no
+// Referer carrying a fingerprint to other sites.
+func publicPageHeaders(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	return c.Next()
 }
 
 func (s *Server) listSheets(c *fiber.Ctx) error {
@@ -164,6 +189,12 @@ code{word-break:break-all}</style></head><body>
 <h1>服务反馈单验证<br><small>Feedback sheet verification</small></h1>
 <p>{{.Company}}</p>
 {{with .V}}
+{{if not .Fingerprint}}{{if not .Withheld}}<h2 class="bad">✘ 未签署，不能作为凭证<br><small>Not signed: this sheet proves nothing yet</small></h2>
+{{else}}{{if .Valid}}<h2 class="ok">✔ 封签有效<br><small>Seal valid: a genuine, unaltered sheet</small></h2>{{else}}<h2 class="bad">✘ 验证未通过<br><small>Not valid</small></h2>{{end}}
+<p>扫描副本上的二维码，或在地址后加上副本上印的指纹（/verify/{{.SheetID}}/指纹），可查看反馈单内容。<br>
+<small>Scan the QR code on your copy, or add the fingerprint printed on it to the address (/verify/{{.SheetID}}/fingerprint), to see what the sheet says.</small></p>
+{{if .GivenFingerprint}}<p class="bad">您的副本上的指纹 {{.GivenFingerprint}} 与此反馈单不一致<br><small>The fingerprint on your copy does not match this sheet</small></p>{{end}}{{end}}
+{{else}}
 {{if .Valid}}<h2 class="ok">✔ 封签有效，内容未被改动<br><small>Seal valid: the sheet is genuine and unaltered</small></h2>
 {{else}}<h2 class="bad">✘ 验证未通过<br><small>Not valid</small></h2>
 <ul>{{range .Reasons}}<li class="bad">{{.}}</li>{{end}}</ul>{{end}}
@@ -179,6 +210,7 @@ code{word-break:break-all}</style></head><body>
 <tr><td>封签指纹 Fingerprint</td><td><code>{{.Fingerprint}}</code></td></tr>
 {{if .GivenFingerprint}}<tr><td>您的副本上的指纹 Fingerprint on your copy</td><td><code>{{.GivenFingerprint}}</code> {{if .FingerprintMatches}}{{if deref .FingerprintMatches}}<span class="ok">一致 matches</span>{{else}}<span class="bad">不一致 does not match</span>{{end}}{{end}}</td></tr>{{end}}
 </table>
+{{end}}
 {{else}}
 <h2 class="bad">✘ 未找到反馈单 {{.ID}}<br><small>No feedback sheet {{.ID}}</small></h2>
 {{end}}

@@ -33,9 +33,9 @@ type sheetEnv struct {
 	sig, stamp, ts string // uploaded image sums (t1's device uploaded them)
 }
 
-func newSheetEnv(t *testing.T) *sheetEnv {
+func newSheetEnv(t *testing.T, opts ...func(*Config)) *sheetEnv {
 	t.Helper()
-	e := &sheetEnv{testEnv: newEnv(t, false)}
+	e := &sheetEnv{testEnv: newEnv(t, false, opts...)}
 	e.admin = e.login("admin", "admin-pass-1")
 	mk := func(username, role string) string {
 		r := e.must(e.do("POST", "/api/v1/users", e.admin, map[string]any{"username": username, "name": "名 " + username, "role": role, "password": "pass-" + username + "-1"}), 201)
@@ -237,7 +237,7 @@ func TestSheetOfflineCreateSignSyncSealed(t *testing.T) {
 	}
 
 	// The public page: JSON and HTML, no login, nothing but what the sheet prints.
-	v := e.verify(id, "")
+	v := e.verify(id, "/"+str(s, "fingerprint"))
 	if v["valid"] != true || v["fingerprint"] != s["fingerprint"] || v["customer"] != "华东精密仪器有限公司" || v["technician"] != "名 tech1" ||
 		v["date"] != "2026-11-02" || v["signed_at"] != s["signed_at"] || v["received_at"] != s["received_at"] || v["chain_intact"] != true {
 		t.Fatalf("verify: %v", v)
@@ -248,7 +248,7 @@ func TestSheetOfflineCreateSignSyncSealed(t *testing.T) {
 			t.Errorf("the public verify answer shows %q", private)
 		}
 	}
-	page := e.must(e.do("GET", "/verify/"+id, "", nil), 200)
+	page := e.must(e.do("GET", "/verify/"+id+"/"+str(s, "fingerprint"), "", nil), 200)
 	if !strings.Contains(string(page.Raw), "封签有效") || !strings.Contains(string(page.Raw), str(s, "fingerprint")) || !strings.HasPrefix(page.Header["Content-Type"], "text/html") {
 		t.Fatalf("verify page: %s", page.Raw)
 	}
@@ -291,7 +291,7 @@ func (e *sheetEnv) tamper(id, path, jsonValue string) {
 func jsonOf(v any) string { return string(schema.MustJSON(v)) }
 
 func TestSheetAnyChangedByteFailsVerification(t *testing.T) {
-	e := newSheetEnv(t)
+	e := newSheetEnv(t, func(c *Config) { c.VerifyPerMinute = 10_000 }) // it verifies a hundred times
 	s := e.signedSheet(e.t1, e.fullSheet(e.ticket(e.t1ID, schema.StCompleted, false)))
 	id := str(s, "id")
 	if v := e.verify(id, ""); v["valid"] != true {
@@ -635,4 +635,80 @@ func TestSheetBadInput(t *testing.T) {
 			t.Errorf("the office signs: %d %s", r.Status, r.Raw)
 		}
 	})
+}
+
+// TestVerifyPagePublicHardening checks the public verify page against what anyone on the
+// internet can do with it: it is framed by no page and runs no script (CSP,
+// X-Frame-Options, nosniff), a draft shows as not signed with nothing of its content, a
+// sealed sheet's names are shown only with the fingerprint from the printed copy (ids can
+// be guessed), and one address cannot flood it.
+func TestVerifyPagePublicHardening(t *testing.T) {
+	e := newSheetEnv(t)
+	tk := e.ticket(e.t1ID, schema.StCompleted, true)
+	draftID := uuid.Must(uuid.NewV7()).String()
+	applied(t, e.pushOne(e.t1, map[string]any{"entity": "feedback_sheet", "id": draftID, "op": "create", "fields": e.fullSheet(tk)}))
+	tk2 := e.ticket(e.t1ID, schema.StCompleted, true)
+	s := e.signedSheet(e.t1, e.fullSheet(tk2))
+	id, fp := str(s, "id"), str(s, "fingerprint")
+	names := []string{"华东精密仪器有限公司", "名 tech1", fp}
+
+	checkHeaders := func(what string, r resp) {
+		t.Helper()
+		csp := r.Header["Content-Security-Policy"]
+		for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "script-src 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: Content-Security-Policy %q lacks %q", what, csp, want)
+			}
+		}
+		if r.Header["X-Frame-Options"] != "DENY" || r.Header["X-Content-Type-Options"] != "nosniff" || r.Header["Referrer-Policy"] != "no-referrer" {
+			t.Errorf("%s: X-Frame-Options %q, X-Content-Type-Options %q, Referrer-Policy %q", what,
+				r.Header["X-Frame-Options"], r.Header["X-Content-Type-Options"], r.Header["Referrer-Policy"])
+		}
+	}
+
+	draft := e.must(e.do("GET", "/verify/"+draftID, "", nil), 200)
+	checkHeaders("draft page", draft)
+	if !strings.Contains(string(draft.Raw), "未签署") || !strings.Contains(string(draft.Raw), "Not signed") {
+		t.Errorf("draft page does not say not signed:\n%s", draft.Raw)
+	}
+	for _, n := range names[:2] {
+		if strings.Contains(string(draft.Raw), n) {
+			t.Errorf("the draft page shows %q", n)
+		}
+	}
+
+	guessed := e.must(e.do("GET", "/verify/"+id, "", nil), 200)
+	checkHeaders("page without fingerprint", guessed)
+	for _, n := range names {
+		if strings.Contains(string(guessed.Raw), n) {
+			t.Errorf("the page without the copy's fingerprint shows %q", n)
+		}
+	}
+	if !strings.Contains(string(guessed.Raw), "封签有效") {
+		t.Errorf("the page without fingerprint does not say whether the seal is valid:\n%s", guessed.Raw)
+	}
+	holder := e.must(e.do("GET", "/verify/"+id+"/"+fp, "", nil), 200)
+	for _, n := range names {
+		if !strings.Contains(string(holder.Raw), n) {
+			t.Errorf("the page with the copy's fingerprint lacks %q", n)
+		}
+	}
+	checkHeaders("JSON", e.must(e.do("GET", "/verify/"+id, "", nil, "Accept", "application/json"), 200))
+	checkHeaders("unknown sheet", e.do("GET", "/verify/nope", "", nil))
+
+	// One address: a burst far past any person's use is refused; the rest of the server is not.
+	limited := 0
+	for i := 0; i < 200 && limited == 0; i++ {
+		if r := e.do("GET", "/verify/"+id+"/"+fp, "", nil, "Accept", "application/json"); r.Status == 429 {
+			limited = i + 1
+			if r.errCode() != schema.CodeRateLimited {
+				t.Errorf("429 with code %q", r.errCode())
+			}
+			checkHeaders("429", r)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("200 verify requests from one address in a burst were all answered")
+	}
+	e.must(e.do("GET", "/api/v1/sheets/"+id, e.coord, nil), 200)
 }

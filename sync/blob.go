@@ -14,6 +14,7 @@ import (
 	"strings"
 	gosync "sync"
 	"sync/atomic"
+	"time"
 
 	"fieldsync/schema"
 )
@@ -33,9 +34,11 @@ const blobSniffLen = 12
 type BlobStore struct {
 	dir      string
 	maxBytes atomic.Int64
+	hashed   atomic.Int64 // bytes read by Rehash
 
-	mu    gosync.Mutex         // guards locks
-	locks map[string]*blobLock // one per sum being appended to
+	mu     gosync.Mutex         // guards locks and hashes
+	locks  map[string]*blobLock // one per sum being appended to
+	hashes map[string]blobStamp // Rehash's results, by sum
 }
 
 // blobLock serialises the Appends of one sum; users counts who holds or waits for it so the
@@ -55,7 +58,7 @@ func OpenBlobStore(dir string, maxBytes int64) (*BlobStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "partial"), 0o750); err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", dir, err)
 	}
-	s := &BlobStore{dir: dir, locks: make(map[string]*blobLock)}
+	s := &BlobStore{dir: dir, locks: make(map[string]*blobLock), hashes: make(map[string]blobStamp)}
 	s.maxBytes.Store(maxBytes)
 	return s, nil
 }
@@ -288,13 +291,7 @@ func (s *BlobStore) Has(sum string) bool {
 // signature it shows is the one uploaded. It returns CodeNotFound when the blob is not held
 // whole and CodeHashMismatch when the file on disk has changed.
 func (s *BlobStore) Verify(sum string) error {
-	if err := checkBlobSum(sum); err != nil {
-		return err
-	}
-	got, err := hashBlobFile(s.finalPath(sum))
-	if errors.Is(err, fs.ErrNotExist) {
-		return schema.Errorf(schema.CodeNotFound, "blob %s is not held whole", sum)
-	}
+	got, err := s.Rehash(sum)
 	if err != nil {
 		return err
 	}
@@ -303,6 +300,58 @@ func (s *BlobStore) Verify(sum string) error {
 	}
 	return nil
 }
+
+// Rehash returns the SHA-256 of the content now stored under sum, which differs from sum
+// only if the file was changed on disk. It returns CodeNotFound when the blob is not held
+// whole.
+func (s *BlobStore) Rehash(sum string) (string, error) {
+	if err := checkBlobSum(sum); err != nil {
+		return "", err
+	}
+	path := s.finalPath(sum)
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", schema.Errorf(schema.CodeNotFound, "blob %s is not held whole", sum)
+	}
+	if err != nil {
+		return "", fmt.Errorf("blob %s: %w", sum, err)
+	}
+	stamp := blobStamp{size: fi.Size(), mod: fi.ModTime()}
+	s.mu.Lock()
+	known, ok := s.hashes[sum]
+	s.mu.Unlock()
+	if ok && known.size == stamp.size && known.mod.Equal(stamp.mod) {
+		return known.sum, nil
+	}
+	got, err := hashBlobFile(path)
+	if err != nil {
+		return "", err
+	}
+	s.hashed.Add(stamp.size)
+	stamp.sum = got
+	s.mu.Lock()
+	if len(s.hashes) >= maxBlobHashes {
+		clear(s.hashes) // bound the memory; the next checks hash again
+	}
+	s.hashes[sum] = stamp
+	s.mu.Unlock()
+	return got, nil
+}
+
+// maxBlobHashes bounds how many Rehash results the store remembers (about 150 bytes each).
+const maxBlobHashes = 100_000
+
+// blobStamp is what Rehash found a stored file to hash to, and the file's size and
+// modification time then: while both are unchanged the content is taken as unchanged, so
+// that a public verify request does not read megabytes of images each time.
+type blobStamp struct {
+	size int64
+	mod  time.Time
+	sum  string
+}
+
+// HashedBytes is how many bytes of stored blobs Rehash has read since the store opened.
+func (s *BlobStore) HashedBytes() int64 { return s.hashed.Load() }
 
 // MediaType names the image type of content from its first bytes: "image/png", "image/jpeg" or
 // "image/webp", the only types phones send, or "" for anything else. It looks at magic bytes,

@@ -456,6 +456,17 @@ type SheetVerdict struct {
 	ChainIndex         int64  `json:"chain_index,omitempty"`
 	ChainIntact        bool   `json:"chain_intact"`
 	Notice             string `json:"notice,omitempty"` // e.g. replaced by a correction
+	// Withheld is true when the request gave no matching fingerprint: the verdict then says
+	// only whether the sheet is genuine, not what it says.
+	Withheld bool `json:"withheld,omitempty"`
+}
+
+// withhold clears what the sheet says (names, number, times, fingerprint, seal), keeping
+// whether it is genuine.
+func (v *SheetVerdict) withhold() {
+	v.Number, v.Date, v.Customer, v.Technician, v.SignedAt, v.ReceivedAt, v.Fingerprint, v.Seal = "", "", "", "", "", "", "", ""
+	v.ChainIndex = 0
+	v.Withheld = true
 }
 
 // MinGivenFingerprint is the shortest fingerprint prefix a URL may carry.
@@ -485,8 +496,13 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 		}
 	}
 	if v.Fingerprint == "" || v.Seal == "" {
-		v.Reasons = append(v.Reasons, "the sheet is not signed: it has no seal yet")
-		return v, nil
+		// A draft proves nothing: say so, and show nothing of it.
+		return &SheetVerdict{SheetID: v.SheetID, Status: v.Status, Reasons: []string{"the sheet is not signed: it has no seal yet"}}, nil
+	}
+	if v.FingerprintMatches == nil || !*v.FingerprintMatches {
+		// Sheet ids can be guessed (a device chooses them): what the sheet says is shown only
+		// to whoever holds its fingerprint, printed on the copy and carried by its QR code.
+		defer v.withhold()
 	}
 	sums := map[string]string{}
 	for _, f := range schema.SheetBlobFields {
@@ -498,7 +514,7 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 			v.Reasons = append(v.Reasons, fmt.Sprintf("the image %s cannot be checked: this server keeps no images", f))
 			continue
 		}
-		actual, _, _, err := hashBlob(e.Blobs, sum)
+		actual, err := e.Blobs.Rehash(sum)
 		if se, ok := schema.AsError(err); ok && (se.Code == schema.CodeNotFound || se.Code == schema.CodeValidation) {
 			v.Reasons = append(v.Reasons, fmt.Sprintf("the image %s is missing from the server", f))
 			continue

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ type sheetEngine struct {
 	ticket string
 	sig    string
 	stamp  string
+	dir    string // the data folder; blobs are in dir/blobs
 }
 
 func newSheetEngine(t *testing.T) *sheetEngine {
@@ -46,7 +48,7 @@ func newSheetEngine(t *testing.T) *sheetEngine {
 	if e.Sealer, err = schema.LoadSealKey(dir); err != nil {
 		t.Fatal(err)
 	}
-	s := &sheetEngine{t: t, e: e}
+	s := &sheetEngine{t: t, e: e, dir: dir}
 	user := func(name, role string) schema.Actor {
 		d, err := e.CreateUser(ctx, schema.System, syncer.NewUser{Username: name, Name: name, Role: role, Password: "password-" + name})
 		if err != nil {
@@ -153,7 +155,7 @@ func TestSheetSignSealsAndVerifies(t *testing.T) {
 		if !schema.VerifySeal(s.e.Sealer.Public(), d.Str("fingerprint"), d.Str("seal")) {
 			t.Fatal("seal does not verify")
 		}
-		v, err := s.e.VerifySheet(context.Background(), id, "")
+		v, err := s.e.VerifySheet(context.Background(), id, d.Str("fingerprint"))
 		if err != nil || !v.Valid || v.Date != "2026-11-01" {
 			t.Fatalf("verify: %+v %v", v, err)
 		}
@@ -168,5 +170,61 @@ func TestSheetSignSealsAndVerifies(t *testing.T) {
 	r := s.try(s.tech, syncer.Mutation{Entity: schema.EntSheet, ID: id, Op: "action", Action: "sign", At: "2026-11-03T10:00:00Z"})
 	if r.Status != syncer.StatusApplied || s.get(id).Str("signed_at") != "2026-11-03T10:00:00.000Z" {
 		t.Fatalf("sign with at: %+v %s", r, s.get(id).Str("signed_at"))
+	}
+}
+
+// TestVerifySheetPublicView checks what the public verify answer shows: a draft is "not
+// signed" with no names; a sealed sheet shows its names, times and fingerprint only to the
+// holder of its fingerprint (from the printed copy's QR code), since sheet ids can be
+// guessed; the images of a sealed sheet are hashed once, not on every request, yet an
+// image changed on disk is still found.
+func TestVerifySheetPublicView(t *testing.T) {
+	s := newSheetEngine(t)
+	ctx := context.Background()
+	fields := map[string]any{"ticket_id": s.ticket, "fault_symptoms": "a", "inspection_record": "b", "handling_result": "c",
+		"rating": 4, "signer_name": "d", "signature_blob": s.sig, "stamp_blob": s.stamp}
+	draft := s.apply(s.tech, syncer.Mutation{Entity: schema.EntSheet, Op: "create", Fields: raw(fields)})
+	v, err := s.e.VerifySheet(ctx, draft, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Valid || v.Customer != "" || v.Technician != "" || v.Number != "" || v.Date != "" || len(v.Reasons) != 1 {
+		t.Errorf("draft: %+v, want not signed and no names", v)
+	}
+
+	id := s.apply(s.tech, syncer.Mutation{Entity: schema.EntSheet, Op: "create", Fields: raw(fields)})
+	s.apply(s.tech, syncer.Mutation{Entity: schema.EntSheet, ID: id, Op: "action", Action: "sign"})
+	fp := s.get(id).Str("fingerprint")
+	for _, given := range []string{"", "0000000000000000"} {
+		v, err := s.e.VerifySheet(ctx, id, given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Customer != "" || v.Technician != "" || v.Number != "" || v.Fingerprint != "" || v.Seal != "" || v.SignedAt != "" {
+			t.Errorf("fingerprint %q: names or fingerprint shown without the copy's fingerprint: %+v", given, v)
+		}
+	}
+	before := s.e.Blobs.HashedBytes()
+	for range 3 {
+		v, err := s.e.VerifySheet(ctx, id, fp[:16])
+		if err != nil || !v.Valid || v.Customer != "客户" || v.Technician != "tech" || v.Fingerprint != fp {
+			t.Fatalf("holder of the fingerprint: %+v %v", v, err)
+		}
+	}
+	if n := s.e.Blobs.HashedBytes() - before; n != 0 {
+		t.Errorf("three verifications of a sealed sheet hashed %d bytes of images again", n)
+	}
+
+	// An image replaced on disk (with other content) is found despite the cache.
+	path := filepath.Join(s.dir, "blobs", s.sig)
+	if err := os.WriteFile(path, blobPNG(t, 5, 5), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, time.Now().Add(time.Hour), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	v, err = s.e.VerifySheet(ctx, id, fp)
+	if err != nil || v.Valid {
+		t.Fatalf("a changed signature image: %+v %v", v, err)
 	}
 }
