@@ -161,7 +161,11 @@ func (a *API) blobGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// A browser opening the address saves the file rather than showing it, and never
+	// takes it for anything but the image type it was checked to be.
 	c.Set(fiber.HeaderContentType, typ)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+sum+"."+strings.TrimPrefix(typ, "image/")+`"`)
 	c.Set(fiber.HeaderCacheControl, "private, max-age=31536000, immutable")
 	return c.SendStream(r, int(size))
 }

@@ -712,3 +712,31 @@ func TestVerifyPagePublicHardening(t *testing.T) {
 	}
 	e.must(e.do("GET", "/api/v1/sheets/"+id, e.coord, nil), 200)
 }
+
+// TestBlobUploadDecodedAndServedSafely checks, over HTTP, that an upload with an image's
+// first bytes and HTML after them is refused (415) and cannot be named by a sheet, and that
+// a blob is served so that no browser runs it as a page: nosniff and an attachment
+// disposition naming the file by its hash.
+func TestBlobUploadDecodedAndServedSafely(t *testing.T) {
+	e := newSheetEnv(t)
+	polyglot := append([]byte("\x89PNG\r\n\x1a\n"), []byte("<html><script>alert(document.cookie)</script></html>")...)
+	if r := e.uploadAs(e.t1, sha(polyglot), polyglot); r.Status != 415 || r.errCode() != schema.CodeUnsupportedMedia {
+		t.Fatalf("PNG header then HTML: %d %s, want 415 unsupported_media", r.Status, r.Raw)
+	}
+	tk := e.ticket(e.t1ID, schema.StCompleted, true)
+	f := e.fullSheet(tk)
+	f["signature_blob"] = sha(polyglot)
+	rejected(t, e.pushOne(e.t1, map[string]any{"entity": "feedback_sheet", "id": uuid.Must(uuid.NewV7()).String(), "op": "create", "fields": f}),
+		schema.CodeMissingBlob, "signature_blob")
+
+	e.signedSheet(e.t1, e.fullSheet(tk)) // the signature is now in the technician's scope
+	r := e.must(e.do("GET", "/mobile/v1/blobs/"+e.sig, e.t1, nil), 200)
+	if r.Header["Content-Type"] != "image/png" || r.Header["X-Content-Type-Options"] != "nosniff" ||
+		r.Header["Content-Disposition"] != `attachment; filename="`+e.sig+`.png"` {
+		t.Errorf("blob download headers: Content-Type %q, X-Content-Type-Options %q, Content-Disposition %q",
+			r.Header["Content-Type"], r.Header["X-Content-Type-Options"], r.Header["Content-Disposition"])
+	}
+	if !bytes.Equal(r.Raw, testPNG(1)) {
+		t.Error("the blob downloaded is not the one uploaded")
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +18,8 @@ import (
 	gosync "sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/image/webp"
 
 	"fieldsync/schema"
 )
@@ -220,7 +225,7 @@ func (s *BlobStore) finish(sum string, size int64) error {
 		return schema.FieldError(schema.CodeHashMismatch, "sha256",
 			"blob %s: the %d bytes received hash to %s; upload discarded", sum, size, got)
 	}
-	if err := s.checkPartialMedia(sum); err != nil {
+	if err := s.checkPartialImage(sum); err != nil {
 		return err
 	}
 	if err := os.Rename(s.partialPath(sum), s.finalPath(sum)); err != nil {
@@ -246,6 +251,59 @@ func (s *BlobStore) checkPartialMedia(sum string) error {
 		s.discard(sum)
 		return schema.FieldError(schema.CodeUnsupportedMedia, "sha256",
 			"blob %s: content starting %q is not a PNG, JPEG or WebP image; upload discarded", sum, head)
+	}
+	return nil
+}
+
+// MaxImagePixels bounds the width times height of an uploaded image, so that a small file
+// declaring a huge picture cannot make the server allocate gigabytes to decode it. 25
+// million pixels holds any phone camera's photo.
+const MaxImagePixels = 25_000_000
+
+// checkPartialImage decodes the whole partial upload of sum as the image its first bytes
+// say it is, and deletes it and returns CodeUnsupportedMedia when that fails: a PNG header
+// followed by HTML, a truncated file or an absurd size is refused here, before it can be
+// sealed into a sheet whose PDF could then never be printed.
+func (s *BlobStore) checkPartialImage(sum string) error {
+	if err := s.checkPartialMedia(sum); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(s.partialPath(sum))
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", sum, err)
+	}
+	if err := CheckImage(data); err != nil {
+		s.discard(sum)
+		return schema.FieldError(schema.CodeUnsupportedMedia, "sha256", "blob %s: %v; upload discarded", sum, err)
+	}
+	return nil
+}
+
+// CheckImage decodes data whole as a PNG, JPEG or WebP image, after checking that its
+// declared size is at most MaxImagePixels.
+func CheckImage(data []byte) error {
+	var decodeConfig func(io.Reader) (image.Config, error)
+	var decode func(io.Reader) (image.Image, error)
+	switch MediaType(data) {
+	case "image/png":
+		decodeConfig, decode = png.DecodeConfig, png.Decode
+	case "image/jpeg":
+		decodeConfig, decode = jpeg.DecodeConfig, jpeg.Decode
+	case "image/webp":
+		decodeConfig, decode = webp.DecodeConfig, webp.Decode
+	default:
+		return errors.New("not a PNG, JPEG or WebP image")
+	}
+	name := strings.TrimPrefix(MediaType(data), "image/")
+	cfg, err := decodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("not a whole %s image: %v", name, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
+		return fmt.Errorf("a %s image of %d x %d pixels is out of range (at most %d pixels)", name, cfg.Width, cfg.Height, MaxImagePixels)
+	}
+	if _, err := decode(bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("not a whole %s image: %v", name, err)
 	}
 	return nil
 }

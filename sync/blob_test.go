@@ -294,6 +294,46 @@ func TestBlobRefusesNonImages(t *testing.T) {
 	})
 }
 
+// TestBlobRefusesDamagedImages checks that an upload is decoded whole before it is kept: a
+// valid image header followed by anything else (HTML, a truncated image, an image of absurd
+// size) is refused as unsupported_media and nothing of it is kept, so it can never be sealed
+// into a sheet whose PDF then fails forever.
+func TestBlobRefusesDamagedImages(t *testing.T) {
+	png := blobPNG(t, 16, 16)
+	jpg := blobJPEG(t)
+	huge := func() []byte { // a valid PNG header declaring 100000 x 100000 pixels
+		var b bytes.Buffer
+		b.Write(png[:16])
+		b.Write([]byte{0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0})
+		b.Write(png[24:])
+		return b.Bytes()
+	}()
+	tests := []struct {
+		name    string
+		content []byte
+	}{
+		{"png header then html", append([]byte("\x89PNG\r\n\x1a\n"), []byte("<html><script>alert(1)</script></html>")...)},
+		{"jpeg header then html", append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, []byte("<html><body>hello</body></html>")...)},
+		{"webp header then html", append([]byte("RIFF\x40\x00\x00\x00WEBP"), []byte("<html></html>")...)},
+		{"truncated png", png[:len(png)/2]},
+		{"truncated jpeg", jpg[:len(jpg)-20]},
+		{"png with html after its end", append(bytes.Clone(png[:len(png)-12]), []byte("<html></html>")...)},
+		{"100000x100000 png", huge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, dir := newBlobStore(t, 1<<20)
+			sum := blobSum(tt.content)
+			_, complete, err := s.Append(sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
+			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
+			if complete {
+				t.Fatal("complete = true for a damaged image")
+			}
+			wantNothingHeld(t, s, dir, sum)
+		})
+	}
+}
+
 func TestBlobTooLarge(t *testing.T) {
 	img := blobPNG(t, 20, 20)
 	sum := blobSum(img)
@@ -556,13 +596,15 @@ func TestOpenBlobStoreRefusesNoLimit(t *testing.T) {
 }
 
 // FuzzBlobAppend uploads arbitrary content in two chunks split at split, and checks that the
-// store keeps exactly the accepted images (non-empty, under the limit, sniffed as PNG, JPEG
-// or WebP) byte for byte and leaves no trace of anything else.
+// store keeps exactly the accepted images (non-empty, under the limit, PNG, JPEG or WebP
+// that decode whole) byte for byte and leaves no trace of anything else.
 func FuzzBlobAppend(f *testing.F) {
 	const limit = 4096
 	f.Add(blobWebP, uint16(5))
 	f.Add([]byte("\xff\xd8\xff"), uint16(1))
 	f.Add([]byte("%PDF-1.4\n"), uint16(0))
+	f.Add(append([]byte("\x89PNG\r\n\x1a\n"), "<html><script>alert(1)</script></html>"...), uint16(9))
+	f.Add(blobJPEG(f), uint16(30))
 	f.Add([]byte{}, uint16(0))
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
 		s, dir := newBlobStore(t, limit)
@@ -579,7 +621,7 @@ func FuzzBlobAppend(f *testing.F) {
 			wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
 		case len(data) > limit:
 			wantBlobError(t, err, schema.CodeTooLarge, "Upload-Length")
-		case syncer.MediaType(data) == "":
+		case syncer.MediaType(data) == "", syncer.CheckImage(data) != nil:
 			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
 		default:
 			if err != nil || !complete {

@@ -5,7 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
 	"testing"
+
+	_ "golang.org/x/image/webp" // image.Decode of WebP
 
 	"fieldsync/schema"
 )
@@ -285,4 +291,48 @@ func referenceDuplicate(b []byte) bool {
 			top.expect = true
 		}
 	}
+}
+
+// FuzzCheckImage feeds arbitrary bytes to the image check every upload passes before it is
+// kept. It must never panic, and what it accepts must be a PNG, JPEG or WebP image that
+// decodes whole within the pixel bound (what the PDF renderer then draws).
+func FuzzCheckImage(f *testing.F) {
+	var png1 bytes.Buffer
+	img := image.NewNRGBA(image.Rect(0, 0, 3, 2))
+	img.Set(1, 1, color.NRGBA{200, 10, 10, 255})
+	if err := png.Encode(&png1, img); err != nil {
+		f.Fatal(err)
+	}
+	var jpg bytes.Buffer
+	if err := jpeg.Encode(&jpg, img, nil); err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range [][]byte{
+		png1.Bytes(),
+		jpg.Bytes(),
+		[]byte("RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"),
+		append([]byte("\x89PNG\r\n\x1a\n"), "<html><script>alert(1)</script></html>"...),
+		append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, "<html></html>"...),
+		png1.Bytes()[:png1.Len()/2],
+		jpg.Bytes()[:jpg.Len()-10],
+		[]byte("RIFF\x40\x00\x00\x00WEBP<html>"),
+		nil,
+	} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if CheckImage(b) != nil {
+			return
+		}
+		if MediaType(b) == "" {
+			t.Fatalf("accepted %d bytes of no image type", len(b))
+		}
+		got, _, err := image.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("accepted an image that does not decode: %v", err)
+		}
+		if r := got.Bounds(); r.Dx() <= 0 || r.Dy() <= 0 || r.Dx()*r.Dy() > MaxImagePixels {
+			t.Fatalf("accepted an image of %v", r)
+		}
+	})
 }
