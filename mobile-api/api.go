@@ -134,7 +134,7 @@ func (a *API) blobPatch(c *fiber.Ctx) error {
 			return schema.FieldError(schema.CodeValidation, "Upload-Length", "Upload-Length must be the blob's size in bytes")
 		}
 	}
-	n, complete, err := a.e.Blobs.Append(sum, off, length, bytes.NewReader(c.Body()))
+	n, complete, err := a.e.Blobs.Append(sess(c).Actor.DeviceID, sum, off, length, bytes.NewReader(c.Body()))
 	c.Set("Upload-Offset", strconv.FormatInt(n, 10))
 	if err != nil {
 		return err

@@ -82,7 +82,7 @@ func (s *Server) putDemoBlob(b []byte) (string, error) {
 	if s.Engine.Blobs.Has(sum) {
 		return sum, nil
 	}
-	if _, _, err := s.Engine.Blobs.Append(sum, 0, int64(len(b)), bytes.NewReader(b)); err != nil {
+	if _, _, err := s.Engine.Blobs.Append("", sum, 0, int64(len(b)), bytes.NewReader(b)); err != nil {
 		return "", fmt.Errorf("demo image: %w", err)
 	}
 	return sum, nil

@@ -144,13 +144,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// maintenance sweeps scopes and prunes old history once at start and then hourly.
+// maintenance sweeps scopes, prunes old history and deletes abandoned blob uploads once at
+// start and then hourly.
 func (s *Server) maintenance() {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		if err := s.Engine.Sweep(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Warn("sweep", "err", err)
+		}
+		if n, err := s.Engine.Blobs.SweepPartial(time.Now()); err != nil { // file times are the wall clock
+			s.log.Warn("sweep unfinished blob uploads", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted unfinished blob uploads", "count", n, "older_than", syncer.PartialUploadMaxAge.String())
 		}
 		select {
 		case <-s.stop:

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"fieldsync/schema"
+	syncer "fieldsync/sync"
 )
 
 // sheetEnv is a fresh company: an admin, a coordinator, two technicians with phones, and a
@@ -739,4 +740,24 @@ func TestBlobUploadDecodedAndServedSafely(t *testing.T) {
 	if !bytes.Equal(r.Raw, testPNG(1)) {
 		t.Error("the blob downloaded is not the one uploaded")
 	}
+}
+
+// TestBlobPartialQuotaOverHTTP checks that the unfinished-upload quota is the device's: a
+// device that begins more uploads than its quota holds gets 429 rate_limited, another
+// device does not.
+func TestBlobPartialQuotaOverHTTP(t *testing.T) {
+	e := newSheetEnv(t)
+	head := testPNG(3)[:16]
+	begin := func(token string, i int) resp {
+		sum := sha([]byte(fmt.Sprint(token, i)))
+		return e.do("PATCH", "/mobile/v1/blobs/"+sum, token, head, "Upload-Offset", "0", "Upload-Length", strconv.Itoa(5<<20),
+			"Content-Type", "application/offset+octet-stream")
+	}
+	for i := range syncer.PartialUploadsPerDevice {
+		e.must(begin(e.t1, i), 204)
+	}
+	if r := begin(e.t1, 99); r.Status != 429 || r.errCode() != schema.CodeRateLimited {
+		t.Errorf("one upload past the device's quota: %d %s, want 429 rate_limited", r.Status, r.Raw)
+	}
+	e.must(begin(e.t2, 0), 204)
 }

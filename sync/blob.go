@@ -32,8 +32,11 @@ const blobSniffLen = 12
 // by the lower-case hex SHA-256 of their content, so identical content is stored once and a
 // mutation can name a blob before the server holds it.
 //
-// Uploads are resumable: a partial upload lives in partial/<sum> with its declared length in
-// partial/<sum>.len, both surviving a restart. Only content whose hash and type were checked
+// Uploads are resumable: a partial upload lives in partial/<sum> with its declared length and
+// the device that began it in partial/<sum>.len, both surviving a restart. A device may hold
+// at most PartialUploadsPerDevice times the size limit in unfinished uploads, and
+// SweepPartial deletes those left untouched for PartialUploadMaxAge, so no device can fill
+// the disk with uploads it never finishes. Only content whose hash and type were checked
 // is renamed to <dir>/<sum>, so a crash never leaves a half file under a final name. One
 // process owns the directory; within it, Appends for the same sum are serialised.
 type BlobStore struct {
@@ -42,6 +45,7 @@ type BlobStore struct {
 	hashed   atomic.Int64 // bytes read by Rehash
 
 	mu     gosync.Mutex         // guards locks and hashes
+	quota  gosync.Mutex         // serialises the quota check and start of new uploads
 	locks  map[string]*blobLock // one per sum being appended to
 	hashes map[string]blobStamp // Rehash's results, by sum
 }
@@ -89,18 +93,20 @@ func (s *BlobStore) Stat(sum string) (complete bool, offset int64, err error) {
 }
 
 // Append adds the chunk read from r to the upload of sum, as a PATCH with Upload-Offset offset
-// and Upload-Length length (-1 when the header was not sent; the first chunk must send it).
-// It returns the bytes now held and whether the blob is now whole.
+// and Upload-Length length (-1 when the header was not sent; the first chunk must send it),
+// from the device owner ("" for the server itself, which has no quota). It returns the bytes
+// now held and whether the blob is now whole.
 //
 // Errors: CodeValidation for a bad sum (field sha256), a missing, empty or changed length or a
 // chunk running past the declared length (field Upload-Length); CodeConflict when offset is not
 // the bytes held, and then newOffset is the offset to resume at; CodeTooLarge when the length
-// is over the limit, before any byte is read; CodeHashMismatch and CodeUnsupportedMedia when
+// is over the limit, before any byte is read; CodeRateLimited when a new upload would take the
+// owner's unfinished uploads past its quota, before any byte is read; CodeHashMismatch and CodeUnsupportedMedia when
 // the content is wrong, and then the partial upload is deleted. A read error from r keeps the
 // bytes that arrived, so the client resumes after them. After an error, newOffset is a hint
 // (exact for CodeConflict); a client that needs certainty asks Stat. Appending to a blob held
 // whole reads nothing and returns (size, true, nil).
-func (s *BlobStore) Append(sum string, offset int64, length int64, r io.Reader) (newOffset int64, complete bool, err error) {
+func (s *BlobStore) Append(owner, sum string, offset int64, length int64, r io.Reader) (newOffset int64, complete bool, err error) {
 	if err := checkBlobSum(sum); err != nil {
 		return 0, false, err
 	}
@@ -119,7 +125,7 @@ func (s *BlobStore) Append(sum string, offset int64, length int64, r io.Reader) 
 		return held, false, schema.Errorf(schema.CodeConflict,
 			"blob %s: Upload-Offset %d does not match the %d bytes held; resume at offset %d", sum, offset, held, held)
 	}
-	declared, err := s.declaredLength(sum, held, length)
+	declared, err := s.declaredLength(owner, sum, held, length)
 	if err != nil {
 		held, _, _ := blobFileSize(s.partialPath(sum)) // 0 if the upload was discarded
 		return held, false, err
@@ -171,16 +177,17 @@ func (s *BlobStore) Append(sum string, offset int64, length int64, r io.Reader) 
 }
 
 // declaredLength settles the total length of the upload of sum, holding held bytes, given the
-// Upload-Length of this chunk (-1 if absent), and persists it so a restart keeps it. The length
-// may change only while no byte is held.
-func (s *BlobStore) declaredLength(sum string, held, length int64) (int64, error) {
+// Upload-Length of this chunk (-1 if absent), and persists it with the upload's owner so a
+// restart keeps them. The length may change only while no byte is held, and a new length is
+// checked against owner's quota.
+func (s *BlobStore) declaredLength(owner, sum string, held, length int64) (int64, error) {
 	switch {
 	case length == 0:
 		return 0, schema.FieldError(schema.CodeValidation, "Upload-Length", "blob %s: empty content is not accepted", sum)
 	case length < -1:
 		return 0, schema.FieldError(schema.CodeValidation, "Upload-Length", "blob %s: Upload-Length %d is negative", sum, length)
 	}
-	stored, known, err := s.readLength(sum)
+	stored, storedOwner, known, err := s.readLength(sum)
 	if err != nil {
 		return 0, err
 	}
@@ -206,11 +213,102 @@ func (s *BlobStore) declaredLength(sum string, held, length int64) (int64, error
 			"blob %s: %d bytes held exceed Upload-Length %d; upload discarded, resume at offset 0", sum, held, declared)
 	}
 	if !known || declared != stored {
-		if err := s.writeLength(sum, declared); err != nil {
+		if known {
+			owner = storedOwner // the upload stays its first device's
+		}
+		if err := s.startUpload(owner, sum, declared); err != nil {
 			return 0, err
 		}
 	}
 	return declared, nil
+}
+
+// PartialUploadsPerDevice is how many uploads of the size limit (blob_max_bytes) one device
+// may leave unfinished at once, in bytes declared: enough for every image of several sheets
+// written offline.
+const PartialUploadsPerDevice = 8
+
+// PartialUploadMaxAge is how long an unfinished upload is kept after its last chunk. A device
+// that comes back later starts that upload again from offset 0 (HEAD says so).
+const PartialUploadMaxAge = 48 * time.Hour
+
+// startUpload records the declared length and owner of the upload of sum, after checking
+// that owner's unfinished uploads, this one included, stay within its quota.
+func (s *BlobStore) startUpload(owner, sum string, declared int64) error {
+	if owner == "" {
+		return s.writeLength(sum, declared, owner)
+	}
+	s.quota.Lock()
+	defer s.quota.Unlock()
+	used, err := s.partialBytesOf(owner, sum)
+	if err != nil {
+		return err
+	}
+	if quota := PartialUploadsPerDevice * s.maxBytes.Load(); used+declared > quota {
+		s.discard(sum)
+		return schema.Errorf(schema.CodeRateLimited,
+			"blob %s: device %q already has %d bytes of unfinished uploads; with these %d it would pass its %d: finish them first (unfinished uploads are deleted after %s)",
+			sum, owner, used, declared, quota, PartialUploadMaxAge)
+	}
+	return s.writeLength(sum, declared, owner)
+}
+
+// partialBytesOf adds up the declared lengths of owner's unfinished uploads other than sum.
+func (s *BlobStore) partialBytesOf(owner, except string) (int64, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "partial"))
+	if err != nil {
+		return 0, fmt.Errorf("blob store: %w", err)
+	}
+	var used int64
+	for _, e := range entries {
+		sum, ok := strings.CutSuffix(e.Name(), ".len")
+		if !ok || sum == except || checkBlobSum(sum) != nil {
+			continue
+		}
+		n, o, known, err := s.readLength(sum)
+		if err != nil || !known || o != owner {
+			continue // a damaged or vanished length file counts for nobody
+		}
+		used += n
+	}
+	return used, nil
+}
+
+// SweepPartial deletes the unfinished uploads whose last chunk is older than
+// PartialUploadMaxAge at now, and returns how many it deleted. The server runs it hourly.
+func (s *BlobStore) SweepPartial(now time.Time) (int, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "partial"))
+	if err != nil {
+		return 0, fmt.Errorf("blob store: %w", err)
+	}
+	sums := map[string]bool{}
+	for _, e := range entries {
+		sum, _, _ := strings.Cut(e.Name(), ".")
+		if checkBlobSum(sum) == nil {
+			sums[sum] = true
+		}
+	}
+	removed := 0
+	for sum := range sums {
+		unlock := s.lock(sum)
+		if s.partialLastTouched(sum).Before(now.Add(-PartialUploadMaxAge)) {
+			s.discard(sum)
+			removed++
+		}
+		unlock()
+	}
+	return removed, nil
+}
+
+// partialLastTouched is the latest modification time among the files of the upload of sum.
+func (s *BlobStore) partialLastTouched(sum string) time.Time {
+	var last time.Time
+	for _, p := range []string{s.partialPath(sum), s.lengthPath(sum), s.lengthPath(sum) + ".tmp"} {
+		if fi, err := os.Stat(p); err == nil && fi.ModTime().After(last) {
+			last = fi.ModTime()
+		}
+	}
+	return last
 }
 
 // finish checks a partial upload that has all its bytes and moves it to its final name, or
@@ -455,31 +553,35 @@ func (s *BlobStore) lengthPath(sum string) string {
 	return filepath.Join(s.dir, "partial", sum+".len")
 }
 
-// readLength returns the declared length of the upload of sum, and false if none was stored.
-func (s *BlobStore) readLength(sum string) (int64, bool, error) {
+// readLength returns the declared length and the owner of the upload of sum, and false if
+// none was stored. The file holds the length on its first line and the owner, quoted, on the
+// second (absent in files written before owners were kept: no owner).
+func (s *BlobStore) readLength(sum string) (int64, string, bool, error) {
 	b, err := os.ReadFile(s.lengthPath(sum))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
+		return 0, "", false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("blob %s: %w", sum, err)
+		return 0, "", false, fmt.Errorf("blob %s: %w", sum, err)
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	first, rest, _ := strings.Cut(string(b), "\n")
+	n, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("blob %s: declared length file %s: %w", sum, s.lengthPath(sum), err)
+		return 0, "", false, fmt.Errorf("blob %s: declared length file %s: %w", sum, s.lengthPath(sum), err)
 	}
-	return n, true, nil
+	owner, _ := strconv.Unquote(strings.TrimSpace(rest))
+	return n, owner, true, nil
 }
 
-// writeLength stores the declared length of the upload of sum, through a temporary file and
-// a rename so that a crash leaves the old value or the new one, never a torn number.
-func (s *BlobStore) writeLength(sum string, n int64) error {
+// writeLength stores the declared length and owner of the upload of sum, through a temporary
+// file and a rename so that a crash leaves the old value or the new one, never a torn number.
+func (s *BlobStore) writeLength(sum string, n int64, owner string) error {
 	tmp := s.lengthPath(sum) + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", sum, err)
 	}
-	_, err = fmt.Fprintf(f, "%d\n", n)
+	_, err = fmt.Fprintf(f, "%d\n%s\n", n, strconv.Quote(owner))
 	if err := errors.Join(err, f.Sync(), f.Close()); err != nil {
 		return fmt.Errorf("blob %s: writing declared length: %w", sum, err)
 	}
@@ -495,6 +597,7 @@ func (s *BlobStore) writeLength(sum string, n int64) error {
 func (s *BlobStore) discard(sum string) {
 	os.Remove(s.partialPath(sum))
 	os.Remove(s.lengthPath(sum))
+	os.Remove(s.lengthPath(sum) + ".tmp")
 }
 
 // checkBlobSum refuses anything but 64 lower-case hex digits, which also keeps a sum from

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
@@ -139,7 +141,7 @@ func TestBlobSingleShot(t *testing.T) {
 	img := blobPNG(t, 10, 10)
 	sum := blobSum(img)
 
-	off, complete, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img))
+	off, complete, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img))
 	if err != nil || !complete || off != int64(len(img)) {
 		t.Fatalf("Append = (%d, %v, %v), want (%d, true, nil)", off, complete, err, len(img))
 	}
@@ -170,7 +172,7 @@ func TestBlobChunkedPNG(t *testing.T) {
 		if i == 0 {
 			length = int64(len(img))
 		}
-		off, complete, err := s.Append(sum, int64(cuts[i]), length, bytes.NewReader(img[cuts[i]:cuts[i+1]]))
+		off, complete, err := s.Append("", sum, int64(cuts[i]), length, bytes.NewReader(img[cuts[i]:cuts[i+1]]))
 		last := i == 2
 		if err != nil || off != int64(cuts[i+1]) || complete != last {
 			t.Fatalf("chunk %d: Append = (%d, %v, %v), want (%d, %v, nil)", i, off, complete, err, cuts[i+1], last)
@@ -198,7 +200,7 @@ func TestBlobResumeAfterRestart(t *testing.T) {
 	s, dir := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 50, 50)
 	sum := blobSum(img)
-	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:3000])); err != nil {
+	if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:3000])); err != nil {
 		t.Fatal(err)
 	}
 
@@ -211,7 +213,7 @@ func TestBlobResumeAfterRestart(t *testing.T) {
 		t.Fatalf("Stat after restart = (%v, %d, %v), want (false, 3000, nil)", complete, off, err)
 	}
 	// The declared length survived the restart: the next chunk need not repeat it.
-	off, complete, err = restarted.Append(sum, off, -1, bytes.NewReader(img[off:]))
+	off, complete, err = restarted.Append("", sum, off, -1, bytes.NewReader(img[off:]))
 	if err != nil || !complete || off != int64(len(img)) {
 		t.Fatalf("Append after restart = (%d, %v, %v), want (%d, true, nil)", off, complete, err, len(img))
 	}
@@ -222,14 +224,14 @@ func TestBlobWrongOffset(t *testing.T) {
 	s, _ := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 50, 50)
 	sum := blobSum(img)
-	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:1000])); err != nil {
+	if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:1000])); err != nil {
 		t.Fatal(err)
 	}
 
 	for _, offset := range []int64{0, 5, 999, 1001, 5000} {
 		t.Run(strconv.FormatInt(offset, 10), func(t *testing.T) {
 			r := &blobCountingReader{r: bytes.NewReader(img[offset:])}
-			off, complete, err := s.Append(sum, offset, -1, r)
+			off, complete, err := s.Append("", sum, offset, -1, r)
 			e := wantBlobError(t, err, schema.CodeConflict, "")
 			if !strings.Contains(e.Message, "1000") || !strings.Contains(e.Message, sum) {
 				t.Errorf("message %q does not name the sum and the current offset 1000", e.Message)
@@ -249,7 +251,7 @@ func TestBlobHashMismatch(t *testing.T) {
 	img := blobPNG(t, 20, 20)
 	other := blobSum(blobPNG(t, 21, 21))
 
-	_, complete, err := s.Append(other, 0, int64(len(img)), bytes.NewReader(img))
+	_, complete, err := s.Append("", other, 0, int64(len(img)), bytes.NewReader(img))
 	wantBlobError(t, err, schema.CodeHashMismatch, "")
 	if complete {
 		t.Fatal("complete = true for content that does not match its sum")
@@ -275,7 +277,7 @@ func TestBlobRefusesNonImages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, dir := newBlobStore(t, 1<<20)
 			sum := blobSum(tt.content)
-			_, complete, err := s.Append(sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
+			_, complete, err := s.Append("", sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
 			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
 			if complete {
 				t.Fatal("complete = true for a refused type")
@@ -288,7 +290,7 @@ func TestBlobRefusesNonImages(t *testing.T) {
 		s, dir := newBlobStore(t, 1<<20)
 		big := append(bytes.Clone(pdf), bytes.Repeat([]byte("0"), 10_000)...)
 		sum := blobSum(big)
-		_, _, err := s.Append(sum, 0, int64(len(big)), bytes.NewReader(big[:100]))
+		_, _, err := s.Append("", sum, 0, int64(len(big)), bytes.NewReader(big[:100]))
 		wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
 		wantNothingHeld(t, s, dir, sum)
 	})
@@ -324,7 +326,7 @@ func TestBlobRefusesDamagedImages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, dir := newBlobStore(t, 1<<20)
 			sum := blobSum(tt.content)
-			_, complete, err := s.Append(sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
+			_, complete, err := s.Append("", sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
 			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
 			if complete {
 				t.Fatal("complete = true for a damaged image")
@@ -341,7 +343,7 @@ func TestBlobTooLarge(t *testing.T) {
 	t.Run("refused before reading", func(t *testing.T) {
 		s, dir := newBlobStore(t, int64(len(img))-1)
 		r := &blobCountingReader{r: bytes.NewReader(img)}
-		_, _, err := s.Append(sum, 0, int64(len(img)), r)
+		_, _, err := s.Append("", sum, 0, int64(len(img)), r)
 		e := wantBlobError(t, err, schema.CodeTooLarge, "Upload-Length")
 		if r.reads != 0 {
 			t.Errorf("read %d times from a refused upload", r.reads)
@@ -354,16 +356,16 @@ func TestBlobTooLarge(t *testing.T) {
 
 	t.Run("limit lowered during an upload, then raised", func(t *testing.T) {
 		s, dir := newBlobStore(t, 1<<20)
-		if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
+		if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
 			t.Fatal(err)
 		}
 		s.SetMaxBytes(100)
-		_, _, err := s.Append(sum, 100, -1, bytes.NewReader(img[100:]))
+		_, _, err := s.Append("", sum, 100, -1, bytes.NewReader(img[100:]))
 		wantBlobError(t, err, schema.CodeTooLarge, "")
 		wantNothingHeld(t, s, dir, sum)
 
 		s.SetMaxBytes(int64(len(img)))
-		if _, complete, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil || !complete {
+		if _, complete, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil || !complete {
 			t.Fatalf("Append at the new limit = (%v, %v), want complete", complete, err)
 		}
 	})
@@ -376,7 +378,7 @@ func TestBlobLengthRules(t *testing.T) {
 	t.Run("empty", func(t *testing.T) {
 		s, dir := newBlobStore(t, 1<<20)
 		emptySum := blobSum(nil)
-		_, _, err := s.Append(emptySum, 0, 0, bytes.NewReader(nil))
+		_, _, err := s.Append("", emptySum, 0, 0, bytes.NewReader(nil))
 		e := wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
 		if !strings.Contains(e.Message, "empty") {
 			t.Errorf("message %q does not say empty", e.Message)
@@ -386,27 +388,27 @@ func TestBlobLengthRules(t *testing.T) {
 
 	t.Run("first chunk without length", func(t *testing.T) {
 		s, dir := newBlobStore(t, 1<<20)
-		_, _, err := s.Append(sum, 0, -1, bytes.NewReader(img))
+		_, _, err := s.Append("", sum, 0, -1, bytes.NewReader(img))
 		wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
 		wantNothingHeld(t, s, dir, sum)
 	})
 
 	t.Run("length changed mid-upload", func(t *testing.T) {
 		s, _ := newBlobStore(t, 1<<20)
-		if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
+		if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := s.Append(sum, 100, int64(len(img))+1, bytes.NewReader(img[100:]))
+		_, _, err := s.Append("", sum, 100, int64(len(img))+1, bytes.NewReader(img[100:]))
 		wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
 	})
 
 	t.Run("chunk past the declared length", func(t *testing.T) {
 		s, dir := newBlobStore(t, 1<<20)
-		if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
+		if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
 			t.Fatal(err)
 		}
 		tooMuch := append(bytes.Clone(img[100:]), "trailing junk"...)
-		_, complete, err := s.Append(sum, 100, -1, bytes.NewReader(tooMuch))
+		_, complete, err := s.Append("", sum, 100, -1, bytes.NewReader(tooMuch))
 		wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
 		if complete {
 			t.Fatal("complete = true for a chunk past the declared length")
@@ -415,7 +417,7 @@ func TestBlobLengthRules(t *testing.T) {
 		if err != nil || !bytes.Equal(held, img[:100]) {
 			t.Fatalf("partial holds %d bytes (%v), want the first 100 untouched", len(held), err)
 		}
-		if _, complete, err := s.Append(sum, 100, -1, bytes.NewReader(img[100:])); err != nil || !complete {
+		if _, complete, err := s.Append("", sum, 100, -1, bytes.NewReader(img[100:])); err != nil || !complete {
 			t.Fatalf("the right chunk after a refused one = (%v, %v), want complete", complete, err)
 		}
 		wantBlobContent(t, s, sum, img, "image/png")
@@ -426,12 +428,12 @@ func TestBlobStoredOnce(t *testing.T) {
 	s, dir := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 20, 20)
 	sum := blobSum(img)
-	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil {
+	if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil {
 		t.Fatal(err)
 	}
 
 	r := &blobCountingReader{r: bytes.NewReader(img)}
-	off, complete, err := s.Append(sum, 0, int64(len(img)), r)
+	off, complete, err := s.Append("", sum, 0, int64(len(img)), r)
 	if err != nil || !complete || off != int64(len(img)) || r.reads != 0 {
 		t.Fatalf("second Append = (%d, %v, %v) after %d reads, want (%d, true, nil) after none",
 			off, complete, err, r.reads, len(img))
@@ -467,7 +469,7 @@ func TestBlobConcurrentAppends(t *testing.T) {
 				return err
 			}
 			end := min(off+chunk, int64(len(content)))
-			_, _, err = s.Append(sum, off, int64(len(content)), bytes.NewReader(content[off:end]))
+			_, _, err = s.Append("", sum, off, int64(len(content)), bytes.NewReader(content[off:end]))
 			if schema.ErrorCode(err) != schema.CodeConflict && err != nil {
 				return err
 			}
@@ -523,7 +525,7 @@ func TestBlobMediaTypes(t *testing.T) {
 			}
 			s, _ := newBlobStore(t, 1<<20)
 			sum := blobSum(tt.content)
-			if _, complete, err := s.Append(sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content)); err != nil || !complete {
+			if _, complete, err := s.Append("", sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content)); err != nil || !complete {
 				t.Fatalf("Append = (%v, %v), want complete", complete, err)
 			}
 			wantBlobContent(t, s, sum, tt.content, tt.want)
@@ -545,7 +547,7 @@ func TestBlobInvalidSum(t *testing.T) {
 		t.Run(sum, func(t *testing.T) {
 			_, _, err := s.Stat(sum)
 			wantBlobError(t, err, schema.CodeValidation, "sha256")
-			_, _, err = s.Append(sum, 0, 10, strings.NewReader("0123456789"))
+			_, _, err = s.Append("", sum, 0, 10, strings.NewReader("0123456789"))
 			wantBlobError(t, err, schema.CodeValidation, "sha256")
 			_, _, _, err = s.Open(sum)
 			wantBlobError(t, err, schema.CodeValidation, "sha256")
@@ -566,13 +568,13 @@ func TestBlobOpenAndVerify(t *testing.T) {
 	wantBlobError(t, err, schema.CodeNotFound, "")
 	wantBlobError(t, s.Verify(sum), schema.CodeNotFound, "")
 
-	if _, _, err := s.Append(sum, 0, int64(len(img)), bytes.NewReader(img[:50])); err != nil {
+	if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:50])); err != nil {
 		t.Fatal(err)
 	}
 	_, _, _, err = s.Open(sum)
 	wantBlobError(t, err, schema.CodeNotFound, "") // a partial upload is not downloadable
 
-	if _, _, err := s.Append(sum, 50, -1, bytes.NewReader(img[50:])); err != nil {
+	if _, _, err := s.Append("", sum, 50, -1, bytes.NewReader(img[50:])); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Verify(sum); err != nil {
@@ -611,9 +613,9 @@ func FuzzBlobAppend(f *testing.F) {
 		sum := blobSum(data)
 		cut := min(int(split), len(data))
 
-		_, complete, err := s.Append(sum, 0, int64(len(data)), bytes.NewReader(data[:cut]))
+		_, complete, err := s.Append("", sum, 0, int64(len(data)), bytes.NewReader(data[:cut]))
 		if err == nil && !complete {
-			_, complete, err = s.Append(sum, int64(cut), -1, bytes.NewReader(data[cut:]))
+			_, complete, err = s.Append("", sum, int64(cut), -1, bytes.NewReader(data[cut:]))
 		}
 
 		switch {
@@ -632,4 +634,79 @@ func FuzzBlobAppend(f *testing.F) {
 		}
 		wantNothingHeld(t, s, dir, sum)
 	})
+}
+
+// TestBlobPartialQuotaPerDevice checks that one device cannot fill the disk with uploads it
+// never finishes: past PartialUploadsPerDevice times blob_max_bytes of unfinished uploads, a
+// new upload from that device is refused rate_limited and nothing of it is kept, while its
+// uploads already begun still resume and another device is not affected.
+func TestBlobPartialQuotaPerDevice(t *testing.T) {
+	const limit = 4096
+	s, _ := newBlobStore(t, limit)
+	head := blobPNG(t, 2, 2)[:16]
+	begin := func(owner string, i int) (string, error) {
+		sum := blobSum([]byte(fmt.Sprint(owner, i)))
+		_, _, err := s.Append(owner, sum, 0, limit, bytes.NewReader(head))
+		return sum, err
+	}
+	var first string
+	for i := range syncer.PartialUploadsPerDevice {
+		sum, err := begin("dev-a", i)
+		if err != nil {
+			t.Fatalf("upload %d of dev-a within its quota: %v", i, err)
+		}
+		if i == 0 {
+			first = sum
+		}
+	}
+	sum, err := begin("dev-a", 99)
+	wantBlobError(t, err, schema.CodeRateLimited, "")
+	if _, off, _ := s.Stat(sum); off != 0 {
+		t.Errorf("the refused upload left %d bytes", off)
+	}
+	if n, _, err := s.Append("dev-a", first, int64(len(head)), -1, bytes.NewReader(make([]byte, 10))); err != nil || n != int64(len(head))+10 {
+		t.Errorf("resuming an upload begun within the quota: %d, %v", n, err)
+	}
+	if _, err := begin("dev-b", 0); err != nil {
+		t.Errorf("another device: %v", err)
+	}
+}
+
+// TestBlobSweepPartial checks that uploads left unfinished longer than PartialUploadMaxAge
+// are deleted (their device's quota with them), and that newer ones and whole blobs stay.
+func TestBlobSweepPartial(t *testing.T) {
+	s, dir := newBlobStore(t, 1<<20)
+	img := blobPNG(t, 8, 8)
+	whole := blobSum(img)
+	if _, _, err := s.Append("dev-a", whole, 0, int64(len(img)), bytes.NewReader(img)); err != nil {
+		t.Fatal(err)
+	}
+	other := blobPNG(t, 9, 9)
+	stale, fresh := blobSum(other), blobSum(blobPNG(t, 10, 10))
+	for _, sum := range []string{stale, fresh} {
+		if _, _, err := s.Append("dev-a", sum, 0, int64(len(other)), bytes.NewReader(other[:20])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	old := now.Add(-syncer.PartialUploadMaxAge - time.Hour)
+	for _, name := range []string{stale, stale + ".len"} {
+		if err := os.Chtimes(filepath.Join(dir, "partial", name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.SweepPartial(now)
+	if err != nil || n != 1 {
+		t.Fatalf("SweepPartial = %d, %v; want 1 upload removed", n, err)
+	}
+	if _, off, _ := s.Stat(stale); off != 0 {
+		t.Errorf("the stale upload still holds %d bytes", off)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "partial", stale+".len")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale upload's length file is left: %v", err)
+	}
+	if _, off, _ := s.Stat(fresh); off != 20 {
+		t.Errorf("the fresh upload holds %d bytes, want 20", off)
+	}
+	wantBlobContent(t, s, whole, img, "image/png")
 }

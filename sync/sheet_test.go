@@ -81,7 +81,7 @@ func raw(m map[string]any) map[string]json.RawMessage {
 func (s *sheetEngine) put(b []byte) string {
 	s.t.Helper()
 	sum := blobSum(b)
-	if _, _, err := s.e.Blobs.Append(sum, 0, int64(len(b)), bytes.NewReader(b)); err != nil {
+	if _, _, err := s.e.Blobs.Append("", sum, 0, int64(len(b)), bytes.NewReader(b)); err != nil {
 		s.t.Fatal(err)
 	}
 	return sum
