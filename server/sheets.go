@@ -190,7 +190,8 @@ code{word-break:break-all}</style></head><body>
 <p>{{.Company}}</p>
 {{with .V}}
 {{if not .Fingerprint}}{{if not .Withheld}}<h2 class="bad">✘ 未签署，不能作为凭证<br><small>Not signed: this sheet proves nothing yet</small></h2>
-{{else}}{{if .Valid}}<h2 class="ok">✔ 封签有效<br><small>Seal valid: a genuine, unaltered sheet</small></h2>{{else}}<h2 class="bad">✘ 验证未通过<br><small>Not valid</small></h2>{{end}}
+{{else}}{{if .Valid}}<h2 class="ok">✔ 封签有效<br><small>Seal valid: a genuine, unaltered sheet</small></h2>{{else}}<h2 class="bad">✘ 验证未通过<br><small>Not valid</small></h2>
+<ul>{{range .Reasons}}<li class="bad">{{.}}</li>{{end}}</ul>{{end}}
 <p>扫描副本上的二维码，或在地址后加上副本上印的指纹（/verify/{{.SheetID}}/指纹），可查看反馈单内容。<br>
 <small>Scan the QR code on your copy, or add the fingerprint printed on it to the address (/verify/{{.SheetID}}/fingerprint), to see what the sheet says.</small></p>
 {{if .GivenFingerprint}}<p class="bad">您的副本上的指纹 {{.GivenFingerprint}} 与此反馈单不一致<br><small>The fingerprint on your copy does not match this sheet</small></p>{{end}}{{end}}
