@@ -144,6 +144,7 @@ func init() {
 		{Name: "name", Kind: KString, Required: true, Writers: SideOffice},
 		{Name: "role", Kind: KEnum, Enum: Roles, Required: true, Writers: SideOffice},
 		{Name: "phone", Kind: KString, Writers: SideOffice},
+		{Name: "email", Kind: KString, Writers: SideOffice}, // where alert mail goes
 		{Name: "dedicated", Kind: KBool, Writers: SideOffice},
 		{Name: "probation", Kind: KBool, Writers: SideOffice},
 		{Name: "active", Kind: KBool, Writers: SideOffice},
@@ -223,7 +224,7 @@ func init() {
 		}})
 	register(&Entity{Name: EntTicketEvent, CreateRoles: Roles, Fields: []Field{
 		{Name: "ticket_id", Kind: KRef, Ref: EntTicket, Required: true, Writers: SideBoth, CreateOnly: true},
-		{Name: "kind", Kind: KEnum, Enum: []string{"action", "note", "orphaned_work"}},
+		{Name: "kind", Kind: KEnum, Enum: []string{"action", "note", "orphaned_work", AlertDeadlineWarning, AlertDeadlineMissed}},
 		{Name: "action", Kind: KString},
 		{Name: "from_status", Kind: KString},
 		{Name: "to_status", Kind: KString},

@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // never a constant in code.
 type SettingDef struct {
 	Key     string
-	Kind    string // "int", "string", "list", "timezone", "lang"
+	Kind    string // "int", "string", "list", "timezone", "lang", "url"
 	Default any
 	Doc     string
 }
@@ -47,6 +48,25 @@ var SettingDefs = []SettingDef{
 	{"push_bytes_per_hour", "int", 32 << 20, "bytes of mutation fields one user's devices may push per hour"},
 	{"max_devices_per_user", "int", 3, "devices one user may have registered at once (a coordinator revokes an old one)"},
 	{"public_url", "string", "", "the address customers reach the server at (https://service.example.com): the QR code of a printed sheet links to its verify page there; unset, it carries the ticket number"},
+	// Deadline watching and alerts (docs/alerts.md). The secret ones are in SecretSettings.
+	{Key: "deadline_warning_minutes", Kind: "int", Default: 15, Doc: "warn this many minutes before a response or arrival deadline (0: no warnings)"},
+	{Key: "alert_lang", Kind: "lang", Default: "both", Doc: "language of messages to group robots and the webhook: zh, en or both"},
+	{Key: "alert_wecom_url", Kind: "url", Default: "", Doc: "WeCom group robot webhook address (secret)"},
+	{Key: "alert_dingtalk_url", Kind: "url", Default: "", Doc: "DingTalk group robot webhook address with its access_token (secret)"},
+	{Key: "alert_dingtalk_secret", Kind: "string", Default: "", Doc: "DingTalk robot signing secret, SEC... (secret)"},
+	{Key: "alert_smtp_host", Kind: "string", Default: "", Doc: "SMTP server for alert mail (STARTTLS required)"},
+	{Key: "alert_smtp_port", Kind: "int", Default: 587, Doc: "SMTP port"},
+	{Key: "alert_smtp_username", Kind: "string", Default: "", Doc: "SMTP user name"},
+	{Key: "alert_smtp_password", Kind: "string", Default: "", Doc: "SMTP password (secret)"},
+	{Key: "alert_smtp_from", Kind: "string", Default: "", Doc: "sender address of alert mail"},
+	{Key: "alert_sms_url", Kind: "url", Default: "", Doc: "SMS gateway address: receives POST {phone, text} (secret)"},
+	{Key: "alert_sms_token", Kind: "string", Default: "", Doc: "bearer token for the SMS gateway (secret)"},
+	{Key: "alert_webhook_url", Kind: "url", Default: "", Doc: "generic webhook address: receives every alert signed with HMAC-SHA256"},
+	{Key: "alert_webhook_secret", Kind: "string", Default: "", Doc: "key of the webhook's HMAC-SHA256 signature (secret)"},
+	{Key: "alert_workers", Kind: "int", Default: 4, Doc: "deliveries in flight at once"},
+	{Key: "alert_timeout_seconds", Kind: "int", Default: 10, Doc: "how long one delivery may take"},
+	{Key: "alert_retry_seconds", Kind: "int", Default: 30, Doc: "first retry delay; it doubles on each failure up to an hour"},
+	{Key: "alert_give_up_minutes", Kind: "int", Default: 1440, Doc: "a delivery still failing this long after its event is given up and listed for admins"},
 }
 
 // SettingDefByKey returns the declaration of key.
@@ -80,10 +100,15 @@ func CheckSetting(key string, v any) (any, error) {
 			return nil, FieldError(CodeValidation, key, "%s must be a non-negative integer", key)
 		}
 		return Num(i), nil
-	case "string", "timezone", "lang":
+	case "string", "timezone", "lang", "url":
 		s, ok := v.(string)
 		if !ok {
 			return nil, FieldError(CodeValidation, key, "%s must be a string", key)
+		}
+		if def.Kind == "url" && s != "" {
+			if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, FieldError(CodeValidation, key, "%s must be an http or https address (or empty to switch it off)", key)
+			}
 		}
 		if def.Kind == "timezone" {
 			if _, err := time.LoadLocation(s); err != nil || s == "" {

@@ -309,18 +309,36 @@ func WarrantyAt(until string, t time.Time, loc *time.Location) string {
 	return "out"
 }
 
+// Deadline is one of a ticket's commitments not yet met: "response" (accept) or "arrival"
+// (on site), due at Due.
+type Deadline struct {
+	Name string
+	Due  time.Time
+}
+
+// PendingDeadlines returns the deadlines of an open ticket not yet met: the response
+// deadline while it is not accepted, the arrival deadline of an on-site service while the
+// technician has not arrived. A completed, closed or cancelled ticket has none.
+func PendingDeadlines(t Doc) []Deadline {
+	switch t.Str("status") {
+	case StCompleted, StSheetReceived, StFollowedUp, StClosed, StCancelled:
+		return nil
+	}
+	var out []Deadline
+	if due := t.Time("due_response_at"); !due.IsZero() && t.Str("accepted_at") == "" {
+		out = append(out, Deadline{"response", due})
+	}
+	if due := t.Time("due_arrival_at"); !due.IsZero() && t.Str("service_mode") == "onsite" && t.Str("arrived_at") == "" {
+		out = append(out, Deadline{"arrival", due})
+	}
+	return out
+}
+
 // Overdue reports whether a ticket has missed its response or arrival deadline at now: not
 // accepted by its response deadline, or (on-site) not arrived by its arrival deadline.
 func Overdue(t Doc, now time.Time) bool {
-	switch t.Str("status") {
-	case StCompleted, StSheetReceived, StFollowedUp, StClosed, StCancelled:
-		return false
-	}
-	if due := t.Time("due_response_at"); !due.IsZero() && t.Str("accepted_at") == "" && now.After(due) {
-		return true
-	}
-	if t.Str("service_mode") == "onsite" && t.Str("arrived_at") == "" {
-		if due := t.Time("due_arrival_at"); !due.IsZero() && now.After(due) {
+	for _, d := range PendingDeadlines(t) {
+		if now.After(d.Due) {
 			return true
 		}
 	}

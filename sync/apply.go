@@ -571,6 +571,11 @@ func (w *wtx) write(actor schema.Actor, entity string, cur, next schema.Doc, op,
 	if err != nil {
 		return nil, err
 	}
+	if entity == schema.EntSetting && schema.SecretSetting(id) { // the log keeps no copy of a secret
+		if _, ok := diff["value"]; ok {
+			diff["value"] = [2]any{"(secret)", "(secret)"}
+		}
+	}
 	cj := map[string]any{}
 	for _, c := range conflicts {
 		cj[c.Field] = map[string]any{"lost": c.Lost, "kept": c.Kept, "owner": c.Owner}
@@ -587,6 +592,9 @@ func (w *wtx) write(actor schema.Actor, entity string, cur, next schema.Doc, op,
 		w.settingsChanged = true
 	case schema.EntUser: // disabled, role changed: open sessions are checked again
 		w.accounts[id] = true
+	}
+	if err := w.raiseAlerts(entity, op, action, next); err != nil {
+		return nil, err
 	}
 	w.global = true
 	return next, nil

@@ -28,12 +28,15 @@ import (
 
 // Engine applies changes and serves pulls.
 type Engine struct {
-	db       *schema.DB
-	Now      func() time.Time
-	Log      *slog.Logger
-	Hub      *Hub
-	Blobs    *BlobStore
-	Sealer   *schema.SealKey
+	db     *schema.DB
+	Now    func() time.Time
+	Log    *slog.Logger
+	Hub    *Hub
+	Blobs  *BlobStore
+	Sealer *schema.SealKey
+	// Alerted, when set, is called after a commit that wrote outbox rows (it must not
+	// block: the sender is woken, not waited for).
+	Alerted  func()
 	settings atomic.Pointer[schema.Settings]
 	quotas   quotas
 
@@ -278,6 +281,9 @@ func (e *Engine) commitGroup(group []*applyReq) {
 		}
 	}
 	e.announce(seqMoved, authMoved, w.users, w.accounts, w.global)
+	if w.alerted && e.Alerted != nil {
+		e.Alerted()
+	}
 	finish(nil)
 }
 
@@ -327,6 +333,7 @@ type wtx struct {
 	users           map[string]bool // technicians whose scope feed moved
 	global          bool            // a change every office device or every device sees
 	settingsChanged bool
+	alerted         bool // outbox rows were written
 	rejectedCreates map[string]bool
 	accounts        map[string]bool // users whose account, devices or tokens changed
 }

@@ -64,6 +64,9 @@ func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 	case schema.EntUser:
 		return w.setScope(id, schema.EntUser, id, true)
 	case schema.EntSetting:
+		if schema.SecretSetting(id) { // channel secrets stay on the server
+			return nil
+		}
 		return w.setScope("*", schema.EntSetting, id, true)
 	}
 	return nil

@@ -1,0 +1,317 @@
+package sync
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"fieldsync/schema"
+)
+
+// Alerts (docs/alerts.md). Whatever raises an alert is a record written on the single write
+// path: a ticket event (a dispatch, an escalation, a missed deadline), a new ticket reported
+// from the field, a complaint, a returned sheet. The same transaction writes the messages
+// into the outbox, one per channel and recipient, so that an alert exists exactly when its
+// cause does; package notify delivers them.
+
+// alertKind says which alert, if any, a write raises.
+func alertKind(entity, op, action string, next schema.Doc) string {
+	switch {
+	case entity == schema.EntTicketEvent && op == "create":
+		switch k := next.Str("kind"); k {
+		case schema.AlertDeadlineWarning, schema.AlertDeadlineMissed:
+			return k
+		case "action":
+			switch next.Str("action") {
+			case "dispatch":
+				return schema.AlertDispatched
+			case "escalate":
+				return schema.AlertEscalated
+			}
+		}
+	case entity == schema.EntTicket && op == "create" && next.Str("status") == schema.StReported:
+		return schema.AlertReportWaiting
+	case entity == schema.EntComplaint && op == "create":
+		return schema.AlertComplaint
+	case entity == schema.EntSheet && op == "action" && action == schema.SheetReturn:
+		return schema.AlertSheetReturned
+	}
+	return ""
+}
+
+// raiseAlerts writes the outbox rows for a write that raises an alert.
+func (w *wtx) raiseAlerts(entity, op, action string, next schema.Doc) error {
+	kind := alertKind(entity, op, action, next)
+	if kind == "" {
+		return nil
+	}
+	s := w.Settings()
+	var chans []string
+	for _, ch := range schema.AlertChannels {
+		if schema.ChannelConfigured(s, ch) {
+			chans = append(chans, ch)
+		}
+	}
+	if len(chans) == 0 {
+		return nil
+	}
+	f := schema.AlertFacts{Kind: kind}
+	ticketID := next.Str("ticket_id")
+	if entity == schema.EntTicket {
+		ticketID = next.Str("id")
+	}
+	t, err := w.Get(schema.EntTicket, ticketID)
+	if err != nil {
+		return nil // nothing to tell of a ticket that is gone
+	}
+	f.TicketID, f.Number, f.Urgency = ticketID, t.Str("number"), t.Str("urgency")
+	if c, err := w.Get(schema.EntCustomer, t.Str("customer_id")); err == nil {
+		f.Customer = c.Str("name")
+	}
+	// own: the technician the event concerns, the only technician told of it.
+	own := t.Str("assignee_id")
+	switch kind {
+	case schema.AlertDeadlineWarning, schema.AlertDeadlineMissed:
+		d, _ := next["details"].(map[string]any)
+		dd := schema.Doc(d)
+		f.Deadline, f.DueAt = dd.Str("deadline"), dd.Time("due_at")
+	case schema.AlertReportWaiting:
+		own = ""
+		if u, err := w.Get(schema.EntUser, t.Str("reported_by")); err == nil {
+			f.Who = u.Str("name")
+		}
+	case schema.AlertComplaint:
+		own = ""
+	case schema.AlertSheetReturned:
+		own, f.Note = next.Str("technician_id"), next.Str("returned_reason")
+	}
+	users, err := w.alertUsers()
+	if err != nil {
+		return err
+	}
+	source := fmt.Sprintf("%s/%s/%d", entity, next.Str("id"), next.Int("version"))
+	loc := s.Location()
+	type group struct{ mentions, recipients []string }
+	groups := map[string]*group{}
+	for _, u := range users {
+		if u.role == schema.RoleTechnician && u.id != own {
+			continue
+		}
+		for _, ch := range u.prefs.Events[kind] {
+			if !slices.Contains(chans, ch) {
+				continue
+			}
+			if schema.GroupChannel(ch) {
+				g := groups[ch]
+				if g == nil {
+					g = &group{mentions: []string{}}
+					groups[ch] = g
+				}
+				g.recipients = append(g.recipients, u.id)
+				if u.phone != "" {
+					g.mentions = append(g.mentions, u.phone)
+				}
+				continue
+			}
+			target := u.phone
+			if ch == schema.ChanEmail {
+				target = u.email
+			}
+			if target == "" {
+				continue
+			}
+			if err := w.outbox(source, f, ch, target, nil, []string{u.id}, schema.AlertMessage(f, u.prefs.Lang, loc)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ch := range slices.Sorted(func(yield func(string) bool) {
+		for ch := range groups {
+			if !yield(ch) {
+				return
+			}
+		}
+	}) {
+		g := groups[ch]
+		if err := w.outbox(source, f, ch, "", g.mentions, g.recipients, schema.AlertMessage(f, s.String("alert_lang"), loc)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *wtx) outbox(source string, f schema.AlertFacts, ch, target string, mentions, recipients []string, text string) error {
+	if mentions == nil {
+		mentions = []string{}
+	}
+	now := schema.Stamp(w.now)
+	_, err := w.tx.Exec(`INSERT INTO outbox (source, kind, channel, target, mentions, recipients, text, facts, created_at, next_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		source, f.Kind, ch, target, schema.MustJSON(mentions), schema.MustJSON(recipients), text, schema.MustJSON(f), now, now)
+	w.alerted = true
+	return err
+}
+
+type alertUser struct {
+	id, role, phone, email string
+	prefs                  schema.AlertPrefs
+}
+
+// alertUsers returns the active users with their alert preferences.
+func (w *wtx) alertUsers() ([]alertUser, error) {
+	rows, err := w.tx.Query(`SELECT r.data, p.prefs FROM records r LEFT JOIN alert_prefs p ON p.user_id = r.id
+		WHERE r.entity = 'user' AND r.deleted = 0 ORDER BY r.id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []alertUser
+	for rows.Next() {
+		var b []byte
+		var pb sql.NullString
+		if err := rows.Scan(&b, &pb); err != nil {
+			return nil, err
+		}
+		d, err := schema.DecodeDoc(b)
+		if err != nil {
+			return nil, err
+		}
+		if !d.Bool("active") {
+			continue
+		}
+		u := alertUser{id: d.Str("id"), role: d.Str("role"), phone: d.Str("phone"), email: d.Str("email"), prefs: schema.DefaultAlertPrefs(d.Str("role"))}
+		if pb.Valid {
+			if p, err := schema.CheckAlertPrefs([]byte(pb.String)); err == nil {
+				u.prefs = p
+			}
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// AlertPrefs returns a user's alert preferences (the role's defaults until they set their
+// own) and whether they are the defaults.
+func (e *Engine) AlertPrefs(ctx context.Context, userID string) (schema.AlertPrefs, bool, error) {
+	u, err := e.Get(ctx, schema.EntUser, userID)
+	if err != nil {
+		return schema.AlertPrefs{}, false, err
+	}
+	var b string
+	err = e.db.R.QueryRowContext(ctx, `SELECT prefs FROM alert_prefs WHERE user_id = ?`, userID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return schema.DefaultAlertPrefs(u.Str("role")), true, nil
+	}
+	if err != nil {
+		return schema.AlertPrefs{}, false, err
+	}
+	p, err := schema.CheckAlertPrefs([]byte(b))
+	return p, false, err
+}
+
+// SetAlertPrefs stores a user's alert preferences (checked by schema.CheckAlertPrefs).
+func (e *Engine) SetAlertPrefs(ctx context.Context, userID string, p schema.AlertPrefs) error {
+	return e.run(ctx, func(w *wtx) error {
+		if ok, err := w.exists(schema.EntUser, userID); err != nil {
+			return err
+		} else if !ok {
+			return schema.Errorf(schema.CodeNotFound, "no user with id %q", userID)
+		}
+		_, err := w.tx.Exec(`INSERT INTO alert_prefs (user_id, prefs, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (user_id) DO UPDATE SET prefs = excluded.prefs, updated_at = excluded.updated_at`,
+			userID, schema.MustJSON(p), schema.Stamp(w.now))
+		return err
+	})
+}
+
+// openStatuses are the ticket statuses whose deadlines are watched.
+var openStatuses = []string{schema.StReported, schema.StRegistered, schema.StEscalated, schema.StDispatched,
+	schema.StAccepted, schema.StEnRoute, schema.StOnSite}
+
+// WatchDeadlines is one tick of the deadline watcher: for every open ticket whose response
+// deadline (not accepted) or arrival deadline (on-site, not arrived) is near or past at the
+// engine's clock, it records a deadline_warning or deadline_missed ticket event, unless the
+// ticket already has that event for that deadline. The check and the write are one
+// transaction on the write path, so an event is recorded once however often the watcher runs
+// and across restarts, and a deadline that passed while the server was down is recorded on
+// the first tick after start. A deadline already missed gets no warning. It returns how many
+// events it recorded.
+func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
+	n := 0
+	err := e.run(ctx, func(w *wtx) error {
+		n = 0
+		warn := time.Duration(w.Settings().Int("deadline_warning_minutes")) * time.Minute
+		rows, err := w.tx.Query(`SELECT data FROM records WHERE entity = 'ticket' AND deleted = 0 AND status IN (SELECT value FROM json_each(?))
+			ORDER BY id`, schema.MustJSON(openStatuses))
+		if err != nil {
+			return err
+		}
+		var tickets []schema.Doc
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return err
+			}
+			d, err := schema.DecodeDoc(b)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			tickets = append(tickets, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, t := range tickets {
+			for _, dl := range schema.PendingDeadlines(t) {
+				kind := ""
+				switch {
+				case !w.now.Before(dl.Due):
+					kind = schema.AlertDeadlineMissed
+				case warn > 0 && !w.now.Before(dl.Due.Add(-warn)):
+					kind = schema.AlertDeadlineWarning
+				default:
+					continue
+				}
+				made, err := w.deadlineEvent(t, kind, dl)
+				if err != nil {
+					return err
+				}
+				if made {
+					n++
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// deadlineEvent records kind for deadline dl of ticket t unless it is already recorded.
+func (w *wtx) deadlineEvent(t schema.Doc, kind string, dl schema.Deadline) (bool, error) {
+	due := schema.Stamp(dl.Due)
+	var have int
+	if err := w.tx.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'ticket_event' AND ticket_id = ? AND deleted = 0
+		AND data ->> 'kind' = ? AND data ->> '$.details.deadline' = ? AND data ->> '$.details.due_at' = ?`,
+		t.Str("id"), kind, dl.Name, due).Scan(&have); err != nil || have > 0 {
+		return false, err
+	}
+	note := map[string]string{
+		schema.AlertDeadlineMissed:  "%s deadline missed 超过%s时限",
+		schema.AlertDeadlineWarning: "%s deadline near 即将到%s时限",
+	}[kind]
+	ev := schema.Doc{"ticket_id": t.Str("id"), "kind": kind, "actor_id": schema.System.UserID, "at": schema.Stamp(w.now),
+		"note":    fmt.Sprintf(note, dl.Name, map[string]string{"response": "响应", "arrival": "到场"}[dl.Name]),
+		"details": map[string]any{"deadline": dl.Name, "due_at": due, "status": t.Str("status"), "assignee_id": t["assignee_id"]}}
+	if _, err := w.create(schema.System, schema.EntTicketEvent, uuid.Must(uuid.NewV7()).String(), ev, "", nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
