@@ -166,6 +166,7 @@ type newUserBody struct {
 	Name      string `json:"name"`
 	Role      string `json:"role"`
 	Phone     string `json:"phone"`
+	Email     string `json:"email"`
 	Dedicated *bool  `json:"dedicated"`
 	Probation bool   `json:"probation"`
 	Password  string `json:"password"`
@@ -178,7 +179,7 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	}
 	dedicated := b.Dedicated == nil || *b.Dedicated
 	u, err := s.Engine.CreateUser(c.UserContext(), session(c).Actor, syncer.NewUser{Username: b.Username, Name: b.Name, Role: b.Role,
-		Phone: b.Phone, Dedicated: dedicated, Probation: b.Probation, Password: b.Password})
+		Phone: b.Phone, Email: b.Email, Dedicated: dedicated, Probation: b.Probation, Password: b.Password})
 	if err != nil {
 		return err
 	}

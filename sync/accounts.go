@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"net/mail"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -29,6 +30,7 @@ type NewUser struct {
 	Name      string
 	Role      string
 	Phone     string
+	Email     string // where alert mail goes
 	Dedicated bool
 	Probation bool
 	Password  string
@@ -91,6 +93,11 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	if err := checkPassword(u.Password); err != nil {
 		return nil, err
 	}
+	if u.Email != "" {
+		if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
+			return nil, schema.FieldError(schema.CodeValidation, "email", "email %q is not an address like name@example.com", u.Email)
+		}
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), PasswordCost)
 	if err != nil {
 		return nil, err
@@ -105,7 +112,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 			return err
 		}
 		d, err := w.create(actor, schema.EntUser, id, schema.Doc{"username": u.Username, "name": u.Name, "role": u.Role,
-			"phone": u.Phone, "dedicated": u.Dedicated, "probation": u.Probation, "active": true}, "", nil)
+			"phone": u.Phone, "email": u.Email, "dedicated": u.Dedicated, "probation": u.Probation, "active": true}, "", nil)
 		out = d
 		return err
 	})
