@@ -100,15 +100,25 @@ func (s *Sender) Tick(ctx context.Context) (sent, failed int, err error) {
 	sem := make(chan struct{}, workers)
 	var wg gosync.WaitGroup
 	var mu gosync.Mutex
+	// A delivery under way finishes (within its timeout) and is recorded even when the
+	// server is stopping: a message delivered but not recorded would be sent again. Once ctx
+	// ends no new one starts.
+	keep := context.WithoutCancel(ctx)
 	for _, m := range due {
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			dctx, cancel := context.WithTimeout(ctx, timeout)
+			dctx, cancel := context.WithTimeout(keep, timeout)
 			answer, derr := s.deliver(dctx, set, m)
 			cancel()
-			gaveUp, rerr := s.record(ctx, set, m, answer, derr)
+			gaveUp, rerr := s.record(keep, set, m, answer, derr)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -126,6 +126,10 @@ type Row struct {
 	ComplaintList   []ComplaintLine `json:"complaint_list"`
 	Modes           ModeCounts      `json:"modes"`
 	RatedServices   int             `json:"rated_services"`
+	// OnTimeResponses and OnTimeArrivals count the counted services whose ticket was
+	// accepted by its response deadline, and (on-site) arrived by its arrival deadline (P5).
+	OnTimeResponses int `json:"on_time_responses"`
+	OnTimeArrivals  int `json:"on_time_arrivals"`
 	// AverageRating is the mean rating of the rated counted services, rounded
 	// to two decimals; 0 when none was rated.
 	AverageRating float64        `json:"average_rating"`
@@ -143,6 +147,8 @@ type Totals struct {
 	BonusFen         int64 `json:"bonus_fen"`
 	LabourFen        int64 `json:"labour_fen"`
 	TotalFen         int64 `json:"total_fen"`
+	OnTimeResponses  int   `json:"on_time_responses"`
+	OnTimeArrivals   int   `json:"on_time_arrivals"`
 }
 
 // MonthResult is the computed statistics table of one month.
@@ -243,6 +249,12 @@ func ComputeMonth(in MonthInput) MonthResult {
 		default:
 			res.Warnings = append(res.Warnings, fmt.Sprintf("sheet %s: unknown service mode %q; counted, but in no mode column", s.SheetID, s.ServiceMode))
 		}
+		if s.RespondedOnTime {
+			r.OnTimeResponses++
+		}
+		if s.ArrivedOnTime && s.ServiceMode == ModeOnsite {
+			r.OnTimeArrivals++
+		}
 		if s.Rating >= 1 && s.Rating <= 5 {
 			r.RatedServices++
 			ratingSum[i] += s.Rating
@@ -312,6 +324,8 @@ func ComputeMonth(in MonthInput) MonthResult {
 		res.Totals.BonusFen += r.BonusFen
 		res.Totals.LabourFen += r.LabourFen
 		res.Totals.TotalFen += r.TotalFen
+		res.Totals.OnTimeResponses += r.OnTimeResponses
+		res.Totals.OnTimeArrivals += r.OnTimeArrivals
 	}
 	return res
 }

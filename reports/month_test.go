@@ -477,3 +477,23 @@ func BenchmarkComputeMonth(b *testing.B) {
 		}
 	}
 }
+
+// The month counts the counted services that met their response and arrival deadlines (P5);
+// an excluded sheet adds nothing, and only an on-site service has an arrival to count.
+func TestComputeMonthOnTimeCounts(t *testing.T) {
+	onTime := func(s *SheetFact) { s.RespondedOnTime, s.ArrivedOnTime = true, true }
+	row := onlyRow(t, MonthInput{
+		Month: "2026-11", Settings: testSettings(t),
+		Technicians: []Technician{{ID: "t1", Name: "张伟", Dedicated: true}},
+		Sheets: []SheetFact{
+			modify(goodSheet("a", "t1", ModeOnsite), onTime),
+			modify(goodSheet("b", "t1", ModeOnsite), func(s *SheetFact) { s.RespondedOnTime = true }), // arrived late
+			modify(goodSheet("c", "t1", ModePhone), func(s *SheetFact) { s.RespondedOnTime = true }),
+			goodSheet("d", "t1", ModeOnsite), // late on both
+			modify(goodSheet("e", "t1", ModeOnsite), func(s *SheetFact) { onTime(s); s.Received = false }),
+		},
+	})
+	if row.CountedServices != 4 || row.OnTimeResponses != 3 || row.OnTimeArrivals != 1 {
+		t.Errorf("counted %d, on-time responses %d (want 3), on-time arrivals %d (want 1)", row.CountedServices, row.OnTimeResponses, row.OnTimeArrivals)
+	}
+}

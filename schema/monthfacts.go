@@ -43,6 +43,10 @@ type SheetFact struct {
 	ExceptionAccepted bool
 	Received          bool // a coordinator received the sheet
 	Rating            int  // customer satisfaction 1-5; 0 when not rated
+	// RespondedOnTime: its ticket was accepted by the response deadline; ArrivedOnTime: an
+	// on-site service whose technician arrived by the arrival deadline (P5).
+	RespondedOnTime bool
+	ArrivedOnTime   bool
 	// Late marks a sheet that arrived after its own month was approved and was
 	// assigned to this month instead; it counts whatever its CompletedAt.
 	Late bool

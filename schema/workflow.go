@@ -334,6 +334,16 @@ func PendingDeadlines(t Doc) []Deadline {
 	return out
 }
 
+// MetDeadlines reports whether a ticket was accepted by its response deadline and (on-site)
+// arrived by its arrival deadline, as the month counts them.
+func MetDeadlines(t Doc) (responded, arrived bool) {
+	at, due := t.Time("accepted_at"), t.Time("due_response_at")
+	responded = !at.IsZero() && !due.IsZero() && !at.After(due)
+	at, due = t.Time("arrived_at"), t.Time("due_arrival_at")
+	arrived = !at.IsZero() && !due.IsZero() && !at.After(due)
+	return responded, arrived
+}
+
 // Overdue reports whether a ticket has missed its response or arrival deadline at now: not
 // accepted by its response deadline, or (on-site) not arrived by its arrival deadline.
 func Overdue(t Doc, now time.Time) bool {

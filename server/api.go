@@ -350,7 +350,7 @@ func (s *Server) listByMonth(entity, field string) fiber.Handler {
 }
 
 func (s *Server) getSettings(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"items": s.Engine.Settings().All()})
+	return c.JSON(fiber.Map{"items": visibleSettings(s.Engine.Settings().All(), session(c).Actor.Role)})
 }
 
 // putSettings sets any number of settings, {"key": value, ...}, in one transaction: all or

@@ -71,6 +71,7 @@ func (s *Server) routes() {
 	s.documentRoutes(office) // before sheetRoutes: /sheets/{id}.pdf must win over /sheets/{id}
 	s.sheetRoutes(app, office)
 	s.monthRoutes(office)
+	s.alertRoutes(auth, office)
 
 	s.Mobile = mobileapi.New(s.Engine, s.log)
 	s.Mobile.Register(app)

@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	mobileapi "fieldsync/mobile-api"
+	"fieldsync/notify"
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
 )
@@ -54,6 +56,9 @@ type Server struct {
 	logins   *limiter // failed logins per username
 	ipLogins *limiter // failed logins per client address
 	stop     chan struct{}
+	sender   *notify.Sender
+	bg       gosync.WaitGroup // the alerting goroutines
+	stopBg   context.CancelFunc
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).
@@ -123,6 +128,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.App.Use(s.recoverPanics, s.requestLog)
 	s.routes()
 	go s.maintenance()
+	wake := make(chan struct{}, 1)
+	eng.Alerted = func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	s.sender = &notify.Sender{DB: db, Settings: eng.Settings, Now: func() time.Time { return eng.Now() }, Log: cfg.Log}
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	s.stopBg = stopBg
+	s.alerting(bgCtx, wake)
 	return s, nil
 }
 
@@ -137,6 +153,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.Mobile.CloseAll()
 	}
 	err := s.App.ShutdownWithContext(ctx)
+	s.stopBg()
+	s.bg.Wait()
 	s.Engine.Close()
 	if cerr := s.DB.Close(); err == nil {
 		err = cerr

@@ -220,6 +220,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			continue
 		}
 		fact.Late = late
+		fact.RespondedOnTime, fact.ArrivedOnTime = schema.MetDeadlines(td)
 		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {
 			return f, nil, err
 		}
