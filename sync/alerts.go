@@ -246,8 +246,13 @@ func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
 	err := e.run(ctx, func(w *wtx) error {
 		n = 0
 		warn := time.Duration(w.Settings().Int("deadline_warning_minutes")) * time.Minute
+		// Only tickets with a deadline unmet and near are read (stamps compare as strings);
+		// schema.PendingDeadlines has the last word.
+		near := schema.Stamp(w.now.Add(warn))
 		rows, err := w.tx.Query(`SELECT data FROM records WHERE entity = 'ticket' AND deleted = 0 AND status IN (SELECT value FROM json_each(?))
-			ORDER BY id`, schema.MustJSON(openStatuses))
+			AND ((COALESCE(data ->> 'accepted_at', '') = '' AND data ->> 'due_response_at' <= ?)
+			  OR (COALESCE(data ->> 'arrived_at', '') = '' AND data ->> 'due_arrival_at' <= ?))
+			ORDER BY id`, schema.MustJSON(openStatuses), near, near)
 		if err != nil {
 			return err
 		}

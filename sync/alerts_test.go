@@ -180,3 +180,35 @@ func TestDeadlineCrossedWhileDownIsRecordedOnceAfterStart(t *testing.T) {
 		t.Errorf("outbox:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(wantRows, "\n"))
 	}
 }
+
+// Each event reaches the people whose preferences name it: the coordinator hears of a
+// technician's report, the manager of an escalation and a complaint, the technician of a
+// returned sheet; a technician hears nothing of another's work.
+func TestAlertsReachThoseWhoChoseThem(t *testing.T) {
+	w := openAlertWorld(t, t.TempDir(), time.Date(2026, 11, 10, 2, 0, 0, 0, time.UTC))
+	defer w.close()
+	seedAlertWorld(t, w)
+	// A technician's report as it stands after its own write path (the phone's scope is
+	// not what this test is about).
+	put(t, w.e, schema.EntTicket, schema.Doc{"id": "rep", "number": "SR-REP", "customer_id": "cu", "status": "reported", "source": "technician_report", "reported_by": "tech"})
+	w.apply(alertCoord, Mutation{Entity: schema.EntTicket, ID: "tk", Op: "create", Fields: fields("customer_id", "cu", "fault_symptoms", "停机")})
+	w.apply(alertCoord, Mutation{Entity: schema.EntTicket, ID: "tk", Op: "action", Action: "escalate"})
+	w.apply(alertCoord, Mutation{Entity: schema.EntComplaint, ID: "co", Op: "create", Fields: fields("ticket_id", "tk", "description", "态度差", "technician_id", "tech2")})
+	put(t, w.e, schema.EntSheet, schema.Doc{"id": "sh", "number": "FS-1", "ticket_id": "tk", "technician_id": "tech2", "status": "signed", "seal": "s"})
+	w.apply(alertCoord, Mutation{Entity: schema.EntSheet, ID: "sh", Op: "action", Action: "return", Fields: fields("reason", "缺盖章")})
+	var rows []string
+	for _, r := range w.outbox() {
+		rows = append(rows, r.Kind+" "+r.Channel+" "+r.Target+" "+fmt.Sprint(r.Mentions)+" "+r.Text)
+	}
+	tk, _ := w.e.Get(context.Background(), schema.EntTicket, "tk")
+	rep, _ := w.e.Get(context.Background(), schema.EntTicket, "rep")
+	want := []string{
+		"report_waiting wecom  [13800000001] 【待核实】张伟报修工单" + rep.Str("number") + "，请核实\n张伟 reported ticket " + rep.Str("number") + ": please verify",
+		"escalated wecom  [13800000002] 【升级】工单" + tk.Str("number") + "已升级，请安排人员\nTicket " + tk.Str("number") + " escalated: please staff it",
+		"complaint wecom  [13800000002] 【投诉】工单" + tk.Str("number") + "收到投诉，请调查\nComplaint on ticket " + tk.Str("number") + ": please investigate",
+		"sheet_returned sms 13900000004 [] 【退回】工单" + tk.Str("number") + "的服务单被退回：缺盖章",
+	}
+	if !slices.Equal(rows, want) {
+		t.Errorf("outbox:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+}
