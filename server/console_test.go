@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -341,4 +344,57 @@ func TestConsoleSheetsIntakeAndMonth(t *testing.T) {
 		t.Errorf("the month page shows:\n%s", m)
 	}
 	screenshot(t, ctx, "console-month.png")
+}
+
+// The alerts page: the admin sees every event and channel, chooses, saves, and sees the
+// deliveries that failed with the remote's answer.
+func TestConsoleAlertsPage(t *testing.T) {
+	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.WriteHeader(403)
+		io.WriteString(rw, "signature mismatch")
+	}))
+	defer hook.Close()
+	env := newEnv(t, true)
+	base := env.start()
+	admin := env.login("admin", DemoPassword)
+	env.must(env.do("PUT", "/api/v1/settings", admin, map[string]any{"alert_webhook_url": hook.URL, "alert_webhook_secret": "s"}), 200)
+	env.must(env.do("PUT", "/api/v1/me/alerts", admin, map[string]any{"events": map[string]any{"escalated": []string{"webhook"}}}), 200)
+	// An escalation raises an alert the webhook refuses.
+	tickets := env.must(env.do("GET", "/api/v1/tickets?status=registered", admin, nil), 200).Body["items"].([]any)
+	env.must(env.do("POST", "/api/v1/tickets/"+str(tickets[0].(map[string]any), "id")+"/actions/escalate", admin, map[string]any{}), 200)
+	if _, _, err := env.srv.sender.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "admin"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Navigate(base+"/console/#/alerts"),
+		chromedp.WaitVisible(css("#alerts-form")),
+		chromedp.WaitVisible(css("#alerts-failed")),
+	)
+	page := text(t, ctx, "main")
+	for _, want := range []string{"超过时限 Deadline missed", "企业微信 WeCom", "钉钉 DingTalk", "短信 SMS", "HTTP 403: signature mismatch", "已升级"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the alerts page does not show %q:\n%s", want, page)
+		}
+	}
+	step(t, ctx, "choose and save",
+		chromedp.Click(css(`input[name="deadline_missed:sms"]`)),
+		chromedp.SetValue(css(`select[name=lang]`), "en"),
+		chromedp.Click(css("#alerts-form button[type=submit]")),
+		waitJS(`document.getElementById('flash').textContent.includes('Saved')`),
+	)
+	p := env.must(env.do("GET", "/api/v1/me/alerts", admin, nil), 200).Body
+	ev := p["events"].(map[string]any)
+	if p["lang"] != "en" || fmt.Sprint(ev["deadline_missed"]) != "[sms]" || fmt.Sprint(ev["escalated"]) != "[webhook]" {
+		t.Errorf("saved preferences %v", p)
+	}
+	screenshot(t, ctx, "console-alerts.png")
 }

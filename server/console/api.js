@@ -65,6 +65,7 @@ export const api = {
   get: (p) => request('GET', p),
   post: (p, body) => request('POST', p, body === undefined ? {} : body),
   patch: (p, body) => request('PATCH', p, body),
+  put: (p, body) => request('PUT', p, body),
   blob: async (p) => (await request('GET', p, undefined, { raw: true, timeoutMs: 60000 })).blob(),
 };
 

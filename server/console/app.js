@@ -6,6 +6,7 @@ import { state, loadMeta, loadSession, me, userName, customerNames, customerName
 import { ticketPage } from './ticket.js';
 import { intakePage } from './intake.js';
 import { monthsPage } from './months.js';
+import { alertsPage } from './alerts.js';
 
 const main = () => document.getElementById('main');
 let loaded = false;
@@ -46,6 +47,7 @@ async function route() {
     if (parts[0] === 'tickets' && parts[1]) page = await ticketPage(parts[1]);
     else if (parts[0] === 'intake') page = await intakePage();
     else if (parts[0] === 'months') page = await monthsPage(parts[1]);
+    else if (parts[0] === 'alerts') page = await alertsPage();
     else page = await ticketsPage(query);
     m.replaceChildren(page);
   } catch (e) {

@@ -19,6 +19,7 @@ const L = {
   outcome: { satisfied: '满意 Satisfied', unsatisfied: '不满意 Unsatisfied', unreachable: '未接通 Unreachable' },
   sheet_status: { draft: '填写中 Draft', signed: '已签署 Signed', received: '已接收 Received', returned: '已退回 Returned', void: '已作废 Void' },
   complaint_status: { open: '待处理 Open', upheld: '成立 Upheld', dismissed: '不成立 Dismissed' },
+  channel: { wecom: '企业微信 WeCom', dingtalk: '钉钉 DingTalk', email: '邮件 Email', sms: '短信 SMS', webhook: 'Webhook' },
   month_status: { draft: '草稿 Draft', reviewed: '已审核 Reviewed', approved: '已批准 Approved' },
   role: { admin: '管理员 Admin', coordinator: '专职人员 Coordinator', technician: '技术员 Technician', manager: '部门经理 Manager', leader: '企业领导 Leadership' },
   action: {
@@ -26,6 +27,8 @@ const L = {
     accept: '接单 Accept', en_route: '出发 En route', arrive: '到场 Arrive', start: '开始 Start', complete: '完成 Complete',
     cancel: '取消 Cancel', receive_sheet: '接收反馈单 Receive sheet', follow_up: '回访 Follow-up', close: '关闭 Close',
     reopen: '重新打开 Reopen', note: '备注 Note', orphaned_work: '离线工作 Orphaned work',
+    deadline_warning: '时限将到 Deadline near', deadline_missed: '超过时限 Deadline missed', dispatched: '派单 Dispatched',
+    escalated: '已升级 Escalated', report_waiting: '待核实报修 Report to verify', complaint: '投诉 Complaint', sheet_returned: '服务单退回 Sheet returned',
     compile: '汇总 Compile', review: '审核 Review', return: '退回 Return', approve: '批准 Approve',
   },
   field: {

@@ -68,18 +68,19 @@ export async function monthsPage(month) {
   const rows = rep.rows || [];
   const tot = rep.totals || {};
   const table = h('div', { class: 'table-wrap' }, h('table', { class: 'month' },
-    h('thead', {}, h('tr', {}, ['技术员 Technician', '计数服务 Counted', '未计 Excluded', '现场/电话/在线 On-site/phone/online', '满意度 Rating', '投诉 Complaints', '补贴 Allowance', '奖惩 Bonus', '劳务 Labour', '合计 Total']
+    h('thead', {}, h('tr', {}, ['技术员 Technician', '计数服务 Counted', '未计 Excluded', '现场/电话/在线 On-site/phone/online', '满意度 Rating', '按时响应/到场 On time: response/arrival', '投诉 Complaints', '补贴 Allowance', '奖惩 Bonus', '劳务 Labour', '合计 Total']
       .map((c) => h('th', { scope: 'col' }, bi(c))))),
     h('tbody', {}, rows.map((r) => h('tr', {},
       h('th', { scope: 'row' }, r.technician?.name, r.probation ? [' ', badge('试用期 Probation', 'warn')] : null, r.dedicated === false ? [' ', badge('非专职 Non-dedicated')] : null),
       h('td', { class: 'num' }, r.counted_services), h('td', { class: 'num' }, r.excluded_services),
       h('td', { class: 'num' }, `${r.modes?.onsite ?? 0}/${r.modes?.phone ?? 0}/${r.modes?.online ?? 0}`),
       h('td', { class: 'num' }, r.rated_services ? r.average_rating.toFixed(2) : '—'),
+      h('td', { class: 'num' }, `${r.on_time_responses ?? 0}/${r.on_time_arrivals ?? 0}`),
       h('td', { class: 'num' }, r.complaints, r.bonus_forfeited ? [' ', badge('奖金取消 Forfeited', 'danger')] : null),
       h('td', { class: 'num' }, yuan(r.allowance_fen)), h('td', { class: 'num' }, yuan(r.bonus_fen)),
       h('td', { class: 'num' }, yuan(r.labour_fen)), h('td', { class: 'num strong' }, yuan(r.total_fen))))),
     h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, bi('合计 Total')), h('td', { class: 'num' }, tot.counted_services), h('td', { class: 'num' }, tot.excluded_services),
-      h('td', {}), h('td', {}), h('td', { class: 'num' }, tot.complaints), h('td', { class: 'num' }, yuan(tot.allowance_fen)),
+      h('td', {}), h('td', {}), h('td', { class: 'num' }, `${tot.on_time_responses ?? 0}/${tot.on_time_arrivals ?? 0}`), h('td', { class: 'num' }, tot.complaints), h('td', { class: 'num' }, yuan(tot.allowance_fen)),
       h('td', { class: 'num' }, yuan(tot.bonus_fen)), h('td', { class: 'num' }, yuan(tot.labour_fen)), h('td', { class: 'num strong' }, yuan(tot.total_fen))))));
   const excluded = rep.excluded || [];
   return h('section', {}, head, picker,
