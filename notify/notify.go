@@ -140,13 +140,22 @@ func (s *Sender) Tick(ctx context.Context) (sent, failed int, err error) {
 }
 
 // Run ticks at start, whenever wake fires (the engine wrote outbox rows) and every interval,
-// until ctx ends.
+// until ctx ends. Once an hour it prunes what was delivered or given up more than
+// offline_days ago.
 func (s *Sender) Run(ctx context.Context, wake <-chan struct{}, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		if _, _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
 			s.Log.Warn("alert delivery", "err", err)
+		}
+		if now := s.Now(); now.Sub(pruned) >= time.Hour {
+			pruned = now
+			keep := time.Duration(s.Settings().Int("offline_days")) * 24 * time.Hour
+			if _, err := Prune(ctx, s.DB, now.Add(-keep)); err != nil && ctx.Err() == nil {
+				s.Log.Warn("prune the alert outbox", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -355,6 +364,25 @@ func (s *Sender) mail(ctx context.Context, set *schema.Settings, m message) (str
 		return "", err
 	}
 	return "SMTP 250: accepted for " + m.Target, nil
+}
+
+// Prune deletes the messages delivered or given up before before, with their attempts.
+func Prune(ctx context.Context, db *schema.DB, before time.Time) (int64, error) {
+	tx, err := db.W.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	cut := schema.Stamp(before)
+	if _, err := tx.Exec(`DELETE FROM outbox_attempts WHERE outbox_id IN (SELECT id FROM outbox WHERE status <> 'pending' AND done_at < ?)`, cut); err != nil {
+		return 0, err
+	}
+	res, err := tx.Exec(`DELETE FROM outbox WHERE status <> 'pending' AND done_at < ?`, cut)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
 }
 
 // Failure is a delivery given up, as admins see it.

@@ -357,6 +357,17 @@ func TestChannelFailingFiveTimesThenRecoveringDeliversOnce(t *testing.T) {
 	if status != "sent" || attempts != 6 || answer != "HTTP 200: queued" || logged != 5 {
 		t.Errorf("row %s after %d attempts (%q), %d failures logged with the answer", status, attempts, answer, logged)
 	}
+	// Delivered rows are kept for a while, then pruned with their attempts.
+	if n, err := notify.Prune(context.Background(), w.db, w.now.Add(-24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("pruned %d recent rows (%v)", n, err)
+	}
+	if n, err := notify.Prune(context.Background(), w.db, w.now); err != nil || n != 1 {
+		t.Errorf("pruned %d old rows (%v), want 1", n, err)
+	}
+	w.db.R.QueryRow(`SELECT COUNT(*) FROM outbox_attempts`).Scan(&logged)
+	if logged != 0 {
+		t.Errorf("%d attempts left after pruning", logged)
+	}
 }
 
 func TestMisconfiguredChannelIsGivenUpAndListedForAdmins(t *testing.T) {

@@ -212,3 +212,37 @@ func TestAlertsReachThoseWhoChoseThem(t *testing.T) {
 		t.Errorf("outbox:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The channel secrets never leave the server except to an admin: not in a technician's
+// feed, not in the whole-store feed of other office roles.
+func TestSecretSettingsStayOffDevices(t *testing.T) {
+	w := openAlertWorld(t, t.TempDir(), time.Date(2026, 11, 10, 2, 0, 0, 0, time.UTC))
+	defer w.close()
+	seedAlertWorld(t, w)
+	has := func(actor schema.Actor) bool {
+		t.Helper()
+		cp, found := "", false
+		for range 100 {
+			page, err := w.e.Pull(context.Background(), actor, cp, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range page.Changes {
+				if c.Entity == schema.EntSetting && schema.SecretSetting(c.ID) {
+					found = true
+				}
+			}
+			if cp = page.Checkpoint; !page.HasMore {
+				return found
+			}
+		}
+		t.Fatal("the feed did not end")
+		return false
+	}
+	if has(alertCoord) || has(alertTech) || has(schema.Actor{UserID: "mgr", Role: schema.RoleManager}) {
+		t.Errorf("a secret setting reached a coordinator's, technician's or manager's feed")
+	}
+	if !has(schema.Actor{UserID: "admin", Role: schema.RoleAdmin}) {
+		t.Errorf("the admin's feed lacks the secret settings")
+	}
+}

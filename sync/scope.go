@@ -281,8 +281,14 @@ func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string,
 		}
 		changes = mergeBySeq(mine, shared)
 	} else {
+		// The whole store, but the secret settings only for admins (docs/alerts.md).
+		hidden := []string{}
+		if user.Role != schema.RoleAdmin {
+			hidden = schema.SecretSettings
+		}
 		changes, err = pullRows(ctx, tx, `SELECT last_seq, entity, id, 1, version, deleted, data
-			FROM records WHERE last_seq > ? ORDER BY last_seq LIMIT ?`, from, limit+1)
+			FROM records WHERE last_seq > ? AND NOT (entity = 'setting' AND id IN (SELECT value FROM json_each(?)))
+			ORDER BY last_seq LIMIT ?`, from, schema.MustJSON(hidden), limit+1)
 		if err != nil {
 			return Page{}, err
 		}
