@@ -229,7 +229,12 @@ func (s *Sender) deliver(ctx context.Context, set *schema.Settings, m message) (
 		if err != nil {
 			return "", err
 		}
-		body := map[string]any{"msgtype": "text", "text": map[string]any{"content": m.Text},
+		// DingTalk shows an @ only when the content names the phone too.
+		content := m.Text
+		for _, p := range m.Mentions {
+			content += " @" + p
+		}
+		body := map[string]any{"msgtype": "text", "text": map[string]any{"content": content},
 			"at": map[string]any{"atMobiles": m.Mentions, "isAtAll": false}}
 		return s.postRobot(ctx, u, body)
 	case schema.ChanSMS:

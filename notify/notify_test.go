@@ -291,7 +291,7 @@ func TestEveryChannelDeliversTheExactMessage(t *testing.T) {
 		t.Fatalf("sent %d, failed %d, want 5 and 0: %+v", sent, failed, fails)
 	}
 	jsonEqual(t, "WeCom", wecomBody, map[string]any{"msgtype": "text", "text": map[string]any{"content": text, "mentioned_mobile_list": []string{"13900000003"}}})
-	jsonEqual(t, "DingTalk", dingBody, map[string]any{"msgtype": "text", "text": map[string]any{"content": text},
+	jsonEqual(t, "DingTalk", dingBody, map[string]any{"msgtype": "text", "text": map[string]any{"content": text + " @13900000003"},
 		"at": map[string]any{"atMobiles": []string{"13900000003"}, "isAtAll": false}})
 	if want := strconv.FormatInt(w.now.UnixMilli(), 10); !strings.Contains(dingQuery, "timestamp="+want) {
 		t.Errorf("DingTalk query %q lacks timestamp=%s", dingQuery, want)
