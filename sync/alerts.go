@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -130,13 +131,7 @@ func (w *wtx) raiseAlerts(entity, op, action string, next schema.Doc) error {
 			}
 		}
 	}
-	for _, ch := range slices.Sorted(func(yield func(string) bool) {
-		for ch := range groups {
-			if !yield(ch) {
-				return
-			}
-		}
-	}) {
+	for _, ch := range slices.Sorted(maps.Keys(groups)) {
 		g := groups[ch]
 		if err := w.outbox(source, f, ch, "", g.mentions, g.recipients, schema.AlertMessage(f, s.String("alert_lang"), loc)); err != nil {
 			return err
