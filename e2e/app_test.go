@@ -1,0 +1,412 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"flag"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// The field app (/app/) in a real chromium driven by chromedp, against a real server on
+// loopback, on a phone-sized viewport with touch emulation. "Offline" is the browser's own
+// network emulation and, so that nothing can slip through (an open WebSocket, the service
+// worker's fetches), a loopback proxy between the browser and the server that drops every
+// connection and refuses new ones.
+
+// appImages: `go test ./e2e -run FieldApp -app-images` refreshes the field app's screenshots in
+// docs/images; a plain run only checks that they can be taken.
+var appImages = flag.Bool("app-images", false, "write the field app's screenshots to docs/images")
+
+// TestFieldAppServed: the app is served from the binary, compressed, with a service worker
+// that carries the shell's version, and its shell fits the budget a phone downloads.
+func TestFieldAppServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	get := func(path string, gz bool) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", e.base+path, nil)
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		tr := &http.Transport{DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, b
+	}
+	if res, _ := get("/app", false); res.StatusCode != 301 || res.Header.Get("Location") != "/app/" {
+		t.Errorf("GET /app: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res, body := get("/app/", true)
+	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /app/: %d %q %q", res.StatusCode, res.Header.Get("Content-Encoding"), res.Header.Get("Content-Type"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(zr)
+	if !strings.Contains(string(html), `rel="manifest"`) || strings.Contains(string(html), "http://") || strings.Contains(string(html), "https://") {
+		t.Errorf("index.html: %s", html)
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+	if res, _ := get("/app/nope.js", false); res.StatusCode != 404 {
+		t.Errorf("missing file: %d", res.StatusCode)
+	}
+	res, sw := get("/app/sw.js", false)
+	if res.StatusCode != 200 || strings.Contains(string(sw), "__SHELL_VERSION__") || !strings.Contains(string(sw), `"main.js"`) {
+		t.Errorf("sw.js is not filled in: %s", sw)
+	}
+	_, ver := get("/app/version.json", false)
+	var v struct{ Version string }
+	if json.Unmarshal(ver, &v); v.Version == "" || !strings.Contains(string(sw), v.Version) {
+		t.Errorf("sw.js does not carry the shell version %q", v.Version)
+	}
+	var man map[string]any
+	if _, b := get("/app/manifest.webmanifest", false); json.Unmarshal(b, &man) != nil || man["start_url"] == nil || len(man["icons"].([]any)) < 2 {
+		t.Errorf("manifest: %s", b)
+	}
+	_, mb := get("/app/meta.json", false)
+	var meta struct{ Steps []map[string]any }
+	if json.Unmarshal(mb, &meta); len(meta.Steps) == 0 {
+		t.Errorf("meta.json has no workflow steps: %s", mb)
+	}
+	// Nothing from another site in any file of the shell.
+	total := 0
+	var files []string
+	json.Unmarshal([]byte(strings.SplitN(strings.SplitN(string(sw), "const SHELL = ", 2)[1], ";", 2)[0]), &files)
+	for _, f := range files {
+		res, b := get("/app/"+f, true)
+		if res.StatusCode != 200 {
+			t.Errorf("shell file %q: %d", f, res.StatusCode)
+		}
+		total += len(b)
+		if !strings.HasSuffix(f, ".png") && (bytes.Contains(b, []byte("//cdn")) || bytes.Contains(b, []byte("googleapis"))) {
+			t.Errorf("%s loads from another site", f)
+		}
+	}
+	if total > 150<<10 {
+		t.Errorf("the app shell is %d bytes compressed; the budget is 150 KB", total)
+	}
+	t.Logf("app shell: %d files, %d bytes as a phone downloads them", len(files), total)
+}
+
+// ---- the browser ----
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no chromium found on PATH: the field app tests need a real browser (apt-get install -y chromium; CI installs it)")
+	return ""
+}
+
+// phone starts a headless chromium with a fresh profile (one phone) and returns its browser
+// context; tabs are opened with tab.
+func phone(t *testing.T, lang string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("lang", lang),
+		chromedp.Flag("accept-lang", lang),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(360, 740),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, phoneViewport()); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// phoneViewport is a 360x740 phone in portrait with touch.
+func phoneViewport() chromedp.Action[chromedp.Void] {
+	return chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait, chromedp.EmulateScale(2))
+}
+
+// tab opens a new tab of the browser of ctx, with the phone's viewport.
+func tab(t *testing.T, browser context.Context) (context.Context, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	if err := chromedp.Do(ctx, phoneViewport()); err != nil {
+		t.Fatalf("new tab: %v", err)
+	}
+	return ctx, cancel
+}
+
+func bodyText(ctx context.Context) string {
+	c, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(c, chromedp.Evaluate[string](`document.body.innerText`))
+	return s
+}
+
+// do runs browser actions with their own deadline and names the step when it fails.
+func do(t *testing.T, ctx context.Context, name string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, actions...); err != nil {
+		t.Fatalf("%s: %v\npage text:\n%s", name, err, bodyText(ctx))
+	}
+}
+
+// eval evaluates JavaScript (awaiting a promise) and returns its value.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr, chromedp.EvalAsValue, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("eval %s: %v\npage text:\n%s", expr, err, bodyText(ctx))
+	}
+	return v
+}
+
+// until waits (at most limit) for a JavaScript expression to be true.
+func until(t *testing.T, ctx context.Context, what, expr string, limit time.Duration) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, limit+5*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(limit)))
+	if err != nil {
+		t.Fatalf("%s: not within %v: %v\npage text:\n%s", what, limit, err, bodyText(ctx))
+	}
+}
+
+// setField types into an input or textarea as a person would end it: the value, then change.
+func setField(t *testing.T, ctx context.Context, css, value string) {
+	t.Helper()
+	v, _ := json.Marshal(value)
+	c, _ := json.Marshal(css)
+	eval[bool](t, ctx, `(() => { const el = document.querySelector(`+string(c)+`); el.focus(); el.value = `+string(v)+`;
+		el.dispatchEvent(new Event('input', {bubbles: true})); el.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`)
+}
+
+// tap clicks an element (chromedp's click is a mouse press; with touch emulation the page
+// receives pointer events either way).
+func tap(t *testing.T, ctx context.Context, css string) {
+	t.Helper()
+	do(t, ctx, "tap "+css, chromedp.WaitVisible(chromedp.CSS(css)), chromedp.ScrollIntoView(chromedp.CSS(css)), chromedp.Click(chromedp.CSS(css)))
+}
+
+// drawOn synthesises a finger stroke on the element css with touch events: a zigzag across it.
+func drawOn(t *testing.T, ctx context.Context, css string) {
+	t.Helper()
+	do(t, ctx, "scroll to "+css, chromedp.ScrollIntoView(chromedp.CSS(css)))
+	c, _ := json.Marshal(css)
+	var box struct{ X, Y, W, H float64 }
+	raw := eval[string](t, ctx, `JSON.stringify((() => { const r = document.querySelector(`+string(c)+`).getBoundingClientRect(); return {X: r.left, Y: r.top, W: r.width, H: r.height}; })())`)
+	json.Unmarshal([]byte(raw), &box)
+	id := 1.0
+	point := func(fx, fy float64) []*input.TouchPoint {
+		return []*input.TouchPoint{{X: box.X + fx*box.W, Y: box.Y + fy*box.H, ID: &id}}
+	}
+	do(t, ctx, "draw on "+css, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, input.DispatchTouchEvent, input.DispatchTouchEventParams{Type: input.DispatchTouchEventTypeTouchStart, TouchPoints: point(0.1, 0.5)}); err != nil {
+			return err
+		}
+		for i := 1; i <= 20; i++ {
+			fx := 0.1 + 0.8*float64(i)/20
+			fy := 0.5 + 0.3*float64(i%2*2-1)
+			if _, err := cdp.Call(ctx, tg, input.DispatchTouchEvent, input.DispatchTouchEventParams{Type: input.DispatchTouchEventTypeTouchMove, TouchPoints: point(fx, fy)}); err != nil {
+				return err
+			}
+		}
+		_, err := cdp.Call(ctx, tg, input.DispatchTouchEvent, input.DispatchTouchEventParams{Type: input.DispatchTouchEventTypeTouchEnd, TouchPoints: []*input.TouchPoint{}})
+		return err
+	}))
+}
+
+// browserOffline switches the tab's network emulation (navigator.onLine included).
+func browserOffline(t *testing.T, ctx context.Context, off bool) {
+	t.Helper()
+	yes := true
+	do(t, ctx, "network emulation", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			EmulateOfflineServiceWorker: &yes,
+			MatchedNetworkConditions:    []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}},
+		}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: off, DownloadThroughput: -1, UploadThroughput: -1})
+		return err
+	}))
+}
+
+// proxy is a loopback TCP proxy to the server that can cut the phone off: while down it drops
+// every connection and refuses new ones.
+type proxy struct {
+	ln     net.Listener
+	target func() string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]bool
+}
+
+func newProxy(t *testing.T, target func() string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.setDown(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *proxy) base() string { return "http://" + p.ln.Addr().String() }
+
+func (p *proxy) serve(c net.Conn) {
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.mu.Unlock()
+	s, err := net.DialTimeout("tcp", p.target(), 2*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		s.Close()
+		return
+	}
+	p.conns[c], p.conns[s] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(s, c); done <- struct{}{} }()
+	go func() { io.Copy(c, s); done <- struct{}{} }()
+	<-done
+	c.Close()
+	s.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, s)
+	p.mu.Unlock()
+}
+
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// offline cuts the phone off (browser emulation and the proxy) or brings it back.
+func offline(t *testing.T, ctx context.Context, p *proxy, off bool) {
+	t.Helper()
+	if off {
+		p.setDown(true)
+		browserOffline(t, ctx, true)
+		return
+	}
+	browserOffline(t, ctx, false)
+	p.setDown(false)
+}
+
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
+	if err != nil || len(png) < 1000 {
+		t.Fatalf("screenshot %s: %v (%d bytes)", name, err, len(png))
+	}
+	if *appImages {
+		if err := os.WriteFile(filepath.Join("..", "docs", "images", name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stampPNG is a photo of a stamp as a phone would hold it: a red ring on white.
+func stampPNG(t *testing.T) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, 240, 240))
+	for y := 0; y < 240; y++ {
+		for x := 0; x < 240; x++ {
+			dx, dy := x-120, y-120
+			d := dx*dx + dy*dy
+			c := color.NRGBA{255, 255, 255, 255}
+			if d < 100*100 && d > 88*88 || (d < 30*30) {
+				c = color.NRGBA{200, 20, 30, 255}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// login logs a demo technician in on the app's login screen.
+func appLogin(t *testing.T, ctx context.Context, base, user string) {
+	t.Helper()
+	do(t, ctx, "open the app", chromedp.Navigate(base+"/app/"), chromedp.WaitVisible(chromedp.CSS("#login")))
+	setField(t, ctx, "#username", user)
+	setField(t, ctx, "#password", demoPassword)
+	tap(t, ctx, "#login button[type=submit]")
+	until(t, ctx, "the ticket list after login", `!!document.querySelector('#ticket-list, #no-tickets')`, 15*time.Second)
+}
