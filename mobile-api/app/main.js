@@ -32,7 +32,7 @@ function predict(entity, data, action) {
     const s = meta.steps.find((x) => x.action === action && x.from.includes(data.status));
     return s && s.to ? { ...data, status: s.to } : data;
   }
-  if (entity === 'feedback_sheet' && action === 'sign' && data.status === 'draft') return { ...data, status: 'signed' };
+  if (entity === 'feedback_sheet' && action === 'sign' && (data.status || 'draft') === 'draft') return { ...data, status: 'signed' };
   return data;
 }
 
