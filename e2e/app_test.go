@@ -614,3 +614,153 @@ func TestFieldAppOffline(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// note queues a note on a ticket through the app's own client (the screens do the same).
+func appNote(t *testing.T, ctx context.Context, ticket, text string) {
+	t.Helper()
+	eval[string](t, ctx, `fieldsync.mutate('ticket_event', crypto.randomUUID(), 'create', 0, {ticket_id: '`+ticket+`', note: '`+text+`'})`)
+}
+
+// notesOn counts the notes on a ticket on the server by text.
+func (e *env) notesOn(id string) map[string]int {
+	n := map[string]int{}
+	for _, ev := range e.events(id) {
+		if ev["kind"] == "note" {
+			n[ev["note"].(string)]++
+		}
+	}
+	return n
+}
+
+// TestFieldAppReassignedAndReturned: a ticket reassigned while the phone was offline with
+// pending notes; on reconnect the app says the ticket left and that the notes were kept, and
+// the coordinator sees them. Then a sheet the coordinator returns shows its reason on the
+// phone, and the correction made there is sealed. The phone speaks English (en-US).
+func TestFieldAppReassignedAndReturned(t *testing.T) {
+	e := newEnv(t)
+	px := newProxy(t, func() string { return e.addr })
+	id := e.newTicket("app: reassign me")
+	e.dispatch(id, "tech1")
+	browser := phone(t, "en-US")
+	ctx, closeTab := tab(t, browser)
+	defer closeTab()
+	appLogin(t, ctx, px.base(), "tech1")
+	number := e.ticket(id)["number"].(string)
+	until(t, ctx, "the ticket", `!!document.querySelector('a.ticket[data-number="`+number+`"]')`, 10*time.Second)
+	if !strings.Contains(bodyText(ctx), "My tickets") {
+		t.Errorf("an en-US phone does not get the English screens:\n%s", bodyText(ctx))
+	}
+	tap(t, ctx, `a.ticket[data-number="`+number+`"]`)
+	until(t, ctx, "the ticket screen", `!!document.querySelector('#steps')`, 10*time.Second)
+
+	offline(t, ctx, px, true)
+	until(t, ctx, "offline", `document.querySelector('#sync-chip').classList.contains('off')`, 15*time.Second)
+	setField(t, ctx, "#note", "pump seal leaking, photo taken")
+	tap(t, ctx, "#add-note")
+	until(t, ctx, "the note queued", `fieldsync.state.pending === 1`, 10*time.Second)
+	e.dispatch(id, "tech2") // meanwhile the office gives the ticket to tech2
+
+	offline(t, ctx, px, false)
+	until(t, ctx, "the app says the ticket left", `!!document.querySelector('#ticket-gone')`, 60*time.Second)
+	until(t, ctx, "the app says the notes were kept", `!!document.querySelector('#rejections [data-code="out_of_scope"]')`, 10*time.Second)
+	txt := eval[string](t, ctx, `document.querySelector('#rejections').innerText`)
+	if !strings.Contains(txt, "reassigned") || !strings.Contains(txt, "kept") || !strings.Contains(txt, "pump seal leaking") {
+		t.Errorf("the rejection does not tell what happened and what was kept: %q", txt)
+	}
+	shot(t, ctx, "app-reassigned.png")
+	kept := false
+	for _, ev := range e.events(id) {
+		if ev["kind"] == "orphaned_work" && strings.Contains(toJSON(ev["details"]), "pump seal leaking") {
+			kept = true
+		}
+	}
+	if !kept {
+		t.Errorf("the coordinator does not see the notes on the ticket: %v", e.events(id))
+	}
+
+	// A returned sheet: signed on the phone, returned by the coordinator, corrected, sealed.
+	id2 := e.newTicket("app: return my sheet")
+	e.dispatch(id2, "tech1")
+	until(t, ctx, "the second ticket", `fieldsync.record('ticket', '`+id2+`').then(r => !!r)`, 10*time.Second)
+	stamp := stampPNG(t)
+	eval[bool](t, ctx, `(async () => {
+		const tk = await fieldsync.record('ticket', '`+id2+`');
+		await fieldsync.mutate('ticket', tk.id, 'action', tk.version, null, 'accept');
+		const canvas = document.createElement('canvas'); canvas.width = 200; canvas.height = 80;
+		const g = canvas.getContext('2d'); g.fillStyle = '#fff'; g.fillRect(0, 0, 200, 80); g.fillText('Sun Li', 20, 40);
+		const sig = new Uint8Array(await (await new Promise(r => canvas.toBlob(r, 'image/png'))).arrayBuffer());
+		const stamp = Uint8Array.from(atob('`+base64.StdEncoding.EncodeToString(stamp)+`'), c => c.charCodeAt(0));
+		const sid = crypto.randomUUID();
+		await fieldsync.mutate('feedback_sheet', sid, 'create', 0, {ticket_id: tk.id, fault_symptoms: 'pump noise', inspection_record: 'bearing', handling_result: 'replaced',
+			rating: 4, signer_name: 'Sun Li', signature_blob: await fieldsync.putBlob(sig), stamp_blob: await fieldsync.putBlob(stamp)});
+		await fieldsync.mutate('feedback_sheet', sid, 'action', 0, null, 'sign');
+		return true;
+	})()`)
+	until(t, ctx, "the first sheet up", `fieldsync.state.pending === 0`, 30*time.Second)
+	var sheets struct{ Items []map[string]any }
+	e.must("GET", "/api/v1/sheets?ticket_id="+id2, e.coord, nil, 200, &sheets)
+	if len(sheets.Items) != 1 || sheets.Items[0]["status"] != "signed" {
+		t.Fatalf("sheets of the second ticket: %v", sheets.Items)
+	}
+	first := sheets.Items[0]["id"].(string)
+	e.must("POST", "/api/v1/sheets/"+first+"/actions/return", e.coord, map[string]any{"reason": "stamp unreadable"}, 200, nil)
+	do(t, ctx, "open the sheet", chromedp.Navigate(px.base()+"/app/#/t/"+id2+"/sheet"))
+	until(t, ctx, "the return reason on the phone", `!!document.querySelector('#returned-reason') && document.querySelector('#returned-reason').innerText.includes('stamp unreadable')`, 15*time.Second)
+	shot(t, ctx, "app-returned.png")
+	tap(t, ctx, "#correct-sheet")
+	until(t, ctx, "the correction's form", `!!document.querySelector('#stamp')`, 10*time.Second)
+	// A new photo of the stamp: not a picture at all first (refused on the phone), then a good one.
+	bad := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(bad, []byte("this is not a photo"), 0o644)
+	do(t, ctx, "a file that is not a photo", chromedp.SetUploadFiles(chromedp.CSS("#stamp"), []string{bad}))
+	until(t, ctx, "the phone refuses it", `document.querySelector('#sheet-error').innerText.includes('not a photo')`, 10*time.Second)
+	if n := eval[int](t, ctx, `fieldsync.localWork().then(w => w.blobs.length)`); n != 0 {
+		t.Errorf("%d images queued after a refused file", n)
+	}
+	good := filepath.Join(t.TempDir(), "stamp2.png")
+	os.WriteFile(good, stampVariant(t), 0o644)
+	do(t, ctx, "a clear stamp photo", chromedp.SetUploadFiles(chromedp.CSS("#stamp"), []string{good}))
+	until(t, ctx, "the correction complete", `document.querySelector('#completeness').classList.contains('complete')`, 10*time.Second)
+	tap(t, ctx, "#sign-sheet")
+	until(t, ctx, "the correction sealed", `!!document.querySelector('#sealed') && document.querySelector('#sealed').innerText.includes('/2 is sealed')`, 30*time.Second)
+	e.must("GET", "/api/v1/sheets?ticket_id="+id2, e.coord, nil, 200, &sheets)
+	status := map[string]string{}
+	for _, s := range sheets.Items {
+		status[s["id"].(string)] = s["status"].(string)
+		if s["id"] != first {
+			if s["supersedes_id"] != first || s["seal"] == "" {
+				t.Errorf("the correction: %v", s)
+			}
+			var ver map[string]any
+			st, raw := e.do("GET", "/verify/"+s["id"].(string), "", nil, "Accept", "application/json")
+			if json.Unmarshal(raw, &ver); st != 200 || ver["valid"] != true {
+				t.Errorf("verify the correction: %d %s", st, raw)
+			}
+		}
+	}
+	if len(status) != 2 || status[first] != "void" {
+		t.Errorf("after the correction the sheets are %v; want the returned one void and one signed", status)
+	}
+}
+
+// stampVariant is another stamp photo (a second take).
+func stampVariant(t *testing.T) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, 200, 200))
+	for y := 0; y < 200; y++ {
+		for x := 0; x < 200; x++ {
+			c := color.NRGBA{255, 255, 255, 255}
+			if (x-100)*(x-100)+(y-100)*(y-100) < 80*80 && (x+y)%7 < 3 {
+				c = color.NRGBA{210, 10, 10, 255}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

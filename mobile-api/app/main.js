@@ -54,14 +54,16 @@ function deadline(tk) {
 }
 
 async function sheetsOf(ticketID) {
-  return (await fs.records('feedback_sheet')).filter((s) => s.data.ticket_id === ticketID)
-    .sort((a, b) => (a.data.created_at || a.id) < (b.data.created_at || b.id) ? -1 : 1);
+  // Oldest first; a sheet made on the phone and not yet synced has no created_at: newest.
+  const key = (s) => s.data.created_at || '~' + (s.data.device_created_at || s.id);
+  return (await fs.records('feedback_sheet')).filter((s) => s.data.ticket_id === ticketID).sort((a, b) => (key(a) < key(b) ? -1 : 1));
 }
 
-/** The sheet the technician works on: the live one (not void, not superseded), newest last. */
+/** The sheet the technician works on: not void and not replaced by a correction. */
 async function liveSheet(ticketID) {
   const all = await sheetsOf(ticketID);
-  return all.filter((s) => s.data.status !== 'void' && !s.data.superseded_by).pop() || null;
+  const replaced = new Set(all.map((s) => s.data.supersedes_id).filter(Boolean));
+  return all.filter((s) => s.data.status !== 'void' && !s.data.superseded_by && !replaced.has(s.id)).pop() || null;
 }
 
 async function ticketRejections(ticketID) {
