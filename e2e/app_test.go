@@ -879,3 +879,115 @@ func TestFieldAppTwoPhones(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldAppTokenExpired: the phone's token expires while it holds unsent work. The app
+// asks to log in again and says the work is kept; after the login the work goes up once,
+// under the same device.
+func TestFieldAppTokenExpired(t *testing.T) {
+	e := newEnv(t)
+	id := e.newTicket("app: token expiry")
+	e.dispatch(id, "tech1")
+	px := newProxy(t, func() string { return e.addr })
+	ctx, closeTab := tab(t, phone(t, "zh-CN"))
+	defer closeTab()
+	appLogin(t, ctx, px.base(), "tech1")
+	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 15*time.Second)
+	device := eval[string](t, ctx, `fieldsync.meta.server_device`)
+	installID := eval[string](t, ctx, `fieldsync.deviceID`)
+
+	offline(t, ctx, px, true)
+	appNote(t, ctx, id, "written before the token expired")
+	if _, err := e.srv.DB.W.Exec(`UPDATE tokens SET expires_at = '2000-01-01T00:00:00.000Z' WHERE device = ?`, device); err != nil {
+		t.Fatal(err)
+	}
+	offline(t, ctx, px, false)
+	until(t, ctx, "the app asks to log in again", `!!document.querySelector('#login') && document.body.innerText.includes('登录已过期')`, 60*time.Second)
+	if txt := bodyText(ctx); !strings.Contains(txt, "1 条未上传记录仍在手机上") {
+		t.Errorf("the login screen does not say the work is kept:\n%s", txt)
+	}
+	shot(t, ctx, "app-login.png")
+	setField(t, ctx, "#password", demoPassword)
+	tap(t, ctx, "#login button[type=submit]")
+	until(t, ctx, "the work up after the login", `fieldsync.state.pending === 0 && fieldsync.state.connected`, 30*time.Second)
+	if got := eval[string](t, ctx, `fieldsync.meta.server_device`); got != device {
+		t.Errorf("after the new login the server device is %s, before %s", got, device)
+	}
+	if got := eval[string](t, ctx, `fieldsync.deviceID`); got != installID {
+		t.Errorf("the install's device id changed from %s to %s", installID, got)
+	}
+	if n := e.notesOn(id)["written before the token expired"]; n != 1 {
+		t.Errorf("the note is on the server %d times", n)
+	}
+}
+
+// TestFieldAppScreens: the month, the fault report, the sync status, and signing out, which
+// wipes the phone only after a warning that lists the unsent work.
+func TestFieldAppScreens(t *testing.T) {
+	e := newEnv(t)
+	month := time.Now().UTC().Format("2006-01")
+	e.must("POST", "/api/v1/months/"+month+"/compile", e.coord, map[string]any{}, 200, nil)
+	px := newProxy(t, func() string { return e.addr })
+	ctx, closeTab := tab(t, phone(t, "zh-CN"))
+	defer closeTab()
+	appLogin(t, ctx, px.base(), "tech1")
+	shotTop(t, ctx, "app-tickets.png")
+
+	tap(t, ctx, `#tabs a[href="#/month"]`)
+	until(t, ctx, "my month", `!!document.querySelector('#month-row dl')`, 15*time.Second)
+	if txt := eval[string](t, ctx, `document.querySelector('#month-row').innerText`); !strings.Contains(txt, "计数服务") {
+		t.Errorf("month row: %q", txt)
+	}
+	shotTop(t, ctx, "app-month.png")
+
+	// A fault noticed at a site arrives unverified for a coordinator.
+	tap(t, ctx, `#tabs a[href="#/report"]`)
+	until(t, ctx, "the report form", `!!document.querySelector('#report-customer option')`, 10*time.Second)
+	setField(t, ctx, "#report-symptoms", "隔壁机组也有异响 the next unit hums too")
+	shotTop(t, ctx, "app-report.png")
+	tap(t, ctx, "#report button[type=submit]")
+	until(t, ctx, "the report sent", `fieldsync.records('ticket').then(r => r.some(x => x.data.source === 'technician_report' && (x.data.fault_symptoms || '').startsWith('隔壁') && !x.pending))`, 30*time.Second)
+	var list struct{ Items []map[string]any }
+	e.must("GET", "/api/v1/tickets?status=reported", e.coord, nil, 200, &list)
+	found := false
+	for _, tk := range list.Items {
+		if tk["fault_symptoms"] == "隔壁机组也有异响 the next unit hums too" {
+			found = tk["verified"] == false && tk["source"] == "technician_report"
+		}
+	}
+	if !found {
+		t.Errorf("the report is not on the server as an unverified technician report: %v", list.Items)
+	}
+
+	// Signing out with unsent work: a warning lists it; keeping it keeps it.
+	var tickets struct{ Items []map[string]any }
+	e.must("GET", "/api/v1/tickets?assignee_id="+e.users["tech1"], e.coord, nil, 200, &tickets)
+	id := tickets.Items[0]["id"].(string)
+	offline(t, ctx, px, true)
+	appNote(t, ctx, id, "do not lose me")
+	tap(t, ctx, `#tabs a[href="#/status"]`)
+	until(t, ctx, "the sync status", `!!document.querySelector('#sync-state') && !!document.querySelector('#outbox')`, 10*time.Second)
+	shotTop(t, ctx, "app-status.png")
+	tap(t, ctx, "#sign-out")
+	until(t, ctx, "the warning", `!!document.querySelector('.dialog .lost')`, 10*time.Second)
+	if txt := eval[string](t, ctx, `document.querySelector('.dialog').innerText`); !strings.Contains(txt, "do not lose me") {
+		t.Errorf("the warning does not list the unsent note: %q", txt)
+	}
+	tap(t, ctx, "#dialog-no")
+	if n := eval[int](t, ctx, `fieldsync.state.pending`); n != 1 || !eval[bool](t, ctx, `fieldsync.loggedIn`) {
+		t.Fatalf("keeping the work: %d pending", n)
+	}
+	tap(t, ctx, "#sign-out")
+	tap(t, ctx, "#dialog-yes")
+	until(t, ctx, "the login screen after signing out", `!!document.querySelector('#login')`, 10*time.Second)
+	if n := eval[int](t, ctx, `fieldsync.records('ticket').then(r => r.length)`); n != 0 {
+		t.Errorf("%d tickets left on the phone after signing out", n)
+	}
+}
+
+// shotTop takes a screenshot from the top of the page.
+func shotTop(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	eval[bool](t, ctx, `(() => { window.scrollTo(0, 0); return true; })()`)
+	time.Sleep(300 * time.Millisecond) // let the toast and the scroll settle in the picture
+	shot(t, ctx, name)
+}

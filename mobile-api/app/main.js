@@ -585,7 +585,14 @@ function go(hash) {
   if (location.hash === hash) route(); else location.hash = hash;
 }
 
-async function route() {
+// Screens draw one at a time: a redraw of the list never lands over the screen opened after it.
+let drawing = Promise.resolve();
+function route() {
+  drawing = drawing.then(routeNow).catch((e) => toast(String(e && e.message || e), 'bad'));
+  return drawing;
+}
+
+async function routeNow() {
   const hash = location.hash || '#/';
   if (!fs.loggedIn || (fs.state.stopped === 'unauthorized' && hash !== '#/status')) {
     current = { hash: '#/login', live: false };
@@ -609,7 +616,11 @@ async function route() {
 let refreshTimer = 0;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(async () => {
+  refreshTimer = setTimeout(() => { drawing = drawing.then(refreshNow).catch(() => {}); }, 60);
+}
+
+async function refreshNow() {
+  {
     if (!current) return;
     if (current.live === true) {
       const kept = [...main.querySelectorAll('[data-keep]')].map((el) => [el.id, el.value, el === document.activeElement, el.selectionStart]);
@@ -639,7 +650,7 @@ function refreshSoon() {
         chip.textContent = (st.connected ? t('online') : t('offline')) + (st.pending ? ` · ${t('pending_n', st.pending)}` : '');
       }
     }
-  }, 60);
+  }
 }
 
 // ---- service worker: offline start and "new version, reload" ----
