@@ -119,7 +119,7 @@ func TestFieldAppServed(t *testing.T) {
 
 // ---- the browser ----
 
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -132,7 +132,7 @@ func chromiumPath(t *testing.T) string {
 
 // phone starts a headless chromium with a fresh profile (one phone) and returns its browser
 // context; tabs are opened with tab.
-func phone(t *testing.T, lang string) context.Context {
+func phone(t testing.TB, lang string) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
@@ -165,7 +165,7 @@ func phoneViewport() chromedp.Action[chromedp.Void] {
 }
 
 // tab opens a new tab of the browser of ctx, with the phone's viewport.
-func tab(t *testing.T, browser context.Context) (context.Context, context.CancelFunc) {
+func tab(t testing.TB, browser context.Context) (context.Context, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	if err := chromedp.Do(ctx, phoneViewport()); err != nil {
@@ -182,7 +182,7 @@ func bodyText(ctx context.Context) string {
 }
 
 // do runs browser actions with their own deadline and names the step when it fails.
-func do(t *testing.T, ctx context.Context, name string, actions ...chromedp.Action[chromedp.Void]) {
+func do(t testing.TB, ctx context.Context, name string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -192,7 +192,7 @@ func do(t *testing.T, ctx context.Context, name string, actions ...chromedp.Acti
 }
 
 // eval evaluates JavaScript (awaiting a promise) and returns its value.
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -204,7 +204,7 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 }
 
 // until waits (at most limit) for a JavaScript expression to be true.
-func until(t *testing.T, ctx context.Context, what, expr string, limit time.Duration) {
+func until(t testing.TB, ctx context.Context, what, expr string, limit time.Duration) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, limit+5*time.Second)
 	defer cancel()
@@ -215,7 +215,7 @@ func until(t *testing.T, ctx context.Context, what, expr string, limit time.Dura
 }
 
 // setField types into an input or textarea as a person would end it: the value, then change.
-func setField(t *testing.T, ctx context.Context, css, value string) {
+func setField(t testing.TB, ctx context.Context, css, value string) {
 	t.Helper()
 	v, _ := json.Marshal(value)
 	c, _ := json.Marshal(css)
@@ -225,7 +225,7 @@ func setField(t *testing.T, ctx context.Context, css, value string) {
 
 // tap clicks an element (chromedp's click is a mouse press; with touch emulation the page
 // receives pointer events either way).
-func tap(t *testing.T, ctx context.Context, css string) {
+func tap(t testing.TB, ctx context.Context, css string) {
 	t.Helper()
 	c, _ := json.Marshal(css)
 	// A live screen may redraw between finding the element and pressing it: try again then.
@@ -244,7 +244,7 @@ func tap(t *testing.T, ctx context.Context, css string) {
 }
 
 // drawOn synthesises a finger stroke on the element css with touch events: a zigzag across it.
-func drawOn(t *testing.T, ctx context.Context, css string) {
+func drawOn(t testing.TB, ctx context.Context, css string) {
 	t.Helper()
 	c, _ := json.Marshal(css)
 	eval[bool](t, ctx, `(() => { document.querySelector(`+string(c)+`).scrollIntoView({block: 'center'}); return true; })()`)
@@ -272,7 +272,7 @@ func drawOn(t *testing.T, ctx context.Context, css string) {
 }
 
 // browserOffline switches the tab's network emulation (navigator.onLine included).
-func browserOffline(t *testing.T, ctx context.Context, off bool) {
+func browserOffline(t testing.TB, ctx context.Context, off bool) {
 	t.Helper()
 	yes := true
 	do(t, ctx, "network emulation", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -300,7 +300,7 @@ type proxy struct {
 	conns  map[net.Conn]bool
 }
 
-func newProxy(t *testing.T, target func() string) *proxy {
+func newProxy(t testing.TB, target func() string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -369,7 +369,7 @@ func (p *proxy) setDown(down bool) {
 }
 
 // offline cuts the phone off (browser emulation and the proxy) or brings it back.
-func offline(t *testing.T, ctx context.Context, p *proxy, off bool) {
+func offline(t testing.TB, ctx context.Context, p *proxy, off bool) {
 	t.Helper()
 	if off {
 		p.setDown(true)
@@ -380,8 +380,10 @@ func offline(t *testing.T, ctx context.Context, p *proxy, off bool) {
 	p.setDown(false)
 }
 
-func shot(t *testing.T, ctx context.Context, name string) {
+func shot(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
+	eval[bool](t, ctx, `(() => { document.getElementById('toast').className = ''; return true; })()`) // not over the picture
+	time.Sleep(300 * time.Millisecond)
 	c, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
@@ -396,7 +398,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 }
 
 // stampPNG is a photo of a stamp as a phone would hold it: a red ring on white.
-func stampPNG(t *testing.T) []byte {
+func stampPNG(t testing.TB) []byte {
 	img := image.NewNRGBA(image.Rect(0, 0, 240, 240))
 	for y := 0; y < 240; y++ {
 		for x := 0; x < 240; x++ {
@@ -417,7 +419,7 @@ func stampPNG(t *testing.T) []byte {
 }
 
 // login logs a demo technician in on the app's login screen.
-func appLogin(t *testing.T, ctx context.Context, base, user string) {
+func appLogin(t testing.TB, ctx context.Context, base, user string) {
 	t.Helper()
 	do(t, ctx, "open the app", chromedp.Navigate(base+"/app/"), chromedp.WaitVisible(chromedp.CSS("#login")))
 	setField(t, ctx, "#username", user)
@@ -439,7 +441,6 @@ func TestFieldAppOffline(t *testing.T) {
 	appLogin(t, ctx, px.base(), "tech1")
 	until(t, ctx, "the service worker controls the page", `!!navigator.serviceWorker.controller`, 15*time.Second)
 	until(t, ctx, "the dispatched tickets", `document.querySelectorAll('#ticket-list a.ticket').length > 0`, 15*time.Second)
-	shot(t, ctx, "app-tickets.png")
 
 	// A dispatch made through the coordinator API appears without reload.
 	id := e.newTicket("app: 冷水机组跳闸 chiller trips")
@@ -479,7 +480,7 @@ func TestFieldAppOffline(t *testing.T) {
 		tap(t, ctx, `#steps button[data-action="`+step+`"]`)
 		until(t, ctx, "the step after "+step, `!document.querySelector('#steps button[data-action="`+step+`"]')`, 10*time.Second)
 	}
-	shot(t, ctx, "app-ticket.png")
+	shotTop(t, ctx, "app-ticket.png")
 	setField(t, ctx, "#note", "客户要报价 customer asked for a quote")
 	tap(t, ctx, "#add-note")
 	until(t, ctx, "the note in the history", `document.querySelector('#events').innerText.includes('customer asked for a quote')`, 10*time.Second)
@@ -492,7 +493,7 @@ func TestFieldAppOffline(t *testing.T) {
 	setField(t, ctx, "#parts [name=item]", "轴承 6204 bearing")
 	setField(t, ctx, "#parts [name=serial_removed]", "OLD-6204-77")
 	setField(t, ctx, "#parts [name=serial_fitted]", "NEW-6204-01")
-	shot(t, ctx, "app-visit.png")
+	shotTop(t, ctx, "app-visit.png")
 	tap(t, ctx, "#save-visit")
 	until(t, ctx, "back on the ticket", `!!document.querySelector('#to-sheet')`, 10*time.Second)
 
@@ -506,6 +507,8 @@ func TestFieldAppOffline(t *testing.T) {
 	until(t, ctx, "the signature saved", `document.querySelector('#has-signature_blob').classList.contains('ok')`, 10*time.Second)
 	// Before the stamp: the app says plainly that the stamp is missing, and only the stamp.
 	until(t, ctx, "the stamp reported missing", `document.querySelector('#completeness').innerText === '缺少：客户盖章'`, 10*time.Second)
+	eval[bool](t, ctx, `(() => { const el = document.querySelector('#completeness'); window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 64); return true; })()`)
+	time.Sleep(300 * time.Millisecond)
 	shot(t, ctx, "app-sheet.png")
 	stampFile := filepath.Join(t.TempDir(), "stamp.png")
 	stamp := stampPNG(t)
@@ -546,7 +549,7 @@ func TestFieldAppOffline(t *testing.T) {
 	if got := eval[int](t, ctx, `fieldsync.state.pending`); got != pending {
 		t.Fatalf("in a new tab %d changes are pending, before %d", got, pending)
 	}
-	shot(t, ctx, "app-offline.png")
+	shotTop(t, ctx, "app-offline.png")
 	sheetID := eval[string](t, ctx, `fieldsync.records('feedback_sheet').then(a => a.find(s => s.data.ticket_id === '`+id+`').id)`)
 
 	// Back online: everything goes up once.
@@ -554,7 +557,7 @@ func TestFieldAppOffline(t *testing.T) {
 	until(t, ctx, "the outbox empty", `fieldsync.state.pending === 0 && fieldsync.state.connected`, 60*time.Second)
 	do(t, ctx, "the sheet", chromedp.Navigate(px.base()+"/app/#/t/"+id+"/sheet"))
 	until(t, ctx, "the sheet sealed on the phone", `!!document.querySelector('#sealed') && document.querySelector('#sealed').innerText.includes('已封存')`, 20*time.Second)
-	shot(t, ctx, "app-sealed.png")
+	shotTop(t, ctx, "app-sealed.png")
 	if rej := eval[int](t, ctx, `fieldsync.rejections().then(r => r.length)`); rej != 0 {
 		t.Errorf("%d rejections after the visit:\n%s", rej, eval[string](t, ctx, `fieldsync.rejections().then(r => JSON.stringify(r))`))
 	}
@@ -617,7 +620,7 @@ func TestFieldAppOffline(t *testing.T) {
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // note queues a note on a ticket through the app's own client (the screens do the same).
-func appNote(t *testing.T, ctx context.Context, ticket, text string) {
+func appNote(t testing.TB, ctx context.Context, ticket, text string) {
 	t.Helper()
 	eval[string](t, ctx, `fieldsync.mutate('ticket_event', crypto.randomUUID(), 'create', 0, {ticket_id: '`+ticket+`', note: '`+text+`'})`)
 }
@@ -668,7 +671,7 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 	if !strings.Contains(txt, "reassigned") || !strings.Contains(txt, "kept") || !strings.Contains(txt, "pump seal leaking") {
 		t.Errorf("the rejection does not tell what happened and what was kept: %q", txt)
 	}
-	shot(t, ctx, "app-reassigned.png")
+	shotTop(t, ctx, "app-reassigned.png")
 	kept := false
 	for _, ev := range e.events(id) {
 		if ev["kind"] == "orphaned_work" && strings.Contains(toJSON(ev["details"]), "pump seal leaking") {
@@ -707,7 +710,7 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 	e.must("POST", "/api/v1/sheets/"+first+"/actions/return", e.coord, map[string]any{"reason": "stamp unreadable"}, 200, nil)
 	do(t, ctx, "open the sheet", chromedp.Navigate(px.base()+"/app/#/t/"+id2+"/sheet"))
 	until(t, ctx, "the return reason on the phone", `!!document.querySelector('#returned-reason') && document.querySelector('#returned-reason').innerText.includes('stamp unreadable')`, 15*time.Second)
-	shot(t, ctx, "app-returned.png")
+	shotTop(t, ctx, "app-returned.png")
 	tap(t, ctx, "#correct-sheet")
 	until(t, ctx, "the correction's form", `!!document.querySelector('#stamp')`, 10*time.Second)
 	// A new photo of the stamp: not a picture at all first (refused on the phone), then a good one.
@@ -745,7 +748,7 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 }
 
 // stampVariant is another stamp photo (a second take).
-func stampVariant(t *testing.T) []byte {
+func stampVariant(t testing.TB) []byte {
 	img := image.NewNRGBA(image.Rect(0, 0, 200, 200))
 	for y := 0; y < 200; y++ {
 		for x := 0; x < 200; x++ {
@@ -905,7 +908,7 @@ func TestFieldAppTokenExpired(t *testing.T) {
 	if txt := bodyText(ctx); !strings.Contains(txt, "1 条未上传记录仍在手机上") {
 		t.Errorf("the login screen does not say the work is kept:\n%s", txt)
 	}
-	shot(t, ctx, "app-login.png")
+	shotTop(t, ctx, "app-login.png")
 	setField(t, ctx, "#password", demoPassword)
 	tap(t, ctx, "#login button[type=submit]")
 	until(t, ctx, "the work up after the login", `fieldsync.state.pending === 0 && fieldsync.state.connected`, 30*time.Second)
@@ -985,9 +988,11 @@ func TestFieldAppScreens(t *testing.T) {
 }
 
 // shotTop takes a screenshot from the top of the page.
-func shotTop(t *testing.T, ctx context.Context, name string) {
+func shotTop(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
 	eval[bool](t, ctx, `(() => { window.scrollTo(0, 0); return true; })()`)
-	time.Sleep(300 * time.Millisecond) // let the toast and the scroll settle in the picture
+	time.Sleep(300 * time.Millisecond) // let the scroll settle
 	shot(t, ctx, name)
 }
+
+func chromedpReload() chromedp.Action[chromedp.Void] { return chromedp.Reload() }

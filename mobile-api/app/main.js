@@ -197,7 +197,7 @@ async function ticketScreen(id) {
       h('div', { class: 'row' }, h('span', { class: 'status', id: 'ticket-status' }, statusLabel(d.status)), tk.pending ? h('span', { class: 'badge pending' }, t('not_synced')) : null,
         deadlineInfo.overdue ? h('span', { class: 'badge overdue' }, t('overdue')) : null),
       dl([[t('customer'), cust?.data.name], [t('site'), site?.data.name], [t('address'), d.address || site?.data.address],
-        [t('contact'), contact ? [contact, ' ', phone ? h('a', { href: 'tel:' + phone.replace(/[^0-9+]/g, ''), class: 'call' }, '📞 ' + phone) : ''] : (phone ? h('a', { href: 'tel:' + phone, class: 'call' }, phone) : '')],
+        [t('contact'), contact ? [contact, ' ', phone ? h('a', { href: 'tel:' + phone.replace(/[^0-9+]/g, ''), class: 'call' }, phone) : ''] : (phone ? h('a', { href: 'tel:' + phone, class: 'call' }, phone) : '')],
         [t('equipment'), asset ? `${asset.data.model || ''} ${asset.data.serial || ''}` : ''],
         [t('warranty'), [d.warranty ? t('warranty_' + d.warranty) : '', asset?.data.warranty_until ? ` (${t('until')} ${asset.data.warranty_until})` : '']],
         [t('fault'), d.fault_symptoms], [t('agreed_handling'), d.agreed_handling], [t('planned_mode'), d.service_mode ? t('mode_' + d.service_mode) : ''],
