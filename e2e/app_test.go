@@ -933,7 +933,19 @@ func TestFieldAppScreens(t *testing.T) {
 	ctx, closeTab := tab(t, phone(t, "zh-CN"))
 	defer closeTab()
 	appLogin(t, ctx, px.base(), "tech1")
+	until(t, ctx, "the tickets", `document.querySelectorAll('#ticket-list a.ticket').length >= 2`, 15*time.Second)
 	shotTop(t, ctx, "app-tickets.png")
+	// Nearest deadline first; the search narrows the list.
+	dues := eval[[]string](t, ctx, `[...document.querySelectorAll('#ticket-list a.ticket')].map(a => a.dataset.due)`)
+	for i := 1; i < len(dues); i++ {
+		if dues[i] != "" && (dues[i-1] == "" || dues[i] < dues[i-1]) {
+			t.Errorf("the list is not nearest deadline first: %v", dues)
+		}
+	}
+	first := eval[string](t, ctx, `document.querySelector('#ticket-list a.ticket').dataset.number`)
+	setField(t, ctx, "#search", first[len(first)-4:])
+	until(t, ctx, "the search result", `[...document.querySelectorAll('#ticket-list a.ticket')].map(a => a.dataset.number).join() === '`+first+`'`, 10*time.Second)
+	setField(t, ctx, "#search", "")
 
 	tap(t, ctx, `#tabs a[href="#/month"]`)
 	until(t, ctx, "my month", `!!document.querySelector('#month-row dl')`, 15*time.Second)

@@ -161,7 +161,7 @@ async function ticketsScreen() {
     onclick: () => { filter = f; route(); } }, t('filter_' + f))));
   const list = h('ul', { class: 'tickets', id: 'ticket-list' }, shown.map(({ tk, due, overdue }) => {
     const d = tk.data;
-    return h('li', {}, h('a', { href: `#/t/${tk.id}`, class: 'ticket' + (overdue ? ' overdue' : ''), 'data-number': d.number || '' },
+    return h('li', {}, h('a', { href: `#/t/${tk.id}`, class: 'ticket' + (overdue ? ' overdue' : ''), 'data-number': d.number || '', 'data-due': due || '' },
       h('div', { class: 'row' }, h('strong', {}, d.number || t('new_ticket')), h('span', { class: 'badge ' + (d.urgency || '') }, t('urgency_' + (d.urgency || 'normal'))),
         overdue ? h('span', { class: 'badge overdue' }, t('overdue')) : null, tk.pending ? h('span', { class: 'badge pending' }, t('not_synced')) : null),
       h('div', {}, custName.get(d.customer_id) || ''),
