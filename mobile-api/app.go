@@ -12,6 +12,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -42,14 +43,17 @@ type AppShell struct {
 	Version string
 }
 
-// appShell is built once at start.
-var appShell = loadAppShell()
+// appShell is built once at start (tests swap in a changed one to see phones update).
+var appShell atomic.Pointer[AppShell]
+
+func init() { appShell.Store(buildAppShell(nil)) }
 
 // appShellFiles are the files the service worker caches for an offline start.
 var appShellFiles = []string{"", "index.html", "app.css", "main.js", "ui.js", "i18n.js", "fieldsync.js", "completeness.js",
 	"meta.json", "manifest.webmanifest", "icon.svg", "icon-192.png", "icon-512.png"}
 
-func loadAppShell() *AppShell {
+// buildAppShell reads the embedded files, with changed replacing some of them.
+func buildAppShell(changed map[string][]byte) *AppShell {
 	raw := map[string][]byte{}
 	err := fs.WalkDir(appEmbed, "app", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -63,6 +67,9 @@ func loadAppShell() *AppShell {
 		panic("app: embedded files: " + err.Error()) // the files are compiled in
 	}
 	raw["meta.json"] = appMeta()
+	for name, b := range changed {
+		raw[name] = b
+	}
 	names := make([]string, 0, len(raw))
 	for n := range raw {
 		names = append(names, n)
@@ -165,7 +172,7 @@ func serveApp(c *fiber.Ctx) error {
 		return c.Redirect("/app/", fiber.StatusMovedPermanently)
 	}
 	name := strings.TrimPrefix(c.Path(), "/app/")
-	f, ok := appShell.Files[name]
+	f, ok := appShell.Load().Files[name]
 	if !ok {
 		return schema.Errorf(schema.CodeNotFound, "no app file %q", name)
 	}
