@@ -297,6 +297,7 @@ type proxy struct {
 	target func() string
 	mu     sync.Mutex
 	down   bool
+	noWS   bool // refuse WebSocket upgrades, as some networks do
 	conns  map[net.Conn]bool
 }
 
@@ -324,12 +325,30 @@ func (p *proxy) base() string { return "http://" + p.ln.Addr().String() }
 
 func (p *proxy) serve(c net.Conn) {
 	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
+	down, noWS := p.down, p.noWS
+	p.mu.Unlock()
+	if down {
 		c.Close()
 		return
 	}
-	p.mu.Unlock()
+	var head []byte
+	if noWS {
+		// Browsers open a WebSocket on a connection of its own: its first request tells.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4096)
+		for !bytes.Contains(head, []byte("\r\n\r\n")) && len(head) < 64<<10 {
+			n, err := c.Read(buf)
+			head = append(head, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		c.SetReadDeadline(time.Time{})
+		if bytes.Contains(bytes.ToLower(head), []byte("upgrade: websocket")) {
+			c.Close()
+			return
+		}
+	}
 	s, err := net.DialTimeout("tcp", p.target(), 2*time.Second)
 	if err != nil {
 		c.Close()
@@ -345,6 +364,7 @@ func (p *proxy) serve(c net.Conn) {
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
+	s.Write(head)
 	go func() { io.Copy(s, c); done <- struct{}{} }()
 	go func() { io.Copy(c, s); done <- struct{}{} }()
 	<-done
@@ -561,6 +581,10 @@ func TestFieldAppOffline(t *testing.T) {
 	if rej := eval[int](t, ctx, `fieldsync.rejections().then(r => r.length)`); rej != 0 {
 		t.Errorf("%d rejections after the visit:\n%s", rej, eval[string](t, ctx, `fieldsync.rejections().then(r => JSON.stringify(r))`))
 	}
+	// The sheet's PDF, online, with the phone's token.
+	if typ := eval[string](t, ctx, `fieldsync.fetch('/mobile/v1/sheets/`+sheetID+`.pdf').then(r => r.headers.get('content-type'))`); !strings.HasPrefix(typ, "application/pdf") {
+		t.Errorf("the sheet's PDF comes as %q", typ)
+	}
 
 	tk := e.ticket(id)
 	if tk["status"] != "completed" || tk["inspection_record"] != "压缩机轴承磨损 compressor bearing worn" {
@@ -720,6 +744,15 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 	until(t, ctx, "the phone refuses it", `document.querySelector('#sheet-error').innerText.includes('not a photo')`, 10*time.Second)
 	if n := eval[int](t, ctx, `fieldsync.localWork().then(w => w.blobs.length)`); n != 0 {
 		t.Errorf("%d images queued after a refused file", n)
+	}
+	// An image over the server's limit (the synced blob_max_bytes) is refused by the client.
+	code := eval[string](t, ctx, `(async () => {
+		const big = new Uint8Array((await fieldsync.maxBlobBytes()) + 1);
+		big.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+		try { await fieldsync.putBlob(big); return 'accepted'; } catch (e) { return e.code + (await fieldsync.localWork()).blobs.length; }
+	})()`)
+	if code != "too_large0" {
+		t.Errorf("an image over the limit: %s, want too_large with nothing queued", code)
 	}
 	good := filepath.Join(t.TempDir(), "stamp2.png")
 	os.WriteFile(good, stampVariant(t), 0o644)
@@ -1008,3 +1041,29 @@ func shotTop(t testing.TB, ctx context.Context, name string) {
 }
 
 func chromedpReload() chromedp.Action[chromedp.Void] { return chromedp.Reload() }
+
+// TestFieldAppHTTPFallback: a network that refuses WebSocket upgrades. The app falls back to
+// the HTTP endpoints by itself (the server answers HTTP, so it is not simply offline), syncs
+// the tickets, and pushes work done offline exactly once.
+func TestFieldAppHTTPFallback(t *testing.T) {
+	e := newEnv(t)
+	id := e.newTicket("app: no websockets here")
+	e.dispatch(id, "tech1")
+	px := newProxy(t, func() string { return e.addr })
+	px.mu.Lock()
+	px.noWS = true
+	px.mu.Unlock()
+	ctx, closeTab := tab(t, phone(t, "zh-CN"))
+	defer closeTab()
+	appLogin(t, ctx, px.base(), "tech1")
+	until(t, ctx, "the tickets over HTTP", `fieldsync.record('ticket', '`+id+`').then(r => !!r) && fieldsync.state.transport === 'http'`, 60*time.Second)
+	offline(t, ctx, px, true)
+	appNote(t, ctx, id, "sent over the fallback")
+	offline(t, ctx, px, false)
+	until(t, ctx, "the note up over HTTP", `fieldsync.state.pending === 0 && fieldsync.state.connected`, 60*time.Second)
+	if n := e.notesOn(id)["sent over the fallback"]; n != 1 {
+		t.Errorf("the note is on the server %d times", n)
+	}
+	e.dispatch(e.newTicket("app: polled dispatch"), "tech1")
+	until(t, ctx, "a dispatch by polling", `fieldsync.records('ticket').then(r => r.some(x => x.data.fault_symptoms === 'app: polled dispatch'))`, 30*time.Second)
+}
