@@ -19,6 +19,8 @@ const M = {
     'This phone still holds work of {0} that has not been sent. Log in as {0} so it goes up, or sign out on the Sync screen first (it lists what would be lost).'],
   session_expired: ['登录已过期，请重新登录。', 'Your login has expired: please log in again.'],
   work_kept: ['您的 {0} 条未上传记录仍在手机上，重新登录后会自动上传。', 'Your {0} unsent changes are kept on this phone and go up once you log in again.'],
+  accept_first: ['接单后可填写服务记录和反馈单。', 'Accept the ticket to fill in the visit record and the sheet.'],
+  see_work: ['查看', 'See them'],
   lang_hint: ['Language:', '语言：'],
   demo_logins: ['演示账号（技术员）', 'Demo logins (technicians)'],
   my_tickets: ['我的工单', 'My tickets'],

@@ -112,7 +112,10 @@ async function loginScreen() {
   h('button', { type: 'submit', class: 'primary' }, t('login')));
   const notes = [];
   if (fs.state.stopped === 'unauthorized' || (fs.user && !fs.loggedIn)) notes.push(h('p', { class: 'notice' }, t('session_expired')));
-  if (work.outbox.length) notes.push(h('p', { class: 'notice' }, t('work_kept', work.outbox.length)));
+  if (fs.state.stopped === 'revoked') notes.push(h('p', { class: 'notice' }, t('stopped_revoked')));
+  if (work.outbox.length) {
+    notes.push(h('p', { class: 'notice' }, t('work_kept', work.outbox.length), ' ', h('a', { href: '#/status' }, t('see_work'))));
+  }
   const wrap = h('section', {}, notes, form, h('p', { class: 'muted small' }, t('lang_hint'), ' ',
     h('button', { type: 'button', class: 'link', onclick: () => { setLang(lang() === 'zh' ? 'en' : 'zh'); route(); } }, lang() === 'zh' ? 'English' : '中文')));
   try {
@@ -209,7 +212,7 @@ async function ticketScreen(id) {
         await fs.mutate('ticket', id, 'action', tk.version, fields, s.action);
         toast(t('saved_local'));
       } }, t('act_' + s.action)))) : null,
-    h('div', { class: 'card links' },
+    d.status === 'dispatched' ? h('p', { class: 'muted small' }, t('accept_first')) : h('div', { class: 'card links' },
       h('a', { href: `#/t/${id}/visit`, class: 'button', id: 'to-visit' }, t('visit_record')),
       h('a', { href: `#/t/${id}/sheet`, class: 'button', id: 'to-sheet' }, t('feedback_sheet'), sheet ? ` · ${sheetStatus(sheet)}` : '')),
     h('div', { class: 'card' }, h('h2', {}, t('history')),
@@ -378,10 +381,16 @@ async function sheetScreen(id) {
   const cust = await fs.record('customer', tk.data.customer_id);
   const required = await setting('sheet_required', meta.sheet_required);
   const maxBlob = await setting('blob_max_bytes', meta.blob_max_bytes);
-  const saveFields = async (fields) => {
-    const cur = await fs.record('feedback_sheet', sheet.id);
-    await fs.mutate('feedback_sheet', sheet.id, 'update', cur?.version || 0, fields);
-    toast(t('saved_local'));
+  // Saves go one after another, and signing waits for them: a name typed just before tapping
+  // "sign" is in the outbox before the sign.
+  let saving = Promise.resolve();
+  const saveFields = (fields) => {
+    saving = saving.then(async () => {
+      const cur = await fs.record('feedback_sheet', sheet.id);
+      await fs.mutate('feedback_sheet', sheet.id, 'update', cur?.version || 0, fields);
+      toast(t('saved_local'));
+    });
+    return saving;
   };
   const err = h('p', { class: 'error', role: 'alert', id: 'sheet-error' });
   const missingBox = h('div', { id: 'completeness', class: 'card', 'aria-live': 'polite' });
@@ -451,6 +460,7 @@ async function sheetScreen(id) {
       h('details', {}, h('summary', {}, t('customer_absent')), h('label', {}, t('absent_reason'), text('absent_reason', 2))),
       err,
       h('button', { type: 'button', class: 'primary big', id: 'sign-sheet', onclick: async () => {
+        await saving;
         const { complete, missing } = await refreshCompleteness();
         if (!complete) {
           const ok = await ask(t('sign_incomplete_title'), h('p', {}, t('missing_items', missing.map(fieldLabel).join(' / '))), t('sign_anyway'), t('go_back'));
@@ -594,7 +604,7 @@ function route() {
 
 async function routeNow() {
   const hash = location.hash || '#/';
-  if (!fs.loggedIn || (fs.state.stopped === 'unauthorized' && hash !== '#/status')) {
+  if ((!fs.loggedIn || fs.state.stopped === 'unauthorized') && !(hash === '#/status' && fs.user)) {
     current = { hash: '#/login', live: false };
     return loginScreen();
   }
@@ -691,7 +701,7 @@ async function boot() {
   fs.addEventListener('change', refreshSoon);
   fs.addEventListener('state', (e) => {
     refreshSoon();
-    if (e.detail.stopped === 'unauthorized' && location.hash !== '#/login') route();
+    if (['unauthorized', 'revoked'].includes(e.detail.stopped) && !document.getElementById('login')) route();
   });
   fs.addEventListener('rejected', (e) => toast(describeMutation(e.detail) + ' — ' + explain(e.detail), 'bad'));
   window.addEventListener('hashchange', route);
