@@ -73,8 +73,16 @@ func TestFieldAppServed(t *testing.T) {
 	if !strings.Contains(string(html), `rel="manifest"`) || strings.Contains(string(html), "http://") || strings.Contains(string(html), "https://") {
 		t.Errorf("index.html: %s", html)
 	}
-	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "ws://"+e.addr+" ") {
 		t.Errorf("CSP %q", csp)
+	}
+	req, _ := http.NewRequest("GET", e.base+"/app/", nil)
+	req.Host = "evil.example; script-src *"
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		if csp := res.Header.Get("Content-Security-Policy"); strings.Contains(csp, "evil") || strings.Contains(csp, "script-src *") {
+			t.Errorf("a forged Host header reaches the CSP: %q", csp)
+		}
+		res.Body.Close()
 	}
 	if res, _ := get("/app/nope.js", false); res.StatusCode != 404 {
 		t.Errorf("missing file: %d", res.StatusCode)

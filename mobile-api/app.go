@@ -158,9 +158,29 @@ func appMeta() []byte {
 	return b
 }
 
-// appCSP allows only the app's own files and connections to its own server.
-const appCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-	"connect-src 'self'; worker-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// appCSP allows only the app's own files and connections to its own server. The WebSocket
+// origin is named as well: older WebKit does not count ws:// or wss:// as 'self'.
+func appCSP(host string) string {
+	ws := ""
+	if validHost(host) {
+		ws = " ws://" + host + " wss://" + host
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+		"connect-src 'self'" + ws + "; worker-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+}
+
+// validHost accepts a Host header made of a name or address and a port, nothing else.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-:[]", r)) {
+			return false
+		}
+	}
+	return true
+}
 
 // appRoutes serves the field app at /app/.
 func (a *API) appRoutes(app *fiber.App) {
@@ -182,7 +202,7 @@ func serveApp(c *fiber.Ctx) error {
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("Referrer-Policy", "no-referrer")
 	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	c.Set(fiber.HeaderContentSecurityPolicy, appCSP)
+	c.Set(fiber.HeaderContentSecurityPolicy, appCSP(c.Get(fiber.HeaderHost)))
 	c.Set(fiber.HeaderContentType, f.ctype)
 	if c.Get(fiber.HeaderIfNoneMatch) == f.etag {
 		return c.SendStatus(fiber.StatusNotModified)

@@ -117,6 +117,7 @@ export function backoff(n, min = MIN_BACKOFF, max = MAX_BACKOFF) {
   return d / 2 + Math.random() * (d / 2);
 }
 
+const utf8 = new TextEncoder();
 const isBlobSum = (s) => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s);
 
 /** The blobs a mutation names: 64-hex values of fields called *_blob. */
@@ -240,7 +241,7 @@ export class FieldSync extends EventTarget {
       const e = body.error || {};
       throw new FieldSyncError(e.code || `http_${res.status}`, e.message || res.statusText, { field: e.field, status: res.status });
     }
-    if (prev && prev.id && body.user && prev.id !== body.user.id) await this.wipe(false);
+    if (prev && prev.id && body.user && prev.id !== body.user.id) await this.wipe(true); // another person: nothing of the last one stays
     const user = { ...(body.user || {}), username };
     await this.setMeta({ token: body.token, expires_at: body.expires_at, server_device: body.device, user });
     this.setState({ stopped: '', lastError: '' });
@@ -510,7 +511,7 @@ export class FieldSync extends EventTarget {
     let size = 128;
     for (const r of due) {
       if (batch.length >= Math.max(1, maxCount)) break;
-      size += JSON.stringify(wire(r)).length + 1;
+      size += utf8.encode(JSON.stringify(wire(r))).length + 1; // the frame limit is in bytes
       if (maxBytes && size > maxBytes && batch.length) break;
       try {
         await this.uploadBlobsOf(r);
