@@ -970,11 +970,17 @@ func TestFieldAppScreens(t *testing.T) {
 	e := newEnv(t)
 	month := time.Now().UTC().Format("2006-01")
 	e.must("POST", "/api/v1/months/"+month+"/compile", e.coord, map[string]any{}, 200, nil)
+	// A critical ticket whose response deadline is already past: overdue, and first.
+	e.must("PUT", "/api/v1/settings", e.login("admin"), map[string]any{"response_minutes_critical": 0}, 200, nil)
+	var late map[string]any
+	e.must("POST", "/api/v1/tickets", e.coord, map[string]any{"customer_id": e.cust, "site_id": e.site, "asset_id": e.asset,
+		"fault_symptoms": "app: 生产线停机 line down", "urgency": "critical", "agreed_handling": "visit"}, 201, &late)
+	e.dispatch(late["id"].(string), "tech1")
 	px := newProxy(t, func() string { return e.addr })
 	ctx, closeTab := tab(t, phone(t, "zh-CN"))
 	defer closeTab()
 	appLogin(t, ctx, px.base(), "tech1")
-	until(t, ctx, "the tickets", `document.querySelectorAll('#ticket-list a.ticket').length >= 2`, 15*time.Second)
+	until(t, ctx, "the tickets", `document.querySelectorAll('#ticket-list a.ticket').length >= 3`, 15*time.Second)
 	shotTop(t, ctx, "app-tickets.png")
 	// Nearest deadline first; the search narrows the list.
 	dues := eval[[]string](t, ctx, `[...document.querySelectorAll('#ticket-list a.ticket')].map(a => a.dataset.due)`)
@@ -984,6 +990,9 @@ func TestFieldAppScreens(t *testing.T) {
 		}
 	}
 	first := eval[string](t, ctx, `document.querySelector('#ticket-list a.ticket').dataset.number`)
+	if first != late["number"] || !eval[bool](t, ctx, `document.querySelector('#ticket-list a.ticket').classList.contains('overdue') && document.querySelector('#ticket-list a.ticket').innerText.includes('已超时')`) {
+		t.Errorf("the overdue ticket %v is not first and marked overdue: %v", late["number"], eval[string](t, ctx, `document.querySelector('#ticket-list').innerText`))
+	}
 	setField(t, ctx, "#search", first[len(first)-4:])
 	until(t, ctx, "the search result", `[...document.querySelectorAll('#ticket-list a.ticket')].map(a => a.dataset.number).join() === '`+first+`'`, 10*time.Second)
 	setField(t, ctx, "#search", "")
