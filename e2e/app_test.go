@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -1083,4 +1084,42 @@ func TestFieldAppHTTPFallback(t *testing.T) {
 	}
 	e.dispatch(e.newTicket("app: polled dispatch"), "tech1")
 	until(t, ctx, "a dispatch by polling", `fieldsync.records('ticket').then(r => r.some(x => x.data.fault_symptoms === 'app: polled dispatch'))`, 30*time.Second)
+}
+
+// TestFieldAppWithoutServiceWorker: a browser without service workers (WeChat's on iOS, some
+// WebViews). The app works while the page stays open: offline work is kept in IndexedDB and
+// goes up once when the network returns, even after a reload made with the network back.
+func TestFieldAppWithoutServiceWorker(t *testing.T) {
+	e := newEnv(t)
+	id := e.newTicket("app: no service worker")
+	e.dispatch(id, "tech1")
+	px := newProxy(t, func() string { return e.addr })
+	ctx, closeTab := tab(t, phone(t, "zh-CN"))
+	defer closeTab()
+	do(t, ctx, "a browser without service workers", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `delete Navigator.prototype.serviceWorker;`})
+		return err
+	}))
+	appLogin(t, ctx, px.base(), "tech1")
+	if eval[bool](t, ctx, `'serviceWorker' in navigator`) {
+		t.Fatal("the browser still has service workers")
+	}
+	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 15*time.Second)
+	offline(t, ctx, px, true)
+	do(t, ctx, "open the ticket", chromedp.Navigate(px.base()+"/app/#/t/"+id)) // a hash change: no load
+	until(t, ctx, "the ticket screen offline", `!!document.querySelector('#steps button[data-action="accept"]')`, 10*time.Second)
+	tap(t, ctx, `#steps button[data-action="accept"]`)
+	setField(t, ctx, "#note", "kept without a service worker")
+	tap(t, ctx, "#add-note")
+	until(t, ctx, "two changes kept", `fieldsync.state.pending === 2`, 10*time.Second)
+	offline(t, ctx, px, false)
+	do(t, ctx, "reload with the network back", chromedp.Reload())
+	until(t, ctx, "the work up", `!!window.fieldsync && fieldsync.state.pending === 0 && fieldsync.state.connected`, 60*time.Second)
+	if n := e.notesOn(id)["kept without a service worker"]; n != 1 {
+		t.Errorf("the note is on the server %d times", n)
+	}
+	if st := e.ticket(id)["status"]; st != "accepted" {
+		t.Errorf("the ticket is %v on the server", st)
+	}
 }
