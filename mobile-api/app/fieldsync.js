@@ -442,7 +442,8 @@ export class FieldSync extends EventTarget {
           s.rejections.put(rej);
           rejected.push(rej);
         } else {
-          await this.deferRow(s, row, `${res.code || status}: ${res.message || ''}`);
+          const gaveUp = this.deferRow(s, row, `${res.code || status}: ${res.message || ''}`);
+          if (gaveUp) rejected.push(gaveUp);
         }
       }
     });
@@ -456,27 +457,37 @@ export class FieldSync extends EventTarget {
     return results.some((r) => r.status === 'applied' || r.status === 'merged');
   }
 
-  /** Puts off a mutation's next attempt; past RETRY_LIMIT it becomes a rejection a person sees. */
-  async deferRow(s, row, why) {
+  /**
+   * Puts off a mutation's next attempt, inside the caller's transaction s. Past RETRY_LIMIT it
+   * becomes a rejection a person sees instead (returned, to announce after the commit).
+   */
+  deferRow(s, row, why) {
     const attempts = (row.attempts || 0) + 1;
     if (attempts >= RETRY_LIMIT) {
       s.outbox.delete(row.seq);
       const rej = { ...wire(row), code: 'retry_limit', message: why, field: '', rejected_at: new Date().toISOString() };
       s.rejections.put(rej);
-      queueMicrotask(() => this.dispatchEvent(new CustomEvent('rejected', { detail: rej })));
-      return;
+      return rej;
     }
     s.outbox.put({ ...row, attempts, next_at: Date.now() + backoff(attempts), last_error: why });
+    return null;
   }
 
   async deferRows(rows, why) {
-    await txn(this.db, ['outbox', 'rejections'], 'readwrite', async (s) => {
+    const gaveUp = await txn(this.db, ['outbox', 'rejections'], 'readwrite', async (s) => {
+      const out = [];
       for (const r of rows) {
         const cur = await req(s.outbox.get(r.seq));
-        if (cur) await this.deferRow(s, cur, why);
+        const rej = cur && this.deferRow(s, cur, why);
+        if (rej) out.push(rej);
       }
+      return out;
     });
     await this.countPending();
+    for (const r of gaveUp) {
+      this.changed(r.entity, r.id, 'rejected');
+      this.dispatchEvent(new CustomEvent('rejected', { detail: r }));
+    }
   }
 
   /** A mutation the server refuses as a frame error even alone: a final rejection. */

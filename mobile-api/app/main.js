@@ -66,8 +66,11 @@ async function liveSheet(ticketID) {
   return all.filter((s) => s.data.status !== 'void' && !s.data.superseded_by && !replaced.has(s.id)).pop() || null;
 }
 
+/** The final rejections about a ticket: of the ticket itself, its notes, and its sheets. */
 async function ticketRejections(ticketID) {
-  return (await fs.rejections()).filter((r) => r.id === ticketID || (r.fields && r.fields.ticket_id === ticketID));
+  const sheets = new Set((await fs.records('feedback_sheet')).filter((x) => x.data.ticket_id === ticketID).map((x) => x.id));
+  return (await fs.rejections()).filter((r) => r.id === ticketID || (r.fields && r.fields.ticket_id === ticketID) ||
+    (r.entity === 'feedback_sheet' && (sheets.has(r.id) || r.record?.ticket_id === ticketID)));
 }
 
 // ---- chrome: top bar, tabs, sync chip ----
@@ -377,7 +380,8 @@ async function sheetScreen(id) {
     return;
   }
   const sd = sheet.data;
-  if (sd.status && sd.status !== 'draft') return sealedSheet(tk, sheet);
+  const rej = rejectionList(await ticketRejections(id));
+  if (sd.status && sd.status !== 'draft') return sealedSheet(tk, sheet, rej);
   const cust = await fs.record('customer', tk.data.customer_id);
   const required = await setting('sheet_required', meta.sheet_required);
   const maxBlob = await setting('blob_max_bytes', meta.blob_max_bytes);
@@ -440,7 +444,7 @@ async function sheetScreen(id) {
     } catch (x) { err.textContent = explain(x); e.target.value = ''; }
   } });
   const parts = (sd.parts || []).map((p) => `${p.item} ×${p.quantity}` + (p.serial_removed || p.serial_fitted ? ` (${p.serial_removed || '—'} → ${p.serial_fitted || '—'})` : ''));
-  main.replaceChildren(h('section', { class: 'sheet' },
+  main.replaceChildren(h('section', { class: 'sheet' }, rej,
     h('div', { class: 'card summary', id: 'summary' }, h('h2', {}, t('summary_for_customer')),
       dl([[t('customer'), cust?.data.name], [t('ticket'), tk.data.number], [t('fault'), sd.fault_symptoms], [t('inspection_record'), sd.inspection_record],
         [t('handling_result'), sd.handling_result], [t('parts'), parts.length ? h('ul', { class: 'plain' }, parts.map((p) => h('li', {}, p))) : ''],
@@ -474,7 +478,7 @@ async function sheetScreen(id) {
   refreshCompleteness();
 }
 
-async function sealedSheet(tk, sheet) {
+async function sealedSheet(tk, sheet, rej) {
   const sd = sheet.data;
   const id = tk.id;
   const pdf = h('button', { type: 'button', class: 'secondary', id: 'open-pdf', onclick: async () => {
@@ -485,7 +489,7 @@ async function sealedSheet(tk, sheet) {
     } catch (x) { toast(explain(x), 'bad'); }
   } }, t('open_pdf'));
   const sealed = !!sd.seal;
-  main.replaceChildren(h('section', { class: 'sheet' }, h('div', { class: 'card ' + (sd.status === 'returned' ? 'attention' : 'complete'), id: 'sealed' },
+  main.replaceChildren(h('section', { class: 'sheet' }, rej, h('div', { class: 'card ' + (sd.status === 'returned' ? 'attention' : 'complete'), id: 'sealed' },
     h('h2', {}, sealed ? t('sheet_sealed', sd.number || '') : t('sheet_signed_waiting')),
     dl([[t('status'), sheetStatus(sheet)], [t('signed_at'), fmtTime(sd.signed_at)], [t('received_at'), fmtTime(sd.received_at)],
       [t('completeness'), sd.complete ? t('sheet_complete') : (sd.missing?.length ? t('missing_items', sd.missing.map(fieldLabel).join(' / ')) : '')]]),
