@@ -850,12 +850,17 @@ func TestFieldAppServerKilled(t *testing.T) {
 	}
 	var coord struct{ Token string }
 	crashHTTP(t, "POST", "http://"+s.addr+"/api/v1/auth/login", "", map[string]string{"username": "coord", "password": demoPassword}, &coord)
-	var tk struct{ Events []map[string]any }
-	crashHTTP(t, "GET", "http://"+s.addr+"/api/v1/tickets/"+id, coord.Token, nil, &tk)
 	seen := map[string]int{}
-	for _, ev := range tk.Events {
-		if ev["kind"] == "note" {
-			seen[ev["note"].(string)]++
+	for offset := 0; offset < 10*n; offset += 500 { // every event, page by page
+		var page struct{ Items []map[string]any }
+		crashHTTP(t, "GET", "http://"+s.addr+"/api/v1/tickets/"+id+"/events?limit=500&offset="+strconv.Itoa(offset), coord.Token, nil, &page)
+		for _, ev := range page.Items {
+			if ev["kind"] == "note" {
+				seen[ev["note"].(string)]++
+			}
+		}
+		if len(page.Items) < 500 {
+			break
 		}
 	}
 	for i := range n {

@@ -14,6 +14,25 @@ let meta = { steps: [], service_modes: ['onsite', 'phone', 'online'], sheet_requ
 let fs;
 let current = null; // {route, refresh}
 
+/**
+ * Puts a screen's content in place. On a redraw of the same screen (new data arrived) the
+ * fields marked data-keep keep what the technician was typing, in the same step as the
+ * swap, so nothing typed in between is lost.
+ */
+let shownHash = '';
+function show(...nodes) {
+  const same = shownHash === location.hash;
+  const kept = same ? [...main.querySelectorAll('[data-keep]')].map((el) => [el.id, el.value, el === document.activeElement, el.selectionStart]) : [];
+  main.replaceChildren(...nodes);
+  shownHash = location.hash;
+  for (const [id, value, focused, pos] of kept) {
+    const el = document.getElementById(id);
+    if (!el) continue;
+    el.value = value;
+    if (focused) { el.focus(); try { el.setSelectionRange(pos, pos); } catch { /* not text */ } }
+  }
+}
+
 // ---- the workflow, from the server's table ----
 
 /** The steps a technician may take on ticket now, by the server's table and its mode rules. */
@@ -129,7 +148,7 @@ async function loginScreen() {
           h('button', { type: 'button', class: 'link', onclick: () => { user.value = u.username; pass.value = demo.password; } }, `${u.username} · ${u.name}`))))));
     }
   } catch { /* not a demo server, or offline */ }
-  main.replaceChildren(wrap);
+  show(wrap);
 }
 
 const FILTERS = ['open', 'today', 'sheet', 'all'];
@@ -174,7 +193,7 @@ async function ticketsScreen() {
       h('div', { class: 'muted' }, d.fault_symptoms || ''),
       h('div', { class: 'row small' }, h('span', { class: 'status' }, statusLabel(d.status)), due ? h('span', {}, t('due'), ' ', fmtTime(due)) : null)));
   }));
-  main.replaceChildren(h('section', {}, q, seg, shown.length ? list : h('p', { class: 'muted', id: 'no-tickets' }, t('no_tickets'))));
+  show(h('section', {}, q, seg, shown.length ? list : h('p', { class: 'muted', id: 'no-tickets' }, t('no_tickets'))));
 }
 
 async function ticketScreen(id) {
@@ -183,7 +202,7 @@ async function ticketScreen(id) {
   if (!tk) {
     drawBar(t('ticket'), '#/');
     const rej = await ticketRejections(id);
-    main.replaceChildren(h('section', {}, h('p', { class: 'notice', id: 'ticket-gone' }, t('ticket_gone')), rejectionList(rej)));
+    show(h('section', {}, h('p', { class: 'notice', id: 'ticket-gone' }, t('ticket_gone')), rejectionList(rej)));
     return;
   }
   const d = tk.data;
@@ -197,7 +216,7 @@ async function ticketScreen(id) {
   const note = h('textarea', { id: 'note', rows: 2, placeholder: t('note_placeholder'), 'data-keep': '1' });
   const evs = events.filter((e) => e.data.ticket_id === id).sort((a, b) => ((a.data.at || '') < (b.data.at || '') ? -1 : 1));
   const deadlineInfo = deadline(d);
-  main.replaceChildren(h('section', { class: 'detail' },
+  show(h('section', { class: 'detail' },
     rejectionList(rej),
     h('div', { class: 'card' },
       h('div', { class: 'row' }, h('span', { class: 'status', id: 'ticket-status' }, statusLabel(d.status)), tk.pending ? h('span', { class: 'badge pending' }, t('not_synced')) : null,
@@ -259,7 +278,7 @@ async function visitScreen(id) {
   const tk = await fs.record('ticket', id);
   drawTabs('tickets');
   drawBar(t('visit_record'), `#/t/${id}`);
-  if (!tk) { main.replaceChildren(h('p', { class: 'notice' }, t('ticket_gone'))); return; }
+  if (!tk) { show(h('p', { class: 'notice' }, t('ticket_gone'))); return; }
   const d = tk.data;
   const sheet = await liveSheet(id);
   const sd = sheet?.data || {};
@@ -303,7 +322,7 @@ async function visitScreen(id) {
     toast(t('saved_local'));
     go(`#/t/${id}`);
   };
-  main.replaceChildren(h('form', { class: 'card', id: 'visit', onsubmit: (e) => { e.preventDefault(); save(); } },
+  show(h('form', { class: 'card', id: 'visit', onsubmit: (e) => { e.preventDefault(); save(); } },
     sealed ? h('p', { class: 'notice' }, t('sheet_sealed_new')) : null,
     h('label', {}, t('inspection_record'), insp), h('label', {}, t('handling_result'), result),
     h('h2', {}, t('parts')), parts, h('button', { type: 'button', id: 'add-part', class: 'secondary', onclick: () => addPart() }, t('add_part')),
@@ -372,10 +391,10 @@ async function sheetScreen(id) {
   const tk = await fs.record('ticket', id);
   drawTabs('tickets');
   drawBar(t('feedback_sheet'), `#/t/${id}`);
-  if (!tk) { main.replaceChildren(h('p', { class: 'notice' }, t('ticket_gone'))); return; }
+  if (!tk) { show(h('p', { class: 'notice' }, t('ticket_gone'))); return; }
   const sheet = await liveSheet(id);
   if (!sheet) {
-    main.replaceChildren(h('section', {}, h('p', { class: 'notice' }, t('sheet_first_visit')),
+    show(h('section', {}, h('p', { class: 'notice' }, t('sheet_first_visit')),
       h('a', { class: 'button primary', href: `#/t/${id}/visit` }, t('visit_record'))));
     return;
   }
@@ -444,7 +463,7 @@ async function sheetScreen(id) {
     } catch (x) { err.textContent = explain(x); e.target.value = ''; }
   } });
   const parts = (sd.parts || []).map((p) => `${p.item} ×${p.quantity}` + (p.serial_removed || p.serial_fitted ? ` (${p.serial_removed || '—'} → ${p.serial_fitted || '—'})` : ''));
-  main.replaceChildren(h('section', { class: 'sheet' }, rej,
+  show(h('section', { class: 'sheet' }, rej,
     h('div', { class: 'card summary', id: 'summary' }, h('h2', {}, t('summary_for_customer')),
       dl([[t('customer'), cust?.data.name], [t('ticket'), tk.data.number], [t('fault'), sd.fault_symptoms], [t('inspection_record'), sd.inspection_record],
         [t('handling_result'), sd.handling_result], [t('parts'), parts.length ? h('ul', { class: 'plain' }, parts.map((p) => h('li', {}, p))) : ''],
@@ -489,7 +508,7 @@ async function sealedSheet(tk, sheet, rej) {
     } catch (x) { toast(explain(x), 'bad'); }
   } }, t('open_pdf'));
   const sealed = !!sd.seal;
-  main.replaceChildren(h('section', { class: 'sheet' }, rej, h('div', { class: 'card ' + (sd.status === 'returned' ? 'attention' : 'complete'), id: 'sealed' },
+  show(h('section', { class: 'sheet' }, rej, h('div', { class: 'card ' + (sd.status === 'returned' ? 'attention' : 'complete'), id: 'sealed' },
     h('h2', {}, sealed ? t('sheet_sealed', sd.number || '') : t('sheet_signed_waiting')),
     dl([[t('status'), sheetStatus(sheet)], [t('signed_at'), fmtTime(sd.signed_at)], [t('received_at'), fmtTime(sd.received_at)],
       [t('completeness'), sd.complete ? t('sheet_complete') : (sd.missing?.length ? t('missing_items', sd.missing.map(fieldLabel).join(' / ')) : '')]]),
@@ -512,7 +531,7 @@ async function statusScreen() {
   const work = await fs.localWork();
   const rej = await fs.rejections();
   const verifyOut = h('p', { id: 'verify-result', class: 'small' });
-  main.replaceChildren(h('section', {},
+  show(h('section', {},
     h('div', { class: 'card', id: 'sync-state' }, dl([
       [t('connection'), st.connected ? `${t('online')} (${st.transport})` : t('offline')],
       [t('pending'), String(st.pending)],
@@ -568,7 +587,7 @@ async function monthScreen() {
       out.replaceChildren(h('p', { class: 'notice' }, x.code === 'not_found' ? t('month_none') : explain(x)));
     }
   };
-  main.replaceChildren(h('section', {}, h('label', {}, t('month'), pick), out));
+  show(h('section', {}, h('label', {}, t('month'), pick), out));
   load();
 }
 
@@ -582,7 +601,7 @@ async function reportScreen() {
   fillSites();
   const symptoms = h('textarea', { id: 'report-symptoms', rows: 4 });
   const err = h('p', { class: 'error', role: 'alert' });
-  main.replaceChildren(h('form', { class: 'card', id: 'report', onsubmit: async (e) => {
+  show(h('form', { class: 'card', id: 'report', onsubmit: async (e) => {
     e.preventDefault();
     if (!symptoms.value.trim()) { err.textContent = t('symptoms_required'); return; }
     await fs.mutate('ticket', newID(), 'create', 0, { customer_id: cust.value, site_id: site.value, fault_symptoms: symptoms.value.trim() });
@@ -637,14 +656,7 @@ async function refreshNow() {
   {
     if (!current) return;
     if (current.live === true) {
-      const kept = [...main.querySelectorAll('[data-keep]')].map((el) => [el.id, el.value, el === document.activeElement, el.selectionStart]);
       await current.fn();
-      for (const [id, value, focused, pos] of kept) {
-        const el = document.getElementById(id);
-        if (!el) continue;
-        el.value = value;
-        if (focused) { el.focus(); try { el.setSelectionRange(pos, pos); } catch { /* not text */ } }
-      }
     } else if (current.live === 'sheet') {
       // The sheet's form stays as typed; only a status change (sealed, returned) redraws it.
       const id = current.hash.split('/')[2];
@@ -714,4 +726,4 @@ async function boot() {
   await route();
 }
 
-boot().catch((e) => { main.replaceChildren(h('p', { class: 'error' }, String(e && e.message || e))); });
+boot().catch((e) => { show(h('p', { class: 'error' }, String(e && e.message || e))); });
