@@ -242,7 +242,7 @@ func tap(t testing.TB, ctx context.Context, css string) {
 	for range 3 {
 		do(t, ctx, "find "+css, chromedp.WaitVisible(chromedp.CSS(css)))
 		eval[bool](t, ctx, `(() => { const el = document.querySelector(`+string(c)+`); el && el.scrollIntoView({block: 'center'}); return true; })()`)
-		cc, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cc, cancel := context.WithTimeout(ctx, 20*time.Second)
 		err = chromedp.Do(cc, chromedp.Click(chromedp.CSS(css)))
 		cancel()
 		if err == nil {
@@ -413,7 +413,7 @@ func shot(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
 	eval[bool](t, ctx, `(() => { document.getElementById('toast').className = ''; return true; })()`) // not over the picture
 	time.Sleep(300 * time.Millisecond)
-	c, cancel := context.WithTimeout(ctx, 15*time.Second)
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
 	if err != nil || len(png) < 1000 {
@@ -454,7 +454,7 @@ func appLogin(t testing.TB, ctx context.Context, base, user string) {
 	setField(t, ctx, "#username", user)
 	setField(t, ctx, "#password", demoPassword)
 	tap(t, ctx, "#login button[type=submit]")
-	until(t, ctx, "the ticket list after login", `!!document.querySelector('#ticket-list, #no-tickets')`, 15*time.Second)
+	until(t, ctx, "the ticket list after login", `!!document.querySelector('#ticket-list, #no-tickets')`, 30*time.Second)
 }
 
 // TestFieldAppOffline is the technician's day: log in, see the dispatched tickets, get a new
@@ -468,14 +468,14 @@ func TestFieldAppOffline(t *testing.T) {
 	browser := phone(t, "zh-CN")
 	ctx, closeTab := tab(t, browser)
 	appLogin(t, ctx, px.base(), "tech1")
-	until(t, ctx, "the service worker controls the page", `!!navigator.serviceWorker.controller`, 15*time.Second)
-	until(t, ctx, "the dispatched tickets", `document.querySelectorAll('#ticket-list a.ticket').length > 0`, 15*time.Second)
+	until(t, ctx, "the service worker controls the page", `!!navigator.serviceWorker.controller`, 30*time.Second)
+	until(t, ctx, "the dispatched tickets", `document.querySelectorAll('#ticket-list a.ticket').length > 0`, 30*time.Second)
 
 	// A dispatch made through the coordinator API appears without reload.
 	id := e.newTicket("app: 冷水机组跳闸 chiller trips")
 	number := e.ticket(id)["number"].(string)
 	e.dispatch(id, "tech1")
-	until(t, ctx, "the new dispatch in the list", `!!document.querySelector('a.ticket[data-number="`+number+`"]')`, 10*time.Second)
+	until(t, ctx, "the new dispatch in the list", `!!document.querySelector('a.ticket[data-number="`+number+`"]')`, 20*time.Second)
 	if !strings.Contains(bodyText(ctx), "我的工单") {
 		t.Errorf("a zh-CN phone does not get the Chinese screens:\n%s", bodyText(ctx))
 	}
@@ -502,20 +502,20 @@ func TestFieldAppOffline(t *testing.T) {
 
 	// Offline from here.
 	tap(t, ctx, `a.ticket[data-number="`+number+`"]`)
-	until(t, ctx, "the ticket screen", `!!document.querySelector('#steps')`, 10*time.Second)
+	until(t, ctx, "the ticket screen", `!!document.querySelector('#steps')`, 20*time.Second)
 	offline(t, ctx, px, true)
-	until(t, ctx, "the app notices it is offline", `document.querySelector('#sync-chip').classList.contains('off')`, 15*time.Second)
+	until(t, ctx, "the app notices it is offline", `document.querySelector('#sync-chip').classList.contains('off')`, 30*time.Second)
 	for _, step := range []string{"accept", "en_route", "arrive"} {
 		tap(t, ctx, `#steps button[data-action="`+step+`"]`)
-		until(t, ctx, "the step after "+step, `!document.querySelector('#steps button[data-action="`+step+`"]')`, 10*time.Second)
+		until(t, ctx, "the step after "+step, `!document.querySelector('#steps button[data-action="`+step+`"]')`, 20*time.Second)
 	}
 	shotTop(t, ctx, "app-ticket.png")
 	setField(t, ctx, "#note", "客户要报价 customer asked for a quote")
 	tap(t, ctx, "#add-note")
-	until(t, ctx, "the note in the history", `document.querySelector('#events').innerText.includes('customer asked for a quote')`, 10*time.Second)
+	until(t, ctx, "the note in the history", `document.querySelector('#events').innerText.includes('customer asked for a quote')`, 20*time.Second)
 
 	tap(t, ctx, "#to-visit")
-	until(t, ctx, "the visit record", `!!document.querySelector('#visit')`, 10*time.Second)
+	until(t, ctx, "the visit record", `!!document.querySelector('#visit')`, 20*time.Second)
 	setField(t, ctx, "#inspection", "压缩机轴承磨损 compressor bearing worn")
 	setField(t, ctx, "#handling", "更换轴承并试机 bearing replaced, tested")
 	tap(t, ctx, "#add-part")
@@ -524,18 +524,18 @@ func TestFieldAppOffline(t *testing.T) {
 	setField(t, ctx, "#parts [name=serial_fitted]", "NEW-6204-01")
 	shotTop(t, ctx, "app-visit.png")
 	tap(t, ctx, "#save-visit")
-	until(t, ctx, "back on the ticket", `!!document.querySelector('#to-sheet')`, 10*time.Second)
+	until(t, ctx, "back on the ticket", `!!document.querySelector('#to-sheet')`, 20*time.Second)
 
 	tap(t, ctx, "#to-sheet")
-	until(t, ctx, "the feedback sheet", `!!document.querySelector('#sign-sheet')`, 10*time.Second)
+	until(t, ctx, "the feedback sheet", `!!document.querySelector('#sign-sheet')`, 20*time.Second)
 	tap(t, ctx, `#rating button[data-rating="5"]`)
 	setField(t, ctx, "#f-rating_comment", "很及时 prompt")
 	setField(t, ctx, "#f-signer_name", "孙丽")
 	drawOn(t, ctx, "#signature")
 	tap(t, ctx, "#save-signature")
-	until(t, ctx, "the signature saved", `document.querySelector('#has-signature_blob').classList.contains('ok')`, 10*time.Second)
+	until(t, ctx, "the signature saved", `document.querySelector('#has-signature_blob').classList.contains('ok')`, 20*time.Second)
 	// Before the stamp: the app says plainly that the stamp is missing, and only the stamp.
-	until(t, ctx, "the stamp reported missing", `document.querySelector('#completeness').innerText === '缺少：客户盖章'`, 10*time.Second)
+	until(t, ctx, "the stamp reported missing", `document.querySelector('#completeness').innerText === '缺少：客户盖章'`, 20*time.Second)
 	eval[bool](t, ctx, `(() => { const el = document.querySelector('#completeness'); window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 64); return true; })()`)
 	time.Sleep(300 * time.Millisecond)
 	shot(t, ctx, "app-sheet.png")
@@ -543,20 +543,20 @@ func TestFieldAppOffline(t *testing.T) {
 	stamp := stampPNG(t)
 	os.WriteFile(stampFile, stamp, 0o644)
 	do(t, ctx, "photograph the stamp", chromedp.SetUploadFiles(chromedp.CSS("#stamp"), []string{stampFile}))
-	until(t, ctx, "the sheet complete after the stamp", `document.querySelector('#completeness').classList.contains('complete')`, 10*time.Second)
+	until(t, ctx, "the sheet complete after the stamp", `document.querySelector('#completeness').classList.contains('complete')`, 20*time.Second)
 	if txt := eval[string](t, ctx, `document.querySelector('#completeness').innerText`); strings.Contains(txt, "缺少") {
 		t.Errorf("after the stamp the app still reports missing items: %q", txt)
 	}
 	drawOn(t, ctx, "#tech-signature")
 	tap(t, ctx, "#save-tech-signature")
-	until(t, ctx, "the technician's signature saved", `document.querySelector('#has-technician_signature_blob').classList.contains('ok')`, 10*time.Second)
+	until(t, ctx, "the technician's signature saved", `document.querySelector('#has-technician_signature_blob').classList.contains('ok')`, 20*time.Second)
 	tap(t, ctx, "#sign-sheet")
-	until(t, ctx, "the sheet signed on the phone", `!!document.querySelector('#sealed')`, 10*time.Second)
+	until(t, ctx, "the sheet signed on the phone", `!!document.querySelector('#sealed')`, 20*time.Second)
 	do(t, ctx, "back to the ticket", chromedp.Navigate(px.base()+"/app/#/t/"+id))
 	// (a navigation while offline: the service worker serves it)
-	until(t, ctx, "the ticket screen offline", `!!document.querySelector('#steps button[data-action="complete"]')`, 15*time.Second)
+	until(t, ctx, "the ticket screen offline", `!!document.querySelector('#steps button[data-action="complete"]')`, 30*time.Second)
 	tap(t, ctx, `#steps button[data-action="complete"]`)
-	until(t, ctx, "completed on the phone", `!document.querySelector('#steps button[data-action="complete"]')`, 10*time.Second)
+	until(t, ctx, "completed on the phone", `!document.querySelector('#steps button[data-action="complete"]')`, 20*time.Second)
 	pending := eval[int](t, ctx, `fieldsync.state.pending`)
 	if pending < 10 {
 		t.Fatalf("only %d changes pending after a whole offline visit", pending)
@@ -564,7 +564,7 @@ func TestFieldAppOffline(t *testing.T) {
 
 	// Reload while offline: the worker serves the shell, IndexedDB keeps the work.
 	do(t, ctx, "reload offline", chromedp.Reload())
-	until(t, ctx, "the app after an offline reload", `!!window.fieldsync && !!document.querySelector('#ticket-status')`, 15*time.Second)
+	until(t, ctx, "the app after an offline reload", `!!window.fieldsync && !!document.querySelector('#ticket-status')`, 30*time.Second)
 	if got := eval[int](t, ctx, `fieldsync.state.pending`); got != pending {
 		t.Fatalf("after an offline reload %d changes are pending, before %d", got, pending)
 	}
@@ -574,7 +574,7 @@ func TestFieldAppOffline(t *testing.T) {
 	defer closeTab()
 	browserOffline(t, ctx, true)
 	do(t, ctx, "open the app again offline", chromedp.Navigate(px.base()+"/app/#/t/"+id))
-	until(t, ctx, "the app in a new tab offline", `!!window.fieldsync && !!document.querySelector('#ticket-status')`, 15*time.Second)
+	until(t, ctx, "the app in a new tab offline", `!!window.fieldsync && !!document.querySelector('#ticket-status')`, 30*time.Second)
 	if got := eval[int](t, ctx, `fieldsync.state.pending`); got != pending {
 		t.Fatalf("in a new tab %d changes are pending, before %d", got, pending)
 	}
@@ -621,6 +621,9 @@ func TestFieldAppOffline(t *testing.T) {
 	sh := sheets.Items[0]
 	if sh["id"] != sheetID || sh["status"] != "signed" || sh["complete"] != true || sh["seal"] == "" || sh["signer_name"] != "孙丽" {
 		t.Errorf("sheet on the server: %v", sh)
+	}
+	if a, _ := sh["arrived_at"].(string); a == "" || sh["departed_at"] == nil || sh["departed_at"].(string) < a {
+		t.Errorf("the sheet's arrival and departure: %v, %v", sh["arrived_at"], sh["departed_at"])
 	}
 	parts, _ := sh["parts"].([]any)
 	if len(parts) != 1 || parts[0].(map[string]any)["serial_fitted"] != "NEW-6204-01" {
@@ -683,23 +686,23 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 	defer closeTab()
 	appLogin(t, ctx, px.base(), "tech1")
 	number := e.ticket(id)["number"].(string)
-	until(t, ctx, "the ticket", `!!document.querySelector('a.ticket[data-number="`+number+`"]')`, 10*time.Second)
+	until(t, ctx, "the ticket", `!!document.querySelector('a.ticket[data-number="`+number+`"]')`, 20*time.Second)
 	if !strings.Contains(bodyText(ctx), "My tickets") {
 		t.Errorf("an en-US phone does not get the English screens:\n%s", bodyText(ctx))
 	}
 	tap(t, ctx, `a.ticket[data-number="`+number+`"]`)
-	until(t, ctx, "the ticket screen", `!!document.querySelector('#steps')`, 10*time.Second)
+	until(t, ctx, "the ticket screen", `!!document.querySelector('#steps')`, 20*time.Second)
 
 	offline(t, ctx, px, true)
-	until(t, ctx, "offline", `document.querySelector('#sync-chip').classList.contains('off')`, 15*time.Second)
+	until(t, ctx, "offline", `document.querySelector('#sync-chip').classList.contains('off')`, 30*time.Second)
 	setField(t, ctx, "#note", "pump seal leaking, photo taken")
 	tap(t, ctx, "#add-note")
-	until(t, ctx, "the note queued", `fieldsync.state.pending === 1`, 10*time.Second)
+	until(t, ctx, "the note queued", `fieldsync.state.pending === 1`, 20*time.Second)
 	e.dispatch(id, "tech2") // meanwhile the office gives the ticket to tech2
 
 	offline(t, ctx, px, false)
 	until(t, ctx, "the app says the ticket left", `!!document.querySelector('#ticket-gone')`, 60*time.Second)
-	until(t, ctx, "the app says the notes were kept", `!!document.querySelector('#rejections [data-code="out_of_scope"]')`, 10*time.Second)
+	until(t, ctx, "the app says the notes were kept", `!!document.querySelector('#rejections [data-code="out_of_scope"]')`, 20*time.Second)
 	txt := eval[string](t, ctx, `document.querySelector('#rejections').innerText`)
 	if !strings.Contains(txt, "reassigned") || !strings.Contains(txt, "kept") || !strings.Contains(txt, "pump seal leaking") {
 		t.Errorf("the rejection does not tell what happened and what was kept: %q", txt)
@@ -718,7 +721,7 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 	// A returned sheet: signed on the phone, returned by the coordinator, corrected, sealed.
 	id2 := e.newTicket("app: return my sheet")
 	e.dispatch(id2, "tech1")
-	until(t, ctx, "the second ticket", `fieldsync.record('ticket', '`+id2+`').then(r => !!r)`, 10*time.Second)
+	until(t, ctx, "the second ticket", `fieldsync.record('ticket', '`+id2+`').then(r => !!r)`, 20*time.Second)
 	stamp := stampPNG(t)
 	eval[bool](t, ctx, `(async () => {
 		const tk = await fieldsync.record('ticket', '`+id2+`');
@@ -742,15 +745,15 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 	first := sheets.Items[0]["id"].(string)
 	e.must("POST", "/api/v1/sheets/"+first+"/actions/return", e.coord, map[string]any{"reason": "stamp unreadable"}, 200, nil)
 	do(t, ctx, "open the sheet", chromedp.Navigate(px.base()+"/app/#/t/"+id2+"/sheet"))
-	until(t, ctx, "the return reason on the phone", `!!document.querySelector('#returned-reason') && document.querySelector('#returned-reason').innerText.includes('stamp unreadable')`, 15*time.Second)
+	until(t, ctx, "the return reason on the phone", `!!document.querySelector('#returned-reason') && document.querySelector('#returned-reason').innerText.includes('stamp unreadable')`, 30*time.Second)
 	shotTop(t, ctx, "app-returned.png")
 	tap(t, ctx, "#correct-sheet")
-	until(t, ctx, "the correction's form", `!!document.querySelector('#stamp')`, 10*time.Second)
+	until(t, ctx, "the correction's form", `!!document.querySelector('#stamp')`, 20*time.Second)
 	// A new photo of the stamp: not a picture at all first (refused on the phone), then a good one.
 	bad := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(bad, []byte("this is not a photo"), 0o644)
 	do(t, ctx, "a file that is not a photo", chromedp.SetUploadFiles(chromedp.CSS("#stamp"), []string{bad}))
-	until(t, ctx, "the phone refuses it", `document.querySelector('#sheet-error').innerText.includes('not a photo')`, 10*time.Second)
+	until(t, ctx, "the phone refuses it", `document.querySelector('#sheet-error').innerText.includes('not a photo')`, 20*time.Second)
 	if n := eval[int](t, ctx, `fieldsync.localWork().then(w => w.blobs.length)`); n != 0 {
 		t.Errorf("%d images queued after a refused file", n)
 	}
@@ -766,7 +769,7 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 	good := filepath.Join(t.TempDir(), "stamp2.png")
 	os.WriteFile(good, stampVariant(t), 0o644)
 	do(t, ctx, "a clear stamp photo", chromedp.SetUploadFiles(chromedp.CSS("#stamp"), []string{good}))
-	until(t, ctx, "the correction complete", `document.querySelector('#completeness').classList.contains('complete')`, 10*time.Second)
+	until(t, ctx, "the correction complete", `document.querySelector('#completeness').classList.contains('complete')`, 20*time.Second)
 	tap(t, ctx, "#sign-sheet")
 	until(t, ctx, "the correction sealed", `!!document.querySelector('#sealed') && document.querySelector('#sealed').innerText.includes('/2 is sealed')`, 30*time.Second)
 	e.must("GET", "/api/v1/sheets?ticket_id="+id2, e.coord, nil, 200, &sheets)
@@ -830,7 +833,7 @@ func TestFieldAppServerKilled(t *testing.T) {
 	ctx, closeTab := tab(t, browser)
 	defer closeTab()
 	appLogin(t, ctx, px.base(), "tech1")
-	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 15*time.Second)
+	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 30*time.Second)
 
 	const n = 1200
 	offline(t, ctx, px, true)
@@ -892,7 +895,7 @@ func TestFieldAppTwoPhones(t *testing.T) {
 		t.Fatalf("two profiles share the device id %s", da)
 	}
 	for _, c := range []context.Context{a, b} {
-		until(t, c, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 15*time.Second)
+		until(t, c, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 30*time.Second)
 	}
 	offline(t, a, pxA, true)
 	for i := range 5 {
@@ -941,7 +944,7 @@ func TestFieldAppTokenExpired(t *testing.T) {
 	ctx, closeTab := tab(t, phone(t, "zh-CN"))
 	defer closeTab()
 	appLogin(t, ctx, px.base(), "tech1")
-	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 15*time.Second)
+	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 30*time.Second)
 	device := eval[string](t, ctx, `fieldsync.meta.server_device`)
 	installID := eval[string](t, ctx, `fieldsync.deviceID`)
 
@@ -986,7 +989,7 @@ func TestFieldAppScreens(t *testing.T) {
 	ctx, closeTab := tab(t, phone(t, "zh-CN"))
 	defer closeTab()
 	appLogin(t, ctx, px.base(), "tech1")
-	until(t, ctx, "the tickets", `document.querySelectorAll('#ticket-list a.ticket').length >= 3`, 15*time.Second)
+	until(t, ctx, "the tickets", `document.querySelectorAll('#ticket-list a.ticket').length >= 3`, 30*time.Second)
 	shotTop(t, ctx, "app-tickets.png")
 	// Nearest deadline first; the search narrows the list.
 	dues := eval[[]string](t, ctx, `[...document.querySelectorAll('#ticket-list a.ticket')].map(a => a.dataset.due)`)
@@ -1000,11 +1003,11 @@ func TestFieldAppScreens(t *testing.T) {
 		t.Errorf("the overdue ticket %v is not first and marked overdue: %v", late["number"], eval[string](t, ctx, `document.querySelector('#ticket-list').innerText`))
 	}
 	setField(t, ctx, "#search", first[len(first)-4:])
-	until(t, ctx, "the search result", `[...document.querySelectorAll('#ticket-list a.ticket')].map(a => a.dataset.number).join() === '`+first+`'`, 10*time.Second)
+	until(t, ctx, "the search result", `[...document.querySelectorAll('#ticket-list a.ticket')].map(a => a.dataset.number).join() === '`+first+`'`, 20*time.Second)
 	setField(t, ctx, "#search", "")
 
 	tap(t, ctx, `#tabs a[href="#/month"]`)
-	until(t, ctx, "my month", `!!document.querySelector('#month-row dl')`, 15*time.Second)
+	until(t, ctx, "my month", `!!document.querySelector('#month-row dl')`, 30*time.Second)
 	if txt := eval[string](t, ctx, `document.querySelector('#month-row').innerText`); !strings.Contains(txt, "计数服务") {
 		t.Errorf("month row: %q", txt)
 	}
@@ -1012,7 +1015,7 @@ func TestFieldAppScreens(t *testing.T) {
 
 	// A fault noticed at a site arrives unverified for a coordinator.
 	tap(t, ctx, `#tabs a[href="#/report"]`)
-	until(t, ctx, "the report form", `!!document.querySelector('#report-customer option')`, 10*time.Second)
+	until(t, ctx, "the report form", `!!document.querySelector('#report-customer option')`, 20*time.Second)
 	setField(t, ctx, "#report-symptoms", "隔壁机组也有异响 the next unit hums too")
 	shotTop(t, ctx, "app-report.png")
 	tap(t, ctx, "#report button[type=submit]")
@@ -1036,10 +1039,10 @@ func TestFieldAppScreens(t *testing.T) {
 	offline(t, ctx, px, true)
 	appNote(t, ctx, id, "do not lose me")
 	tap(t, ctx, `#tabs a[href="#/status"]`)
-	until(t, ctx, "the sync status", `!!document.querySelector('#sync-state') && !!document.querySelector('#outbox')`, 10*time.Second)
+	until(t, ctx, "the sync status", `!!document.querySelector('#sync-state') && !!document.querySelector('#outbox')`, 20*time.Second)
 	shotTop(t, ctx, "app-status.png")
 	tap(t, ctx, "#sign-out")
-	until(t, ctx, "the warning", `!!document.querySelector('.dialog .lost')`, 10*time.Second)
+	until(t, ctx, "the warning", `!!document.querySelector('.dialog .lost')`, 20*time.Second)
 	if txt := eval[string](t, ctx, `document.querySelector('.dialog').innerText`); !strings.Contains(txt, "do not lose me") {
 		t.Errorf("the warning does not list the unsent note: %q", txt)
 	}
@@ -1049,7 +1052,7 @@ func TestFieldAppScreens(t *testing.T) {
 	}
 	tap(t, ctx, "#sign-out")
 	tap(t, ctx, "#dialog-yes")
-	until(t, ctx, "the login screen after signing out", `!!document.querySelector('#login')`, 10*time.Second)
+	until(t, ctx, "the login screen after signing out", `!!document.querySelector('#login')`, 20*time.Second)
 	if n := eval[int](t, ctx, `fieldsync.records('ticket').then(r => r.length)`); n != 0 {
 		t.Errorf("%d tickets left on the phone after signing out", n)
 	}
@@ -1110,14 +1113,14 @@ func TestFieldAppWithoutServiceWorker(t *testing.T) {
 	if eval[bool](t, ctx, `'serviceWorker' in navigator`) {
 		t.Fatal("the browser still has service workers")
 	}
-	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 15*time.Second)
+	until(t, ctx, "the ticket", `fieldsync.record('ticket', '`+id+`').then(r => !!r)`, 30*time.Second)
 	offline(t, ctx, px, true)
 	do(t, ctx, "open the ticket", chromedp.Navigate(px.base()+"/app/#/t/"+id)) // a hash change: no load
-	until(t, ctx, "the ticket screen offline", `!!document.querySelector('#steps button[data-action="accept"]')`, 10*time.Second)
+	until(t, ctx, "the ticket screen offline", `!!document.querySelector('#steps button[data-action="accept"]')`, 20*time.Second)
 	tap(t, ctx, `#steps button[data-action="accept"]`)
 	setField(t, ctx, "#note", "kept without a service worker")
 	tap(t, ctx, "#add-note")
-	until(t, ctx, "two changes kept", `fieldsync.state.pending === 2`, 10*time.Second)
+	until(t, ctx, "two changes kept", `fieldsync.state.pending === 2`, 20*time.Second)
 	offline(t, ctx, px, false)
 	do(t, ctx, "reload with the network back", chromedp.Reload())
 	until(t, ctx, "the work up", `!!window.fieldsync && fieldsync.state.pending === 0 && fieldsync.state.connected`, 60*time.Second)

@@ -313,6 +313,9 @@ async function visitScreen(id) {
     if (result.value !== (d.handling_result || '')) ticketFields.handling_result = result.value;
     if (Object.keys(ticketFields).length) await fs.mutate('ticket', id, 'update', tk.version, ticketFields);
     const sheetFields = { inspection_record: insp.value, handling_result: result.value, parts: list, service_mode: mode };
+    // The arrival time of an on-site visit: the server's, or the time "arrived" was tapped here.
+    const arrived = d.arrived_at || sd.arrived_at || (await fs.outbox()).find((m) => m.entity === 'ticket' && m.id === id && m.action === 'arrive')?.at;
+    if (mode === 'onsite' && arrived) sheetFields.arrived_at = arrived;
     if (!sheet || sealed) {
       await fs.mutate('feedback_sheet', newID(), 'create', 0, { ticket_id: id, fault_symptoms: d.fault_symptoms || '', ...sheetFields,
         ...(sealed && ['signed', 'returned'].includes(sd.status) ? { supersedes_id: sheet.id } : {}) });
@@ -484,6 +487,12 @@ async function sheetScreen(id) {
       err,
       h('button', { type: 'button', class: 'primary big', id: 'sign-sheet', onclick: async () => {
         await saving;
+        const now = await fs.record('feedback_sheet', sheet.id);
+        if (now?.data.arrived_at && !now.data.departed_at) {
+          // Leaving when the customer signs; never before the recorded arrival.
+          const at = new Date(Math.max(Date.now(), new Date(now.data.arrived_at).getTime())).toISOString();
+          await saveFields({ departed_at: at });
+        }
         const { complete, missing } = await refreshCompleteness();
         if (!complete) {
           const ok = await ask(t('sign_incomplete_title'), h('p', {}, t('missing_items', missing.map(fieldLabel).join(' / '))), t('sign_anyway'), t('go_back'));
