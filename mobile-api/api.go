@@ -45,6 +45,7 @@ func (a *API) Register(app *fiber.App) {
 	dev.Get("/blobs/:sha", a.blobGet)
 	a.sheetRoutes(dev)
 	a.monthRoutes(dev)
+	a.appRoutes(app)
 }
 
 func (a *API) auth(c *fiber.Ctx) error {

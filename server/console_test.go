@@ -217,6 +217,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if hint := text(t, ctx, ".demo"); !strings.Contains(hint, DemoPassword) || !strings.Contains(hint, "王芳 Wang Fang") {
 		t.Errorf("demo hint: %q", hint)
 	}
+	// The technicians' demo logins are listed with a link to the field app.
+	if n := read(t, ctx, "field app links", chromedp.Evaluate[int](`document.querySelectorAll('#demo-technicians a[href="/app/"]').length`)); n != 3 ||
+		!strings.Contains(text(t, ctx, "#demo-technicians"), "tech1") {
+		t.Errorf("the demo hint lists %d technicians with a link to /app/: %q", n, text(t, ctx, ".demo"))
+	}
 
 	// The coordinator picks the demo login from the hint, logs in and sees the demo tickets
 	// with the customers' Chinese names.

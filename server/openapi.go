@@ -67,6 +67,7 @@ var apiDoc = []routeDoc{
 	{"HEAD", "/mobile/v1/blobs/{sha256}", "blob status: 200 whole, 404 with Upload-Offset", "device", false},
 	{"PATCH", "/mobile/v1/blobs/{sha256}", "append a chunk (Upload-Offset, Upload-Length)", "device", true},
 	{"GET", "/mobile/v1/blobs/{sha256}", "download a blob in the device's scope", "device", false},
+	{"GET", "/app/*", "the technicians' field app: static HTML, CSS and JavaScript embedded in the binary, gzip; /app/meta.json holds the workflow table, /app/sw.js the service worker (see docs/field-app.md)", "public", false},
 }
 
 var paramRe = regexp.MustCompile(`:([a-z_0-9]+)`)

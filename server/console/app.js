@@ -80,7 +80,7 @@ async function loginPage() {
         if (r.user.role === 'technician') {
           await api.post('auth/logout').catch(() => {});
           session.clear();
-          throw Object.assign(new Error('技术员请使用手机应用 Technicians use the field app, not the console'), { field: 'username' });
+          throw Object.assign(new Error('技术员请使用手机应用 /app/ Technicians use the field app at /app/'), { field: 'username' });
         }
         loaded = false;
         location.hash = '#/tickets';
@@ -106,7 +106,9 @@ function demoHint(demo, user, pass) {
       h('button', {
         type: 'button', class: 'link', onclick: () => { user.value = u.username; pass.value = demo.password; pass.focus(); },
       }, h('code', {}, u.username)), ' ', u.name, ' · ', bi(label('role', u.role))))),
-    h('p', { class: 'muted' }, '技术员账号用于手机应用 Technician accounts are for the field app.'));
+    h('p', { class: 'muted' }, '技术员请在手机上打开 Technicians open the field app on a phone: ', h('a', { href: '/app/', id: 'field-app-link' }, '/app/')),
+    h('ul', { class: 'plain', id: 'demo-technicians' }, demo.users.filter((u) => u.role === 'technician').map((u) => h('li', {},
+      h('code', {}, u.username), ' ', u.name, ' · ', h('a', { href: '/app/' }, bi('手机应用 field app'))))));
 }
 
 // ---- ticket list ----
