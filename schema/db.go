@@ -176,7 +176,7 @@ func applyMigrations(ctx context.Context, db *sql.DB, migs []Migration) error {
 	for _, m := range migs {
 		if a, ok := applied[m.Version]; ok {
 			if a[1] != m.Checksum {
-				return fmt.Errorf("migration %d (%s) was edited after it was applied to this database (checksum %s, expected %s): restore the original file; fix data with a new migration instead", m.Version, a[0], a[1][:12], m.Checksum[:12])
+				return fmt.Errorf("migration %d (%s) was edited after it was applied to this database (checksum %q, expected %s): restore the original file; fix data with a new migration instead", m.Version, a[0], short(a[1]), short(m.Checksum))
 			}
 			continue
 		}
@@ -198,6 +198,15 @@ func applyMigrations(ctx context.Context, db *sql.DB, migs []Migration) error {
 		}
 	}
 	return nil
+}
+
+// short returns the first 12 characters of a checksum, or all of it when shorter (a stored
+// value may have been edited to anything).
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
 }
 
 // Version returns the schema version of the database.
