@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strconv"
 	"strings"
 	gosync "sync"
 	"time"
@@ -11,52 +12,179 @@ import (
 	syncer "fieldsync/sync"
 )
 
-// limiter counts failed attempts per key in a sliding window (failed logins per username
-// and per client address): a key with max failures in the window is refused until they age
-// out. Successful logins do not count, so an office behind one address is not locked out.
-type limiter struct {
-	mu     gosync.Mutex
-	max    int
-	window time.Duration
-	hits   map[string][]time.Time
+// Login limits. Failed logins are counted per (username, address) pair, per username and
+// per client address over loginWindow. Below its limit a key does not hold a login back;
+// over it, a login is not refused outright but its password is checked at most once per the
+// key's pace, so guessing slows to a trickle while the right password still gets in. A
+// stranger's failures land on their own pair and address, so they cannot lock out an
+// account used from elsewhere, nor the other people behind their address.
+const (
+	loginWindow = time.Minute
+	// loginGateKeys bounds the entries of each of the three tables.
+	loginGateKeys = 10_000
+)
+
+// loginRule is the limit of one kind of key: failures in the window before the key is
+// slowed, and the pace of checks once it is.
+type loginRule struct {
+	max  int
+	pace time.Duration
 }
 
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, hits: map[string][]time.Time{}}
+var (
+	pairRule = loginRule{10, 30 * time.Second} // one username from one address
+	userRule = loginRule{10, 10 * time.Second} // one username, from all addresses
+	addrRule = loginRule{50, 5 * time.Second}  // one address, all usernames
+)
+
+// gateEntry is what is kept of one key: its latest failures (at most its rule's max) and,
+// once over the limit, when its next check may run.
+type gateEntry struct {
+	fails []time.Time
+	next  time.Time
 }
 
-// recent drops the failures of key older than the window and returns the rest. The caller
-// holds l.mu.
-func (l *limiter) recent(key string, now time.Time) []time.Time {
-	kept := l.hits[key][:0]
-	for _, t := range l.hits[key] {
-		if now.Sub(t) < l.window {
-			kept = append(kept, t)
+// loginGate holds the failed-login counts. Its memory is bounded: at most maxKeys entries
+// per table, each holding at most max timestamps, and entries whose failures have aged out
+// are dropped.
+type loginGate struct {
+	mu      gosync.Mutex
+	maxKeys int
+	tables  [3]map[string]*gateEntry // pair, user, address
+	swept   time.Time
+}
+
+var gateRules = [3]loginRule{pairRule, userRule, addrRule}
+
+func newLoginGate(maxKeys int) *loginGate {
+	g := &loginGate{maxKeys: maxKeys}
+	for i := range g.tables {
+		g.tables[i] = map[string]*gateEntry{}
+	}
+	return g
+}
+
+func gateKeys(username, addr string) [3]string {
+	return [3]string{username + "\x00" + addr, username, addr}
+}
+
+// recent counts e's failures within the window before now.
+func (e *gateEntry) recent(now time.Time) int {
+	n := 0
+	for _, t := range e.fails {
+		if now.Sub(t) < loginWindow {
+			n++
 		}
 	}
-	if len(kept) == 0 {
-		delete(l.hits, key)
-		return nil
-	}
-	l.hits[key] = kept
-	return kept
+	return n
 }
 
-// allow reports whether key has fewer than max failures in the window.
-func (l *limiter) allow(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(key, now)) < l.max
+// expired tells whether e holds nothing that still matters at now.
+func (e *gateEntry) expired(now time.Time) bool {
+	return e.recent(now) == 0 && !now.Before(e.next)
 }
 
-// fail records a failure for key.
-func (l *limiter) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.hits) > 100_000 { // bound memory under a flood of distinct keys
-		clear(l.hits)
+// admit reports whether a login of username from addr may check its password now, and if
+// not, how long to wait. An admitted login over a limit takes that key's slot for one pace.
+func (g *loginGate) admit(username, addr string, now time.Time) (ok bool, wait time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	keys := gateKeys(username, addr)
+	var over [3]*gateEntry
+	for i, k := range keys {
+		e := g.tables[i][k]
+		if e == nil || e.recent(now) < gateRules[i].max {
+			continue
+		}
+		if now.Before(e.next) {
+			wait = max(wait, e.next.Sub(now))
+		}
+		over[i] = e
 	}
-	l.hits[key] = append(l.recent(key, now), now)
+	if wait > 0 {
+		return false, wait
+	}
+	for i, e := range over {
+		if e != nil {
+			e.next = now.Add(gateRules[i].pace)
+		}
+	}
+	return true, 0
+}
+
+// fail records a failed login of username from addr; it reports the kinds of key that have
+// just reached their limit (for the log).
+func (g *loginGate) fail(username, addr string, now time.Time) (reached []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Sub(g.swept) >= loginWindow {
+		g.sweep(now)
+	}
+	for i, k := range gateKeys(username, addr) {
+		t := g.tables[i]
+		e := t[k]
+		if e == nil {
+			if len(t) >= g.maxKeys {
+				g.evict(t, now)
+			}
+			e = &gateEntry{}
+			t[k] = e
+		}
+		rule := gateRules[i]
+		if len(e.fails) >= rule.max {
+			e.fails = append(e.fails[:0], e.fails[1:]...)
+		}
+		e.fails = append(e.fails, now)
+		if e.recent(now) == rule.max {
+			e.next = now.Add(rule.pace)
+			reached = append(reached, [3]string{"username+address", "username", "address"}[i])
+		}
+	}
+	return reached
+}
+
+// succeed forgets the failures of username from addr: the person at that address knows the
+// password. The username's and the address's counts stay, others may still be guessing.
+func (g *loginGate) succeed(username, addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.tables[0], gateKeys(username, addr)[0])
+}
+
+// sweep drops the entries that no longer matter. The caller holds g.mu.
+func (g *loginGate) sweep(now time.Time) {
+	g.swept = now
+	for _, t := range g.tables {
+		for k, e := range t {
+			if e.expired(now) {
+				delete(t, k)
+			}
+		}
+	}
+}
+
+// evict makes room in a full table: expired entries go first, else the entry whose latest
+// failure is the oldest. The caller holds g.mu.
+func (g *loginGate) evict(t map[string]*gateEntry, now time.Time) {
+	g.sweep(now)
+	if len(t) < g.maxKeys {
+		return
+	}
+	var oldest string
+	var at time.Time
+	for k, e := range t {
+		if last := e.fails[len(e.fails)-1]; oldest == "" || last.Before(at) {
+			oldest, at = k, last
+		}
+	}
+	delete(t, oldest)
+}
+
+// size counts the entries kept (tests).
+func (g *loginGate) size() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.tables[0]) + len(g.tables[1]) + len(g.tables[2])
 }
 
 // session returns the authenticated session of a request, if any.
@@ -118,25 +246,32 @@ func (s *Server) login(device bool) fiber.Handler {
 		if err := decodeBody(c, &b); err != nil {
 			return err
 		}
-		if b.Username == "" {
-			return schema.FieldError(schema.CodeValidation, "username", "username is required")
-		}
 		if !device && (b.DeviceID != "" || b.DeviceName != "") {
 			return schema.FieldError(schema.CodeBadRequest, "device_id", "device_id belongs to the mobile login (/mobile/v1/auth/login)")
-		}
-		now := time.Now()
-		userKey, ipKey := "u:"+b.Username, "ip:"+c.IP()
-		if !s.logins.allow(userKey, now) || !s.ipLogins.allow(ipKey, now) {
-			return schema.Errorf(schema.CodeRateLimited, "too many failed login attempts; wait a minute")
 		}
 		var dev *syncer.DeviceLogin
 		if device {
 			dev = &syncer.DeviceLogin{DeviceID: b.DeviceID, Name: b.DeviceName}
 		}
+		if err := syncer.CheckLogin(b.Username, b.Password, dev); err != nil {
+			return err
+		}
+		now, addr := s.Engine.Now(), c.IP()
+		if ok, wait := s.gate.admit(b.Username, addr, now); !ok {
+			secs := int((wait + time.Second - 1) / time.Second) // rounded up
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+			return schema.Errorf(schema.CodeRateLimited, "登录失败次数过多，请 %d 秒后再试 too many failed login attempts; try again in %d s", secs, secs)
+		}
 		token, sess, err := s.Engine.Login(c.UserContext(), b.Username, b.Password, dev)
-		if schema.ErrorCode(err) == schema.CodeUnauthenticated {
-			s.logins.fail(userKey, now)
-			s.ipLogins.fail(ipKey, now)
+		switch schema.ErrorCode(err) {
+		case schema.CodeUnauthenticated:
+			reached := s.gate.fail(b.Username, addr, now)
+			s.log.Warn("login failed", "username", b.Username, "address", addr, "device", device)
+			if len(reached) > 0 {
+				s.log.Warn("login limit reached: checks slowed", "username", b.Username, "address", addr, "keys", reached)
+			}
+		case "":
+			s.gate.succeed(b.Username, addr)
 		}
 		if err != nil {
 			return err

@@ -44,16 +44,15 @@ type Config struct {
 
 // Server is a running fieldsync.
 type Server struct {
-	App      *fiber.App
-	Engine   *syncer.Engine
-	DB       *schema.DB
-	Mobile   *mobileapi.API
-	Sealer   *schema.SealKey
-	cfg      Config
-	log      *slog.Logger
-	logins   *limiter // failed logins per username
-	ipLogins *limiter // failed logins per client address
-	stop     chan struct{}
+	App    *fiber.App
+	Engine *syncer.Engine
+	DB     *schema.DB
+	Mobile *mobileapi.API
+	Sealer *schema.SealKey
+	cfg    Config
+	log    *slog.Logger
+	gate   *loginGate // failed logins per username, address and both
+	stop   chan struct{}
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).
@@ -101,8 +100,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	eng.Sealer = sealer
-	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, logins: newLimiter(10, time.Minute),
-		ipLogins: newLimiter(50, time.Minute), stop: make(chan struct{})}
+	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, gate: newLoginGate(loginGateKeys),
+		stop: make(chan struct{})}
 	if err := s.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
@@ -242,7 +241,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if se.Record != nil {
 		body["record"] = se.Record
 	}
-	if se.Code == schema.CodeRateLimited {
+	if se.Code == schema.CodeRateLimited && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 		c.Set(fiber.HeaderRetryAfter, "60")
 	}
 	return c.Status(HTTPStatus(se.Code)).JSON(fiber.Map{"error": body})

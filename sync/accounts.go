@@ -43,6 +43,9 @@ const (
 // MinPassword is the shortest password accepted.
 const MinPassword = 8
 
+// maxPassword is the longest: bcrypt reads no more than 72 bytes.
+const maxPassword = 72
+
 // PasswordCost is the bcrypt cost of new password hashes. Hashing is slow on purpose; test
 // binaries lower it (the race detector makes each hash take over a second).
 var PasswordCost = bcrypt.DefaultCost
@@ -70,8 +73,8 @@ func checkPassword(p string) error {
 	if utf8.RuneCountInString(p) < MinPassword {
 		return schema.FieldError(schema.CodeValidation, "password", "password must be at least %d characters", MinPassword)
 	}
-	if len(p) > 72 {
-		return schema.FieldError(schema.CodeValidation, "password", "password must be at most 72 bytes")
+	if len(p) > maxPassword {
+		return schema.FieldError(schema.CodeValidation, "password", "password must be at most %d bytes", maxPassword)
 	}
 	return nil
 }
@@ -177,11 +180,40 @@ type Session struct {
 	TokenHash string
 }
 
+// MaxDeviceName bounds the name a phone gives itself at login.
+const MaxDeviceName = 64
+
+// CheckLogin bounds every string of a login before anything is looked up, hashed or kept:
+// a username as accounts have them, a password no longer than bcrypt reads, a device id and
+// name of sane length without control characters. Its errors name the field; they say
+// nothing about whether the account exists.
+func CheckLogin(username, password string, dev *DeviceLogin) error {
+	if err := checkUsername(username); err != nil {
+		return schema.FieldError(schema.CodeValidation, "username", "用户名须为 1 到 64 个字符，不含空格或控制字符 username must be 1 to 64 characters without spaces or control characters")
+	}
+	if len(password) > maxPassword {
+		return schema.FieldError(schema.CodeValidation, "password", "密码最多 %d 字节 password must be at most %d bytes", maxPassword, maxPassword)
+	}
+	if dev == nil {
+		return nil
+	}
+	if dev.DeviceID == "" || len(dev.DeviceID) > 128 || strings.IndexFunc(dev.DeviceID, unicode.IsControl) >= 0 || !utf8.ValidString(dev.DeviceID) {
+		return schema.FieldError(schema.CodeValidation, "device_id", "device_id is required: at most 128 characters, no control characters")
+	}
+	if utf8.RuneCountInString(dev.Name) > MaxDeviceName || strings.IndexFunc(dev.Name, unicode.IsControl) >= 0 || !utf8.ValidString(dev.Name) {
+		return schema.FieldError(schema.CodeValidation, "device_name", "设备名称最多 %d 个字符，不含控制字符 device_name must be at most %d characters without control characters", MaxDeviceName, MaxDeviceName)
+	}
+	return nil
+}
+
 // Login checks a username and password and issues a token (bound to a device when dev is
 // given). Every failure is the same unauthenticated error, so it does not tell whether the
 // username exists.
 func (e *Engine) Login(ctx context.Context, username, password string, dev *DeviceLogin) (string, *Session, error) {
-	fail := schema.Errorf(schema.CodeUnauthenticated, "wrong username or password")
+	if err := CheckLogin(username, password, dev); err != nil {
+		return "", nil, err
+	}
+	fail := schema.Errorf(schema.CodeUnauthenticated, "用户名或密码错误 wrong username or password")
 	var userID, hash string
 	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash FROM credentials WHERE username = ?`, username).Scan(&userID, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -200,13 +232,8 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	if !user.Bool("active") {
 		return "", nil, fail
 	}
-	if dev != nil {
-		if dev.DeviceID == "" || len(dev.DeviceID) > 128 {
-			return "", nil, schema.FieldError(schema.CodeValidation, "device_id", "device_id is required (at most 128 characters)")
-		}
-		if dev.Name == "" {
-			dev.Name = dev.DeviceID
-		}
+	if dev != nil && dev.Name == "" {
+		dev.Name = dev.DeviceID
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
