@@ -208,8 +208,14 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return err
 	}
 	c.Locals("session", sess)
+	if sess.MustChangePassword && !passwordChangeRoutes[c.Path()] {
+		return schema.FieldError(schema.CodeForbidden, "password", "请先修改密码（POST /api/v1/auth/password） change your password first (POST /api/v1/auth/password)")
+	}
 	return c.Next()
 }
+
+// passwordChangeRoutes are what a session whose password must change may reach.
+var passwordChangeRoutes = map[string]bool{"/api/v1/auth/password": true, "/api/v1/auth/logout": true, "/api/v1/me": true}
 
 // officeOnly keeps technicians out of the coordinator API.
 func officeOnly(c *fiber.Ctx) error {
@@ -276,12 +282,44 @@ func (s *Server) login(device bool) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		out := fiber.Map{"token": token, "expires_at": schema.Stamp(sess.ExpiresAt), "user": sess.User}
-		if device {
-			out["device"] = sess.Actor.DeviceID
-		}
-		return c.JSON(out)
+		return c.JSON(loginAnswer(token, sess))
 	}
+}
+
+// loginAnswer is the answer to a login and to a password change.
+func loginAnswer(token string, sess *syncer.Session) fiber.Map {
+	out := fiber.Map{"token": token, "expires_at": schema.Stamp(sess.ExpiresAt), "user": sess.User}
+	if sess.Actor.DeviceID != "" {
+		out["device"] = sess.Actor.DeviceID
+	}
+	if sess.MustChangePassword {
+		out["must_change_password"] = true
+	}
+	return out
+}
+
+type passwordBody struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword changes the caller's own password and answers with a fresh web session:
+// every earlier token of the user stops working.
+func (s *Server) changePassword(c *fiber.Ctx) error {
+	var b passwordBody
+	if err := decodeBody(c, &b); err != nil {
+		return err
+	}
+	sess := session(c)
+	if err := s.Engine.ChangePassword(c.UserContext(), sess, b.CurrentPassword, b.NewPassword); err != nil {
+		return err
+	}
+	s.log.Info("password changed", "username", sess.User.Str("username"), "address", c.IP())
+	token, fresh, err := s.Engine.Login(c.UserContext(), sess.User.Str("username"), b.NewPassword, nil)
+	if err != nil {
+		return err
+	}
+	return c.JSON(loginAnswer(token, fresh))
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {
@@ -293,7 +331,11 @@ func (s *Server) logout(c *fiber.Ctx) error {
 
 func (s *Server) me(c *fiber.Ctx) error {
 	sess := session(c)
-	return c.JSON(fiber.Map{"user": sess.User, "expires_at": schema.Stamp(sess.ExpiresAt), "device": sess.Actor.DeviceID})
+	out := fiber.Map{"user": sess.User, "expires_at": schema.Stamp(sess.ExpiresAt), "device": sess.Actor.DeviceID}
+	if sess.MustChangePassword {
+		out["must_change_password"] = true
+	}
+	return c.JSON(out)
 }
 
 type newUserBody struct {

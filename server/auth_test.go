@@ -322,13 +322,19 @@ func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 // pair, and over a username's or an address's limit the password is still checked, at a
 // slower pace, so the right password gets in.
 func TestLoginLimitDoesNotLockOutOthers(t *testing.T) {
-	env := newEnv(t, true)
-	base := env.start()
 	var mu gosync.Mutex
 	offset := time.Duration(0)
-	real := env.srv.Engine.Now
-	env.srv.Engine.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return real().Add(offset) }
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
 	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
+	dir := t.TempDir()
+	srv, err := New(context.Background(), Config{DataDir: dir, Demo: true, Now: clock,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	env := &testEnv{t: t, srv: srv, dir: dir}
+	base := env.start()
 	login := "/api/v1/auth/login"
 
 	// A stranger at 127.0.0.2 guesses the manager's password.
@@ -421,4 +427,80 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// The commonest passwords and the username itself are refused, wherever a password is set.
+func TestWeakPasswordsRefused(t *testing.T) {
+	env := newEnv(t, false)
+	admin := env.login("admin", "admin-pass-1")
+	for _, pw := range []string{"12345678", "password", "Password1", "qwerty123", "88888888", "iloveyou", "woaini1314", "wang.fang", "WANG.FANG"} {
+		r := env.do("POST", "/api/v1/users", admin, map[string]any{"username": "wang.fang", "name": "王芳", "role": "coordinator", "password": pw})
+		if r.Status != 400 || r.errCode() != schema.CodeValidation || r.errField() != "password" {
+			t.Errorf("password %q: %d %s; want 400 validation on password", pw, r.Status, r.Raw)
+		}
+	}
+	env.must(env.do("POST", "/api/v1/users", admin, map[string]any{"username": "wang.fang", "name": "王芳", "role": "coordinator", "password": "Cang-Shan-Er-Hai-7"}), 201)
+	if r := env.do("POST", "/api/v1/auth/password", admin, map[string]any{"current_password": "admin-pass-1", "new_password": "11111111"}); r.Status != 400 || r.errField() != "new_password" {
+		t.Errorf("changing to a common password: %d %s", r.Status, r.Raw)
+	}
+}
+
+// The first admin's random password (printed once at first start) must be changed at the
+// first login: until then the token only reaches /me, logout and the password change, and
+// no device may log in with it. Demo accounts are exempt.
+func TestFirstAdminMustChangePassword(t *testing.T) {
+	var printed string
+	srv, err := New(context.Background(), Config{DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Out: func(s string) { printed += s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	env := &testEnv{t: t, srv: srv}
+	_, first, ok := strings.Cut(printed, "password ")
+	first, _, _ = strings.Cut(first, " ")
+	if !ok || len(first) < 12 {
+		t.Fatalf("no password printed: %q", printed)
+	}
+	r := env.must(env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": first}), 200)
+	if r.Body["must_change_password"] != true {
+		t.Fatalf("first login does not ask for a new password: %s", r.Raw)
+	}
+	tok := str(r.Body, "token")
+	if r := env.do("GET", "/api/v1/users", tok, nil); r.Status != 403 || r.errField() != "password" {
+		t.Errorf("API before the change: %d %s; want 403 on password", r.Status, r.Raw)
+	}
+	if r := env.must(env.do("GET", "/api/v1/me", tok, nil), 200); r.Body["must_change_password"] != true {
+		t.Errorf("/me does not say the password must change: %s", r.Raw)
+	}
+	if r := env.do("POST", "/mobile/v1/auth/login", "", map[string]string{"username": "admin", "password": first, "device_id": "p1"}); r.Status != 403 {
+		t.Errorf("device login before the change: %d %s", r.Status, r.Raw)
+	}
+	if r := env.do("POST", "/api/v1/auth/password", tok, map[string]any{"current_password": "wrong-one-here", "new_password": "Cang-Shan-Er-Hai-7"}); r.Status != 400 || r.errField() != "current_password" {
+		t.Errorf("wrong current password: %d %s", r.Status, r.Raw)
+	}
+	if r := env.do("POST", "/api/v1/auth/password", tok, map[string]any{"current_password": first, "new_password": first}); r.Status != 400 || r.errField() != "new_password" {
+		t.Errorf("the same password again: %d %s", r.Status, r.Raw)
+	}
+	r = env.must(env.do("POST", "/api/v1/auth/password", tok, map[string]any{"current_password": first, "new_password": "Cang-Shan-Er-Hai-7"}), 200)
+	fresh := str(r.Body, "token")
+	if fresh == "" || r.Body["must_change_password"] == true {
+		t.Fatalf("password change answer: %s", r.Raw)
+	}
+	env.must(env.do("GET", "/api/v1/users", fresh, nil), 200)
+	if r := env.do("GET", "/api/v1/me", tok, nil); r.Status != 401 {
+		t.Errorf("the token from before the change still works: %d", r.Status)
+	}
+	if r := env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": first}); r.Status != 401 {
+		t.Errorf("the printed password still logs in: %d", r.Status)
+	}
+	r = env.must(env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "Cang-Shan-Er-Hai-7"}), 200)
+	if r.Body["must_change_password"] == true {
+		t.Errorf("asked again after the change: %s", r.Raw)
+	}
+
+	demo := newEnv(t, true)
+	if r := demo.must(demo.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": DemoPassword}), 200); r.Body["must_change_password"] == true {
+		t.Errorf("a demo account must change its password: %s", r.Raw)
+	}
 }

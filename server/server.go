@@ -174,16 +174,18 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if s.cfg.Demo {
 		return s.seedDemo(ctx)
 	}
-	pw := s.cfg.AdminPassword
-	if pw == "" {
+	// A password the machine chose must be changed at the first login.
+	pw, random := s.cfg.AdminPassword, s.cfg.AdminPassword == ""
+	if random {
 		b := make([]byte, 9)
 		rand.Read(b)
 		pw = hex.EncodeToString(b)
 	}
-	if _, err := s.Engine.CreateUser(ctx, schema.System, syncer.NewUser{Username: "admin", Name: "Administrator", Role: schema.RoleAdmin, Password: pw}); err != nil {
+	if _, err := s.Engine.CreateUser(ctx, schema.System, syncer.NewUser{Username: "admin", Name: "Administrator", Role: schema.RoleAdmin,
+		Password: pw, MustChangePassword: random}); err != nil {
 		return err
 	}
-	s.cfg.Out("fieldsync: created the first account: username admin, password " + pw + " (shown once; change it with `fieldsync user passwd`)")
+	s.cfg.Out("fieldsync: created the first account: username admin, password " + pw + " (shown once; the first login must change it)")
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	_ "embed" // the common password list
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +33,9 @@ type NewUser struct {
 	Dedicated bool
 	Probation bool
 	Password  string
+	// MustChangePassword makes the first login change the password (a password the
+	// machine chose and printed).
+	MustChangePassword bool
 }
 
 // Token lifetimes.
@@ -69,12 +73,35 @@ func checkUsername(u string) error {
 	return nil
 }
 
-func checkPassword(p string) error {
+//go:embed common-passwords.txt
+var commonPasswordList string
+
+// commonPasswords is the set of passwords refused for being among the commonest.
+var commonPasswords = gosync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for line := range strings.Lines(commonPasswordList) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			m[strings.ToLower(line)] = true
+		}
+	}
+	return m
+})
+
+// checkPassword checks a new password of username: 8 characters to 72 bytes, not one of
+// the commonest passwords and not the username, both compared ignoring case. field names
+// the request field in the error.
+func checkPassword(field, username, p string) error {
 	if utf8.RuneCountInString(p) < MinPassword {
-		return schema.FieldError(schema.CodeValidation, "password", "password must be at least %d characters", MinPassword)
+		return schema.FieldError(schema.CodeValidation, field, "密码至少 %d 个字符 password must be at least %d characters", MinPassword, MinPassword)
 	}
 	if len(p) > maxPassword {
-		return schema.FieldError(schema.CodeValidation, "password", "password must be at most %d bytes", maxPassword)
+		return schema.FieldError(schema.CodeValidation, field, "密码最多 %d 字节 password must be at most %d bytes", maxPassword, maxPassword)
+	}
+	if strings.EqualFold(p, username) {
+		return schema.FieldError(schema.CodeValidation, field, "密码不能与用户名相同 the password must not be the username")
+	}
+	if commonPasswords()[strings.ToLower(p)] {
+		return schema.FieldError(schema.CodeValidation, field, "这是最常见的密码之一，请另选 this is one of the commonest passwords: choose another")
 	}
 	return nil
 }
@@ -91,7 +118,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	if strings.TrimSpace(u.Name) == "" {
 		return nil, schema.FieldError(schema.CodeValidation, "name", "name is required")
 	}
-	if err := checkPassword(u.Password); err != nil {
+	if err := checkPassword("password", u.Username, u.Password); err != nil {
 		return nil, err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), PasswordCost)
@@ -101,7 +128,8 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	var out schema.Doc
 	err = e.run(ctx, func(w *wtx) error {
 		id := uuid.Must(uuid.NewV7()).String()
-		if _, err := w.tx.Exec(`INSERT INTO credentials(user_id, username, password_hash) VALUES (?, ?, ?)`, id, u.Username, string(hash)); err != nil {
+		if _, err := w.tx.Exec(`INSERT INTO credentials(user_id, username, password_hash, must_change_password) VALUES (?, ?, ?, ?)`,
+			id, u.Username, string(hash), u.MustChangePassword); err != nil {
 			if isUnique(err) {
 				return schema.FieldError(schema.CodeConflict, "username", "username %q is taken", u.Username)
 			}
@@ -115,9 +143,10 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	return out, err
 }
 
-// SetPassword replaces a user's password and ends their sessions.
+// SetPassword replaces a user's password and ends their sessions (the command line's reset:
+// the password is the one the admin chose, so no change is asked at the next login).
 func (e *Engine) SetPassword(ctx context.Context, username, password string) error {
-	if err := checkPassword(password); err != nil {
+	if err := checkPassword("password", username, password); err != nil {
 		return err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), PasswordCost)
@@ -126,7 +155,7 @@ func (e *Engine) SetPassword(ctx context.Context, username, password string) err
 	}
 	return e.run(ctx, func(w *wtx) error {
 		var id string
-		if err := w.tx.QueryRow(`UPDATE credentials SET password_hash = ? WHERE username = ? RETURNING user_id`, string(hash), username).Scan(&id); err != nil {
+		if err := w.tx.QueryRow(`UPDATE credentials SET password_hash = ?, must_change_password = 0 WHERE username = ? RETURNING user_id`, string(hash), username).Scan(&id); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return schema.FieldError(schema.CodeNotFound, "username", "no user %q", username)
 			}
@@ -134,6 +163,37 @@ func (e *Engine) SetPassword(ctx context.Context, username, password string) err
 		}
 		w.accounts[id] = true
 		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, schema.Stamp(w.now), id)
+		return err
+	})
+}
+
+// ChangePassword is a user changing their own password: current must be right and next a
+// good password different from it. It ends every session of the user (the caller issues a
+// fresh one) and clears a pending must-change.
+func (e *Engine) ChangePassword(ctx context.Context, s *Session, current, next string) error {
+	var username, hash string
+	if err := e.db.R.QueryRowContext(ctx, `SELECT username, password_hash FROM credentials WHERE user_id = ?`, s.Actor.UserID).Scan(&username, &hash); err != nil {
+		return err
+	}
+	if len(current) > maxPassword || bcrypt.CompareHashAndPassword([]byte(hash), []byte(current)) != nil {
+		return schema.FieldError(schema.CodeValidation, "current_password", "当前密码不对 the current password is wrong")
+	}
+	if err := checkPassword("new_password", username, next); err != nil {
+		return err
+	}
+	if next == current {
+		return schema.FieldError(schema.CodeValidation, "new_password", "新密码须与当前密码不同 the new password must differ from the current one")
+	}
+	newHash, err := bcrypt.GenerateFromPassword([]byte(next), PasswordCost)
+	if err != nil {
+		return err
+	}
+	return e.run(ctx, func(w *wtx) error {
+		if _, err := w.tx.Exec(`UPDATE credentials SET password_hash = ?, must_change_password = 0 WHERE user_id = ?`, string(newHash), s.Actor.UserID); err != nil {
+			return err
+		}
+		w.accounts[s.Actor.UserID] = true // the user's open connections are checked again and close
+		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, schema.Stamp(w.now), s.Actor.UserID)
 		return err
 	})
 }
@@ -178,6 +238,9 @@ type Session struct {
 	User      schema.Doc
 	ExpiresAt time.Time
 	TokenHash string
+	// MustChangePassword: the account's password was chosen by the machine; until it is
+	// changed the session may only change it (the web API enforces this).
+	MustChangePassword bool
 }
 
 // MaxDeviceName bounds the name a phone gives itself at login.
@@ -215,7 +278,8 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	}
 	fail := schema.Errorf(schema.CodeUnauthenticated, "用户名或密码错误 wrong username or password")
 	var userID, hash string
-	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash FROM credentials WHERE username = ?`, username).Scan(&userID, &hash)
+	var mustChange bool
+	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash, must_change_password FROM credentials WHERE username = ?`, username).Scan(&userID, &hash, &mustChange)
 	if errors.Is(err, sql.ErrNoRows) {
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return "", nil, fail
@@ -232,6 +296,9 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	if !user.Bool("active") {
 		return "", nil, fail
 	}
+	if dev != nil && mustChange {
+		return "", nil, schema.FieldError(schema.CodeForbidden, "password", "请先在网页控制台修改密码 change the password in the web console first")
+	}
 	if dev != nil && dev.Name == "" {
 		dev.Name = dev.DeviceID
 	}
@@ -245,7 +312,7 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	if dev != nil {
 		ttl = DeviceTokenTTL
 	}
-	s := &Session{User: user, ExpiresAt: now.Add(ttl), TokenHash: hashToken(token),
+	s := &Session{User: user, ExpiresAt: now.Add(ttl), TokenHash: hashToken(token), MustChangePassword: mustChange,
 		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name")}}
 	err = e.run(ctx, func(w *wtx) error {
 		var device any
@@ -333,10 +400,11 @@ func (e *Engine) Revalidate(ctx context.Context, old *Session) (*Session, error)
 func (e *Engine) session(ctx context.Context, h string) (s *Session, deviceRevoked bool, err error) {
 	var userID, expires string
 	var device sql.NullString
-	var revoked bool
+	var revoked, mustChange bool
 	err = e.db.R.QueryRowContext(ctx, `SELECT t.user_id, t.expires_at, t.device, t.revoked_at IS NOT NULL,
-		COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0)
-		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked, &deviceRevoked)
+		COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0),
+		COALESCE((SELECT must_change_password FROM credentials c WHERE c.user_id = t.user_id), 0)
+		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked, &deviceRevoked, &mustChange)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, errNoSession
 	} else if err != nil {
@@ -350,7 +418,7 @@ func (e *Engine) session(ctx context.Context, h string) (s *Session, deviceRevok
 	if err != nil || !user.Bool("active") {
 		return nil, false, errNoSession
 	}
-	return &Session{User: user, ExpiresAt: exp, TokenHash: h,
+	return &Session{User: user, ExpiresAt: exp, TokenHash: h, MustChangePassword: mustChange,
 		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name"), DeviceID: device.String}}, false, nil
 }
 
