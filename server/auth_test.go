@@ -504,3 +504,43 @@ func TestFirstAdminMustChangePassword(t *testing.T) {
 		t.Errorf("a demo account must change its password: %s", r.Raw)
 	}
 }
+
+// A token in use slides forward, its expiry written at most once an hour; an unused one
+// still expires.
+func TestTokensSlideWhileInUse(t *testing.T) {
+	var mu gosync.Mutex
+	var offset time.Duration
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
+	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
+	dir := t.TempDir()
+	srv, err := New(context.Background(), Config{DataDir: dir, AdminPassword: "admin-pass-1", Now: clock,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	env := &testEnv{t: t, srv: srv, dir: dir}
+	tok := env.login("admin", "admin-pass-1")
+	stored := func() string {
+		var exp string
+		env.srv.DB.R.QueryRow(`SELECT expires_at FROM tokens`).Scan(&exp)
+		return exp
+	}
+	first := stored()
+	advance(30 * time.Minute)
+	env.must(env.do("GET", "/api/v1/me", tok, nil), 200)
+	if got := stored(); got != first {
+		t.Errorf("expiry written after 30 minutes (%s → %s); want at most one write an hour", first, got)
+	}
+	advance(40 * time.Minute)
+	r := env.must(env.do("GET", "/api/v1/me", tok, nil), 200)
+	if got := stored(); got == first || str(r.Body, "expires_at") != got {
+		t.Errorf("expiry after 70 minutes in use: stored %s (was %s), answered %s", got, first, str(r.Body, "expires_at"))
+	}
+	advance(11*time.Hour + 50*time.Minute) // 13 h after login, 11 h 50 min after the last use
+	env.must(env.do("GET", "/api/v1/me", tok, nil), 200)
+	advance(12*time.Hour + time.Minute) // unused for longer than a web token lasts
+	if r := env.do("GET", "/api/v1/me", tok, nil); r.Status != 401 {
+		t.Errorf("a token unused for 12 h 1 min: %d", r.Status)
+	}
+}

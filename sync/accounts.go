@@ -38,11 +38,14 @@ type NewUser struct {
 	MustChangePassword bool
 }
 
-// Token lifetimes.
+// Token lifetimes, counted from the token's last use (see Authenticate).
 const (
 	WebTokenTTL    = 12 * time.Hour
 	DeviceTokenTTL = 30 * 24 * time.Hour
 )
+
+// tokenSlideStep is how far a token's expiry must move before a use writes it forward.
+const tokenSlideStep = time.Hour
 
 // MinPassword is the shortest password accepted.
 const MinPassword = 8
@@ -411,12 +414,31 @@ func (e *Engine) session(ctx context.Context, h string) (s *Session, deviceRevok
 		return nil, false, err
 	}
 	exp, _ := time.Parse(time.RFC3339Nano, expires)
-	if revoked || deviceRevoked || !e.Now().Before(exp) {
+	now := e.Now().UTC()
+	if revoked || deviceRevoked || !now.Before(exp) {
 		return nil, deviceRevoked, errNoSession
 	}
 	user, err := e.Get(ctx, schema.EntUser, userID)
 	if err != nil || !user.Bool("active") {
 		return nil, false, errNoSession
+	}
+	// A token in use slides forward to a full lifetime from now, written at most once per
+	// tokenSlideStep so that requests do not each cost a write. The token is valid either
+	// way: a failed write only means the next use tries again.
+	ttl := WebTokenTTL
+	if device.Valid {
+		ttl = DeviceTokenTTL
+	}
+	if next := now.Add(ttl); next.Sub(exp) >= tokenSlideStep {
+		err := e.run(ctx, func(w *wtx) error {
+			_, err := w.tx.Exec(`UPDATE tokens SET expires_at = ? WHERE hash = ? AND revoked_at IS NULL`, schema.Stamp(next), h)
+			return err
+		})
+		if err == nil {
+			exp = next
+		} else if ctx.Err() == nil {
+			e.Log.Warn("extend token", "err", err)
+		}
 	}
 	return &Session{User: user, ExpiresAt: exp, TokenHash: h, MustChangePassword: mustChange,
 		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name"), DeviceID: device.String}}, false, nil
