@@ -61,6 +61,10 @@ func TestConsoleRoutes(t *testing.T) {
 // chromium finds the browser the console tests drive; CI installs Debian's chromium.
 func chromium(t *testing.T) string {
 	t.Helper()
+	// Without a CJK font chromium draws Chinese as boxes, and the screenshots show them.
+	if out, err := exec.Command("fc-list", ":lang=zh").Output(); err == nil && len(strings.TrimSpace(string(out))) == 0 {
+		t.Fatal("no Chinese font for chromium: apt-get install -y fonts-noto-cjk (CI installs it)")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
