@@ -66,6 +66,11 @@ func TestUserCommands(t *testing.T) {
 	if out, code := run(t, "short\n", "user", "add", "--data", data, "--username", "li", "--name", "x", "--role", "technician", "--password-stdin"); code == 0 || !strings.Contains(out, "at least 8") {
 		t.Errorf("short password: %d %s", code, out)
 	}
+	for _, pw := range []string{"12345678", "Password1", "li.ming.99"} {
+		if out, code := run(t, pw+"\n", "user", "add", "--data", data, "--username", "li.ming.99", "--name", "x", "--role", "technician", "--password-stdin"); code == 0 || !strings.Contains(out, "password") {
+			t.Errorf("weak password %q: %d %s", pw, code, out)
+		}
+	}
 	if out, code := run(t, "long-enough\n", "user", "add", "--data", data, "--username", "li", "--name", "x", "--role", "janitor", "--password-stdin"); code == 0 || !strings.Contains(out, "role") {
 		t.Errorf("unknown role: %d %s", code, out)
 	}
