@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -12,12 +13,14 @@ import (
 	syncer "fieldsync/sync"
 )
 
-// Login limits. Failed logins are counted per (username, address) pair, per username and
-// per client address over loginWindow. Below its limit a key does not hold a login back;
-// over it, a login is not refused outright but its password is checked at most once per the
-// key's pace, so guessing slows to a trickle while the right password still gets in. A
-// stranger's failures land on their own pair and address, so they cannot lock out an
-// account used from elsewhere, nor the other people behind their address.
+// Login limits. Login attempts are counted per (username, address) pair, per username and
+// per client address over loginWindow; an attempt counts from the moment it is let through
+// (so parallel guesses cannot all slip under a limit) and is taken back if it succeeds.
+// Below its limit a key does not hold a login back; over it, a login is not refused for
+// good: its password is checked at most once per the key's pace, so guessing slows to a
+// trickle while the right password still gets in. A stranger's failures land on their own
+// pair and address: they cannot lock out an account used from elsewhere, and only slow the
+// people behind their own address.
 const (
 	loginWindow = time.Minute
 	// loginGateKeys bounds the entries of each of the three tables.
@@ -27,34 +30,34 @@ const (
 // loginRule is the limit of one kind of key: failures in the window before the key is
 // slowed, and the pace of checks once it is.
 type loginRule struct {
+	name string
 	max  int
 	pace time.Duration
 }
 
-var (
-	pairRule = loginRule{10, 30 * time.Second} // one username from one address
-	userRule = loginRule{10, 10 * time.Second} // one username, from all addresses
-	addrRule = loginRule{50, 5 * time.Second}  // one address, all usernames
-)
+// gateRules are the rules of the pair, username and address tables, in that order.
+var gateRules = [3]loginRule{
+	{"username+address", 10, 30 * time.Second},
+	{"username", 10, 10 * time.Second},
+	{"address", 50, 5 * time.Second},
+}
 
-// gateEntry is what is kept of one key: its latest failures (at most its rule's max) and,
-// once over the limit, when its next check may run.
+// gateEntry is what is kept of one key: its latest attempts not known to have succeeded
+// (at most twice its rule's max) and, once over the limit, when its next check may run.
 type gateEntry struct {
 	fails []time.Time
 	next  time.Time
 }
 
-// loginGate holds the failed-login counts. Its memory is bounded: at most maxKeys entries
-// per table, each holding at most max timestamps, and entries whose failures have aged out
-// are dropped.
+// loginGate holds the login counts. Its memory is bounded: at most maxKeys entries per
+// table, each holding at most 2×max timestamps; entries whose attempts have aged out are
+// dropped.
 type loginGate struct {
 	mu      gosync.Mutex
 	maxKeys int
-	tables  [3]map[string]*gateEntry // pair, user, address
+	tables  [3]map[string]*gateEntry // pair, username, address
 	swept   time.Time
 }
-
-var gateRules = [3]loginRule{pairRule, userRule, addrRule}
 
 func newLoginGate(maxKeys int) *loginGate {
 	g := &loginGate{maxKeys: maxKeys}
@@ -68,7 +71,7 @@ func gateKeys(username, addr string) [3]string {
 	return [3]string{username + "\x00" + addr, username, addr}
 }
 
-// recent counts e's failures within the window before now.
+// recent counts e's attempts within the window before now.
 func (e *gateEntry) recent(now time.Time) int {
 	n := 0
 	for _, t := range e.fails {
@@ -84,44 +87,28 @@ func (e *gateEntry) expired(now time.Time) bool {
 	return e.recent(now) == 0 && !now.Before(e.next)
 }
 
-// admit reports whether a login of username from addr may check its password now, and if
-// not, how long to wait. An admitted login over a limit takes that key's slot for one pace.
-func (g *loginGate) admit(username, addr string, now time.Time) (ok bool, wait time.Duration) {
+// admit reports whether a login of username from addr may check its password now. If so
+// the attempt is counted (succeed takes it back), a key over its limit gives its slot for
+// one pace, and reached names the kinds of key that this attempt brought to their limit.
+// If not, wait says how long until the next check; nothing is recorded.
+func (g *loginGate) admit(username, addr string, now time.Time) (ok bool, wait time.Duration, reached []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	keys := gateKeys(username, addr)
-	var over [3]*gateEntry
 	for i, k := range keys {
 		e := g.tables[i][k]
-		if e == nil || e.recent(now) < gateRules[i].max {
-			continue
-		}
-		if now.Before(e.next) {
+		if e != nil && e.recent(now) >= gateRules[i].max && now.Before(e.next) {
 			wait = max(wait, e.next.Sub(now))
 		}
-		over[i] = e
 	}
 	if wait > 0 {
-		return false, wait
+		return false, wait, nil
 	}
-	for i, e := range over {
-		if e != nil {
-			e.next = now.Add(gateRules[i].pace)
-		}
-	}
-	return true, 0
-}
-
-// fail records a failed login of username from addr; it reports the kinds of key that have
-// just reached their limit (for the log).
-func (g *loginGate) fail(username, addr string, now time.Time) (reached []string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if now.Sub(g.swept) >= loginWindow {
 		g.sweep(now)
 	}
-	for i, k := range gateKeys(username, addr) {
-		t := g.tables[i]
+	for i, k := range keys {
+		t, rule := g.tables[i], gateRules[i]
 		e := t[k]
 		if e == nil {
 			if len(t) >= g.maxKeys {
@@ -130,25 +117,40 @@ func (g *loginGate) fail(username, addr string, now time.Time) (reached []string
 			e = &gateEntry{}
 			t[k] = e
 		}
-		rule := gateRules[i]
-		if len(e.fails) >= rule.max {
+		if len(e.fails) >= 2*rule.max { // room for the attempts in flight over the limit
 			e.fails = append(e.fails[:0], e.fails[1:]...)
 		}
 		e.fails = append(e.fails, now)
-		if e.recent(now) == rule.max {
+		if n := e.recent(now); n >= rule.max {
 			e.next = now.Add(rule.pace)
-			reached = append(reached, [3]string{"username+address", "username", "address"}[i])
+			if n == rule.max {
+				reached = append(reached, rule.name)
+			}
 		}
 	}
-	return reached
+	return true, 0, reached
 }
 
-// succeed forgets the failures of username from addr: the person at that address knows the
-// password. The username's and the address's counts stay, others may still be guessing.
-func (g *loginGate) succeed(username, addr string) {
+// succeed takes back the attempt admitted at `at`: the person at addr knows the password,
+// so the pair's count is cleared; the username's and the address's counts lose this one
+// attempt but keep the others, someone else may be guessing.
+func (g *loginGate) succeed(username, addr string, at time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.tables[0], gateKeys(username, addr)[0])
+	keys := gateKeys(username, addr)
+	delete(g.tables[0], keys[0])
+	for i := 1; i < len(keys); i++ {
+		e := g.tables[i][keys[i]]
+		if e == nil {
+			continue
+		}
+		if j := slices.Index(e.fails, at); j >= 0 {
+			e.fails = slices.Delete(e.fails, j, j+1)
+		}
+		if len(e.fails) == 0 && !at.Before(e.next) {
+			delete(g.tables[i], keys[i])
+		}
+	}
 }
 
 // sweep drops the entries that no longer matter. The caller holds g.mu.
@@ -164,7 +166,7 @@ func (g *loginGate) sweep(now time.Time) {
 }
 
 // evict makes room in a full table: expired entries go first, else the entry whose latest
-// failure is the oldest. The caller holds g.mu.
+// attempt is the oldest. The caller holds g.mu.
 func (g *loginGate) evict(t map[string]*gateEntry, now time.Time) {
 	g.sweep(now)
 	if len(t) < g.maxKeys {
@@ -173,7 +175,11 @@ func (g *loginGate) evict(t map[string]*gateEntry, now time.Time) {
 	var oldest string
 	var at time.Time
 	for k, e := range t {
-		if last := e.fails[len(e.fails)-1]; oldest == "" || last.Before(at) {
+		last := e.next
+		if len(e.fails) > 0 {
+			last = e.fails[len(e.fails)-1]
+		}
+		if oldest == "" || last.Before(at) {
 			oldest, at = k, last
 		}
 	}
@@ -263,21 +269,20 @@ func (s *Server) login(device bool) fiber.Handler {
 			return err
 		}
 		now, addr := s.Engine.Now(), c.IP()
-		if ok, wait := s.gate.admit(b.Username, addr, now); !ok {
+		ok, wait, reached := s.gate.admit(b.Username, addr, now)
+		if !ok {
 			secs := int((wait + time.Second - 1) / time.Second) // rounded up
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
 			return schema.Errorf(schema.CodeRateLimited, "登录失败次数过多，请 %d 秒后再试 too many failed login attempts; try again in %d s", secs, secs)
 		}
 		token, sess, err := s.Engine.Login(c.UserContext(), b.Username, b.Password, dev)
-		switch schema.ErrorCode(err) {
-		case schema.CodeUnauthenticated:
-			reached := s.gate.fail(b.Username, addr, now)
+		if schema.ErrorCode(err) == schema.CodeUnauthenticated {
 			s.log.Warn("login failed", "username", b.Username, "address", addr, "device", device)
 			if len(reached) > 0 {
 				s.log.Warn("login limit reached: checks slowed", "username", b.Username, "address", addr, "keys", reached)
 			}
-		case "":
-			s.gate.succeed(b.Username, addr)
+		} else {
+			s.gate.succeed(b.Username, addr, now) // right password, or refused for another reason
 		}
 		if err != nil {
 			return err

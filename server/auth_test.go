@@ -307,12 +307,12 @@ func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 	g := newLoginGate(50)
 	now := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
 	for i := range 5000 {
-		g.fail(fmt.Sprintf("user-%d", i), fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
+		g.admit(fmt.Sprintf("user-%d", i), fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
 	}
 	if n := g.size(); n > 3*50 {
 		t.Fatalf("%d limiter entries after 5000 distinct failures; the bound is %d", n, 3*50)
 	}
-	g.fail("one-more", "10.9.9.9", now.Add(2*loginWindow))
+	g.admit("one-more", "10.9.9.9", now.Add(2*loginWindow))
 	if n := g.size(); n != 3 {
 		t.Errorf("%d limiter entries a window later; want only the 3 of the last failure", n)
 	}
@@ -542,5 +542,31 @@ func TestTokensSlideWhileInUse(t *testing.T) {
 	advance(12*time.Hour + time.Minute) // unused for longer than a web token lasts
 	if r := env.do("GET", "/api/v1/me", tok, nil); r.Status != 401 {
 		t.Errorf("a token unused for 12 h 1 min: %d", r.Status)
+	}
+}
+
+// Guesses sent in parallel cannot all slip under the limit while the first ones are being
+// checked: an attempt counts as soon as it is let through.
+func TestParallelGuessesAreLimited(t *testing.T) {
+	env := newEnv(t, false)
+	base := env.start()
+	var wg gosync.WaitGroup
+	var mu gosync.Mutex
+	checked := 0
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := loginFrom(t, base, "127.0.0.6", "/api/v1/auth/login", map[string]string{"username": "admin", "password": fmt.Sprintf("guess-%02d-guess", i)})
+			if r.Status == 401 {
+				mu.Lock()
+				checked++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if checked > gateRules[0].max {
+		t.Errorf("%d of 40 parallel guesses were checked; the limit is %d", checked, gateRules[0].max)
 	}
 }
