@@ -371,7 +371,7 @@ func (e *Engine) Authenticate(ctx context.Context, token string) (*Session, erro
 	if token == "" || len(token) > 200 {
 		return nil, errNoSession
 	}
-	s, _, err := e.session(ctx, hashToken(token))
+	s, _, err := e.session(ctx, hashToken(token), true)
 	return s, err
 }
 
@@ -386,7 +386,7 @@ var ErrDeviceRevoked = schema.Errorf(schema.CodeForbidden, "this device was revo
 // an unauthenticated error when the token expired or was revoked, the user was disabled,
 // or the user's role changed (a role decides the scope: log in again).
 func (e *Engine) Revalidate(ctx context.Context, old *Session) (*Session, error) {
-	s, deviceRevoked, err := e.session(ctx, old.TokenHash)
+	s, deviceRevoked, err := e.session(ctx, old.TokenHash, false)
 	if deviceRevoked {
 		return nil, ErrDeviceRevoked
 	}
@@ -399,8 +399,11 @@ func (e *Engine) Revalidate(ctx context.Context, old *Session) (*Session, error)
 	return s, nil
 }
 
-// session resolves a token's hash; deviceRevoked tells a revoked device apart.
-func (e *Engine) session(ctx context.Context, h string) (s *Session, deviceRevoked bool, err error) {
+// session resolves a token's hash; deviceRevoked tells a revoked device apart. use says the
+// token is being used (a request, a new connection), which slides its expiry forward;
+// checking an open connection again is not a use, so a connection left open past its
+// token's lifetime still closes.
+func (e *Engine) session(ctx context.Context, h string, use bool) (s *Session, deviceRevoked bool, err error) {
 	var userID, expires string
 	var device sql.NullString
 	var revoked, mustChange bool
@@ -429,7 +432,7 @@ func (e *Engine) session(ctx context.Context, h string) (s *Session, deviceRevok
 	if device.Valid {
 		ttl = DeviceTokenTTL
 	}
-	if next := now.Add(ttl); next.Sub(exp) >= tokenSlideStep {
+	if next := now.Add(ttl); use && next.Sub(exp) >= tokenSlideStep {
 		err := e.run(ctx, func(w *wtx) error {
 			_, err := w.tx.Exec(`UPDATE tokens SET expires_at = ? WHERE hash = ? AND revoked_at IS NULL`, schema.Stamp(next), h)
 			return err
