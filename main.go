@@ -139,9 +139,10 @@ func cmdServe(args []string) error {
 	return srv.Shutdown(sctx)
 }
 
-// openEngine opens the data folder for a command-line tool.
+// openEngine opens the data folder of an existing company for a command-line tool; it
+// refuses a folder without a fieldsync database rather than create one.
 func openEngine(data string) (*schema.DB, *syncer.Engine, error) {
-	db, err := schema.Open(context.Background(), data)
+	db, err := schema.OpenExisting(context.Background(), data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -261,7 +262,7 @@ func cmdBackup(args []string) error {
 	if *out == "" {
 		return errors.New("--out is required")
 	}
-	db, err := schema.Open(context.Background(), *data)
+	db, err := schema.OpenExisting(context.Background(), *data)
 	if err != nil {
 		return err
 	}

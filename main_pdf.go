@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	mobileapi "fieldsync/mobile-api"
-	"fieldsync/schema"
 	syncer "fieldsync/sync"
 )
 
@@ -55,10 +54,6 @@ func cmdPDF(args []string) error {
 	}
 	if *out == "" {
 		return errors.New("-o FILE is required")
-	}
-	// schema.Open would create a missing database: a mistyped --data must not.
-	if _, err := os.Stat(filepath.Join(*data, schema.DBFile)); err != nil {
-		return fmt.Errorf("no fieldsync database in %s (check --data): %w", *data, err)
 	}
 	db, e, err := openEngine(*data)
 	if err != nil {

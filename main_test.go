@@ -53,6 +53,9 @@ func run(t *testing.T, stdin string, args ...string) (string, int) {
 
 func TestUserCommands(t *testing.T) {
 	data := t.TempDir()
+	if out, code := run(t, "", "migrate", "--data", data); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
 	out, code := run(t, "s3cret-pass\n", "user", "add", "--data", data, "--username", "zhang", "--name", "张伟 \"Wei\"", "--role", "technician", "--probation", "--password-stdin")
 	if code != 0 || !strings.Contains(out, "created zhang") {
 		t.Fatalf("user add: %d %s", code, out)
@@ -62,6 +65,11 @@ func TestUserCommands(t *testing.T) {
 	}
 	if out, code := run(t, "short\n", "user", "add", "--data", data, "--username", "li", "--name", "x", "--role", "technician", "--password-stdin"); code == 0 || !strings.Contains(out, "at least 8") {
 		t.Errorf("short password: %d %s", code, out)
+	}
+	for _, pw := range []string{"12345678", "Password1", "li.ming.99"} {
+		if out, code := run(t, pw+"\n", "user", "add", "--data", data, "--username", "li.ming.99", "--name", "x", "--role", "technician", "--password-stdin"); code == 0 || !strings.Contains(out, "password") {
+			t.Errorf("weak password %q: %d %s", pw, code, out)
+		}
 	}
 	if out, code := run(t, "long-enough\n", "user", "add", "--data", data, "--username", "li", "--name", "x", "--role", "janitor", "--password-stdin"); code == 0 || !strings.Contains(out, "role") {
 		t.Errorf("unknown role: %d %s", code, out)
@@ -258,6 +266,84 @@ func TestBackupWhileServing(t *testing.T) {
 	}
 	if _, code := run(t, "", "backup", "--data", data, "--out", filepath.Join(restored, schema.DBFile)); code == 0 {
 		t.Error("backup overwrote an existing file")
+	}
+}
+
+// Every command that reads or changes an existing company refuses a folder without a
+// fieldsync database, says so, and leaves the folder as it was: a mistyped --data must not
+// create an empty database (and, for backup, report it verified).
+func TestCommandsRefuseAFolderWithoutADatabase(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	for _, c := range []struct {
+		name, stdin string
+		args        []string
+	}{
+		{"backup", "", []string{"backup", "--out", out + ".db"}},
+		{"user add", "long-enough-1\n", []string{"user", "add", "--username", "li", "--name", "x", "--role", "technician", "--password-stdin"}},
+		{"user list", "", []string{"user", "list"}},
+		{"user passwd", "long-enough-1\n", []string{"user", "passwd", "--username", "admin", "--password-stdin"}},
+		{"user disable", "", []string{"user", "disable", "--username", "admin"}},
+		{"pdf", "", []string{"pdf", "blank", "-o", out + ".pdf"}},
+		{"report", "", []string{"report", "month", "2026-11", "-o", out + ".csv"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, kind := range []string{"missing", "empty", "other"} {
+				data := filepath.Join(t.TempDir(), "mistyped")
+				switch kind {
+				case "empty":
+					os.Mkdir(data, 0o700)
+				case "other": // a folder holding some other file named like the database
+					os.Mkdir(data, 0o700)
+					os.WriteFile(filepath.Join(data, schema.DBFile), nil, 0o600)
+				}
+				before := listDir(data)
+				got, code := run(t, c.stdin, append(c.args, "--data", data)...)
+				if code == 0 || !strings.Contains(got, "no fieldsync database") || !strings.Contains(got, data) {
+					t.Errorf("%s folder: exit %d, %s; want a refusal naming the folder", kind, code, got)
+				}
+				if after := listDir(data); after != before {
+					t.Errorf("%s folder changed: %q → %q", kind, before, after)
+				}
+				for _, ext := range []string{".db", ".pdf", ".csv"} {
+					if _, err := os.Stat(out + ext); err == nil {
+						t.Errorf("%s folder: %s written", kind, out+ext)
+						os.Remove(out + ext)
+					}
+				}
+			}
+		})
+	}
+}
+
+// listDir names the files in dir and their sizes ("" when dir is missing).
+func listDir(dir string) string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		info, _ := e.Info()
+		fmt.Fprintf(&b, "%s:%d ", e.Name(), info.Size())
+	}
+	return b.String()
+}
+
+func TestBackupIsPrivate(t *testing.T) {
+	data := t.TempDir()
+	if out, code := run(t, "", "migrate", "--data", data); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	backup := filepath.Join(t.TempDir(), "copy.db")
+	if out, code := run(t, "", "backup", "--data", data, "--out", backup); code != 0 {
+		t.Fatalf("backup: %d %s", code, out)
+	}
+	info, err := os.Stat(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("backup file mode %o; want 600 (it holds password hashes and customer data)", perm)
 	}
 }
 

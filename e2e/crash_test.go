@@ -162,6 +162,9 @@ func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	const pass = "crash-pass-2026"
 	techs := []string{"crash-tech-1", "crash-tech-2", "crash-tech-3"}
+	if out, err := exec.Command(bin, "migrate", "--data", dir).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
 	for _, u := range append([]string{"crash-coord"}, techs...) {
 		role := "technician"
 		if u == "crash-coord" {

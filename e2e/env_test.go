@@ -32,6 +32,7 @@ type env struct {
 	addr string // host:port, kept across restarts so clients reconnect to it
 	srv  *server.Server
 	base string
+	now  func() time.Time // the server's clock; nil for the real one
 
 	coord string            // the coordinator's web token
 	users map[string]string // demo username -> user id
@@ -45,7 +46,13 @@ const demoPassword = server.DemoPassword
 // newEnv starts a demo server and logs the coordinator in.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
+	return newEnvAt(t, nil)
+}
+
+// newEnvAt is newEnv with the server's clock (nil for the real one).
+func newEnvAt(t *testing.T, now func() time.Time) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), addr: "127.0.0.1:0", now: now}
 	e.boot()
 	t.Cleanup(e.stop)
 	e.coord = e.login("coord")
@@ -77,7 +84,7 @@ func newEnv(t *testing.T) *env {
 // boot opens the server on e.dir and serves it on e.addr (a fresh port the first time).
 func (e *env) boot() {
 	e.t.Helper()
-	srv, err := server.New(context.Background(), server.Config{DataDir: e.dir, Demo: true, AdminPassword: "admin-pass-1",
+	srv, err := server.New(context.Background(), server.Config{DataDir: e.dir, Demo: true, AdminPassword: "admin-pass-1", Now: e.now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		e.t.Fatal(err)

@@ -10,7 +10,9 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -85,6 +87,34 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	return &DB{W: w, R: r, Path: path}, nil
+}
+
+// OpenExisting opens the database of a data folder that already holds one, for the
+// commands that read or change an existing company (user, backup, pdf, report): unlike
+// Open it refuses, and leaves untouched, a folder that is missing, empty, or whose
+// fieldsync.db is not a fieldsync database, so a mistyped --data creates nothing.
+func OpenExisting(ctx context.Context, dataDir string) (*DB, error) {
+	path := filepath.Join(dataDir, DBFile)
+	refuse := func(why string) (*DB, error) {
+		return nil, fmt.Errorf("no fieldsync database in %s (%s): check --data; `fieldsync serve` or `fieldsync migrate` creates one", dataDir, why)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return refuse("no " + DBFile)
+	}
+	ro, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	err = ro.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n)
+	ro.Close()
+	if err != nil {
+		return refuse(DBFile + " is not an SQLite database: " + err.Error())
+	}
+	if n == 0 {
+		return refuse(DBFile + " holds no fieldsync tables")
+	}
+	return Open(ctx, dataDir)
 }
 
 // Close closes both pools.
@@ -176,7 +206,7 @@ func applyMigrations(ctx context.Context, db *sql.DB, migs []Migration) error {
 	for _, m := range migs {
 		if a, ok := applied[m.Version]; ok {
 			if a[1] != m.Checksum {
-				return fmt.Errorf("migration %d (%s) was edited after it was applied to this database (checksum %s, expected %s): restore the original file; fix data with a new migration instead", m.Version, a[0], a[1][:12], m.Checksum[:12])
+				return fmt.Errorf("migration %d (%s) was edited after it was applied to this database (checksum %q, expected %s): restore the original file; fix data with a new migration instead", m.Version, a[0], short(a[1]), short(m.Checksum))
 			}
 			continue
 		}
@@ -198,6 +228,15 @@ func applyMigrations(ctx context.Context, db *sql.DB, migs []Migration) error {
 		}
 	}
 	return nil
+}
+
+// short returns the first 12 characters of a checksum, or all of it when shorter (a stored
+// value may have been edited to anything).
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
 }
 
 // Version returns the schema version of the database.
@@ -229,11 +268,19 @@ func IntegrityCheck(ctx context.Context, path string) error {
 
 // Backup writes a consistent copy of the live database to out with VACUUM INTO (it reads one
 // snapshot, so writers keep going), then checks the copy's integrity before reporting success.
+// The copy is created readable by its owner only (mode 0600): it holds password hashes and
+// customers' personal data.
 func (db *DB) Backup(ctx context.Context, out string) error {
-	if _, err := os.Stat(out); err == nil {
+	// VACUUM INTO writes into an empty file: create it first, exclusively and private.
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("backup target %s exists; choose a new file name", out)
+	} else if err != nil {
+		return fmt.Errorf("backup to %s: %w", out, err)
 	}
+	f.Close()
 	if _, err := db.R.ExecContext(ctx, `VACUUM INTO ?`, out); err != nil {
+		os.Remove(out)
 		return fmt.Errorf("backup to %s: %w", out, err)
 	}
 	if err := IntegrityCheck(ctx, out); err != nil {

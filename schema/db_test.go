@@ -2,6 +2,7 @@ package schema
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,27 @@ func TestOpenRefusesEditedMigration(t *testing.T) {
 	_, err = Open(ctx, dir)
 	if err == nil || !strings.Contains(err.Error(), "was edited") {
 		t.Fatalf("opening with an edited migration: %v; want a refusal", err)
+	}
+}
+
+// A stored checksum of any length (short, empty) that does not match is refused with the
+// edited-migration message, not a panic.
+func TestOpenRefusesShortStoredChecksum(t *testing.T) {
+	ctx := context.Background()
+	for _, sum := range []string{"", "abc", "deadbeef012"} {
+		t.Run(fmt.Sprintf("%q", sum), func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := Open(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.W.Exec(`UPDATE schema_migrations SET checksum = ? WHERE version = 1`, sum)
+			db.Close()
+			_, err = Open(ctx, dir)
+			if err == nil || !strings.Contains(err.Error(), "was edited") {
+				t.Fatalf("opening with stored checksum %q: %v; want a refusal", sum, err)
+			}
+		})
 	}
 }
 

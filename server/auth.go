@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"time"
@@ -11,52 +13,184 @@ import (
 	syncer "fieldsync/sync"
 )
 
-// limiter counts failed attempts per key in a sliding window (failed logins per username
-// and per client address): a key with max failures in the window is refused until they age
-// out. Successful logins do not count, so an office behind one address is not locked out.
-type limiter struct {
-	mu     gosync.Mutex
-	max    int
-	window time.Duration
-	hits   map[string][]time.Time
+// Login limits. Login attempts are counted per (username, address) pair, per username and
+// per client address over loginWindow; an attempt counts from the moment it is let through
+// (so parallel guesses cannot all slip under a limit) and is taken back if it succeeds.
+// Below its limit a key does not hold a login back; over it, a login is not refused for
+// good: its password is checked at most once per the key's pace, so guessing slows to a
+// trickle while the right password still gets in. A stranger's failures land on their own
+// pair and address: they cannot lock out an account used from elsewhere, and only slow the
+// people behind their own address.
+const (
+	loginWindow = time.Minute
+	// loginGateKeys bounds the entries of each of the three tables.
+	loginGateKeys = 10_000
+)
+
+// loginRule is the limit of one kind of key: failures in the window before the key is
+// slowed, and the pace of checks once it is.
+type loginRule struct {
+	name string
+	max  int
+	pace time.Duration
 }
 
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, hits: map[string][]time.Time{}}
+// gateRules are the rules of the pair, username and address tables, in that order.
+var gateRules = [3]loginRule{
+	{"username+address", 10, 30 * time.Second},
+	{"username", 10, 10 * time.Second},
+	{"address", 50, 5 * time.Second},
 }
 
-// recent drops the failures of key older than the window and returns the rest. The caller
-// holds l.mu.
-func (l *limiter) recent(key string, now time.Time) []time.Time {
-	kept := l.hits[key][:0]
-	for _, t := range l.hits[key] {
-		if now.Sub(t) < l.window {
-			kept = append(kept, t)
+// gateEntry is what is kept of one key: its latest attempts not known to have succeeded
+// (at most twice its rule's max) and, once over the limit, when its next check may run.
+type gateEntry struct {
+	fails []time.Time
+	next  time.Time
+}
+
+// loginGate holds the login counts. Its memory is bounded: at most maxKeys entries per
+// table, each holding at most 2×max timestamps; entries whose attempts have aged out are
+// dropped.
+type loginGate struct {
+	mu      gosync.Mutex
+	maxKeys int
+	tables  [3]map[string]*gateEntry // pair, username, address
+	swept   time.Time
+}
+
+func newLoginGate(maxKeys int) *loginGate {
+	g := &loginGate{maxKeys: maxKeys}
+	for i := range g.tables {
+		g.tables[i] = map[string]*gateEntry{}
+	}
+	return g
+}
+
+func gateKeys(username, addr string) [3]string {
+	return [3]string{username + "\x00" + addr, username, addr}
+}
+
+// recent counts e's attempts within the window before now.
+func (e *gateEntry) recent(now time.Time) int {
+	n := 0
+	for _, t := range e.fails {
+		if now.Sub(t) < loginWindow {
+			n++
 		}
 	}
-	if len(kept) == 0 {
-		delete(l.hits, key)
-		return nil
-	}
-	l.hits[key] = kept
-	return kept
+	return n
 }
 
-// allow reports whether key has fewer than max failures in the window.
-func (l *limiter) allow(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(key, now)) < l.max
+// expired tells whether e holds nothing that still matters at now.
+func (e *gateEntry) expired(now time.Time) bool {
+	return e.recent(now) == 0 && !now.Before(e.next)
 }
 
-// fail records a failure for key.
-func (l *limiter) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.hits) > 100_000 { // bound memory under a flood of distinct keys
-		clear(l.hits)
+// admit reports whether a login of username from addr may check its password now. If so
+// the attempt is counted (succeed takes it back), a key over its limit gives its slot for
+// one pace, and reached names the kinds of key that this attempt brought to their limit.
+// If not, wait says how long until the next check; nothing is recorded.
+func (g *loginGate) admit(username, addr string, now time.Time) (ok bool, wait time.Duration, reached []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	keys := gateKeys(username, addr)
+	for i, k := range keys {
+		e := g.tables[i][k]
+		if e != nil && e.recent(now) >= gateRules[i].max && now.Before(e.next) {
+			wait = max(wait, e.next.Sub(now))
+		}
 	}
-	l.hits[key] = append(l.recent(key, now), now)
+	if wait > 0 {
+		return false, wait, nil
+	}
+	if now.Sub(g.swept) >= loginWindow {
+		g.sweep(now)
+	}
+	for i, k := range keys {
+		t, rule := g.tables[i], gateRules[i]
+		e := t[k]
+		if e == nil {
+			if len(t) >= g.maxKeys {
+				g.evict(t, now)
+			}
+			e = &gateEntry{}
+			t[k] = e
+		}
+		if len(e.fails) >= 2*rule.max { // room for the attempts in flight over the limit
+			e.fails = append(e.fails[:0], e.fails[1:]...)
+		}
+		e.fails = append(e.fails, now)
+		if n := e.recent(now); n >= rule.max {
+			e.next = now.Add(rule.pace)
+			if n == rule.max {
+				reached = append(reached, rule.name)
+			}
+		}
+	}
+	return true, 0, reached
+}
+
+// succeed takes back the attempt admitted at `at`: the person at addr knows the password,
+// so the pair's count is cleared; the username's and the address's counts lose this one
+// attempt but keep the others, someone else may be guessing.
+func (g *loginGate) succeed(username, addr string, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	keys := gateKeys(username, addr)
+	delete(g.tables[0], keys[0])
+	for i := 1; i < len(keys); i++ {
+		e := g.tables[i][keys[i]]
+		if e == nil {
+			continue
+		}
+		if j := slices.Index(e.fails, at); j >= 0 {
+			e.fails = slices.Delete(e.fails, j, j+1)
+		}
+		if len(e.fails) == 0 && !at.Before(e.next) {
+			delete(g.tables[i], keys[i])
+		}
+	}
+}
+
+// sweep drops the entries that no longer matter. The caller holds g.mu.
+func (g *loginGate) sweep(now time.Time) {
+	g.swept = now
+	for _, t := range g.tables {
+		for k, e := range t {
+			if e.expired(now) {
+				delete(t, k)
+			}
+		}
+	}
+}
+
+// evict makes room in a full table: expired entries go first, else the entry whose latest
+// attempt is the oldest. The caller holds g.mu.
+func (g *loginGate) evict(t map[string]*gateEntry, now time.Time) {
+	g.sweep(now)
+	if len(t) < g.maxKeys {
+		return
+	}
+	var oldest string
+	var at time.Time
+	for k, e := range t {
+		last := e.next
+		if len(e.fails) > 0 {
+			last = e.fails[len(e.fails)-1]
+		}
+		if oldest == "" || last.Before(at) {
+			oldest, at = k, last
+		}
+	}
+	delete(t, oldest)
+}
+
+// size counts the entries kept (tests).
+func (g *loginGate) size() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.tables[0]) + len(g.tables[1]) + len(g.tables[2])
 }
 
 // session returns the authenticated session of a request, if any.
@@ -80,8 +214,14 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return err
 	}
 	c.Locals("session", sess)
+	if sess.MustChangePassword && !passwordChangeRoutes[c.Path()] {
+		return schema.FieldError(schema.CodeForbidden, "password", "请先修改密码（POST /api/v1/auth/password） change your password first (POST /api/v1/auth/password)")
+	}
 	return c.Next()
 }
+
+// passwordChangeRoutes are what a session whose password must change may reach.
+var passwordChangeRoutes = map[string]bool{"/api/v1/auth/password": true, "/api/v1/auth/logout": true, "/api/v1/me": true}
 
 // officeOnly keeps technicians out of the coordinator API.
 func officeOnly(c *fiber.Ctx) error {
@@ -118,35 +258,73 @@ func (s *Server) login(device bool) fiber.Handler {
 		if err := decodeBody(c, &b); err != nil {
 			return err
 		}
-		if b.Username == "" {
-			return schema.FieldError(schema.CodeValidation, "username", "username is required")
-		}
 		if !device && (b.DeviceID != "" || b.DeviceName != "") {
 			return schema.FieldError(schema.CodeBadRequest, "device_id", "device_id belongs to the mobile login (/mobile/v1/auth/login)")
-		}
-		now := time.Now()
-		userKey, ipKey := "u:"+b.Username, "ip:"+c.IP()
-		if !s.logins.allow(userKey, now) || !s.ipLogins.allow(ipKey, now) {
-			return schema.Errorf(schema.CodeRateLimited, "too many failed login attempts; wait a minute")
 		}
 		var dev *syncer.DeviceLogin
 		if device {
 			dev = &syncer.DeviceLogin{DeviceID: b.DeviceID, Name: b.DeviceName}
 		}
+		if err := syncer.CheckLogin(b.Username, b.Password, dev); err != nil {
+			return err
+		}
+		now, addr := s.Engine.Now(), c.IP()
+		ok, wait, reached := s.gate.admit(b.Username, addr, now)
+		if !ok {
+			secs := int((wait + time.Second - 1) / time.Second) // rounded up
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+			return schema.Errorf(schema.CodeRateLimited, "登录失败次数过多，请 %d 秒后再试 too many failed login attempts; try again in %d s", secs, secs)
+		}
 		token, sess, err := s.Engine.Login(c.UserContext(), b.Username, b.Password, dev)
 		if schema.ErrorCode(err) == schema.CodeUnauthenticated {
-			s.logins.fail(userKey, now)
-			s.ipLogins.fail(ipKey, now)
+			s.log.Warn("login failed", "username", b.Username, "address", addr, "device", device)
+			if len(reached) > 0 {
+				s.log.Warn("login limit reached: checks slowed", "username", b.Username, "address", addr, "keys", reached)
+			}
+		} else {
+			s.gate.succeed(b.Username, addr, now) // right password, or refused for another reason
 		}
 		if err != nil {
 			return err
 		}
-		out := fiber.Map{"token": token, "expires_at": schema.Stamp(sess.ExpiresAt), "user": sess.User}
-		if device {
-			out["device"] = sess.Actor.DeviceID
-		}
-		return c.JSON(out)
+		return c.JSON(loginAnswer(token, sess))
 	}
+}
+
+// loginAnswer is the answer to a login and to a password change.
+func loginAnswer(token string, sess *syncer.Session) fiber.Map {
+	out := fiber.Map{"token": token, "expires_at": schema.Stamp(sess.ExpiresAt), "user": sess.User}
+	if sess.Actor.DeviceID != "" {
+		out["device"] = sess.Actor.DeviceID
+	}
+	if sess.MustChangePassword {
+		out["must_change_password"] = true
+	}
+	return out
+}
+
+type passwordBody struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword changes the caller's own password and answers with a fresh web session:
+// every earlier token of the user stops working.
+func (s *Server) changePassword(c *fiber.Ctx) error {
+	var b passwordBody
+	if err := decodeBody(c, &b); err != nil {
+		return err
+	}
+	sess := session(c)
+	if err := s.Engine.ChangePassword(c.UserContext(), sess, b.CurrentPassword, b.NewPassword); err != nil {
+		return err
+	}
+	s.log.Info("password changed", "username", sess.User.Str("username"), "address", c.IP())
+	token, fresh, err := s.Engine.Login(c.UserContext(), sess.User.Str("username"), b.NewPassword, nil)
+	if err != nil {
+		return err
+	}
+	return c.JSON(loginAnswer(token, fresh))
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {
@@ -158,7 +336,11 @@ func (s *Server) logout(c *fiber.Ctx) error {
 
 func (s *Server) me(c *fiber.Ctx) error {
 	sess := session(c)
-	return c.JSON(fiber.Map{"user": sess.User, "expires_at": schema.Stamp(sess.ExpiresAt), "device": sess.Actor.DeviceID})
+	out := fiber.Map{"user": sess.User, "expires_at": schema.Stamp(sess.ExpiresAt), "device": sess.Actor.DeviceID}
+	if sess.MustChangePassword {
+		out["must_change_password"] = true
+	}
+	return c.JSON(out)
 }
 
 type newUserBody struct {

@@ -64,6 +64,10 @@ func TestConsoleRoutes(t *testing.T) {
 // chromium finds the browser the console tests drive; CI installs Debian's chromium.
 func chromium(t *testing.T) string {
 	t.Helper()
+	// Without a CJK font chromium draws Chinese as boxes, and the screenshots show them.
+	if out, err := exec.Command("fc-list", ":lang=zh").Output(); err == nil && len(strings.TrimSpace(string(out))) == 0 {
+		t.Fatal("no Chinese font for chromium: apt-get install -y fonts-noto-cjk (CI installs it)")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
@@ -402,4 +406,56 @@ func TestConsoleAlertsPage(t *testing.T) {
 		t.Errorf("saved preferences %v", p)
 	}
 	screenshot(t, ctx, "console-alerts.png")
+}
+
+// The first admin logs in to the console with the password printed at first start, is
+// led to the change-password form, cannot keep a common password, and once changed reaches
+// the console with the new one.
+func TestConsoleFirstLoginChangesPassword(t *testing.T) {
+	var printed string
+	dir := t.TempDir()
+	srv, err := New(context.Background(), Config{DataDir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Out: func(s string) { printed += s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	env := &testEnv{t: t, srv: srv, dir: dir}
+	base := env.start()
+	_, first, _ := strings.Cut(printed, "password ")
+	first, _, _ = strings.Cut(first, " ")
+	ctx := browser(t, time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in with the printed password",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "admin"),
+		chromedp.SendKeys(css("input[name=password]"), first),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("#password-form")),
+	)
+	step(t, ctx, "a common password is refused",
+		chromedp.SendKeys(css("input[name=new_password]"), "12345678"),
+		chromedp.SendKeys(css("input[name=new_password_again]"), "12345678"),
+		chromedp.Click(css("#password-form button[type=submit]")),
+		chromedp.WaitVisible(css("#password-form .error")),
+	)
+	if got := text(t, ctx, "#password-form .error"); !strings.Contains(got, "commonest passwords") {
+		t.Errorf("error shown for a common password: %q", got)
+	}
+	step(t, ctx, "a good password is taken and the console opens",
+		waitJS(`(document.querySelector('input[name=new_password]').value = document.querySelector('input[name=new_password_again]').value = '') === ''`),
+		chromedp.SendKeys(css("input[name=new_password]"), "Cang-Shan-Er-Hai-7"),
+		chromedp.SendKeys(css("input[name=new_password_again]"), "Cang-Shan-Er-Hai-7"),
+		chromedp.Click(css("#password-form button[type=submit]")),
+		chromedp.WaitVisible(css("#who")),
+		waitJS(`!document.querySelector('#password-form')`),
+	)
+	if who := text(t, ctx, "#who"); !strings.Contains(who, "Administrator") {
+		t.Errorf("header after the change: %q", who)
+	}
+	env.login("admin", "Cang-Shan-Er-Hai-7")
+	if r := env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": first}); r.Status != 401 {
+		t.Errorf("the printed password still logs in: %d", r.Status)
+	}
 }

@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	app.Post("/mobile/v1/auth/login", s.login(true))
 	auth := api.Group("", s.authenticate)
 	auth.Post("/auth/logout", s.logout)
+	auth.Post("/auth/password", s.changePassword)
 	auth.Get("/me", s.me)
 
 	office := auth.Group("", officeOnly)

@@ -46,19 +46,18 @@ type Config struct {
 
 // Server is a running fieldsync.
 type Server struct {
-	App      *fiber.App
-	Engine   *syncer.Engine
-	DB       *schema.DB
-	Mobile   *mobileapi.API
-	Sealer   *schema.SealKey
-	cfg      Config
-	log      *slog.Logger
-	logins   *limiter // failed logins per username
-	ipLogins *limiter // failed logins per client address
-	stop     chan struct{}
-	sender   *notify.Sender
-	bg       gosync.WaitGroup // the alerting goroutines
-	stopBg   context.CancelFunc
+	App    *fiber.App
+	Engine *syncer.Engine
+	DB     *schema.DB
+	Mobile *mobileapi.API
+	Sealer *schema.SealKey
+	cfg    Config
+	log    *slog.Logger
+	gate   *loginGate // failed logins per username, address and both
+	stop   chan struct{}
+	sender *notify.Sender
+	bg     gosync.WaitGroup // the alerting goroutines
+	stopBg context.CancelFunc
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).
@@ -106,8 +105,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	eng.Sealer = sealer
-	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, logins: newLimiter(10, time.Minute),
-		ipLogins: newLimiter(50, time.Minute), stop: make(chan struct{})}
+	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, gate: newLoginGate(loginGateKeys),
+		stop: make(chan struct{})}
 	if err := s.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
@@ -193,16 +192,18 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if s.cfg.Demo {
 		return s.seedDemo(ctx)
 	}
-	pw := s.cfg.AdminPassword
-	if pw == "" {
+	// A password the machine chose must be changed at the first login.
+	pw, random := s.cfg.AdminPassword, s.cfg.AdminPassword == ""
+	if random {
 		b := make([]byte, 9)
 		rand.Read(b)
 		pw = hex.EncodeToString(b)
 	}
-	if _, err := s.Engine.CreateUser(ctx, schema.System, syncer.NewUser{Username: "admin", Name: "Administrator", Role: schema.RoleAdmin, Password: pw}); err != nil {
+	if _, err := s.Engine.CreateUser(ctx, schema.System, syncer.NewUser{Username: "admin", Name: "Administrator", Role: schema.RoleAdmin,
+		Password: pw, MustChangePassword: random}); err != nil {
 		return err
 	}
-	s.cfg.Out("fieldsync: created the first account: username admin, password " + pw + " (shown once; change it with `fieldsync user passwd`)")
+	s.cfg.Out("fieldsync: created the first account: username admin, password " + pw + " (shown once; the first login must change it)")
 	return nil
 }
 
@@ -260,7 +261,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if se.Record != nil {
 		body["record"] = se.Record
 	}
-	if se.Code == schema.CodeRateLimited {
+	if se.Code == schema.CodeRateLimited && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 		c.Set(fiber.HeaderRetryAfter, "60")
 	}
 	return c.Status(HTTPStatus(se.Code)).JSON(fiber.Map{"error": body})

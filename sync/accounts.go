@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	_ "embed" // the common password list
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -34,16 +35,25 @@ type NewUser struct {
 	Dedicated bool
 	Probation bool
 	Password  string
+	// MustChangePassword makes the first login change the password (a password the
+	// machine chose and printed).
+	MustChangePassword bool
 }
 
-// Token lifetimes.
+// Token lifetimes, counted from the token's last use (see Authenticate).
 const (
 	WebTokenTTL    = 12 * time.Hour
 	DeviceTokenTTL = 30 * 24 * time.Hour
 )
 
+// tokenSlideStep is how far a token's expiry must move before a use writes it forward.
+const tokenSlideStep = time.Hour
+
 // MinPassword is the shortest password accepted.
 const MinPassword = 8
+
+// maxPassword is the longest: bcrypt reads no more than 72 bytes.
+const maxPassword = 72
 
 // PasswordCost is the bcrypt cost of new password hashes. Hashing is slow on purpose; test
 // binaries lower it (the race detector makes each hash take over a second).
@@ -68,12 +78,35 @@ func checkUsername(u string) error {
 	return nil
 }
 
-func checkPassword(p string) error {
-	if utf8.RuneCountInString(p) < MinPassword {
-		return schema.FieldError(schema.CodeValidation, "password", "password must be at least %d characters", MinPassword)
+//go:embed common-passwords.txt
+var commonPasswordList string
+
+// commonPasswords is the set of passwords refused for being among the commonest.
+var commonPasswords = gosync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for line := range strings.Lines(commonPasswordList) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			m[strings.ToLower(line)] = true
+		}
 	}
-	if len(p) > 72 {
-		return schema.FieldError(schema.CodeValidation, "password", "password must be at most 72 bytes")
+	return m
+})
+
+// checkPassword checks a new password of username: 8 characters to 72 bytes, not one of
+// the commonest passwords and not the username, both compared ignoring case. field names
+// the request field in the error.
+func checkPassword(field, username, p string) error {
+	if utf8.RuneCountInString(p) < MinPassword {
+		return schema.FieldError(schema.CodeValidation, field, "密码至少 %d 个字符 password must be at least %d characters", MinPassword, MinPassword)
+	}
+	if len(p) > maxPassword {
+		return schema.FieldError(schema.CodeValidation, field, "密码最多 %d 字节 password must be at most %d bytes", maxPassword, maxPassword)
+	}
+	if strings.EqualFold(p, username) {
+		return schema.FieldError(schema.CodeValidation, field, "密码不能与用户名相同 the password must not be the username")
+	}
+	if commonPasswords()[strings.ToLower(p)] {
+		return schema.FieldError(schema.CodeValidation, field, "这是最常见的密码之一，请另选 this is one of the commonest passwords: choose another")
 	}
 	return nil
 }
@@ -90,7 +123,7 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	if strings.TrimSpace(u.Name) == "" {
 		return nil, schema.FieldError(schema.CodeValidation, "name", "name is required")
 	}
-	if err := checkPassword(u.Password); err != nil {
+	if err := checkPassword("password", u.Username, u.Password); err != nil {
 		return nil, err
 	}
 	if u.Email != "" {
@@ -105,7 +138,8 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	var out schema.Doc
 	err = e.run(ctx, func(w *wtx) error {
 		id := uuid.Must(uuid.NewV7()).String()
-		if _, err := w.tx.Exec(`INSERT INTO credentials(user_id, username, password_hash) VALUES (?, ?, ?)`, id, u.Username, string(hash)); err != nil {
+		if _, err := w.tx.Exec(`INSERT INTO credentials(user_id, username, password_hash, must_change_password) VALUES (?, ?, ?, ?)`,
+			id, u.Username, string(hash), u.MustChangePassword); err != nil {
 			if isUnique(err) {
 				return schema.FieldError(schema.CodeConflict, "username", "username %q is taken", u.Username)
 			}
@@ -119,9 +153,10 @@ func (e *Engine) CreateUser(ctx context.Context, actor schema.Actor, u NewUser) 
 	return out, err
 }
 
-// SetPassword replaces a user's password and ends their sessions.
+// SetPassword replaces a user's password and ends their sessions (the command line's reset:
+// the password is the one the admin chose, so no change is asked at the next login).
 func (e *Engine) SetPassword(ctx context.Context, username, password string) error {
-	if err := checkPassword(password); err != nil {
+	if err := checkPassword("password", username, password); err != nil {
 		return err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), PasswordCost)
@@ -130,7 +165,7 @@ func (e *Engine) SetPassword(ctx context.Context, username, password string) err
 	}
 	return e.run(ctx, func(w *wtx) error {
 		var id string
-		if err := w.tx.QueryRow(`UPDATE credentials SET password_hash = ? WHERE username = ? RETURNING user_id`, string(hash), username).Scan(&id); err != nil {
+		if err := w.tx.QueryRow(`UPDATE credentials SET password_hash = ?, must_change_password = 0 WHERE username = ? RETURNING user_id`, string(hash), username).Scan(&id); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return schema.FieldError(schema.CodeNotFound, "username", "no user %q", username)
 			}
@@ -138,6 +173,37 @@ func (e *Engine) SetPassword(ctx context.Context, username, password string) err
 		}
 		w.accounts[id] = true
 		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, schema.Stamp(w.now), id)
+		return err
+	})
+}
+
+// ChangePassword is a user changing their own password: current must be right and next a
+// good password different from it. It ends every session of the user (the caller issues a
+// fresh one) and clears a pending must-change.
+func (e *Engine) ChangePassword(ctx context.Context, s *Session, current, next string) error {
+	var username, hash string
+	if err := e.db.R.QueryRowContext(ctx, `SELECT username, password_hash FROM credentials WHERE user_id = ?`, s.Actor.UserID).Scan(&username, &hash); err != nil {
+		return err
+	}
+	if len(current) > maxPassword || bcrypt.CompareHashAndPassword([]byte(hash), []byte(current)) != nil {
+		return schema.FieldError(schema.CodeValidation, "current_password", "当前密码不对 the current password is wrong")
+	}
+	if err := checkPassword("new_password", username, next); err != nil {
+		return err
+	}
+	if next == current {
+		return schema.FieldError(schema.CodeValidation, "new_password", "新密码须与当前密码不同 the new password must differ from the current one")
+	}
+	newHash, err := bcrypt.GenerateFromPassword([]byte(next), PasswordCost)
+	if err != nil {
+		return err
+	}
+	return e.run(ctx, func(w *wtx) error {
+		if _, err := w.tx.Exec(`UPDATE credentials SET password_hash = ?, must_change_password = 0 WHERE user_id = ?`, string(newHash), s.Actor.UserID); err != nil {
+			return err
+		}
+		w.accounts[s.Actor.UserID] = true // the user's open connections are checked again and close
+		_, err := w.tx.Exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, schema.Stamp(w.now), s.Actor.UserID)
 		return err
 	})
 }
@@ -182,15 +248,48 @@ type Session struct {
 	User      schema.Doc
 	ExpiresAt time.Time
 	TokenHash string
+	// MustChangePassword: the account's password was chosen by the machine; until it is
+	// changed the session may only change it (the web API enforces this).
+	MustChangePassword bool
+}
+
+// MaxDeviceName bounds the name a phone gives itself at login.
+const MaxDeviceName = 64
+
+// CheckLogin bounds every string of a login before anything is looked up, hashed or kept:
+// a username as accounts have them, a password no longer than bcrypt reads, a device id and
+// name of sane length without control characters. Its errors name the field; they say
+// nothing about whether the account exists.
+func CheckLogin(username, password string, dev *DeviceLogin) error {
+	if err := checkUsername(username); err != nil {
+		return schema.FieldError(schema.CodeValidation, "username", "用户名须为 1 到 64 个字符，不含空格或控制字符 username must be 1 to 64 characters without spaces or control characters")
+	}
+	if len(password) > maxPassword {
+		return schema.FieldError(schema.CodeValidation, "password", "密码最多 %d 字节 password must be at most %d bytes", maxPassword, maxPassword)
+	}
+	if dev == nil {
+		return nil
+	}
+	if dev.DeviceID == "" || len(dev.DeviceID) > 128 || strings.IndexFunc(dev.DeviceID, unicode.IsControl) >= 0 || !utf8.ValidString(dev.DeviceID) {
+		return schema.FieldError(schema.CodeValidation, "device_id", "device_id is required: at most 128 characters, no control characters")
+	}
+	if utf8.RuneCountInString(dev.Name) > MaxDeviceName || strings.IndexFunc(dev.Name, unicode.IsControl) >= 0 || !utf8.ValidString(dev.Name) {
+		return schema.FieldError(schema.CodeValidation, "device_name", "设备名称最多 %d 个字符，不含控制字符 device_name must be at most %d characters without control characters", MaxDeviceName, MaxDeviceName)
+	}
+	return nil
 }
 
 // Login checks a username and password and issues a token (bound to a device when dev is
 // given). Every failure is the same unauthenticated error, so it does not tell whether the
 // username exists.
 func (e *Engine) Login(ctx context.Context, username, password string, dev *DeviceLogin) (string, *Session, error) {
-	fail := schema.Errorf(schema.CodeUnauthenticated, "wrong username or password")
+	if err := CheckLogin(username, password, dev); err != nil {
+		return "", nil, err
+	}
+	fail := schema.Errorf(schema.CodeUnauthenticated, "用户名或密码错误 wrong username or password")
 	var userID, hash string
-	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash FROM credentials WHERE username = ?`, username).Scan(&userID, &hash)
+	var mustChange bool
+	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash, must_change_password FROM credentials WHERE username = ?`, username).Scan(&userID, &hash, &mustChange)
 	if errors.Is(err, sql.ErrNoRows) {
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return "", nil, fail
@@ -207,13 +306,11 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	if !user.Bool("active") {
 		return "", nil, fail
 	}
-	if dev != nil {
-		if dev.DeviceID == "" || len(dev.DeviceID) > 128 {
-			return "", nil, schema.FieldError(schema.CodeValidation, "device_id", "device_id is required (at most 128 characters)")
-		}
-		if dev.Name == "" {
-			dev.Name = dev.DeviceID
-		}
+	if dev != nil && mustChange {
+		return "", nil, schema.FieldError(schema.CodeForbidden, "password", "请先在网页控制台修改密码 change the password in the web console first")
+	}
+	if dev != nil && dev.Name == "" {
+		dev.Name = dev.DeviceID
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -225,7 +322,7 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	if dev != nil {
 		ttl = DeviceTokenTTL
 	}
-	s := &Session{User: user, ExpiresAt: now.Add(ttl), TokenHash: hashToken(token),
+	s := &Session{User: user, ExpiresAt: now.Add(ttl), TokenHash: hashToken(token), MustChangePassword: mustChange,
 		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name")}}
 	err = e.run(ctx, func(w *wtx) error {
 		var device any
@@ -281,7 +378,7 @@ func (e *Engine) Authenticate(ctx context.Context, token string) (*Session, erro
 	if token == "" || len(token) > 200 {
 		return nil, errNoSession
 	}
-	s, _, err := e.session(ctx, hashToken(token))
+	s, _, err := e.session(ctx, hashToken(token), true)
 	return s, err
 }
 
@@ -296,7 +393,7 @@ var ErrDeviceRevoked = schema.Errorf(schema.CodeForbidden, "this device was revo
 // an unauthenticated error when the token expired or was revoked, the user was disabled,
 // or the user's role changed (a role decides the scope: log in again).
 func (e *Engine) Revalidate(ctx context.Context, old *Session) (*Session, error) {
-	s, deviceRevoked, err := e.session(ctx, old.TokenHash)
+	s, deviceRevoked, err := e.session(ctx, old.TokenHash, false)
 	if deviceRevoked {
 		return nil, ErrDeviceRevoked
 	}
@@ -309,28 +406,51 @@ func (e *Engine) Revalidate(ctx context.Context, old *Session) (*Session, error)
 	return s, nil
 }
 
-// session resolves a token's hash; deviceRevoked tells a revoked device apart.
-func (e *Engine) session(ctx context.Context, h string) (s *Session, deviceRevoked bool, err error) {
+// session resolves a token's hash; deviceRevoked tells a revoked device apart. use says the
+// token is being used (a request, a new connection), which slides its expiry forward;
+// checking an open connection again is not a use, so a connection left open past its
+// token's lifetime still closes.
+func (e *Engine) session(ctx context.Context, h string, use bool) (s *Session, deviceRevoked bool, err error) {
 	var userID, expires string
 	var device sql.NullString
-	var revoked bool
+	var revoked, mustChange bool
 	err = e.db.R.QueryRowContext(ctx, `SELECT t.user_id, t.expires_at, t.device, t.revoked_at IS NOT NULL,
-		COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0)
-		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked, &deviceRevoked)
+		COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0),
+		COALESCE((SELECT must_change_password FROM credentials c WHERE c.user_id = t.user_id), 0)
+		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked, &deviceRevoked, &mustChange)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, errNoSession
 	} else if err != nil {
 		return nil, false, err
 	}
 	exp, _ := time.Parse(time.RFC3339Nano, expires)
-	if revoked || deviceRevoked || !e.Now().Before(exp) {
+	now := e.Now().UTC()
+	if revoked || deviceRevoked || !now.Before(exp) {
 		return nil, deviceRevoked, errNoSession
 	}
 	user, err := e.Get(ctx, schema.EntUser, userID)
 	if err != nil || !user.Bool("active") {
 		return nil, false, errNoSession
 	}
-	return &Session{User: user, ExpiresAt: exp, TokenHash: h,
+	// A token in use slides forward to a full lifetime from now, written at most once per
+	// tokenSlideStep so that requests do not each cost a write. The token is valid either
+	// way: a failed write only means the next use tries again.
+	ttl := WebTokenTTL
+	if device.Valid {
+		ttl = DeviceTokenTTL
+	}
+	if next := now.Add(ttl); use && next.Sub(exp) >= tokenSlideStep {
+		err := e.run(ctx, func(w *wtx) error {
+			_, err := w.tx.Exec(`UPDATE tokens SET expires_at = ? WHERE hash = ? AND revoked_at IS NULL`, schema.Stamp(next), h)
+			return err
+		})
+		if err == nil {
+			exp = next
+		} else if ctx.Err() == nil {
+			e.Log.Warn("extend token", "err", err)
+		}
+	}
+	return &Session{User: user, ExpiresAt: exp, TokenHash: h, MustChangePassword: mustChange,
 		Actor: schema.Actor{UserID: userID, Role: user.Str("role"), Name: user.Str("name"), DeviceID: device.String}}, false, nil
 }
 

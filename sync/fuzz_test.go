@@ -9,7 +9,9 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	_ "golang.org/x/image/webp" // image.Decode of WebP
 
@@ -333,6 +335,29 @@ func FuzzCheckImage(f *testing.F) {
 		}
 		if r := got.Bounds(); r.Dx() <= 0 || r.Dy() <= 0 || r.Dx()*r.Dy() > MaxImagePixels {
 			t.Fatalf("accepted an image of %v", r)
+		}
+	})
+}
+
+// FuzzCheckLogin: whatever a login carries, the check never panics, and what it lets
+// through is bounded (the strings that become rate-limiter keys and device rows).
+func FuzzCheckLogin(f *testing.F) {
+	f.Add("coord", "demo-pass-2026", "phone-1", "张伟的手机")
+	f.Add("", "", "", "")
+	f.Add("a b", "x", "\x00", "a\nb")
+	f.Add(strings.Repeat("好", 65), strings.Repeat("p", 73), strings.Repeat("d", 129), strings.Repeat("名", 65))
+	f.Add("\xff\xfe", "pw", "\xff", "\xff")
+	f.Fuzz(func(t *testing.T, user, pw, devID, devName string) {
+		for _, dev := range []*DeviceLogin{nil, {DeviceID: devID, Name: devName}} {
+			if CheckLogin(user, pw, dev) != nil {
+				continue
+			}
+			if utf8.RuneCountInString(user) > 64 || len(user) > 64*utf8.UTFMax || len(pw) > 72 {
+				t.Fatalf("accepted an unbounded login: %d-byte username, %d-byte password", len(user), len(pw))
+			}
+			if dev != nil && (len(dev.DeviceID) > 128 || utf8.RuneCountInString(dev.Name) > MaxDeviceName || len(dev.Name) > MaxDeviceName*utf8.UTFMax) {
+				t.Fatalf("accepted an unbounded device: %d-byte id, %d-byte name", len(dev.DeviceID), len(dev.Name))
+			}
 		}
 	})
 }

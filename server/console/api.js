@@ -4,6 +4,7 @@
 
 const TOKEN = 'fieldsync.token';
 const USER = 'fieldsync.user';
+const MUST_CHANGE = 'fieldsync.must_change_password';
 
 export class ApiError extends Error {
   constructor(status, code, message, field) {
@@ -19,13 +20,18 @@ export const session = {
   get user() {
     try { return JSON.parse(sessionStorage.getItem(USER) || 'null'); } catch { return null; }
   },
-  set(token, user) {
+  // mustChangePassword: the login said the password was chosen by the machine and must be
+  // changed before anything else.
+  get mustChangePassword() { return sessionStorage.getItem(MUST_CHANGE) === '1'; },
+  set(token, user, mustChangePassword = false) {
     sessionStorage.setItem(TOKEN, token);
     sessionStorage.setItem(USER, JSON.stringify(user));
+    if (mustChangePassword) sessionStorage.setItem(MUST_CHANGE, '1'); else sessionStorage.removeItem(MUST_CHANGE);
   },
   clear() {
     sessionStorage.removeItem(TOKEN);
     sessionStorage.removeItem(USER);
+    sessionStorage.removeItem(MUST_CHANGE);
   },
 };
 

@@ -31,6 +31,10 @@ async function route() {
     top.hidden = true;
     return loginPage();
   }
+  if (session.mustChangePassword) {
+    top.hidden = true;
+    return changePasswordPage();
+  }
   top.hidden = false;
   const u = me();
   document.getElementById('who').replaceChildren(u.name, ' · ', ...bi(label('role', u.role)));
@@ -76,13 +80,14 @@ async function loginPage() {
     await busy(form, async () => {
       try {
         const r = await api.post('auth/login', { username: user.value.trim(), password: pass.value });
-        session.set(r.token, r.user);
+        session.set(r.token, r.user, r.must_change_password);
         if (r.user.role === 'technician') {
           await api.post('auth/logout').catch(() => {});
           session.clear();
           throw Object.assign(new Error('技术员请使用手机应用 /app/ Technicians use the field app at /app/'), { field: 'username' });
         }
         loaded = false;
+        if (r.must_change_password) return changePasswordPage(pass.value);
         location.hash = '#/tickets';
       } catch (e) {
         showError(form, box, e);
@@ -96,6 +101,47 @@ async function loginPage() {
     const demo = await api.get('demo');
     if (demo?.demo) wrap.append(demoHint(demo, user, pass));
   } catch { /* not a demo server */ }
+}
+
+// changePasswordPage asks for a new password when the server says the current one, chosen
+// by the machine at first start, must change; nothing else is reachable until it has.
+// current is the password just typed at login (asked for again after a reload).
+function changePasswordPage(current = '') {
+  document.title = '修改密码 Change password · fieldsync';
+  const box = errorBox();
+  const cur = h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password', required: true });
+  cur.value = current;
+  const next = h('input', { name: 'new_password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const again = h('input', { name: 'new_password_again', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const form = h('form', { class: 'card login', id: 'password-form' },
+    h('h1', {}, bi('修改密码 Change your password')),
+    h('p', {}, '首次登录须修改系统生成的密码。 The password printed at first start must be changed at the first login.'),
+    current ? null : field('当前密码 Current password', cur),
+    field('新密码 New password', next, '至少 8 个字符，不能是常见密码或用户名 At least 8 characters, not a common password, not the username'),
+    field('再次输入新密码 New password again', again),
+    box,
+    h('button', { type: 'submit', class: 'primary' }, bi('修改密码 Change password')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError(form, box, null);
+    if (next.value !== again.value) {
+      showError(form, box, { message: '两次输入的新密码不一致 The two new passwords differ', field: 'new_password_again' });
+      return;
+    }
+    await busy(form, async () => {
+      try {
+        const r = await api.post('auth/password', { current_password: cur.value, new_password: next.value });
+        session.set(r.token, r.user, false);
+        loaded = false;
+        flash('密码已修改 Password changed');
+        if (location.hash === '#/tickets') route(); else location.hash = '#/tickets';
+      } catch (e) {
+        showError(form, box, e);
+      }
+    });
+  });
+  main().replaceChildren(h('div', { class: 'login-wrap' }, form));
+  (current ? next : cur).focus();
 }
 
 function demoHint(demo, user, pass) {

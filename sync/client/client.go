@@ -461,6 +461,32 @@ func (c *Client) stop(err error) {
 	c.mu.Unlock()
 }
 
+// SetToken gives the client a new device token, after the app logged in again: the old
+// one expired (a device offline longer than its token lasts) or was ended by a password
+// change. Log in with the same device_id: the server keeps the device, so the outbox and
+// the local mirror carry on, and mutations already pushed are not applied twice. It lifts
+// an ErrUnauthorized stop; call Start or SyncNow again. Other stops stay.
+func (c *Client) SetToken(token string) error {
+	if token == "" {
+		return errors.New("client: SetToken needs a token")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.Token = token
+	if c.stopErr == ErrUnauthorized {
+		c.stopErr = nil
+		c.lastError = ""
+	}
+	return nil
+}
+
+// token is the device token in use.
+func (c *Client) token() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Token
+}
+
 func (c *Client) stopped() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -63,7 +63,7 @@ func (s *session) runWS(ctx context.Context) (connected bool, err error) {
 		Subprotocols:      []string{syncer.Subprotocol},
 		EnableCompression: true,
 	}
-	header := http.Header{"Authorization": {"Bearer " + c.cfg.Token}}
+	header := http.Header{"Authorization": {"Bearer " + c.token()}}
 	conn, resp, err := dialer.DialContext(ctx, c.wsURL, header)
 	if err != nil {
 		if resp != nil {
@@ -175,7 +175,7 @@ func (w *wsConn) hello(ctx context.Context) error {
 	id := w.newID("h")
 	err := w.send(syncer.Frame{
 		Type: syncer.MsgHello, ID: id, Protocol: syncer.ProtocolVersion, DeviceID: c.cfg.DeviceID,
-		AppVersion: c.cfg.AppVersion, SchemaVersion: c.cfg.SchemaVersion, Token: c.cfg.Token,
+		AppVersion: c.cfg.AppVersion, SchemaVersion: c.cfg.SchemaVersion, Token: c.token(),
 	})
 	if err != nil {
 		return err
