@@ -154,6 +154,7 @@ func init() {
 		{Name: "value", Kind: KJSON, Writers: SideOffice},
 	}})
 	register(&Entity{Name: EntCustomer, CreateRoles: office, UpdateRoles: office, Fields: []Field{
+		{Name: "code", Kind: KString, Writers: SideOffice}, // the company's own customer number, unique when given
 		{Name: "name", Kind: KString, Required: true, Writers: SideOffice},
 		{Name: "phone", Kind: KString, Writers: SideOffice},
 		{Name: "address", Kind: KText, Writers: SideOffice},

@@ -66,6 +66,8 @@ func (s *Server) routes() {
 	office.Post("/complaints/:id/actions/:action", s.action(schema.EntComplaint))
 	office.Get("/followups", s.listByMonth(schema.EntFollowup, "called_at"))
 
+	s.importRoutes(office)
+
 	office.Get("/settings", s.getSettings)
 	office.Put("/settings", admin, s.putSettings)
 

@@ -2,7 +2,9 @@ package sync
 
 import (
 	"cmp"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -199,7 +201,12 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 		if d["contacts"] == nil {
 			d["contacts"] = []any{}
 		}
+	case schema.EntCustomer:
+		return w.unique(schema.EntCustomer, "code", "data ->> 'code'", d)
 	case schema.EntAsset:
+		if err := w.unique(schema.EntAsset, "serial", "serial", d); err != nil {
+			return err
+		}
 		return w.checkAssetRefs(d)
 	case schema.EntTicketEvent:
 		// A technician's scope is checked first, by the id sent, so that the answer reveals
@@ -264,6 +271,26 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 		return w.onSheetCreate(actor, d)
 	}
 	return nil
+}
+
+// unique refuses a value of field that another record of the entity has already: a
+// customer's code and an asset's serial are what imports and intake find them by. col is
+// the SQL expression of the field (an indexed column where there is one).
+func (w *wtx) unique(entity, field, col string, d schema.Doc) error {
+	v := strings.TrimSpace(d.Str(field))
+	if v == "" {
+		return nil
+	}
+	var other string
+	err := w.tx.QueryRow(`SELECT id FROM records WHERE entity = ? AND deleted = 0 AND `+col+` = ? AND id <> ? LIMIT 1`,
+		entity, v, d.Str("id")).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return schema.FieldError(schema.CodeValidation, field, "%s %q is taken by another %s (%s)", field, v, entity, other)
 }
 
 func (w *wtx) checkAssetRefs(d schema.Doc) error {
@@ -421,7 +448,12 @@ func (w *wtx) onUpdate(actor schema.Actor, entity string, cur, next, changed sch
 			resp, arr := w.Settings().Deadlines(next.Str("urgency"), next.Time("received_at"))
 			next["due_response_at"], next["due_arrival_at"] = schema.Stamp(resp), schema.Stamp(arr)
 		}
+	case schema.EntCustomer:
+		return w.unique(schema.EntCustomer, "code", "data ->> 'code'", next)
 	case schema.EntAsset:
+		if err := w.unique(schema.EntAsset, "serial", "serial", next); err != nil {
+			return err
+		}
 		return w.checkAssetRefs(next)
 	case schema.EntSetting:
 		v, err := schema.CheckSetting(next.Str("key"), next["value"])

@@ -60,7 +60,18 @@ type Options struct {
 	Merge bool
 	// Device: results are remembered per (device, mid) for exactly-once pushes.
 	Device string
+	// Whole: the batch stands or falls as a whole. When any mutation is rejected nothing of
+	// the batch is written, and Apply answers every result (the rejected ones name why) with
+	// an error saying so. An import uses it, so half a file is never written.
+	Whole bool
+	// DryRun judges the batch as Whole would and then writes nothing: the answer is what
+	// applying it would do (a preview).
+	DryRun bool
 }
+
+// ErrNotWritten is Apply's error for a Whole or DryRun batch that wrote nothing; the results
+// come with it.
+var ErrNotWritten = schema.Errorf(schema.CodeValidation, "nothing was written")
 
 type applyReq struct {
 	ctx   context.Context
@@ -136,7 +147,8 @@ var errClosed = schema.Errorf(schema.CodeUnavailable, "the server is shutting do
 // mutation, in order. It returns only after the transaction committed: an applied result is
 // durable. Concurrent calls are committed together (group commit). The error is for the
 // batch as a whole (the database failed, the server is closing); judgements of single
-// mutations are in the results.
+// mutations are in the results, except for a Whole or DryRun batch that wrote nothing
+// (ErrNotWritten, with the results).
 func (e *Engine) Apply(ctx context.Context, actor schema.Actor, muts []Mutation, opts Options) ([]Result, error) {
 	r := &applyReq{ctx: ctx, actor: actor, muts: muts, opts: opts, done: make(chan struct{})}
 	select {
@@ -248,7 +260,8 @@ func (e *Engine) commitGroup(group []*applyReq) {
 			e.seq = seq
 			tx.Exec(`ROLLBACK TO req`)
 			tx.Exec(`RELEASE req`)
-			r.err = err
+			// A Whole batch refused answers its results too.
+			r.err, r.res = err, res
 			if _, refused := schema.AsError(err); !refused { // a refusal is the caller's answer, not a fault
 				e.Log.Error("apply batch", "err", err, "actor", r.actor.UserID)
 			}
@@ -435,6 +448,16 @@ func (w *wtx) applyBatch(actor schema.Actor, muts []Mutation, opts Options) ([]R
 			}
 		}
 		out[i] = res
+	}
+	if opts.Whole || opts.DryRun {
+		for _, r := range out {
+			if r.Status == StatusRejected {
+				return out, ErrNotWritten
+			}
+		}
+		if opts.DryRun {
+			return out, ErrNotWritten
+		}
 	}
 	return out, nil
 }
