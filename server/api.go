@@ -168,8 +168,8 @@ func likeArg(q string) string {
 func (s *Server) listCustomers(c *fiber.Ctx) error {
 	q := syncer.Query{Entity: schema.EntCustomer, Order: "data ->> 'name', id"}
 	if v := c.Query("q"); v != "" {
-		q.Where = append(q.Where, `data ->> 'name' LIKE ? ESCAPE '\' OR data ->> 'phone' LIKE ? ESCAPE '\'`)
-		q.Args = append(q.Args, likeArg(v), likeArg(v))
+		q.Where = append(q.Where, `data ->> 'name' LIKE ? ESCAPE '\' OR data ->> 'phone' LIKE ? ESCAPE '\' OR data ->> 'code' LIKE ? ESCAPE '\'`)
+		q.Args = append(q.Args, likeArg(v), likeArg(v), likeArg(v))
 	}
 	return s.list(c, q)
 }

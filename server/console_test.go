@@ -459,3 +459,119 @@ func TestConsoleFirstLoginChangesPassword(t *testing.T) {
 		t.Errorf("the printed password still logs in: %d", r.Status)
 	}
 }
+
+func TestConsoleCustomersAndImport(t *testing.T) {
+	env := newEnv(t, true)
+	base := env.start()
+	ctx := browser(t, 3*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+	)
+
+	// A hotline call from a new customer: customer, site and equipment are created without
+	// leaving intake, and the request is registered against them.
+	step(t, ctx, "new customer during intake",
+		chromedp.Navigate(base+"/console/#/intake"),
+		chromedp.WaitVisible(css("#new-customer-open")),
+		chromedp.Click(css("#new-customer-open")),
+		chromedp.WaitVisible(css("#new-customer-form")),
+		chromedp.SendKeys(css("#new-customer-form input[name=name]"), "宁波海曙新材料有限公司"),
+		chromedp.SendKeys(css("#new-customer-form input[name=phone]"), "0574-88886666"),
+		chromedp.SendKeys(css("#new-customer-form input[name=site_name]"), "二号厂房"),
+		chromedp.SendKeys(css("#new-customer-form input[name=model]"), "S7-1500"),
+		chromedp.SendKeys(css("#new-customer-form input[name=serial]"), "NB-2026-0001"),
+		chromedp.SetValue(css("#new-customer-form input[name=warranty_until]"), "2030-06-30"),
+		chromedp.Click(css("#new-customer-form button[type=submit]")),
+		waitJS(`document.querySelector('.chosen')?.textContent.includes('宁波海曙新材料有限公司') &&
+			document.querySelector('select[name=asset_id]').selectedOptions[0]?.textContent.includes('NB-2026-0001') &&
+			document.querySelector('select[name=site_id]').selectedOptions[0]?.textContent.includes('二号厂房') &&
+			document.getElementById('new-customer-form').hidden`),
+		chromedp.SendKeys(css("textarea[name=fault_symptoms]"), "PLC 通讯中断 / PLC link down"),
+		chromedp.Click(css("#intake-form button[type=submit]")),
+		waitJS(`location.hash.startsWith('#/tickets/') && document.querySelector('.page-head')?.textContent.includes('宁波海曙新材料有限公司')`),
+	)
+	if log := text(t, ctx, "dl.fields"); !strings.Contains(log, "NB-2026-0001") && !strings.Contains(log, "S7-1500") {
+		t.Errorf("the ticket does not show the new equipment:\n%s", log)
+	}
+
+	// The customer list finds the customer; its page edits it and adds equipment.
+	step(t, ctx, "customer list",
+		chromedp.Navigate(base+"/console/#/customers"),
+		chromedp.WaitVisible(css("table.customers")),
+		chromedp.SendKeys(css("form.filters input[name=q]"), "宁波"),
+		chromedp.Click(css("form.filters button[type=submit]")),
+		waitJS(`document.querySelectorAll('table.customers tbody tr').length === 1`),
+		chromedp.Click(css("table.customers tbody a")),
+		chromedp.WaitVisible(css("#customer-edit")),
+		chromedp.SetValue(css("#customer-edit input[name=code]"), "NB001"),
+		chromedp.Click(css("#customer-edit button[type=submit]")),
+		waitJS(`document.querySelector('.page-head')?.textContent.includes('NB001')`),
+		chromedp.Click(css("#asset-new")),
+		chromedp.WaitVisible(css("#asset-form")),
+		chromedp.SendKeys(css("#asset-form input[name=model]"), "G120"),
+		chromedp.SendKeys(css("#asset-form input[name=serial]"), "NB-2026-0002"),
+		chromedp.SetValue(css("#asset-form input[name=warranty_until]"), "2020-01-31"),
+		chromedp.Click(css("#asset-form input[name=manufacturer_onsite]")),
+		chromedp.Click(css("#asset-form button[type=submit]")),
+		waitJS(`document.querySelector('table.assets')?.textContent.includes('NB-2026-0002')`),
+	)
+	assets := text(t, ctx, "table.assets")
+	if !strings.Contains(assets, "已过保 Out of warranty") || !strings.Contains(assets, "保修期内 In warranty") || !strings.Contains(assets, "厂家上门") {
+		t.Errorf("the equipment table shows:\n%s", assets)
+	}
+	read(t, ctx, "scroll up", chromedp.Evaluate[bool](`window.scrollTo(0, 0), document.getElementById('flash').replaceChildren(), true`))
+	screenshot(t, ctx, "console-customer.png")
+
+	// A serial already taken is refused with the reason, on the form.
+	step(t, ctx, "duplicate serial",
+		chromedp.Click(css("#asset-new")),
+		chromedp.WaitVisible(css("#asset-form")),
+		chromedp.SendKeys(css("#asset-form input[name=model]"), "G120"),
+		chromedp.SendKeys(css("#asset-form input[name=serial]"), "NB-2026-0002"),
+		chromedp.Click(css("#asset-form button[type=submit]")),
+		chromedp.WaitVisible(css("#asset-form .error")),
+	)
+	if e := text(t, ctx, "#asset-form .error"); !strings.Contains(e, "NB-2026-0002") || !strings.Contains(e, "taken") {
+		t.Errorf("duplicate serial error: %q", e)
+	}
+
+	// Import: a file with a bad row is previewed with the row named and cannot be imported;
+	// the fixed file imports.
+	dir := t.TempDir()
+	bad, good := filepath.Join(dir, "bad.csv"), filepath.Join(dir, "good.csv")
+	csvText := customersCSV(50)
+	os.WriteFile(bad, []byte(strings.Replace(csvText, "K0020,客户 20 有限公司,", "K0020,,", 1)), 0o644)
+	os.WriteFile(good, []byte(csvText), 0o644)
+	step(t, ctx, "import preview with a bad row",
+		chromedp.Navigate(base+"/console/#/import"),
+		chromedp.WaitVisible(css("#import-form")),
+		chromedp.SetUploadFiles(css("#import-form input[type=file]"), []string{bad}),
+		chromedp.Click(css("#import-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.import-errors")),
+	)
+	if e := text(t, ctx, "table.import-errors"); !strings.Contains(e, "22") || !strings.Contains(e, "name is missing") {
+		t.Errorf("the bad row is not named:\n%s", e)
+	}
+	if dis := read(t, ctx, "import button", chromedp.Evaluate[bool](`document.getElementById('import-commit').disabled`)); !dis {
+		t.Error("a file with errors can be imported")
+	}
+	read(t, ctx, "clear flash", chromedp.Evaluate[bool](`document.getElementById('flash').replaceChildren(), true`))
+	screenshot(t, ctx, "console-import.png")
+	step(t, ctx, "import the fixed file",
+		chromedp.SetUploadFiles(css("#import-form input[type=file]"), []string{good}),
+		chromedp.Click(css("#import-form button[type=submit]")),
+		waitJS(`document.querySelector('#import-report .counts')?.textContent.includes('create 50') && !document.getElementById('import-commit').disabled`),
+		chromedp.Click(css("#import-commit")),
+		waitJS(`document.querySelector('#import-report h2')?.textContent.includes('已导入')`),
+	)
+	tok := env.login("coord", DemoPassword)
+	if r := env.must(env.do("GET", "/api/v1/customers?q=K00", tok, nil), 200).Body; r["total"] != float64(50) {
+		t.Errorf("%v customers with code K00.. after the import", r["total"])
+	}
+}

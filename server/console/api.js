@@ -40,12 +40,16 @@ export const session = {
 export let onUnauthenticated = () => {};
 export function setUnauthenticatedHandler(fn) { onUnauthenticated = fn; }
 
-async function request(method, path, body, { raw = false, timeoutMs = 30000 } = {}) {
+async function request(method, path, body, { raw = false, timeoutMs = 30000, ifMatch, file } = {}) {
   const headers = { Accept: raw ? '*/*' : 'application/json' };
   const token = session.token;
   if (token) headers.Authorization = 'Bearer ' + token;
+  if (ifMatch) headers['If-Match'] = String(ifMatch);
   const init = { method, headers, signal: AbortSignal.timeout(timeoutMs) };
-  if (body !== undefined) {
+  if (file) {
+    headers['Content-Type'] = 'application/octet-stream';
+    init.body = file;
+  } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
@@ -56,9 +60,11 @@ async function request(method, path, body, { raw = false, timeoutMs = 30000 } = 
     throw new ApiError(0, 'network', '无法连接服务器 Cannot reach the server (' + e.message + ')');
   }
   if (!res.ok) {
-    let err = null;
-    try { err = (await res.json()).error; } catch { /* not JSON */ }
+    let body = null;
+    try { body = await res.json(); } catch { /* not JSON */ }
+    const err = body?.error;
     const e = new ApiError(res.status, err?.code || 'http_' + res.status, err?.message || res.statusText || 'HTTP ' + res.status, err?.field);
+    e.body = body; // e.g. an import's report with the rows it refused
     if (res.status === 401 && token) onUnauthenticated(e);
     throw e;
   }
@@ -70,8 +76,11 @@ async function request(method, path, body, { raw = false, timeoutMs = 30000 } = 
 export const api = {
   get: (p) => request('GET', p),
   post: (p, body) => request('POST', p, body === undefined ? {} : body),
-  patch: (p, body) => request('PATCH', p, body),
   put: (p, body) => request('PUT', p, body),
+  // patch edits the version the user saw (If-Match), so an edit made meanwhile is a conflict.
+  patch: (p, body, version) => request('PATCH', p, body, { ifMatch: version }),
+  // upload sends a file as the request body.
+  upload: (p, file) => request('POST', p, undefined, { file, timeoutMs: 120000 }),
   blob: async (p) => (await request('GET', p, undefined, { raw: true, timeoutMs: 60000 })).blob(),
 };
 

@@ -7,6 +7,7 @@ import { ticketPage } from './ticket.js';
 import { intakePage } from './intake.js';
 import { monthsPage } from './months.js';
 import { alertsPage } from './alerts.js';
+import { customersPage, customerPage, importPage } from './customers.js';
 
 const main = () => document.getElementById('main');
 let loaded = false;
@@ -49,7 +50,9 @@ async function route() {
     }
     let page;
     if (parts[0] === 'tickets' && parts[1]) page = await ticketPage(parts[1]);
-    else if (parts[0] === 'intake') page = await intakePage();
+    else if (parts[0] === 'intake') page = await intakePage(query);
+    else if (parts[0] === 'customers') page = parts[1] ? await customerPage(parts[1]) : await customersPage(query);
+    else if (parts[0] === 'import') page = await importPage();
     else if (parts[0] === 'months') page = await monthsPage(parts[1]);
     else if (parts[0] === 'alerts') page = await alertsPage();
     else page = await ticketsPage(query);

@@ -1,17 +1,72 @@
 // intake.js: registering a request (P3): find the customer, or the equipment by its serial
 // with its warranty status shown at once, then classify and agree the handling.
 import { api } from './api.js';
-import { h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
+import { h, bi, flash, errorBox, showError, field, select, busy } from './ui.js';
 import { label } from './i18n.js';
 import { state, me } from './state.js';
+import { customerControls, customerFields, warrantyBadge } from './customers.js';
 
 const enc = encodeURIComponent;
 
-function warrantyBadge(w) {
-  return badge(label('warranty', w), w === 'in' ? 'ok' : w === 'out' ? 'warn' : '');
+// newCustomerForm registers a caller who is not in the system yet, without leaving the call:
+// the customer, and if given their site and the equipment, then hands the customer (and the
+// equipment) to chosen.
+function newCustomerForm(chosen) {
+  const box = errorBox();
+  const form = h('form', { class: 'card new-customer', id: 'new-customer-form', novalidate: true, hidden: true },
+    h('h2', {}, bi('新客户 New customer')),
+    customerControls(),
+    h('div', { class: 'grid2' },
+      field('地点名称 Site name', h('input', { name: 'site_name', placeholder: '例如 e.g. 总部 Head office' })),
+      field('地点地址 Site address', h('input', { name: 'site_address' }))),
+    h('div', { class: 'grid3' },
+      field('设备型号 Equipment model', h('input', { name: 'model' })),
+      field('序列号 Serial', h('input', { name: 'serial' })),
+      field('保修至 Warranty until', h('input', { name: 'warranty_until', type: 'date' }))),
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'manufacturer_onsite' }), ' ', bi('厂家提供上门服务 Manufacturer serves on site')),
+    box,
+    h('button', { type: 'submit', class: 'primary' }, bi('创建并选用 Create and use')), ' ',
+    h('button', { type: 'button', onclick: () => { form.hidden = true; } }, bi('取消 Cancel')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError(form, box, null);
+    const v = (n) => form.elements[n].value.trim();
+    if ((v('model') === '') !== (v('serial') === '')) {
+      showError(form, box, { message: '设备需要型号和序列号 Equipment needs both model and serial', field: v('model') ? 'serial' : 'model' });
+      return;
+    }
+    await busy(form, async () => {
+      let c = null;
+      try {
+        const body = {};
+        for (const n of customerFields) if (v(n)) body[n] = v(n);
+        c = await api.post('customers', body);
+        let site = null;
+        if (v('site_name')) site = await api.post(`customers/${enc(c.id)}/sites`, { name: v('site_name'), ...(v('site_address') ? { address: v('site_address') } : {}) });
+        let asset = null;
+        if (v('serial')) {
+          asset = await api.post('assets', {
+            customer_id: c.id, model: v('model'), serial: v('serial'), manufacturer_onsite: form.elements.manufacturer_onsite.checked,
+            ...(site ? { site_id: site.id } : {}), ...(v('warranty_until') ? { warranty_until: v('warranty_until') } : {}),
+          });
+        }
+        await chosen(c, asset?.id);
+        form.hidden = true;
+        form.reset();
+        flash(`${c.name} 已创建 created`);
+      } catch (e) {
+        if (c) { // the customer exists now: use it, and say what is missing
+          await chosen(c).catch(() => {});
+          e.message = `客户已创建，但 the customer was created, but: ${e.message}`;
+        }
+        showError(form, box, e);
+      }
+    });
+  });
+  return form;
 }
 
-export async function intakePage() {
+export async function intakePage(query) {
   document.title = '登记 Intake · fieldsync';
   const m = state.meta;
   const box = errorBox();
@@ -84,11 +139,13 @@ export async function intakePage() {
   };
   serial.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); findSerial(); } });
 
+  const newCust = newCustomerForm((c, assetId) => chooseCustomer(c, assetId));
   const sources = m.sources.filter((s) => s !== 'technician_report' || me()?.role === 'technician');
   const form = h('form', { class: 'card intake', id: 'intake-form', novalidate: true },
     h('h2', {}, bi('1. 客户与设备 Customer and equipment')),
     h('div', { class: 'grid2' },
-      h('div', {}, field('查找客户 Find customer', custSearch), custResults),
+      h('div', {}, field('查找客户 Find customer', custSearch), custResults,
+        h('button', { type: 'button', id: 'new-customer-open', onclick: () => { newCust.hidden = false; newCust.elements.name.focus(); } }, bi('＋ 新客户 New customer'))),
       h('div', {}, field('按序列号查设备 Equipment by serial', serial), h('button', { type: 'button', onclick: findSerial }, bi('查找 Look up')), serialOut)),
     chosen,
     h('div', { class: 'grid2' }, field('地点 Site', siteSel), h('div', {}, field('设备 Equipment', assetSel), assetWarranty)),
@@ -134,5 +191,6 @@ export async function intakePage() {
     });
   });
 
-  return h('section', {}, h('div', { class: 'page-head' }, h('h1', {}, bi('登记服务请求 Register a request'))), form);
+  if (query?.get('customer')) await chooseCustomer(await api.get('customers/' + enc(query.get('customer'))));
+  return h('section', {}, h('div', { class: 'page-head' }, h('h1', {}, bi('登记服务请求 Register a request'))), newCust, form);
 }
