@@ -390,3 +390,21 @@ func (s *Server) revokeDevice(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"revoked": true})
 }
+
+// resetPassword sets a user's password (admin): {password}. Their sessions end.
+func (s *Server) resetPassword(c *fiber.Ctx) error {
+	var b struct {
+		Password string `json:"password"`
+	}
+	if err := decodeBody(c, &b); err != nil {
+		return err
+	}
+	u, err := s.Engine.Get(c.UserContext(), schema.EntUser, strings.Clone(c.Params("id")))
+	if err != nil {
+		return err
+	}
+	if err := s.Engine.SetPassword(c.UserContext(), u.Str("username"), b.Password); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"reset": true})
+}

@@ -570,3 +570,52 @@ func TestParallelGuessesAreLimited(t *testing.T) {
 		t.Errorf("%d of 40 parallel guesses were checked; the limit is %d", checked, gateRules[0].max)
 	}
 }
+
+// An admin changes a user's role, disables them (their token stops at once) and resets a
+// password (the old one stops working); nobody else may.
+func TestAdminManagesUsers(t *testing.T) {
+	env := newEnv(t, true)
+	admin := env.login("admin", DemoPassword)
+	coord := env.login("coord", DemoPassword)
+	var mgr map[string]any
+	for _, u := range env.must(env.do("GET", "/api/v1/users", admin, nil), 200).Body["items"].([]any) {
+		if m := u.(map[string]any); m["username"] == "manager" {
+			mgr = m
+		}
+	}
+	if mgr == nil {
+		t.Fatal("no demo manager")
+	}
+	id, ver := str(mgr, "id"), fmt.Sprint(mgr["version"])
+	mtok := env.login("manager", DemoPassword)
+	if r := env.do("PATCH", "/api/v1/users/"+id, coord, map[string]any{"active": false}, "If-Match", ver); r.Status != 403 {
+		t.Errorf("a coordinator disabled a user: %d %s", r.Status, r.Raw)
+	}
+	u := env.must(env.do("PATCH", "/api/v1/users/"+id, admin, map[string]any{"role": "leader"}, "If-Match", ver), 200).Body
+	if u["role"] != "leader" {
+		t.Errorf("role change: %v", u)
+	}
+	env.must(env.do("PATCH", "/api/v1/users/"+id, admin, map[string]any{"active": false}, "If-Match", fmt.Sprint(u["version"])), 200)
+	if r := env.do("GET", "/api/v1/me", mtok, nil); r.Status != 401 {
+		t.Errorf("a disabled user's token still works: %d", r.Status)
+	}
+	if r := env.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "manager", "password": DemoPassword}); r.Status != 401 {
+		t.Errorf("a disabled user logs in: %d", r.Status)
+	}
+
+	ctok := env.login("tech1", DemoPassword)
+	var tech string
+	for _, u := range env.must(env.do("GET", "/api/v1/users", admin, nil), 200).Body["items"].([]any) {
+		if m := u.(map[string]any); m["username"] == "tech1" {
+			tech = str(m, "id")
+		}
+	}
+	if r := env.do("POST", "/api/v1/users/"+tech+"/password", admin, map[string]string{"password": "x"}); r.Status != 400 {
+		t.Errorf("a too short password: %d %s", r.Status, r.Raw)
+	}
+	env.must(env.do("POST", "/api/v1/users/"+tech+"/password", admin, map[string]string{"password": "a-new-password-1"}), 200)
+	if r := env.do("GET", "/api/v1/me", ctok, nil); r.Status != 401 {
+		t.Errorf("the old session survived a password reset: %d", r.Status)
+	}
+	env.login("tech1", "a-new-password-1")
+}

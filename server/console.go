@@ -93,6 +93,7 @@ func consoleMeta() []byte {
 	b, err := json.Marshal(map[string]any{
 		"steps":         steps,
 		"statuses":      schema.Statuses,
+		"roles":         schema.Roles,
 		"urgencies":     schema.Urgencies,
 		"sources":       schema.Sources,
 		"warranties":    schema.Warranties,

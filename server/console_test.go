@@ -575,3 +575,60 @@ func TestConsoleCustomersAndImport(t *testing.T) {
 		t.Errorf("%v customers with code K00.. after the import", r["total"])
 	}
 }
+
+func TestConsolePeople(t *testing.T) {
+	env := newEnv(t, true)
+	base := env.start()
+	mtok := env.login("manager", DemoPassword)
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in as admin",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "admin"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.WaitVisible(css("[data-nav=users]")),
+		chromedp.Click(css("[data-nav=users]")),
+		chromedp.WaitVisible(css("#user-new")),
+	)
+	// A new technician on probation; then the manager is disabled: their open session ends.
+	step(t, ctx, "add a user",
+		chromedp.SendKeys(css("#user-new input[name=username]"), "tech9"),
+		chromedp.SendKeys(css("#user-new input[name=name]"), "赵六 Zhao Liu"),
+		chromedp.SendKeys(css("#user-new input[name=password]"), "initial-pass-9"),
+		chromedp.Click(css("#user-new input[name=probation]")),
+		chromedp.Click(css("#user-new button[type=submit]")),
+		chromedp.WaitVisible(css(`form[data-user="tech9"]`)),
+		chromedp.Click(css(`form[data-user="manager"] .toggle-active`)),
+		waitJS(`document.querySelector('form[data-user="manager"]')?.textContent.includes('已停用')`),
+	)
+	if r := env.do("GET", "/api/v1/me", mtok, nil); r.Status != 401 {
+		t.Errorf("the disabled manager's session still works: %d", r.Status)
+	}
+	if p := read(t, ctx, "probation", chromedp.Evaluate[bool](`document.querySelector('form[data-user="tech9"] input[name=probation]').checked`)); !p {
+		t.Error("the new technician is not shown on probation")
+	}
+	step(t, ctx, "reset a password",
+		chromedp.SendKeys(css(`form[data-user="tech9"] input[name=new_password]`), "second-pass-9"),
+		chromedp.Click(css(`form[data-user="tech9"] .reset-password`)),
+		waitJS(`document.getElementById('flash').textContent.includes('password reset')`),
+	)
+	env.login("tech9", "second-pass-9")
+	read(t, ctx, "scroll up", chromedp.Evaluate[bool](`window.scrollTo(0, 0), document.getElementById('flash').replaceChildren(), true`))
+	screenshot(t, ctx, "console-people.png")
+
+	// Other roles do not see the menu item.
+	step(t, ctx, "coordinator",
+		chromedp.Click(css("#logout")),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+	)
+	if hidden := read(t, ctx, "menu", chromedp.Evaluate[bool](`document.querySelector('[data-nav=users]').hidden`)); !hidden {
+		t.Error("a coordinator sees the People menu")
+	}
+}

@@ -35,6 +35,8 @@ func (s *Server) routes() {
 	admin := roles(schema.RoleAdmin)
 	office.Get("/users", s.listUsers)
 	office.Post("/users", admin, s.createUser)
+	office.Patch("/users/:id", admin, s.patchRecord(schema.EntUser))
+	office.Post("/users/:id/password", admin, s.resetPassword)
 	office.Get("/devices", s.listDevices)
 	office.Post("/devices/:id/revoke", roles(schema.RoleAdmin, schema.RoleCoordinator), s.revokeDevice)
 

@@ -8,6 +8,7 @@ import { intakePage } from './intake.js';
 import { monthsPage } from './months.js';
 import { alertsPage } from './alerts.js';
 import { customersPage, customerPage, importPage } from './customers.js';
+import { usersPage } from './users.js';
 
 const main = () => document.getElementById('main');
 let loaded = false;
@@ -39,6 +40,7 @@ async function route() {
   top.hidden = false;
   const u = me();
   document.getElementById('who').replaceChildren(u.name, ' · ', ...bi(label('role', u.role)));
+  document.querySelector('[data-nav=users]').hidden = u.role !== 'admin';
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === parts[0]) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
@@ -53,6 +55,7 @@ async function route() {
     else if (parts[0] === 'intake') page = await intakePage(query);
     else if (parts[0] === 'customers') page = parts[1] ? await customerPage(parts[1]) : await customersPage(query);
     else if (parts[0] === 'import') page = await importPage();
+    else if (parts[0] === 'users') page = await usersPage();
     else if (parts[0] === 'months') page = await monthsPage(parts[1]);
     else if (parts[0] === 'alerts') page = await alertsPage();
     else page = await ticketsPage(query);
