@@ -148,6 +148,9 @@ func init() {
 		{Name: "dedicated", Kind: KBool, Writers: SideOffice},
 		{Name: "probation", Kind: KBool, Writers: SideOffice},
 		{Name: "active", Kind: KBool, Writers: SideOffice},
+		// The dated history of probation and dedicated (EmploymentOn); with it, those two
+		// flags are today's entry and change only through it.
+		{Name: "employment", Kind: KJSON, Writers: SideOffice, Check: checkEmployment},
 	}})
 	register(&Entity{Name: EntSetting, UpdateRoles: []string{RoleAdmin}, Fields: []Field{
 		{Name: "key", Kind: KString},
@@ -253,6 +256,59 @@ func init() {
 		{Name: "notes", Kind: KText, Writers: SideOffice, CreateOnly: true},
 		{Name: "technician_id", Kind: KRef, Ref: EntUser},
 	}})
+}
+
+// checkEmployment accepts [{from: "YYYY-MM-DD", probation: bool, dedicated: bool}, ...],
+// dates strictly increasing.
+func checkEmployment(v any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("must be a list of {from, probation, dedicated}")
+	}
+	if len(list) > 100 {
+		return fmt.Errorf("has %d entries, at most 100", len(list))
+	}
+	prev := ""
+	for i, x := range list {
+		m, ok := x.(map[string]any)
+		if !ok || len(m) != 3 {
+			return fmt.Errorf("item %d must be exactly {from, probation, dedicated}", i)
+		}
+		from, _ := m["from"].(string)
+		if _, err := time.Parse(time.DateOnly, from); err != nil {
+			return fmt.Errorf("item %d: from must be a date YYYY-MM-DD", i)
+		}
+		if from <= prev {
+			return fmt.Errorf("item %d: from %s must come after %s (one entry per date, in order)", i, from, prev)
+		}
+		prev = from
+		for _, k := range []string{"probation", "dedicated"} {
+			if _, ok := m[k].(bool); !ok {
+				return fmt.Errorf("item %d: %s must be true or false", i, k)
+			}
+		}
+	}
+	return nil
+}
+
+// EmploymentOn returns a user's probation and dedicated facts in force on day (YYYY-MM-DD):
+// the last entry of their employment history dated on or before it (before the first
+// entry, the first entry: it is where the record starts). Without a history, the flags.
+func EmploymentOn(u Doc, day string) (probation, dedicated bool) {
+	list, _ := u["employment"].([]any)
+	if len(list) == 0 {
+		return u.Bool("probation"), u.Bool("dedicated")
+	}
+	e, _ := list[0].(map[string]any)
+	for _, x := range list {
+		m, _ := x.(map[string]any)
+		if from, _ := m["from"].(string); from <= day {
+			e = m
+		}
+	}
+	p, _ := e["probation"].(bool)
+	d, _ := e["dedicated"].(bool)
+	return p, d
 }
 
 func checkContacts(v any) error {

@@ -607,7 +607,7 @@ func TestConsolePeople(t *testing.T) {
 	if r := env.do("GET", "/api/v1/me", mtok, nil); r.Status != 401 {
 		t.Errorf("the disabled manager's session still works: %d", r.Status)
 	}
-	if p := read(t, ctx, "probation", chromedp.Evaluate[bool](`document.querySelector('form[data-user="tech9"] input[name=probation]').checked`)); !p {
+	if p := text(t, ctx, `form[data-user="tech9"] .employment`); !strings.Contains(p, "试用期 Probation") {
 		t.Error("the new technician is not shown on probation")
 	}
 	step(t, ctx, "reset a password",
@@ -616,6 +616,16 @@ func TestConsolePeople(t *testing.T) {
 		waitJS(`document.getElementById('flash').textContent.includes('password reset')`),
 	)
 	env.login("tech9", "second-pass-9")
+	// tech2's probation ends from a date: the history shows both entries.
+	step(t, ctx, "end a probation",
+		chromedp.SetValue(css(`form[data-user="tech2"] input[name=from]`), "2026-12-01"),
+		chromedp.Click(css(`form[data-user="tech2"] input[name=e_probation]`)),
+		chromedp.Click(css(`form[data-user="tech2"] .record-employment`)),
+		waitJS(`document.querySelector('form[data-user="tech2"] .employment')?.textContent.includes('2026-12-01 起 from: 非 not 试用 probation')`),
+	)
+	if e := text(t, ctx, `form[data-user="tech2"] .employment`); !strings.Contains(e, "起 from: 试用 probation") {
+		t.Errorf("tech2's history does not keep the probation before the change: %q", e)
+	}
 	read(t, ctx, "scroll up", chromedp.Evaluate[bool](`window.scrollTo(0, 0), document.getElementById('flash').replaceChildren(), true`))
 	screenshot(t, ctx, "console-people.png")
 

@@ -414,3 +414,68 @@ func TestMonthDemoReady(t *testing.T) {
 		t.Errorf("demo month has %d rows, want the 3 technicians", n)
 	}
 }
+
+// Probation kept as dated history: a month is computed with the facts in force on its first
+// day, so ending a probation changes the next month's bonus and not an approved month.
+func TestProbationHistoryDecidesTheMonth(t *testing.T) {
+	env := newEnv(t, true)
+	admin := env.login("admin", DemoPassword)
+	var tech2 map[string]any
+	for _, u := range env.must(env.do("GET", "/api/v1/users", admin, nil), 200).Body["items"].([]any) {
+		if m := u.(map[string]any); m["username"] == "tech2" {
+			tech2 = m
+		}
+	}
+	clock := &monthClock{}
+	clock.set(shanghai("2026-10-15 10:00"))
+	env.srv.Engine.Now = clock.now
+	tok := map[string]string{}
+	for _, u := range []string{"admin", "coord", "manager", "leader"} {
+		tok[u] = env.login(u, DemoPassword)
+	}
+	id := str(tech2, "id")
+	eligible := func(month string) any {
+		r := env.must(env.do("POST", "/api/v1/months/"+month+"/compile", tok["coord"], nil), 200)
+		return monthRow(t, r.Body, id)["bonus_eligible"]
+	}
+	if e := eligible("2026-09"); e != false {
+		t.Fatalf("tech2 on probation is bonus eligible in September: %v", e)
+	}
+	env.must(env.do("POST", "/api/v1/months/2026-09/actions/review", tok["manager"], map[string]any{}), 200)
+	env.must(env.do("POST", "/api/v1/months/2026-09/actions/approve", tok["leader"], map[string]any{}), 200)
+
+	version := fmt.Sprint(tech2["version"])
+	patch := func(hist []map[string]any) map[string]any {
+		r := env.must(env.do("PATCH", "/api/v1/users/"+id, tok["admin"], map[string]any{"employment": hist}, "If-Match", version), 200).Body
+		version = fmt.Sprint(r["version"])
+		return r
+	}
+	// Probation ends mid-October: October is still a probation month.
+	u := patch([]map[string]any{{"from": "2026-01-01", "probation": true, "dedicated": true}, {"from": "2026-10-16", "probation": false, "dedicated": true}})
+	if u["probation"] != true {
+		t.Errorf("on 15 October the flag shows %v, want the entry in force (probation)", u["probation"])
+	}
+	if e := eligible("2026-10"); e != false {
+		t.Errorf("probation ending on 16 October made October bonus eligible: %v", e)
+	}
+	// Dated from 1 October instead: October counts without probation; September stays.
+	u = patch([]map[string]any{{"from": "2026-01-01", "probation": true, "dedicated": true}, {"from": "2026-10-01", "probation": false, "dedicated": true}})
+	if u["probation"] != false {
+		t.Errorf("the flag after the change: %v", u["probation"])
+	}
+	if e := eligible("2026-10"); e != true {
+		t.Errorf("probation ended on 1 October, October bonus eligible: %v", e)
+	}
+	sep := env.must(env.do("GET", "/api/v1/months/2026-09", tok["coord"], nil), 200)
+	if e := monthRow(t, sep.Body, id)["bonus_eligible"]; e != false {
+		t.Errorf("the approved September changed: %v", e)
+	}
+
+	// With a history the flags change only through it; a bad history is refused.
+	if r := env.do("PATCH", "/api/v1/users/"+id, tok["admin"], map[string]any{"probation": true}, "If-Match", version); r.Status != 400 || r.errField() != "probation" {
+		t.Errorf("a direct probation edit over a history: %d %s", r.Status, r.Raw)
+	}
+	if r := env.do("PATCH", "/api/v1/users/"+id, tok["admin"], map[string]any{"employment": []map[string]any{{"from": "2026-10-01", "probation": false, "dedicated": true}, {"from": "2026-09-01", "probation": true, "dedicated": true}}}, "If-Match", version); r.Status != 400 || !strings.Contains(string(r.Raw), "must come after") {
+		t.Errorf("an unordered history: %d %s", r.Status, r.Raw)
+	}
+}

@@ -32,7 +32,7 @@ var apiDoc = []routeDoc{
 	{"GET", "/api/v1/users/{id}/alerts", "a user's alert preferences", "admin", false},
 	{"PUT", "/api/v1/users/{id}/alerts", "set a user's alert preferences {lang, events}", "admin", true},
 	{"GET", "/api/v1/alerts/failed", "alert deliveries given up or failing now, with every attempt and the remote's answer (?limit=)", "admin", false},
-	{"PATCH", "/api/v1/users/{id}", "edit a user {name, role, phone, dedicated, probation, active} (If-Match); active: false ends their sessions and closes their connections at once", "admin", true},
+	{"PATCH", "/api/v1/users/{id}", "edit a user {name, role, phone, dedicated, probation, active, employment: [{from, probation, dedicated}]} (If-Match); active: false ends their sessions and closes their connections at once", "admin", true},
 	{"POST", "/api/v1/users/{id}/password", "reset a user's password {password}; their sessions end", "admin", true},
 	{"GET", "/api/v1/devices", "list devices (?user_id=)", "office", false},
 	{"POST", "/api/v1/devices/{id}/revoke", "revoke a device: its token stops, its connections close with 4403", "coordinator, admin", false},

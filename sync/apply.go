@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -450,6 +451,16 @@ func (w *wtx) onUpdate(actor schema.Actor, entity string, cur, next, changed sch
 		}
 	case schema.EntCustomer:
 		return w.unique(schema.EntCustomer, "code", "data ->> 'code'", next)
+	case schema.EntUser:
+		if list, _ := next["employment"].([]any); len(list) > 0 {
+			_, dated := changed["employment"]
+			for _, k := range []string{"probation", "dedicated"} {
+				if _, ok := changed[k]; ok && !dated {
+					return schema.FieldError(schema.CodeValidation, k, "%s has a dated history: record the change with its date in employment", k)
+				}
+			}
+			next["probation"], next["dedicated"] = schema.EmploymentOn(next, w.now.In(w.Settings().Location()).Format(time.DateOnly))
+		}
 	case schema.EntAsset:
 		if err := w.unique(schema.EntAsset, "serial", "serial", next); err != nil {
 			return err

@@ -290,8 +290,10 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		if !u.Bool("active") && !used[u.Str("id")] {
 			continue
 		}
+		// The facts in force on the month's first day hold for the whole month (docs/month-end.md).
+		probation, dedicated := schema.EmploymentOn(u, start.In(s.Location()).Format(time.DateOnly))
 		f.Technicians = append(f.Technicians, schema.MonthTechnician{ID: u.Str("id"), Name: u.Str("name"),
-			Probation: u.Bool("probation"), Dedicated: u.Bool("dedicated")})
+			Probation: probation, Dedicated: dedicated})
 	}
 	return f, ledger, nil
 }

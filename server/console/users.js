@@ -41,13 +41,38 @@ function newUserForm(reload) {
   return form;
 }
 
-// userRow is one user with the admin's controls: role and employment facts saved together
-// (If-Match), disable/enable, and a password reset.
+// employment is a user's dated probation / dedicated history (a month is computed with the
+// entry in force on its first day) with a form to record a change from a date.
+function employment(u, formOf, patch) {
+  const hist = Array.isArray(u.employment) ? u.employment : [];
+  const yes = (b, t) => (b ? t : '非 not ' + t);
+  const from = h('input', { type: 'date', name: 'from', 'aria-label': '生效日期 From' });
+  const prob = h('input', { type: 'checkbox', name: 'e_probation', checked: !!u.probation });
+  const ded = h('input', { type: 'checkbox', name: 'e_dedicated', checked: !!u.dedicated });
+  const record = () => {
+    if (!from.value) { from.focus(); flash('请填写生效日期 Give the date the change takes effect', 'err'); return; }
+    // Without a history the record starts with the facts as they were when the user was added.
+    const list = hist.length ? hist.map((e) => ({ ...e })) : [{ from: (u.created_at || '2000-01-01').slice(0, 10), probation: !!u.probation, dedicated: !!u.dedicated }];
+    const next = list.filter((e) => e.from !== from.value);
+    next.push({ from: from.value, probation: prob.checked, dedicated: ded.checked });
+    next.sort((a, b) => (a.from < b.from ? -1 : 1));
+    patch(formOf(), { employment: next }, `${u.name} 的任职变更已记录 employment change recorded`);
+  };
+  return h('div', { class: 'employment' },
+    h('span', { class: 'muted' }, '任职 Employment: '),
+    hist.length ? hist.map((e) => h('span', { class: 'badge' }, `${e.from} 起 from: ${yes(e.probation, '试用 probation')} · ${yes(e.dedicated, '专职 dedicated')}`))
+      : [badge(u.probation ? '试用期 Probation' : '已转正 Past probation'), ' ', badge(u.dedicated ? '专职 Dedicated' : '非专职 Not dedicated')],
+    h('span', { class: 'employment-change' }, ' ', from,
+      h('label', { class: 'check' }, prob, ' ', bi('试用期 Probation')),
+      h('label', { class: 'check' }, ded, ' ', bi('专职 Dedicated')),
+      h('button', { type: 'button', class: 'record-employment', onclick: record }, bi('记录变更 Record change'))));
+}
+
+// userRow is one user with the admin's controls: role (If-Match), disable/enable, a password
+// reset, the dated employment facts, and their phones.
 function userRow(u, devices, reload) {
   const box = errorBox();
   const role = select('role', state.meta.roles.map((r) => [r, label('role', r)]), u.role);
-  const dedicated = h('input', { type: 'checkbox', name: 'dedicated', checked: !!u.dedicated });
-  const probation = h('input', { type: 'checkbox', name: 'probation', checked: !!u.probation });
   const active = u.active !== false;
   const patch = async (form, body, done) => busy(form, async () => {
     showError(form, box, null);
@@ -62,9 +87,7 @@ function userRow(u, devices, reload) {
       active ? null : badge('已停用 Disabled', 'danger'), u.id === me()?.id ? badge('本人 You', '') : null),
     h('div', { class: 'user-controls' },
       field('角色 Role', role),
-      h('label', { class: 'check' }, dedicated, ' ', bi('专职 Dedicated')),
-      h('label', { class: 'check' }, probation, ' ', bi('试用期 Probation')),
-      h('button', { type: 'submit' }, bi('保存 Save')),
+      h('button', { type: 'submit' }, bi('保存角色 Save role')),
       h('button', { type: 'button', class: active ? 'danger toggle-active' : 'toggle-active',
         onclick: () => patch(form, { active: !active }, active ? `${u.name} 已停用 disabled` : `${u.name} 已启用 enabled`) },
       bi(active ? '停用 Disable' : '启用 Enable')),
@@ -77,6 +100,7 @@ function userRow(u, devices, reload) {
           flash(`${u.name} 的密码已重置 password reset`);
         } catch (e) { e.field = 'new_password'; showError(form, box, e); }
       }) }, bi('重置密码 Reset password'))),
+    u.role === 'technician' ? employment(u, () => form, patch) : null,
     devices.length ? h('ul', { class: 'plain devices' }, devices.map((d) => h('li', {},
       h('span', {}, d.name || d.device_id), ' · ', h('span', { class: 'muted' }, '最近在线 last seen ', d.last_seen_at ? when(d.last_seen_at) : '—'), ' ',
       d.revoked_at ? badge('已吊销 Revoked', 'danger') : h('button', { type: 'button', class: 'link', onclick: () => busy(form, async () => {
@@ -89,12 +113,8 @@ function userRow(u, devices, reload) {
     box);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const body = {};
-    if (role.value !== u.role) body.role = role.value;
-    if (dedicated.checked !== !!u.dedicated) body.dedicated = dedicated.checked;
-    if (probation.checked !== !!u.probation) body.probation = probation.checked;
-    if (!Object.keys(body).length) { flash('没有修改 Nothing changed'); return; }
-    patch(form, body, `${u.name} 已保存 saved`);
+    if (role.value === u.role) { flash('没有修改 Nothing changed'); return; }
+    patch(form, { role: role.value }, `${u.name} 已保存 saved`);
   });
   return form;
 }
