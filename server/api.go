@@ -353,6 +353,25 @@ func (s *Server) getSettings(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"items": visibleSettings(s.Engine.Settings().All(), session(c).Actor.Role)})
 }
 
+// settingsHistory lists who changed which setting when, newest first (?key=, limit, offset).
+func (s *Server) settingsHistory(c *fiber.Ctx) error {
+	limit, offset, err := page(c)
+	if err != nil {
+		return err
+	}
+	key := c.Query("key")
+	if key != "" {
+		if _, ok := schema.SettingDefByKey(key); !ok {
+			return schema.FieldError(schema.CodeValidation, "key", "no setting %q", key)
+		}
+	}
+	items, err := s.Engine.SettingsHistory(c.UserContext(), key, limit, offset)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": items, "limit": limit, "offset": offset})
+}
+
 // putSettings sets any number of settings, {"key": value, ...}, in one transaction: all or
 // nothing.
 func (s *Server) putSettings(c *fiber.Ctx) error {

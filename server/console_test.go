@@ -642,3 +642,68 @@ func TestConsolePeople(t *testing.T) {
 		t.Error("a coordinator sees the People menu")
 	}
 }
+
+func TestConsoleSettings(t *testing.T) {
+	env := newEnv(t, true)
+	base := env.start()
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in as admin",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "admin"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Click(css("[data-nav=settings]")),
+		chromedp.WaitVisible(css("#settings-form")),
+	)
+	if d := text(t, ctx, `tr[data-key="response_minutes_high"]`); !strings.Contains(d, "response deadline") {
+		t.Errorf("the setting has no description: %q", d)
+	}
+	// A bad value is refused, named, and nothing is saved, not even the good one beside it.
+	step(t, ctx, "bad value",
+		chromedp.SetValue(css("#set-response_minutes_high"), "45"),
+		chromedp.SetValue(css("#set-timezone"), "Mars/Olympus"),
+		chromedp.Click(css("#settings-form button[type=submit]")),
+		chromedp.WaitVisible(css("#settings-form .error")),
+		waitJS(`document.getElementById('set-timezone').getAttribute('aria-invalid') === 'true'`),
+	)
+	tok := env.login("coord", DemoPassword)
+	value := func(key string) any {
+		for _, it := range env.must(env.do("GET", "/api/v1/settings", tok, nil), 200).Body["items"].([]any) {
+			if m := it.(map[string]any); m["key"] == key {
+				return m["value"]
+			}
+		}
+		return nil
+	}
+	if v := value("response_minutes_high"); v != float64(60) {
+		t.Fatalf("a refused value changed the setting to %v", v)
+	}
+	step(t, ctx, "save",
+		chromedp.SetValue(css("#set-timezone"), "Asia/Shanghai"),
+		chromedp.Click(css("#settings-form button[type=submit]")),
+		waitJS(`[...document.querySelectorAll('table.settings-history tbody tr')].some(r => r.textContent.includes('response_minutes_high') && r.textContent.includes('45') && r.textContent.includes('Admin'))`),
+	)
+	if v := value("response_minutes_high"); v != float64(45) {
+		t.Errorf("the saved setting is %v", v)
+	}
+	read(t, ctx, "clear flash", chromedp.Evaluate[bool](`document.getElementById('flash').replaceChildren(), true`))
+	screenshot(t, ctx, "console-settings.png")
+
+	// A coordinator sees the settings but cannot change them.
+	step(t, ctx, "coordinator",
+		chromedp.Click(css("#logout")),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Navigate(base+"/console/#/settings"),
+		chromedp.WaitVisible(css("#settings-form")),
+	)
+	if dis := read(t, ctx, "disabled", chromedp.Evaluate[bool](`document.getElementById('set-response_minutes_high').disabled && !document.querySelector('#settings-form button')`)); !dis {
+		t.Error("a coordinator can edit settings")
+	}
+}

@@ -63,6 +63,7 @@ var apiDoc = []routeDoc{
 	{"POST", "/api/v1/complaints/{id}/actions/{action}", "uphold or dismiss a complaint {note}", "manager, admin", true},
 	{"GET", "/api/v1/followups", "follow-up calls (?month=YYYY-MM, technician_id, ticket_id)", "office", false},
 	{"GET", "/api/v1/settings", "every setting with its value (a secret one's value only for admins)", "office", false},
+	{"GET", "/api/v1/settings/history", "who changed which setting when, newest first: [{id (the key), actor_id, at, fields: {value: [old, new]}}] (?key=, limit, offset)", "office", false},
 	{"PUT", "/api/v1/settings", "set settings {key: value, ...}, all or nothing", "admin", true},
 	{"GET", "/mobile/v1/sync", "WebSocket sync (subprotocol fieldsync.v1), see docs/sync-protocol.md", "device", false},
 	{"POST", "/mobile/v1/sync/pull", "HTTP fallback pull {checkpoint, limit}", "device", true},

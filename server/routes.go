@@ -71,6 +71,7 @@ func (s *Server) routes() {
 	s.importRoutes(office)
 
 	office.Get("/settings", s.getSettings)
+	office.Get("/settings/history", s.settingsHistory)
 	office.Put("/settings", admin, s.putSettings)
 
 	s.documentRoutes(office) // before sheetRoutes: /sheets/{id}.pdf must win over /sheets/{id}

@@ -99,6 +99,12 @@ func (e *Engine) TicketHistory(ctx context.Context, id string) ([]HistoryEntry, 
 		AND id IN (SELECT id FROM records WHERE ticket_id = ?)) ORDER BY seq`, id, id)
 }
 
+// SettingsHistory returns the change log of the settings, newest first: who changed which
+// setting, when, from what to what (fields.value is [old, new]). key "" is every setting.
+func (e *Engine) SettingsHistory(ctx context.Context, key string, limit, offset int) ([]HistoryEntry, error) {
+	return e.history(ctx, `WHERE entity = 'setting' AND (? = '' OR id = ?) ORDER BY seq DESC LIMIT ? OFFSET ?`, key, key, limit, offset)
+}
+
 func (e *Engine) history(ctx context.Context, where string, args ...any) ([]HistoryEntry, error) {
 	rows, err := e.db.R.QueryContext(ctx, `SELECT seq, entity, id, version, op, action, actor_id, device_id, at, fields, conflicts FROM changes `+where, args...)
 	if err != nil {

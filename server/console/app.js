@@ -9,6 +9,7 @@ import { monthsPage } from './months.js';
 import { alertsPage } from './alerts.js';
 import { customersPage, customerPage, importPage } from './customers.js';
 import { usersPage } from './users.js';
+import { settingsPage } from './settings.js';
 
 const main = () => document.getElementById('main');
 let loaded = false;
@@ -56,6 +57,7 @@ async function route() {
     else if (parts[0] === 'customers') page = parts[1] ? await customerPage(parts[1]) : await customersPage(query);
     else if (parts[0] === 'import') page = await importPage();
     else if (parts[0] === 'users') page = await usersPage();
+    else if (parts[0] === 'settings') page = await settingsPage();
     else if (parts[0] === 'months') page = await monthsPage(parts[1]);
     else if (parts[0] === 'alerts') page = await alertsPage();
     else page = await ticketsPage(query);
