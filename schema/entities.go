@@ -210,6 +210,8 @@ func init() {
 			{Name: "handling_result", Kind: KText, Writers: SideField, Owner: SideField},
 			{Name: "time_spent_min", Kind: KInt, Writers: SideField, Owner: SideField},
 			{Name: "cancel_reason", Kind: KText},
+			{Name: "no_sheet_reason", Kind: KText},          // a manager's record that there is no sheet
+			{Name: "no_sheet_by", Kind: KRef, Ref: EntUser}, // (receive_sheet without one)
 			{Name: "reopened_from", Kind: KRef, Ref: EntTicket},
 			{Name: "reopened_as", Kind: KRef, Ref: EntTicket},
 			{Name: "verified_at", Kind: KTime},

@@ -87,7 +87,9 @@ var TicketSteps = []Step{
 	{Action: "start", From: []string{StAccepted, StOnSite}, Roles: fieldWork, OwnOnly: true, Stamp: "started_at"},
 	{Action: "complete", From: []string{StAccepted, StOnSite}, To: StCompleted, Roles: fieldWork, OwnOnly: true, Params: []string{"service_mode"}, Stamp: "completed_at"},
 	{Action: "cancel", From: []string{StReported, StRegistered, StEscalated, StDispatched, StAccepted, StEnRoute, StOnSite}, To: StCancelled, Roles: coordMgr, Params: []string{"reason"}, Stamp: "cancelled_at"},
-	{Action: "receive_sheet", From: []string{StCompleted}, To: StSheetReceived, Roles: coord, Stamp: "sheet_received_at"},
+	// receive_sheet follows the receipt of the ticket's sheet; without one, a manager records
+	// that there is none with no_sheet_reason (sync checks which).
+	{Action: "receive_sheet", From: []string{StCompleted}, To: StSheetReceived, Roles: coordMgr, Stamp: "sheet_received_at"},
 	{Action: "follow_up", From: []string{StSheetReceived, StFollowedUp}, To: StFollowedUp, Roles: []string{RoleManager, RoleCoordinator, RoleAdmin}, Stamp: "followed_up_at"},
 	{Action: "close", From: []string{StFollowedUp}, To: StClosed, Roles: coordMgr, Stamp: "closed_at"},
 	{Action: "reopen", From: []string{StClosed}, Roles: coordMgr, Params: []string{"reason"}},

@@ -38,7 +38,7 @@ var expected = map[string]struct {
 	"start":         {[]string{StOnSite}, []string{RoleTechnician, RoleCoordinator, RoleAdmin}},
 	"complete":      {[]string{StOnSite}, []string{RoleTechnician, RoleCoordinator, RoleAdmin}},
 	"cancel":        {[]string{StReported, StRegistered, StEscalated, StDispatched, StAccepted, StEnRoute, StOnSite}, []string{RoleCoordinator, RoleManager, RoleAdmin}},
-	"receive_sheet": {[]string{StCompleted}, []string{RoleCoordinator, RoleAdmin}},
+	"receive_sheet": {[]string{StCompleted}, []string{RoleCoordinator, RoleManager, RoleAdmin}},
 	"follow_up":     {[]string{StSheetReceived, StFollowedUp}, []string{RoleManager, RoleCoordinator, RoleAdmin}},
 	"close":         {[]string{StFollowedUp}, []string{RoleCoordinator, RoleManager, RoleAdmin}},
 	"reopen":        {[]string{StClosed}, []string{RoleCoordinator, RoleManager, RoleAdmin}},

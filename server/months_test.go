@@ -123,7 +123,7 @@ func (f *monthFixture) sheet(id, ticket, tech, mode string, complete, accepted, 
 	}
 	coord := f.tok("coord")
 	if accepted {
-		f.env.must(f.env.do("POST", "/api/v1/sheets/"+id+"/actions/accept_exception", coord, nil), 200)
+		f.env.must(f.env.do("POST", "/api/v1/sheets/"+id+"/actions/accept_exception", f.tok("manager"), nil), 200)
 	}
 	if received {
 		f.env.must(f.env.do("POST", "/api/v1/sheets/"+id+"/actions/receive", coord, nil), 200)

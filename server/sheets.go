@@ -20,7 +20,7 @@ func init() {
 	apiDoc = append(apiDoc, []routeDoc{
 		{"GET", "/api/v1/sheets", "list feedback sheets (?ticket_id=&technician_id=&month=YYYY-MM&complete=true|false&status=a,b&limit=&offset=); month is the month of signing (or of creation for drafts) in the company's time zone", "office", false},
 		{"GET", "/api/v1/sheets/{id}", "one feedback sheet", "office", false},
-		{"POST", "/api/v1/sheets/{id}/actions/{action}", "receive (moves a completed ticket to sheet_received), return {reason}, accept_exception {note}", "coordinator, admin", true},
+		{"POST", "/api/v1/sheets/{id}/actions/{action}", "receive (moves a completed ticket to sheet_received), return {reason} (coordinator, admin); accept_exception {note} (manager, admin)", "coordinator, manager, admin", true},
 		{"GET", "/api/v1/tickets/{id}/sheets", "the feedback sheets of a ticket, corrections and void ones included", "office", false},
 		{"GET", "/verify/key", "the public Ed25519 key that seals feedback sheets (hex and PEM)", "public", false},
 		{"GET", "/verify/key.pem", "the public seal key as a PEM file (for openssl)", "public", false},

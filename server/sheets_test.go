@@ -486,14 +486,16 @@ func TestSheetReceiveAndException(t *testing.T) {
 		t.Errorf("unknown parameter: %d %s", r.Status, r.Raw)
 	}
 	rejected(t, e.pushOne(e.t1, map[string]any{"entity": "feedback_sheet", "id": id, "op": "action", "action": "accept_exception", "fields": map[string]any{"note": "x"}}), "forbidden", "")
-	ex := e.must(act(e.coord, "accept_exception", nil), 200).Body // the absent_reason is the reason
+	e.must(e.do("POST", "/api/v1/users", e.admin, map[string]any{"username": "mgr", "name": "经理", "role": "manager", "password": "pass-mgr-1"}), 201)
+	mgr := e.login("mgr", "pass-mgr-1")
+	ex := e.must(act(mgr, "accept_exception", nil), 200).Body // the absent_reason is the reason
 	if ex["exception_accepted"] != true || ex["exception_by"] == nil || ex["exception_at"] == nil || ex["complete"] != false {
 		t.Fatalf("exception: %v", ex)
 	}
 	if !schema.SheetCounts(schema.Doc(ex)) {
 		t.Error("an accepted exception does not count")
 	}
-	if r := act(e.coord, "accept_exception", nil); r.errCode() != "invalid_transition" {
+	if r := act(mgr, "accept_exception", nil); r.errCode() != "invalid_transition" {
 		t.Errorf("second acceptance: %s", r.Raw)
 	}
 	// Verification is unaffected by the workflow after sealing.
@@ -517,13 +519,13 @@ func TestSheetReceiveAndException(t *testing.T) {
 	}
 	// An exception on a complete sheet, or with no reason at all, is refused.
 	c := e.signedSheet(e.t1, e.fullSheet(e.ticket(e.t1ID, schema.StCompleted, false)))
-	if r := e.do("POST", "/api/v1/sheets/"+str(c, "id")+"/actions/accept_exception", e.coord, map[string]any{"note": "x"}); r.errCode() != "invalid_transition" {
+	if r := e.do("POST", "/api/v1/sheets/"+str(c, "id")+"/actions/accept_exception", mgr, map[string]any{"note": "x"}); r.errCode() != "invalid_transition" {
 		t.Errorf("exception on a complete sheet: %s", r.Raw)
 	}
 	f = e.fullSheet(e.ticket(e.t1ID, schema.StCompleted, false))
 	f["signer_name"] = ""
 	n := e.signedSheet(e.t1, f)
-	if r := e.do("POST", "/api/v1/sheets/"+str(n, "id")+"/actions/accept_exception", e.coord, nil); r.Status != 400 || r.errField() != "note" {
+	if r := e.do("POST", "/api/v1/sheets/"+str(n, "id")+"/actions/accept_exception", mgr, nil); r.Status != 400 || r.errField() != "note" {
 		t.Errorf("exception without any reason: %s", r.Raw)
 	}
 	// A receive on a ticket that is not at completed leaves the ticket alone.

@@ -193,7 +193,7 @@ func TestFullLifecycleToClosedAndReopen(t *testing.T) {
 		{o.coord, "accept", nil, "accepted"},
 		{o.coord, "start", nil, "accepted"},
 		{o.coord, "complete", map[string]any{"service_mode": "phone"}, "completed"},
-		{o.coord, "receive_sheet", nil, "sheet_received"},
+		{o.manager, "receive_sheet", map[string]any{"no_sheet_reason": "客户不愿签字"}, "sheet_received"},
 	}
 	for _, s := range steps {
 		r := o.must(o.act(s.token, id, s.action, s.params), 200)

@@ -517,7 +517,16 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 		if action == "reopen" {
 			params["new_id"] = uuid.Must(uuid.NewV7()).String()
 		}
+		var noSheet string
+		if action == "receive_sheet" {
+			if noSheet, err = w.sheetOrReason(actor, cur, params); err != nil {
+				return nil, err
+			}
+		}
 		next, effects, err = schema.TicketAction(w, actor, cur, action, params)
+		if err == nil && noSheet != "" {
+			next["no_sheet_reason"], next["no_sheet_by"] = noSheet, actor.UserID
+		}
 	case schema.EntComplaint:
 		next, err = schema.ComplaintAction(w, actor, cur, action, params)
 	case schema.EntSheet:
@@ -562,6 +571,38 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 		}
 	}
 	return out, nil
+}
+
+// sheetOrReason lets a ticket move to sheet_received only when one of its feedback sheets
+// was received, or when a manager records that there is no sheet and why (the month report
+// lists such services). It returns that reason, "" when a sheet was received.
+func (w *wtx) sheetOrReason(actor schema.Actor, t schema.Doc, params schema.Doc) (string, error) {
+	var one int
+	err := w.tx.QueryRow(`SELECT 1 FROM records WHERE entity = ? AND deleted = 0 AND ticket_id = ? AND status = ? LIMIT 1`,
+		schema.EntSheet, t.Str("id"), schema.SheetReceived).Scan(&one)
+	if err == nil {
+		return "", nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	reason := strings.TrimSpace(params.Str("no_sheet_reason"))
+	if params["no_sheet_reason"] == nil {
+		return "", &schema.Error{Code: schema.CodeInvalidTransition, Record: t, Message: fmt.Sprintf(
+			"工单 %s 没有已接收的反馈单：请接收反馈单，或由经理登记无反馈单及原因 / ticket %s has no received feedback sheet: receive its sheet, or a manager records no_sheet_reason",
+			t.Str("number"), t.Str("number"))}
+	}
+	if actor.Role != schema.RoleManager && actor.Role != schema.RoleAdmin {
+		return "", schema.Errorf(schema.CodeForbidden, "登记无反馈单由部门经理决定 / recording that there is no sheet is the manager's decision, not a %s's", actor.Role)
+	}
+	if reason == "" {
+		return "", &schema.Error{Code: schema.CodeInvalidTransition, Field: "no_sheet_reason", Record: t,
+			Message: "请写明没有反馈单的原因 / say why there is no sheet in no_sheet_reason"}
+	}
+	if n := len([]rune(reason)); n > schema.MaxText {
+		return "", schema.FieldError(schema.CodeValidation, "no_sheet_reason", "no_sheet_reason is %d characters long; at most %d", n, schema.MaxText)
+	}
+	return reason, nil
 }
 
 func keysOf(d schema.Doc) map[string]bool {

@@ -266,7 +266,12 @@ func (w *wtx) sheetAction(actor schema.Actor, cur schema.Doc, action string, par
 		next, err := w.signSheet(actor, cur, params)
 		return next, nil, err
 	}
-	if !slices.Contains(sheetOffice, actor.Role) {
+	if action == schema.SheetAcceptException {
+		// Making an incomplete sheet count is the department manager's decision (P6).
+		if actor.Role != schema.RoleManager && actor.Role != schema.RoleAdmin {
+			return nil, nil, schema.Errorf(schema.CodeForbidden, "接受不完整的反馈单由部门经理决定 / accepting an incomplete sheet is the manager's decision, not a %s's", actor.Role)
+		}
+	} else if !slices.Contains(sheetOffice, actor.Role) {
 		return nil, nil, schema.Errorf(schema.CodeForbidden, "a %s may not %s a feedback sheet (coordinator, admin)", actor.Role, action)
 	}
 	now := schema.Stamp(w.now)

@@ -91,7 +91,10 @@ function details(t, site, asset) {
 // ---- workflow actions ----
 
 function actionsSection(t, reload) {
-  const steps = allowedSteps(t);
+  // A coordinator moves a ticket on by receiving its sheet (on the sheet); only a manager
+  // records that there is no sheet, with the reason.
+  const manager = ['manager', 'admin'].includes(me()?.role);
+  const steps = allowedSteps(t).filter((s) => s.action !== 'receive_sheet' || manager);
   const body = steps.length === 0
     ? h('p', { class: 'muted' }, '当前状态下您没有可执行的操作 No action for your role in this state')
     : steps.map((s) => actionForm(t, s, reload));
@@ -112,9 +115,12 @@ function actionForm(t, step, reload) {
       controls.push(field(p === 'reason' ? '原因 Reason' : p, h('textarea', { name: p, rows: 2, required: true })));
     }
   }
+  if (step.action === 'receive_sheet') {
+    controls.push(field('无反馈单的原因 No sheet: why', h('textarea', { name: 'no_sheet_reason', rows: 2, required: true })));
+  }
   const danger = ['cancel', 'reject'].includes(step.action);
   const form = h('form', { class: 'action', dataset: { action: step.action } }, controls,
-    h('button', { type: 'submit', class: danger ? 'danger' : 'primary' }, bi(step.action === 'dispatch' && t.assignee_id ? '改派 Reassign' : label('action', step.action))), box);
+    h('button', { type: 'submit', class: danger ? 'danger' : 'primary' }, bi(step.action === 'dispatch' && t.assignee_id ? '改派 Reassign' : step.action === 'receive_sheet' ? '登记无反馈单 Record: no sheet' : label('action', step.action))), box);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     showError(form, box, null);
@@ -199,7 +205,7 @@ function sheetCard(s, reload) {
     forms.push(sheetAction(s, 'receive', '接收 Receive', [], reload));
     forms.push(sheetAction(s, 'return', '退回 Return', [['reason', '退回原因 Reason for return']], reload, true));
   }
-  if (office && ['signed', 'received'].includes(s.status) && !s.complete && !s.exception_accepted) {
+  if ((role === 'manager' || role === 'admin') && ['signed', 'received'].includes(s.status) && !s.complete && !s.exception_accepted) {
     forms.push(sheetAction(s, 'accept_exception', '接受例外 Accept exception', [['note', '说明 Note' + (s.absent_reason ? '' : '（必填 required）')]], reload));
   }
   return h('div', { class: 'sheet', dataset: { sheet: s.id } },

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"testing"
+
+	"fieldsync/schema"
+)
+
+// The policy's loopholes found by trying the demo, each closed (issue 13).
+
+// A ticket moves on to sheet_received only when its sheet is received, or when a manager
+// records that there is no sheet, with the reason.
+func TestReceiveSheetNeedsASheetOrAManagersReason(t *testing.T) {
+	e := newSheetEnv(t)
+	e.must(e.do("POST", "/api/v1/users", e.admin, map[string]any{"username": "mgr", "name": "经理", "role": "manager", "password": "pass-mgr-1"}), 201)
+	mgr := e.login("mgr", "pass-mgr-1")
+	tk := e.ticket(e.t1ID, schema.StCompleted, false)
+	act := func(token string, body any) resp {
+		return e.do("POST", "/api/v1/tickets/"+tk+"/actions/receive_sheet", token, body)
+	}
+	if r := act(e.coord, nil); r.Status != 409 || r.errCode() != "invalid_transition" {
+		t.Fatalf("a ticket without a sheet moved to sheet_received: %d %s", r.Status, r.Raw)
+	}
+	if r := act(e.coord, map[string]any{"no_sheet_reason": "客户拒绝签字"}); r.Status != 403 {
+		t.Errorf("a coordinator recorded no sheet: %d %s", r.Status, r.Raw)
+	}
+	if r := act(mgr, map[string]any{"no_sheet_reason": "  "}); r.Status != 409 {
+		t.Errorf("an empty reason: %d %s", r.Status, r.Raw)
+	}
+	got := e.must(act(mgr, map[string]any{"no_sheet_reason": "客户拒绝签字"}), 200).Body
+	if got["status"] != "sheet_received" || got["no_sheet_reason"] != "客户拒绝签字" || got["no_sheet_by"] == nil {
+		t.Errorf("the manager's no-sheet decision: %v", got)
+	}
+
+	// With a received sheet the step happens by itself, as before.
+	tk2 := e.ticket(e.t1ID, schema.StCompleted, false)
+	s := e.signedSheet(e.t1, e.fullSheet(tk2))
+	e.must(e.do("POST", "/api/v1/sheets/"+str(s, "id")+"/actions/receive", e.coord, nil), 200)
+	if st := e.must(e.do("GET", "/api/v1/tickets/"+tk2, e.coord, nil), 200).Body["status"]; st != "sheet_received" {
+		t.Errorf("receiving the sheet left the ticket %v", st)
+	}
+}
+
+// Accepting an incomplete sheet (so that it counts) is the manager's decision, not the
+// coordinator's.
+func TestAcceptExceptionIsAManagersDecision(t *testing.T) {
+	e := newSheetEnv(t)
+	e.must(e.do("POST", "/api/v1/users", e.admin, map[string]any{"username": "mgr", "name": "经理", "role": "manager", "password": "pass-mgr-1"}), 201)
+	mgr := e.login("mgr", "pass-mgr-1")
+	f := e.fullSheet(e.ticket(e.t1ID, schema.StCompleted, false))
+	f["stamp_blob"] = ""
+	f["absent_reason"] = "公章不在现场"
+	id := str(e.signedSheet(e.t1, f), "id")
+	if r := e.do("POST", "/api/v1/sheets/"+id+"/actions/accept_exception", e.coord, nil); r.Status != 403 {
+		t.Fatalf("a coordinator accepted an incomplete sheet: %d %s", r.Status, r.Raw)
+	}
+	ex := e.must(e.do("POST", "/api/v1/sheets/"+id+"/actions/accept_exception", mgr, map[string]any{"note": "同意"}), 200).Body
+	if ex["exception_accepted"] != true || ex["exception_by"] == nil {
+		t.Errorf("the manager's acceptance: %v", ex)
+	}
+}
