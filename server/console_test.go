@@ -331,6 +331,7 @@ func TestConsoleSheetsIntakeAndMonth(t *testing.T) {
 			document.querySelector('.chosen')?.textContent.includes('苏州“天工”自动化股份公司')`),
 		chromedp.SendKeys(css("textarea[name=fault_symptoms]"), "伺服驱动器过热 / servo drive overheats"),
 		chromedp.SetValue(css("select[name=urgency]"), "high"),
+		chromedp.SetValue(css("select[name=service_mode]"), "onsite"),
 		chromedp.Click(css("input[name=chargeable]")),
 	)
 	read(t, ctx, "scroll up", chromedp.Evaluate[bool](`window.scrollTo(0, 0), document.getElementById('flash').replaceChildren(), true`))
@@ -495,6 +496,7 @@ func TestConsoleCustomersAndImport(t *testing.T) {
 			document.querySelector('select[name=site_id]').selectedOptions[0]?.textContent.includes('二号厂房') &&
 			document.getElementById('new-customer-form').hidden`),
 		chromedp.SendKeys(css("textarea[name=fault_symptoms]"), "PLC 通讯中断 / PLC link down"),
+		chromedp.SetValue(css("select[name=service_mode]"), "phone"),
 		chromedp.Click(css("#intake-form button[type=submit]")),
 		waitJS(`location.hash.startsWith('#/tickets/') && document.querySelector('.page-head')?.textContent.includes('宁波海曙新材料有限公司')`),
 	)
@@ -707,5 +709,42 @@ func TestConsoleSettings(t *testing.T) {
 	)
 	if dis := read(t, ctx, "disabled", chromedp.Evaluate[bool](`document.getElementById('set-response_minutes_high').disabled && !document.querySelector('#settings-form button')`)); !dis {
 		t.Error("a coordinator can edit settings")
+	}
+}
+
+// A leader's request is registered as leadership's, and intake asks for the service mode
+// instead of assuming an on-site visit (the policy prefers phone and online service).
+func TestConsoleLeaderIntake(t *testing.T) {
+	env := newEnv(t, true)
+	base := env.start()
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in as leader",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "leader"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Navigate(base+"/console/#/intake"),
+		chromedp.WaitVisible(css("#cust-q")),
+		chromedp.SendKeys(css("#cust-q"), "华东"),
+		chromedp.WaitVisible(css(".results button")),
+		chromedp.Click(css(".results button")),
+		waitJS(`document.querySelector('.chosen')?.textContent.includes('华东精密仪器有限公司')`),
+		chromedp.SendKeys(css("textarea[name=fault_symptoms]"), "领导指示：巡检一号线 / inspect line 1"),
+		chromedp.Click(css("#intake-form button[type=submit]")),
+		chromedp.WaitVisible(css("#intake-form .error")),
+	)
+	if e := text(t, ctx, "#intake-form .error"); !strings.Contains(e, "服务方式") || !strings.Contains(e, "service mode") {
+		t.Errorf("registering without a service mode: %q", e)
+	}
+	step(t, ctx, "register",
+		chromedp.SetValue(css("select[name=service_mode]"), "phone"),
+		chromedp.Click(css("#intake-form button[type=submit]")),
+		waitJS(`location.hash.startsWith('#/tickets/') && !!document.querySelector('dl.fields')`),
+	)
+	if f := text(t, ctx, "dl.fields"); !strings.Contains(f, "领导指示 Leadership") || strings.Contains(f, "服务热线") || !strings.Contains(f, "电话服务 Phone") {
+		t.Errorf("the leader's request is registered as:\n%s", f)
 	}
 }

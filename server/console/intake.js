@@ -157,10 +157,13 @@ export async function intakePage(query) {
     field('故障现象 Fault symptoms', h('textarea', { name: 'fault_symptoms', rows: 3, required: true })),
     h('h2', {}, bi('3. 分类与处理 Classification and handling')),
     h('div', { class: 'grid3' },
-      field('来源 Source', select('source', sources.map((s) => [s, label('source', s)]), 'hotline')),
+      // A leader's request is leadership's instruction (P2), not a hotline call.
+      field('来源 Source', select('source', sources.map((s) => [s, label('source', s)]), me()?.role === 'leader' ? 'leadership' : 'hotline')),
       field('紧急程度 Urgency', select('urgency', m.urgencies.map((u) => [u, label('urgency', u)]), 'normal')),
       field('服务类型 Service type', select('service_type', m.service_types.map((u) => [u, label('service_type', u)]), 'repair')),
-      field('服务方式 Service mode', select('service_mode', m.service_modes.map((u) => [u, label('service_mode', u)]), 'onsite')),
+      // No default: the policy prefers phone and online service, so the mode is a choice.
+      field('服务方式 Service mode', select('service_mode', [['', '— 请选择（优先电话、网络）Choose (phone or online first) —'],
+        ...['phone', 'online', 'onsite'].filter((u) => m.service_modes.includes(u)).map((u) => [u, label('service_mode', u)])], '', { required: true })),
       field('保修 Warranty', select('warranty', [['', '按设备自动 From the equipment'], ...m.warranties.map((u) => [u, label('warranty', u)])], '')),
       field('保修说明 Warranty note', h('input', { name: 'warranty_reason', placeholder: '改保修状态时必填 needed when overriding' }))),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'chargeable' }), ' ', bi('收费服务 Chargeable')),
@@ -177,6 +180,10 @@ export async function intakePage(query) {
       return;
     }
     const fd = new FormData(form);
+    if (!fd.get('service_mode')) {
+      showError(form, box, { message: '请选择服务方式（优先电话或网络服务）Choose the service mode (phone or online first, where they will do)', field: 'service_mode' });
+      return;
+    }
     const body = { customer_id: customer.id, chargeable: fd.get('chargeable') === 'on' };
     for (const k of ['site_id', 'asset_id', 'contact_name', 'contact_phone', 'address', 'fault_symptoms', 'source', 'urgency', 'service_type', 'service_mode', 'warranty', 'warranty_reason', 'agreed_handling']) {
       const v = String(fd.get(k) ?? '').trim();
