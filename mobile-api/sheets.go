@@ -79,6 +79,11 @@ func FormPDF(ctx context.Context, e *syncer.Engine, ticket string, lang reports.
 		return nil, "", err
 	}
 	f := formData(t, refs.customer, refs.site, refs.asset, e.Settings(), lang)
+	tech, err := optional(ctx, e, schema.EntUser, t.Str("assignee_id"))
+	if err != nil {
+		return nil, "", err
+	}
+	f.AssignedTechnician = tech.Str("name")
 	var b bytes.Buffer
 	if err := reports.RenderForm(&b, f, reports.Options{Lang: lang, Now: e.Now}); err != nil {
 		return nil, "", fmt.Errorf("render the form of ticket %s: %w", t.Str("number"), err)
@@ -317,6 +322,7 @@ func formData(t, customer, site, asset schema.Doc, st *schema.Settings, lang rep
 	f.AssetModel = asset.Str("model")
 	f.AssetSerial = asset.Str("serial")
 	f.WarrantyUntil = asset.Str("warranty_until")
+	f.ReportedSymptoms, f.AgreedHandling = t.Str("fault_symptoms"), t.Str("agreed_handling")
 	return &f
 }
 

@@ -29,6 +29,13 @@ type FormData struct {
 	AssetSerial   string
 	WarrantyUntil string // a date such as 2027-06-30, or ""
 
+	// What the office registered, so that a technician going out with the paper form knows
+	// what is wrong, who goes and what was agreed: the form prints the reported symptoms in
+	// the fault box, with the agreed handling below them, and the assigned technician.
+	ReportedSymptoms   string
+	AssignedTechnician string
+	AgreedHandling     string
+
 	CompanyName    string // the service company, printed in the header
 	Hotline        string // the after-sales hotline
 	ComplaintLine  string // the separate complaint line
@@ -283,13 +290,20 @@ func (l *sheetLayout) body() error {
 	l.y += 1.5
 	l.ensure(5.5 + rowH)
 	l.y = l.sectionBar(l.y, l.label("服务过程", "Service visit"))
+	tech, symptoms := s.Technician, s.FaultSymptoms
+	if l.form {
+		tech, symptoms = s.AssignedTechnician, s.ReportedSymptoms
+		if s.AgreedHandling != "" {
+			symptoms += "\n" + l.label("商定处理方式", "Agreed handling") + ": " + s.AgreedHandling
+		}
+	}
 	l.y = l.fieldRow(l.y, rowH, 3, labelW,
-		field{zh: "服务工程师", en: "Technician", value: s.Technician},
+		field{zh: "服务工程师", en: "Technician", value: tech},
 		field{zh: "到达时间", en: "Arrived", value: fmtTimePtr(s.ArrivedAt, loc)},
 		field{zh: "离开时间", en: "Departed", value: fmtTimePtr(s.DepartedAt, loc)})
 
 	// The work: text boxes that grow with their text.
-	l.textBox(l.label("故障现象", "Fault symptoms"), s.FaultSymptoms, 25)
+	l.textBox(l.label("故障现象", "Fault symptoms"), symptoms, 25)
 	l.textBox(l.label("检查记录", "Inspection record"), s.InspectionRecord, 33)
 	l.textBox(l.label("处理结果", "Handling result"), s.HandlingResult, 25)
 

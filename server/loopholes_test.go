@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"fieldsync/schema"
@@ -57,5 +58,24 @@ func TestAcceptExceptionIsAManagersDecision(t *testing.T) {
 	ex := e.must(e.do("POST", "/api/v1/sheets/"+id+"/actions/accept_exception", mgr, map[string]any{"note": "同意"}), 200).Body
 	if ex["exception_accepted"] != true || ex["exception_by"] == nil {
 		t.Errorf("the manager's acceptance: %v", ex)
+	}
+}
+
+// The pre-filled form a technician takes out on paper shows what is wrong, who goes and
+// what was agreed with the customer.
+func TestPrefilledFormShowsSymptomsTechnicianAndHandling(t *testing.T) {
+	e := newSheetEnv(t)
+	tk := str(e.must(e.do("POST", "/api/v1/tickets", e.coord, map[string]any{"customer_id": e.customer, "service_mode": "onsite",
+		"fault_symptoms": "三号机主轴异响", "agreed_handling": "先电话指导，仍不行再上门"}), 201).Body, "id")
+	e.must(e.do("POST", "/api/v1/tickets/"+tk+"/actions/dispatch", e.coord, map[string]any{"technician_id": e.t1ID}), 200)
+	r := e.must(e.do("GET", "/api/v1/tickets/"+tk+"/form.pdf", e.coord, nil), 200)
+	text := squash(pdfText(t, r.Raw))
+	for _, want := range []string{"三号机主轴异响", "名tech1", "先电话指导，仍不行再上门", "Agreedhandling"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the pre-filled form does not show %q:\n%s", want, pdfText(t, r.Raw))
+		}
+	}
+	if n := pdfPages(t, r.Raw); n != "1" {
+		t.Errorf("the form has %s pages, want 1", n)
 	}
 }
