@@ -42,7 +42,9 @@ var SettingDefs = []SettingDef{
 	{"offline_days", "int", 90, "longest supported offline period: tombstones and mutation results are kept this long"},
 	{"completed_scope_days", "int", 30, "completed tickets stay on the technician's device this many days"},
 	{"blob_max_bytes", "int", 5 << 20, "largest signature, stamp or photo accepted (bytes)"},
-	{"sheet_required", "list", []any{"fault_symptoms", "inspection_record", "handling_result", "rating", "signer_name", "signature_blob", "stamp_blob"}, "feedback sheet items required for a complete sheet"},
+	{"sheet_required", "list", []any{"fault_symptoms", "inspection_record", "handling_result", "rating", "signer_name", "signature_blob", "stamp_blob"}, "feedback sheet items required for a complete sheet of an on-site service"},
+	{"sheet_required_phone", "list", []any{"fault_symptoms", "inspection_record", "handling_result", "rating", "signer_name", "signature_blob", "stamp_blob"}, "feedback sheet items required for a complete sheet of a phone service"},
+	{"sheet_required_online", "list", []any{"fault_symptoms", "inspection_record", "handling_result", "rating", "signer_name", "signature_blob", "stamp_blob"}, "feedback sheet items required for a complete sheet of an online service"},
 	{"pdf_lang", "lang", "both", "labels on PDFs: zh, en or both"},
 	{"push_mutations_per_hour", "int", 5000, "mutations one user's devices may push per hour (a day offline goes up at once; more waits)"},
 	{"push_bytes_per_hour", "int", 32 << 20, "bytes of mutation fields one user's devices may push per hour"},
@@ -129,7 +131,7 @@ func CheckSetting(key string, v any) (any, error) {
 			if !ok {
 				return nil, FieldError(CodeValidation, key, "%s must be a list of strings", key)
 			}
-			if key == "sheet_required" && !slices.Contains(SheetRequirable, s) {
+			if strings.HasPrefix(key, "sheet_required") && !slices.Contains(SheetRequirable, s) {
 				return nil, FieldError(CodeValidation, key, "%s: %q cannot be required (choose from %s)", key, s, strings.Join(SheetRequirable, ", "))
 			}
 		}

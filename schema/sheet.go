@@ -188,6 +188,16 @@ func checkParts(v any) error {
 	return nil
 }
 
+// SheetRequiredSetting names the setting that lists the items a complete sheet of a service
+// in mode needs: sheet_required for on-site (and any unknown mode), sheet_required_phone,
+// sheet_required_online. A phone service, for one, may do without the customer's stamp.
+func SheetRequiredSetting(mode string) string {
+	if mode == "phone" || mode == "online" {
+		return "sheet_required_" + mode
+	}
+	return "sheet_required"
+}
+
 // SheetCompleteness says whether a sheet has every item of required (the sheet_required
 // setting) and, when not, which are missing, named by field, in the order of
 // SheetRequirable (then any other names in the order given). The server runs it when a

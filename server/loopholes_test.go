@@ -79,3 +79,33 @@ func TestPrefilledFormShowsSymptomsTechnicianAndHandling(t *testing.T) {
 		t.Errorf("the form has %s pages, want 1", n)
 	}
 }
+
+// The items a complete sheet needs are set per service mode: a phone service can do
+// without the customer's stamp while an on-site one still needs it.
+func TestRequiredSheetItemsPerServiceMode(t *testing.T) {
+	e := newSheetEnv(t)
+	e.must(e.do("PUT", "/api/v1/settings", e.admin, map[string]any{
+		"sheet_required_phone": []string{"fault_symptoms", "inspection_record", "handling_result", "rating", "signer_name", "signature_blob"}}), 200)
+	f := e.fullSheet(e.ticket(e.t1ID, schema.StCompleted, false)) // a phone service
+	f["stamp_blob"] = ""
+	if s := e.signedSheet(e.t1, f); s["complete"] != true {
+		t.Errorf("a phone sheet without the stamp, stamp not required for phone: complete %v missing %v", s["complete"], s["missing"])
+	}
+	if r := e.do("PUT", "/api/v1/settings", e.admin, map[string]any{"sheet_required_online": []string{"stamp"}}); r.Status != 400 || r.errField() != "sheet_required_online" {
+		t.Errorf("an unknown item: %d %s", r.Status, r.Raw)
+	}
+	// On site the stamp is still required.
+	s := e.settingsValue("sheet_required")
+	if !strings.Contains(s, "stamp_blob") {
+		t.Errorf("the on-site list lost the stamp: %s", s)
+	}
+}
+
+func (e *sheetEnv) settingsValue(key string) string {
+	for _, it := range e.must(e.do("GET", "/api/v1/settings", e.coord, nil), 200).Body["items"].([]any) {
+		if m := it.(map[string]any); m["key"] == key {
+			return jsonOf(m["value"])
+		}
+	}
+	return ""
+}

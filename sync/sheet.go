@@ -137,7 +137,7 @@ func (w *wtx) snapshotNames(actor schema.Actor, t, d schema.Doc) error {
 }
 
 func (w *wtx) sheetCompleteness(d schema.Doc) {
-	complete, missing := schema.SheetCompleteness(d, w.Settings().List("sheet_required"))
+	complete, missing := schema.SheetCompleteness(d, w.Settings().List(schema.SheetRequiredSetting(d.Str("service_mode"))))
 	list := make([]any, len(missing))
 	for i, m := range missing {
 		list[i] = m

@@ -122,11 +122,20 @@ func TestSheetCompletenessFollowsTheSetting(t *testing.T) {
 	if d := s.get(id); d.Bool("complete") || fmt.Sprint(d["missing"]) != "[stamp_blob]" {
 		t.Fatalf("without stamp: complete %v missing %v", d["complete"], d["missing"])
 	}
-	// Once the stamp is no longer required, the next write finds the sheet complete.
+	// The items are set per service mode: narrowing the on-site list leaves this phone
+	// service's sheet as it was; once the stamp is no longer required for phone service,
+	// the next write finds it complete.
 	if err := s.e.PutSettings(context.Background(), schema.System, raw(map[string]any{"sheet_required": []string{"fault_symptoms", "signature_blob"}})); err != nil {
 		t.Fatal(err)
 	}
 	s.apply(s.tech, syncer.Mutation{Entity: schema.EntSheet, ID: id, Op: "update", BaseVersion: 1, Fields: raw(map[string]any{"rating_comment": "好"})})
+	if d := s.get(id); d.Bool("complete") {
+		t.Fatalf("the on-site list decided a phone service's sheet: missing %v", d["missing"])
+	}
+	if err := s.e.PutSettings(context.Background(), schema.System, raw(map[string]any{"sheet_required_phone": []string{"fault_symptoms", "signature_blob"}})); err != nil {
+		t.Fatal(err)
+	}
+	s.apply(s.tech, syncer.Mutation{Entity: schema.EntSheet, ID: id, Op: "update", BaseVersion: 2, Fields: raw(map[string]any{"rating_comment": "很好"})})
 	if d := s.get(id); !d.Bool("complete") || fmt.Sprint(d["missing"]) != "[]" {
 		t.Fatalf("with the narrower setting: complete %v missing %v", d["complete"], d["missing"])
 	}

@@ -59,6 +59,20 @@ func TestSheetCompleteness(t *testing.T) {
 		check(t, c, "s2", "true []")
 	})
 
+	t.Run("a phone service's sheet follows the phone list", func(t *testing.T) {
+		c := openTest(t, "")
+		noStamp := `{"id":"s3","ticket_id":"t1","service_mode":"phone","fault_symptoms":"x","inspection_record":"y","handling_result":"z","rating":4,"signer_name":"王","signature_blob":"` + sig + `","stamp_blob":""}`
+		phone := `{"id":"sheet_required_phone","key":"sheet_required_phone","value":["signer_name","signature_blob"]}`
+		if _, err := c.st.applyChanges([]syncer.Change{upsert("feedback_sheet", "s3", 1, noStamp)}, ptr("2")); err != nil {
+			t.Fatal(err)
+		}
+		check(t, c, "s3", "false [stamp_blob]")
+		if _, err := c.st.applyChanges([]syncer.Change{upsert("setting", "sheet_required_phone", 1, phone)}, ptr("3")); err != nil {
+			t.Fatal(err)
+		}
+		check(t, c, "s3", "true []")
+	})
+
 	t.Run("a sheet the device does not hold", func(t *testing.T) {
 		c := openTest(t, "")
 		if _, _, err := c.SheetCompleteness("nope"); err == nil || !strings.Contains(err.Error(), "nope") {
