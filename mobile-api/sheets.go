@@ -129,6 +129,15 @@ func SheetPDF(ctx context.Context, e *syncer.Engine, sheetID, baseURL string, la
 	if err != nil {
 		return nil, "", err
 	}
+	if sh.Bool("exception_accepted") {
+		by, err := optional(ctx, e, schema.EntUser, sh.Str("exception_by"))
+		if err != nil {
+			return nil, "", err
+		}
+		s.ExceptionBy = cmp.Or(by.Str("name"), sh.Str("exception_by"))
+		s.ExceptionAt = timePtr(sh, "exception_at")
+		s.ExceptionNote = cmp.Or(sh.Str("exception_note"), sh.Str("absent_reason"))
+	}
 	var b bytes.Buffer
 	if err := reports.RenderSheet(&b, s, reports.Options{Lang: lang, Now: e.Now}); err != nil {
 		return nil, "", fmt.Errorf("render feedback sheet %s: %w", sheetID, err)

@@ -86,10 +86,15 @@ type SheetData struct {
 	SignedAt         *time.Time // the device's time of signing
 	ServerReceivedAt *time.Time // the server's time of receipt (the sheet's received_at)
 
-	Complete    bool
-	Missing     []string // field names, e.g. signature_blob; printed with labels
-	Fingerprint string   // hex SHA-256 of the sealed content
-	VerifyURL   string   // the public verify page; the sheet's QR code links to it
+	Complete bool
+	Missing  []string // field names, e.g. signature_blob; printed with labels
+	// An incomplete sheet whose exception a manager accepted: who, when and why, printed
+	// with the INCOMPLETE mark. ExceptionBy "" means no exception was accepted.
+	ExceptionBy   string
+	ExceptionAt   *time.Time
+	ExceptionNote string
+	Fingerprint   string // hex SHA-256 of the sealed content
+	VerifyURL     string // the public verify page; the sheet's QR code links to it
 }
 
 // RenderForm writes the feedback form for a ticket as a one-page A4 PDF,
@@ -534,6 +539,12 @@ func (l *sheetLayout) incompleteBlock() {
 	text := l.label("缺少", "Missing") + ": " + strings.Join(items, "；")
 	if len(items) == 0 {
 		text = l.label("反馈单不完整", "The sheet is incomplete")
+	}
+	if s := l.s; s.ExceptionBy != "" {
+		text += "\n" + l.label("例外已接受", "Exception accepted") + ": " + s.ExceptionBy + " " + fmtTimePtr(s.ExceptionAt, s.Location)
+		if s.ExceptionNote != "" {
+			text += " · " + s.ExceptionNote
+		}
 	}
 	l.setFont(8.5, false)
 	lines := l.wrap(text, contentW-48)

@@ -109,3 +109,42 @@ func (e *sheetEnv) settingsValue(key string) string {
 	}
 	return ""
 }
+
+// The verify page and the sheet's PDF say the same three things: sealed or not, complete or
+// not (what is missing), and whether an exception was accepted, by whom and why.
+func TestVerifyPageAndPDFSaySealedCompleteException(t *testing.T) {
+	e := newSheetEnv(t)
+	e.must(e.do("POST", "/api/v1/users", e.admin, map[string]any{"username": "mgr", "name": "李经理", "role": "manager", "password": "pass-mgr-1"}), 201)
+	mgr := e.login("mgr", "pass-mgr-1")
+	f := e.fullSheet(e.ticket(e.t1ID, schema.StCompleted, false))
+	f["stamp_blob"] = ""
+	f["absent_reason"] = "公章在总部"
+	signed := e.signedSheet(e.t1, f)
+	id, fp := str(signed, "id"), str(signed, "fingerprint")
+
+	// What the sheet says shows to whoever holds a copy (its fingerprint, as in the QR code).
+	page := func() string { return string(e.must(e.do("GET", "/verify/"+id+"/"+fp, "", nil), 200).Raw) }
+	before := page()
+	for _, want := range []string{"已封签 Sealed", "不完整 Incomplete", "stamp_blob", "例外 Exception", "无 none"} {
+		if !strings.Contains(before, want) {
+			t.Errorf("the verify page of an incomplete sheet does not say %q:\n%s", want, before)
+		}
+	}
+	e.must(e.do("POST", "/api/v1/sheets/"+id+"/actions/accept_exception", mgr, map[string]any{"note": "经理同意：电话服务无需盖章"}), 200)
+	after := page()
+	for _, want := range []string{"已封签 Sealed", "不完整 Incomplete", "已接受 accepted", "李经理", "经理同意：电话服务无需盖章"} {
+		if !strings.Contains(after, want) {
+			t.Errorf("the verify page after the exception does not say %q:\n%s", want, after)
+		}
+	}
+	v := e.must(e.do("GET", "/verify/"+id+"/"+fp, "", nil, "Accept", "application/json"), 200).Body
+	if v["complete"] != false || v["exception_accepted"] != true || v["exception_by"] != "李经理" {
+		t.Errorf("verify JSON: %v", v)
+	}
+	pdf := squash(pdfText(t, e.must(e.do("GET", "/api/v1/sheets/"+id+".pdf", e.coord, nil), 200).Raw))
+	for _, want := range []string{"不完整", "例外已接受", "李经理", "经理同意：电话服务无需盖章"} {
+		if !strings.Contains(pdf, want) {
+			t.Errorf("the sheet PDF does not say %q:\n%s", want, pdf)
+		}
+	}
+}

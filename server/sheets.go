@@ -208,6 +208,9 @@ code{word-break:break-all}</style></head><body>
 <tr><td>签署时间（设备）Signed (device time)</td><td>{{.SignedAt}}</td></tr>
 <tr><td>服务器接收时间 Received by the server</td><td>{{.ReceivedAt}}</td></tr>
 <tr><td>状态 Status</td><td>{{.Status}}</td></tr>
+<tr><td>封签 Seal</td><td>{{if .Seal}}已封签 Sealed{{else}}<span class="bad">未封签 Not sealed</span>{{end}}</td></tr>
+<tr><td>完整性 Completeness</td><td>{{if .Complete}}完整 Complete{{else}}<span class="bad">不完整 Incomplete</span>{{if .Missing}}：缺 missing {{range $i, $m := .Missing}}{{if $i}}, {{end}}{{$m}}{{end}}{{end}}{{end}}</td></tr>
+<tr><td>例外 Exception</td><td>{{if .ExceptionAccepted}}已接受 accepted · {{.ExceptionBy}} · {{.ExceptionAt}}{{if .ExceptionNote}} · {{.ExceptionNote}}{{end}}{{else}}无 none{{end}}</td></tr>
 <tr><td>封签指纹 Fingerprint</td><td><code>{{.Fingerprint}}</code></td></tr>
 {{if .GivenFingerprint}}<tr><td>您的副本上的指纹 Fingerprint on your copy</td><td><code>{{.GivenFingerprint}}</code> {{if .FingerprintMatches}}{{if deref .FingerprintMatches}}<span class="ok">一致 matches</span>{{else}}<span class="bad">不一致 does not match</span>{{end}}{{end}}</td></tr>{{end}}
 </table>

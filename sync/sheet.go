@@ -464,6 +464,14 @@ type SheetVerdict struct {
 	// Withheld is true when the request gave no matching fingerprint: the verdict then says
 	// only whether the sheet is genuine, not what it says.
 	Withheld bool `json:"withheld,omitempty"`
+	// A valid seal says the sheet is genuine, not that it counts: whether it is complete
+	// (what is missing) and whether a manager accepted the exception, by whom, when, why.
+	Complete          bool     `json:"complete"`
+	Missing           []string `json:"missing"`
+	ExceptionAccepted bool     `json:"exception_accepted"`
+	ExceptionBy       string   `json:"exception_by,omitempty"` // the manager's name
+	ExceptionAt       string   `json:"exception_at,omitempty"` // in the company's time zone
+	ExceptionNote     string   `json:"exception_note,omitempty"`
 }
 
 // withhold clears what the sheet says (names, number, times, fingerprint, seal), keeping
@@ -471,6 +479,7 @@ type SheetVerdict struct {
 func (v *SheetVerdict) withhold() {
 	v.Number, v.Date, v.Customer, v.Technician, v.SignedAt, v.ReceivedAt, v.Fingerprint, v.Seal = "", "", "", "", "", "", "", ""
 	v.ChainIndex = 0
+	v.ExceptionBy, v.ExceptionAt, v.ExceptionNote = "", "", ""
 	v.Withheld = true
 }
 
@@ -490,6 +499,19 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 		Seal: d.Str("seal"), ChainIndex: d.Int("chain_index"), Reasons: []string{}}
 	if t := d.Time("signed_at"); !t.IsZero() {
 		v.Date = t.In(e.Settings().Location()).Format(time.DateOnly)
+	}
+	v.Complete, v.Missing = d.Bool("complete"), d.Strings("missing")
+	if v.Missing == nil {
+		v.Missing = []string{}
+	}
+	if d.Bool("exception_accepted") {
+		v.ExceptionAccepted = true
+		v.ExceptionBy = d.Str("exception_by")
+		if u, err := e.Get(ctx, schema.EntUser, v.ExceptionBy); err == nil {
+			v.ExceptionBy = u.Str("name")
+		}
+		v.ExceptionAt = d.Time("exception_at").In(e.Settings().Location()).Format("2006-01-02 15:04")
+		v.ExceptionNote = cmp.Or(d.Str("exception_note"), d.Str("absent_reason"))
 	}
 	if given != "" {
 		g := strings.ToLower(given)
