@@ -350,6 +350,8 @@ func TestConsoleSheetsIntakeAndMonth(t *testing.T) {
 		chromedp.Navigate(base+"/console/#/months"),
 		chromedp.WaitVisible(css(".month-actions button")),
 		chromedp.Click(css(".month-actions button")),
+		chromedp.WaitVisible(css(".month-actions .confirm")), // the month is not over: asked first
+		chromedp.Click(css(".month-actions .confirm-yes")),
 		chromedp.WaitVisible(css("table.month")),
 	)
 	if m := text(t, ctx, "main"); !strings.Contains(m, "张伟 Zhang Wei") || !strings.Contains(m, "草稿 Draft") {
@@ -746,5 +748,48 @@ func TestConsoleLeaderIntake(t *testing.T) {
 	)
 	if f := text(t, ctx, "dl.fields"); !strings.Contains(f, "领导指示 Leadership") || strings.Contains(f, "服务热线") || !strings.Contains(f, "电话服务 Phone") {
 		t.Errorf("the leader's request is registered as:\n%s", f)
+	}
+}
+
+// Cancelling a ticket asks first; going back changes nothing.
+func TestConsoleAsksBeforeCancelling(t *testing.T) {
+	env := newEnv(t, true)
+	base := env.start()
+	tok := env.login("coord", DemoPassword)
+	tk := demoTicket(t, env, "控制柜报警灯常亮")
+	status := func() string {
+		return str(env.must(env.do("GET", "/api/v1/tickets/"+tk.Str("id"), tok, nil), 200).Body, "status")
+	}
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "open the ticket",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Navigate(base+"/console/#/tickets/"+tk.Str("id")),
+		chromedp.WaitVisible(css(`form[data-action="cancel"]`)),
+		chromedp.SendKeys(css(`form[data-action="cancel"] textarea[name=reason]`), "客户已自行解决"),
+		chromedp.Click(css(`form[data-action="cancel"] button[type=submit]`)),
+		chromedp.WaitVisible(css(`form[data-action="cancel"] .confirm`)),
+	)
+	if q := text(t, ctx, `form[data-action="cancel"] .confirm`); !strings.Contains(q, "cannot be undone") || !strings.Contains(q, tk.Str("number")) {
+		t.Errorf("the question: %q", q)
+	}
+	if st := status(); st != "registered" {
+		t.Fatalf("the ticket is %s before the confirmation", st)
+	}
+	step(t, ctx, "go back, then confirm",
+		chromedp.Click(css(`form[data-action="cancel"] .confirm-no`)),
+		waitJS(`!document.querySelector('form[data-action="cancel"] .confirm')`),
+		chromedp.Click(css(`form[data-action="cancel"] button[type=submit]`)),
+		chromedp.WaitVisible(css(`form[data-action="cancel"] .confirm-yes`)),
+		chromedp.Click(css(`form[data-action="cancel"] .confirm-yes`)),
+		waitJS(`document.querySelector('.head-badges')?.textContent.includes('已取消')`),
+	)
+	if st := status(); st != "cancelled" {
+		t.Errorf("after the confirmation the ticket is %s", st)
 	}
 }

@@ -1,7 +1,7 @@
 // months.js: month-end (P8): the coordinator compiles the statistics table, the manager
 // reviews it, leadership approves it; the table per technician and the report files.
 import { api, openDocument, download } from './api.js';
-import { h, bi, flash, errorBox, showError, field, badge, busy } from './ui.js';
+import { askFirst, h, bi, flash, errorBox, showError, field, badge, busy } from './ui.js';
 import { label, when, thisMonth, yuan } from './i18n.js';
 import { me } from './state.js';
 
@@ -33,23 +33,30 @@ export async function monthsPage(month) {
   };
   const box = errorBox();
   const steps = h('form', { class: 'month-actions' });
-  const act = (text, fn, cls) => h('button', {
-    type: 'button', class: cls || '',
-    onclick: () => busy(steps, async () => {
+  // question, when given, is asked first (askFirst): approving a month cannot be undone.
+  const act = (text, fn, cls, question) => {
+    const run = () => busy(steps, async () => {
       showError(steps, box, null);
       try { await fn(); } catch (e) { showError(steps, box, e); }
-    }),
-  }, bi(text));
+    });
+    const b = h('button', { type: 'button', class: cls || '', onclick: () => (question ? askFirst(b, question, run) : run()) }, bi(text));
+    return b;
+  };
   const comment = h('input', { name: 'comment', placeholder: '退回意见 Comment for return' });
   const st = rep?.status;
   if (['coordinator', 'admin'].includes(role) && (!rep || st === 'draft')) {
     steps.append(act(rep ? '重新汇总 Recompile' : '汇总本月 Compile', async () => {
       await api.post(`months/${enc(month)}/compile`);
       reload('已汇总 Compiled ' + month);
-    }, 'primary'));
+    }, 'primary', month === thisMonth()
+      ? `${month} 尚未结束：现在汇总的是到目前为止的数据，月末前请重新汇总；本月批准后才到的反馈单计入下月。 ${month} is not over: this compiles the month so far (recompile at month-end); sheets that arrive after it is approved count in the next month.`
+      : null));
   }
   if (role === 'manager' && st === 'draft') steps.append(act('审核通过 Review', async () => { await api.post(`months/${enc(month)}/actions/review`, {}); reload('已审核 Reviewed'); }, 'primary'));
-  if (role === 'leader' && st === 'reviewed') steps.append(act('批准 Approve', async () => { await api.post(`months/${enc(month)}/actions/approve`, {}); reload('已批准 Approved'); }, 'primary'));
+  if (role === 'leader' && st === 'reviewed') {
+    steps.append(act('批准 Approve', async () => { await api.post(`months/${enc(month)}/actions/approve`, {}); reload('已批准 Approved'); }, 'primary',
+      `批准 ${month}？批准后本月锁定，不能再修改。 Approve ${month}? An approved month is locked for good.`));
+  }
   if ((role === 'manager' && st === 'draft') || ((role === 'manager' || role === 'leader') && st === 'reviewed')) {
     steps.append(field('意见 Comment', comment), act('退回 Return', async () => {
       await api.post(`months/${enc(month)}/actions/return`, { comment: comment.value.trim() });

@@ -1,7 +1,7 @@
 // ticket.js: one ticket: the service log, the workflow actions the role may take, feedback
 // sheets, complaints, follow-up calls and the history.
 import { api, openDocument } from './api.js';
-import { h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
+import { askFirst, h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
 import { label, when } from './i18n.js';
 import { state, me, userName, deviceName, technicians, customerNames, customerName, allowedSteps } from './state.js';
 
@@ -125,6 +125,14 @@ function actionForm(t, step, reload) {
     ev.preventDefault();
     showError(form, box, null);
     const body = Object.fromEntries([...new FormData(form)].map(([k, v]) => [k, String(v).trim()]));
+    if (step.action === 'cancel' && form.dataset.confirmed !== 'true') {
+      askFirst(form.querySelector('button[type=submit]'), `取消工单 ${t.number}？取消后不能恢复。 Cancel ticket ${t.number}? This cannot be undone.`, () => {
+        form.dataset.confirmed = 'true';
+        form.requestSubmit();
+      });
+      return;
+    }
+    delete form.dataset.confirmed;
     await busy(form, async () => {
       try {
         const r = await api.post(`tickets/${enc(t.id)}/actions/${enc(step.action)}`, body);
@@ -269,6 +277,13 @@ function complaintsSection(t, reload) {
     });
   });
   const decide = (c, action) => async (ev) => {
+    if (action === 'uphold' && ev.currentTarget) {
+      // Upholding costs the technician the month's bonus: asked first.
+      askFirst(ev.currentTarget, '认定投诉成立？将影响技术员当月奖金。 Uphold the complaint? It counts against the technician\'s bonus this month.',
+        () => decide(c, 'confirmed-uphold')({}));
+      return;
+    }
+    if (action === 'confirmed-uphold') action = 'uphold';
     try {
       await api.post(`complaints/${enc(c.id)}/actions/${action}`, {});
       reload(action === 'uphold' ? '投诉成立 Complaint upheld' : '投诉不成立 Complaint dismissed');
@@ -280,7 +295,7 @@ function complaintsSection(t, reload) {
       badge(label('complaint_status', c.status), c.status === 'upheld' ? 'danger' : ''), ' ', c.description,
       h('div', { class: 'ev-meta' }, when(c.received_at), ' · ', userName(c.technician_id)),
       c.status === 'open' && ['manager', 'admin'].includes(role) ? h('div', { class: 'row' },
-        h('button', { type: 'button', onclick: decide(c, 'uphold') }, bi('成立 Uphold')), ' ',
+        h('button', { type: 'button', class: 'uphold', onclick: decide(c, 'uphold') }, bi('成立 Uphold')), ' ',
         h('button', { type: 'button', onclick: decide(c, 'dismiss') }, bi('不成立 Dismiss'))) : null))),
     role === 'leader' ? null : form);
 }

@@ -86,3 +86,16 @@ export async function busy(form, fn) {
     buttons.forEach((b) => { b.disabled = false; });
   }
 }
+
+// askFirst puts a question after el with 确认 Confirm / 返回 Go back and runs fn only on
+// Confirm: an irreversible step (cancelling a ticket, upholding a complaint, approving a
+// month) is never one click away.
+export function askFirst(el, question, fn) {
+  el.parentElement?.querySelector(':scope > .confirm')?.remove();
+  const box = h('div', { class: 'confirm', role: 'alertdialog', 'aria-label': question },
+    h('p', {}, question),
+    h('button', { type: 'button', class: 'danger confirm-yes', onclick: () => { box.remove(); fn(); } }, bi('确认 Confirm')), ' ',
+    h('button', { type: 'button', class: 'confirm-no', onclick: () => { box.remove(); el.focus(); } }, bi('返回 Go back')));
+  el.after(box);
+  box.querySelector('.confirm-no').focus();
+}
