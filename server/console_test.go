@@ -793,3 +793,39 @@ func TestConsoleAsksBeforeCancelling(t *testing.T) {
 		t.Errorf("after the confirmation the ticket is %s", st)
 	}
 }
+
+// The work queues under the menu count what waits and open the list of it.
+func TestConsoleWorkQueues(t *testing.T) {
+	env := demoLater(t, 2*time.Hour)
+	base := env.start()
+	tok := env.login("coord", DemoPassword)
+	total := func(q string) int {
+		return int(env.must(env.do("GET", "/api/v1/tickets?limit=1&"+q, tok, nil), 200).Body["total"].(float64))
+	}
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "log in",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.WaitVisible(css(`[data-queue=dispatch] .count`)),
+	)
+	for q, query := range map[string]string{"dispatch": "status=registered,escalated", "overdue": "overdue=true", "sheets": "status=completed", "followup": "status=sheet_received"} {
+		want := total(query)
+		if got := text(t, ctx, `[data-queue=`+q+`] .count`); got != fmt.Sprint(want) {
+			t.Errorf("queue %s shows %s, the list has %d", q, got, want)
+		}
+	}
+	if total("overdue=true") == 0 {
+		t.Error("the demo two hours later has no overdue ticket")
+	}
+	step(t, ctx, "open the dispatch queue",
+		chromedp.Click(css(`[data-queue=dispatch]`)),
+		waitJS(`location.hash.includes('registered') && document.querySelectorAll('table.tickets tbody tr').length > 0 &&
+			[...document.querySelectorAll('table.tickets tbody tr')].every(r => r.textContent.includes('已登记') || r.textContent.includes('已转经理'))`),
+	)
+	screenshot(t, ctx, "console-queues.png")
+}

@@ -10,6 +10,7 @@ import { alertsPage } from './alerts.js';
 import { customersPage, customerPage, importPage } from './customers.js';
 import { usersPage } from './users.js';
 import { settingsPage } from './settings.js';
+import { renderQueues } from './queues.js';
 
 const main = () => document.getElementById('main');
 let loaded = false;
@@ -32,6 +33,7 @@ async function route() {
   const top = document.getElementById('top');
   if (!session.token || parts[0] === 'login') {
     top.hidden = true;
+    document.getElementById('queues').replaceChildren();
     return loginPage();
   }
   if (session.mustChangePassword) {
@@ -62,6 +64,7 @@ async function route() {
     else if (parts[0] === 'alerts') page = await alertsPage();
     else page = await ticketsPage(query);
     m.replaceChildren(page);
+    renderQueues(document.getElementById('queues')).catch(() => {});
   } catch (e) {
     if (e.status === 401) return;
     m.replaceChildren(h('section', { class: 'card' }, h('h1', {}, bi('出错了 Something went wrong')), h('p', { class: 'error', role: 'alert' }, e.message)));
