@@ -439,6 +439,10 @@ func (l *monthLayout) reason(r string) string {
 			parts[i] = l.label("不在本月", p)
 		case p == ReasonNoCompletedTime:
 			parts[i] = l.label("无完成时间", p)
+		case p == ReasonTicketCounted:
+			parts[i] = l.label("同一工单已有反馈单计入", p)
+		case p == ReasonTicketSettled:
+			parts[i] = l.label("该工单已在已批准的月份计入", p)
 		case strings.HasPrefix(p, ReasonIncomplete):
 			rest := strings.TrimPrefix(strings.TrimPrefix(p, ReasonIncomplete), ": missing ")
 			if rest == "" {
