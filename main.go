@@ -39,6 +39,7 @@ func allCommands() []command {
 		{"user", "user add|passwd|list|disable ...                 manage accounts", cmdUser},
 		{"backup", "backup --data DIR --out FILE                     consistent copy of the live database", cmdBackup},
 		{"migrate", "migrate --data DIR                               bring the database to this version", cmdMigrate},
+		{"settings", "settings list|set --data DIR [KEY VALUE]        show or change settings offline", cmdSettings},
 		{"version", "version                                          print the version", func([]string) error {
 			fmt.Println("fieldsync", Version)
 			return nil

@@ -123,6 +123,9 @@ func (e *Engine) ReloadSettings(ctx context.Context) error {
 		stored[d.Str("key")] = d["value"]
 	}
 	s := schema.NewSettings(stored)
+	for _, err := range s.Invalid {
+		e.Log.Warn("setting refused, default used; fix it with PUT /api/v1/settings or fieldsync settings set", "err", err)
+	}
 	e.settings.Store(s)
 	if e.Blobs != nil {
 		e.Blobs.SetMaxBytes(s.Int("blob_max_bytes"))
