@@ -416,3 +416,10 @@ func TestBadStoredSettingAndSettingsCommand(t *testing.T) {
 		t.Errorf("the repaired setting is still refused: %s", log)
 	}
 }
+
+func TestServeTLSFlagsNeedBoth(t *testing.T) {
+	out, code := run(t, "", "serve", "--addr", freePort(t), "--data", t.TempDir(), "--tls-cert", "cert.pem")
+	if code == 0 || !strings.Contains(out, "--tls-key") {
+		t.Errorf("serve with a certificate and no key: %d %s", code, out)
+	}
+}

@@ -6,10 +6,12 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -42,6 +44,9 @@ type Config struct {
 	// Out receives the one-time messages for the person starting the server (the admin
 	// password, the demo logins).
 	Out func(string)
+	// TLSCert and TLSKey are PEM files: with both the server speaks only HTTPS (and wss);
+	// with neither, plain HTTP (behind a reverse proxy that terminates TLS).
+	TLSCert, TLSKey string
 }
 
 // Server is a running fieldsync.
@@ -58,6 +63,7 @@ type Server struct {
 	sender *notify.Sender
 	bg     gosync.WaitGroup // the alerting goroutines
 	stopBg context.CancelFunc
+	tls    *tls.Config // nil: plain HTTP
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).
@@ -77,6 +83,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Out == nil {
 		cfg.Out = func(s string) { fmt.Fprintln(os.Stderr, s) }
+	}
+	tlsConf, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, err
 	}
 	db, err := schema.Open(ctx, cfg.DataDir)
 	if err != nil {
@@ -106,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	eng.Sealer = sealer
 	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, gate: newLoginGate(loginGateKeys),
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), tls: tlsConf}
 	if err := s.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
@@ -142,7 +152,38 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // Listen serves on the configured address until Shutdown.
-func (s *Server) Listen() error { return s.App.Listen(s.cfg.Addr) }
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown, over TLS when a certificate is configured.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	return s.App.Listener(ln)
+}
+
+// loadTLS reads the certificate and key named by --tls-cert and --tls-key: both or neither.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case keyFile == "":
+		return nil, errors.New("--tls-cert is set but --tls-key is not: give both, or neither for plain HTTP")
+	case certFile == "":
+		return nil, errors.New("--tls-key is set but --tls-cert is not: give both, or neither for plain HTTP")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
 
 // Shutdown stops accepting connections, lets in-flight requests finish, closes WebSockets
 // cleanly (close frame 1001), then stops the engine and closes the database.
