@@ -35,7 +35,7 @@ type command struct {
 // extraCommands in their init functions.
 func allCommands() []command {
 	base := []command{
-		{"serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert F --tls-key F]   run the server", cmdServe},
+		{"serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert F --tls-key F] [--metrics HOST:PORT]   run the server", cmdServe},
 		{"user", "user add|passwd|list|disable ...                 manage accounts", cmdUser},
 		{"backup", "backup --data DIR --out FILE                     consistent copy of the live database", cmdBackup},
 		{"migrate", "migrate --data DIR                               bring the database to this version", cmdMigrate},
@@ -108,6 +108,7 @@ func cmdServe(args []string) error {
 	pprofAddr := fs.String("pprof", os.Getenv("FIELDSYNC_PPROF"), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env FIELDSYNC_PPROF)")
 	tlsCert := fs.String("tls-cert", os.Getenv("FIELDSYNC_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS and wss only; needs --tls-key (env FIELDSYNC_TLS_CERT)")
 	tlsKey := fs.String("tls-key", os.Getenv("FIELDSYNC_TLS_KEY"), "PEM private key file of --tls-cert (env FIELDSYNC_TLS_KEY)")
+	metricsAddr := fs.String("metrics", os.Getenv("FIELDSYNC_METRICS"), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9090; off when empty (env FIELDSYNC_METRICS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,7 +124,7 @@ func cmdServe(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, server.Config{Addr: *addr, DataDir: *data, Demo: *demo, Log: log,
-		TLSCert: *tlsCert, TLSKey: *tlsKey, Out: func(s string) { fmt.Println(s) }})
+		TLSCert: *tlsCert, TLSKey: *tlsKey, MetricsAddr: *metricsAddr, Out: func(s string) { fmt.Println(s) }})
 	if err != nil {
 		return err
 	}

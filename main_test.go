@@ -423,3 +423,23 @@ func TestServeTLSFlagsNeedBoth(t *testing.T) {
 		t.Errorf("serve with a certificate and no key: %d %s", code, out)
 	}
 }
+
+func TestServeMetricsFlag(t *testing.T) {
+	maddr := freePort(t)
+	serve(t, t.TempDir(), "--metrics", maddr)
+	var body string
+	for range 100 { // the metrics listener starts beside the API's
+		res, err := http.Get("http://" + maddr + "/metrics")
+		if err == nil {
+			b := new(bytes.Buffer)
+			b.ReadFrom(res.Body)
+			res.Body.Close()
+			body = b.String()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, "fieldsync_write_queue_depth") || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("--metrics: %.300s", body)
+	}
+}

@@ -47,23 +47,27 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files: with both the server speaks only HTTPS (and wss);
 	// with neither, plain HTTP (behind a reverse proxy that terminates TLS).
 	TLSCert, TLSKey string
+	// MetricsAddr, when set, is where Listen serves /metrics (Prometheus), apart from the
+	// API's port.
+	MetricsAddr string
 }
 
 // Server is a running fieldsync.
 type Server struct {
-	App    *fiber.App
-	Engine *syncer.Engine
-	DB     *schema.DB
-	Mobile *mobileapi.API
-	Sealer *schema.SealKey
-	cfg    Config
-	log    *slog.Logger
-	gate   *loginGate // failed logins per username, address and both
-	stop   chan struct{}
-	sender *notify.Sender
-	bg     gosync.WaitGroup // the alerting goroutines
-	stopBg context.CancelFunc
-	tls    *tls.Config // nil: plain HTTP
+	App     *fiber.App
+	Engine  *syncer.Engine
+	DB      *schema.DB
+	Mobile  *mobileapi.API
+	Sealer  *schema.SealKey
+	cfg     Config
+	log     *slog.Logger
+	gate    *loginGate // failed logins per username, address and both
+	stop    chan struct{}
+	sender  *notify.Sender
+	bg      gosync.WaitGroup // the alerting goroutines
+	stopBg  context.CancelFunc
+	tls     *tls.Config // nil: plain HTTP
+	metrics *metrics
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).
@@ -116,7 +120,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	eng.Sealer = sealer
 	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, gate: newLoginGate(loginGateKeys),
-		stop: make(chan struct{}), tls: tlsConf}
+		stop: make(chan struct{}), tls: tlsConf, metrics: newMetrics(eng)}
+	eng.Metrics = s.metrics
 	if err := s.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
@@ -136,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	s.App.Use(s.recoverPanics, s.requestLog)
 	s.routes()
+	s.metrics.learnRoutes(s.App)
 	go s.maintenance()
 	wake := make(chan struct{}, 1)
 	eng.Alerted = func() {
@@ -153,6 +159,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 // Listen serves on the configured address until Shutdown.
 func (s *Server) Listen() error {
+	if s.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		go func() {
+			if err := s.ServeMetrics(mln); err != nil {
+				s.log.Error("metrics listener", "err", err)
+			}
+		}()
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return err
@@ -195,6 +212,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.App.ShutdownWithContext(ctx)
 	s.stopBg()
 	s.bg.Wait()
+	s.metrics.close(ctx)
 	s.Engine.Close()
 	if cerr := s.DB.Close(); err == nil {
 		err = cerr
@@ -360,6 +378,7 @@ func (s *Server) requestLog(c *fiber.Ctx) error {
 			s.log.Error("write error response", "err", herr)
 		}
 	}
+	s.metrics.request(c, err)
 	user := ""
 	if sess := session(c); sess != nil {
 		user = sess.Actor.UserID

@@ -28,12 +28,13 @@ import (
 
 // Engine applies changes and serves pulls.
 type Engine struct {
-	db     *schema.DB
-	Now    func() time.Time
-	Log    *slog.Logger
-	Hub    *Hub
-	Blobs  *BlobStore
-	Sealer *schema.SealKey
+	db      *schema.DB
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics Metrics // nil: nothing is measured
+	Hub     *Hub
+	Blobs   *BlobStore
+	Sealer  *schema.SealKey
 	// Alerted, when set, is called after a commit that wrote outbox rows (it must not
 	// block: the sender is woken, not waited for).
 	Alerted  func()
@@ -205,6 +206,7 @@ func (e *Engine) writer() {
 // processing fails (an I/O error, not a rejection) is rolled back to its savepoint and
 // answered with the error; the others commit.
 func (e *Engine) commitGroup(group []*applyReq) {
+	defer e.observeCommit(len(group), time.Now())
 	finish := func(err error) {
 		for _, r := range group {
 			if r.err == nil && err != nil {
