@@ -44,7 +44,7 @@ func newMetrics(e *syncer.Engine) *metrics {
 	m := &metrics{
 		reg: reg,
 		pushes: f.counterVec("fieldsync_sync_pushes_total",
-			"Pushes from devices (WebSocket and HTTP) by result: ok (judged; see the mutations), refused, error.", "result"),
+			"Pushes from devices (WebSocket and HTTP) by result: ok (judged; see the mutations), refused (the whole push), error.", "result"),
 		pulls: f.counterVec("fieldsync_sync_pulls_total",
 			"Pull requests from devices by result: ok, refused (e.g. checkpoint_expired), error.", "result"),
 		mutations: f.counterVec("fieldsync_sync_mutations_total",

@@ -12,13 +12,14 @@ import (
 // measures nothing.
 type Metrics interface {
 	// Pushed counts one push (WebSocket or HTTP): result "ok" (the batch was judged; see
-	// its mutations), "refused" (the whole push was refused, e.g. too large) or "error".
+	// its mutations), "refused" (the whole push was refused, e.g. a mutation without a
+	// mid) or "error".
 	// results holds the judgement of each mutation.
 	Pushed(result string, results []Result)
 	// Pulled counts one pull page, result as for Pushed.
 	Pulled(result string)
 	// Committed is one transaction of the write path: how many queued batches it took and
-	// how long it ran, from begin to commit.
+	// how long it ran, from begin until its batches were answered.
 	Committed(batches int, took time.Duration)
 	// Delivered is a live connection's pages being ready, took after the newest commit
 	// that woke it was published.
