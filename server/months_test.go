@@ -437,6 +437,14 @@ func TestMonthTicketCountsOnceAtTheTicketsMode(t *testing.T) {
 	// says on site.
 	phoneJob := f.completed("tech3", "2026-09-10 10:00")
 	f.sheet("m1", phoneJob, "tech3", "onsite", true, false, true)
+	// Nor can the technician make the phone job an on-site one: the office sets the mode.
+	open := str(e.must(e.do("POST", "/api/v1/tickets", f.tok("coord"), map[string]any{"customer_id": f.cust,
+		"fault_symptoms": "电话可解决", "urgency": "normal", "service_mode": "phone"}), 201).Body, "id")
+	tk := e.must(e.do("POST", "/api/v1/tickets/"+open+"/actions/dispatch", f.tok("coord"), map[string]any{"technician_id": f.users["tech3"]}), 200).Body
+	d := f.devices["tech3"]
+	rejected(t, d.push(d.t1, map[string]any{"entity": "ticket", "id": open, "op": "update", "base_version": tk["version"],
+		"fields": map[string]any{"service_mode": "onsite"}})[0], "forbidden", "service_mode")
+
 	// tech1 writes four sheets for one phone ticket before the office receives any; the
 	// office then receives three.
 	multi := f.completed("tech1", "2026-09-11 10:00")
