@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Service modes of policy section 1, as recorded on a sheet.
@@ -442,6 +443,23 @@ func sheetWarnings(sheets []SheetFact, countedFor map[string]string) []string {
 }
 
 func ticketName(s SheetFact) string { return cmp.Or(s.TicketNumber, s.TicketID) }
+
+// WarningIn returns a warning in one language: a warning written "中文 / English" (as
+// sheetWarnings writes them) is split, lang "zh" or "en" keeps its side; any other warning,
+// or any other lang, is returned whole.
+func WarningIn(w string, lang string) string {
+	zh, en, ok := strings.Cut(w, " / ")
+	if !ok || !strings.ContainsFunc(zh, func(r rune) bool { return unicode.Is(unicode.Han, r) }) {
+		return w
+	}
+	switch lang {
+	case "zh":
+		return zh
+	case "en":
+		return en
+	}
+	return w
+}
 
 // applyMonthPay fills in a row's pay from its counts, following policy section 4:
 // allowance for dedicated staff, per-visit labour for the others, and the

@@ -80,7 +80,7 @@ func WriteMonthCSV(w io.Writer, r MonthResult, lang string) error {
 	// rectangular), as the printed report lists them.
 	for _, w := range r.Warnings {
 		clear(record)
-		record[0], record[1] = monthText("提示", "Warning", lang), monthCSVText(w)
+		record[0], record[1] = monthText("提示", "Warning", lang), monthCSVText(WarningIn(w, lang))
 		if err := cw.Write(record); err != nil {
 			return err
 		}

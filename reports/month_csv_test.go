@@ -166,7 +166,7 @@ func TestWriteMonthCSVWarnings(t *testing.T) {
 		t.Fatalf("not a rectangular CSV: %v", err)
 	}
 	last := records[len(records)-2:]
-	if last[0][0] != "Warning" || !strings.Contains(last[0][1], "SR-1") || last[1][1] != "'=cmd" {
+	if last[0][0] != "Warning" || last[0][1] != "ticket SR-1 has 2 sheets" || last[1][1] != "'=cmd" {
 		t.Errorf("warning lines %q", last)
 	}
 }

@@ -490,6 +490,9 @@ func TestMonthTicketCountsOnceAtTheTicketsMode(t *testing.T) {
 				t.Errorf("the month's %s does not warn about ticket %s:\n%s", name, want, doc)
 			}
 		}
+		if strings.Contains(doc, "工单") {
+			t.Errorf("the month's English %s has the Chinese warnings too:\n%s", name, doc)
+		}
 	}
 
 	// After the month is approved, the fourth sheet is received: it never counts, the
