@@ -145,6 +145,7 @@ func TestMetrics(t *testing.T) {
 	if results[0].(map[string]any)["status"] != "applied" || results[1].(map[string]any)["status"] != "rejected" {
 		t.Fatalf("push results %v, want applied then rejected", results)
 	}
+	rejectedCode, _ := results[1].(map[string]any)["code"].(string)
 	if st, _ := call("POST", "/api/v1/tickets/"+ticket+"/notes", coord, map[string]string{"note": "请尽快处理"}); st != 201 && st != 200 {
 		t.Fatalf("office note: %d", st)
 	}
@@ -197,7 +198,7 @@ func TestMetrics(t *testing.T) {
 		{"fieldsync_sync_pushes_total", []string{"result", "ok"}, 1},
 		{"fieldsync_sync_pulls_total", []string{"result", "ok"}, 1},
 		{"fieldsync_sync_mutations_total", []string{"status", "applied"}, 1},
-		{"fieldsync_sync_mutations_total", []string{"status", "rejected", "code", "validation"}, 1},
+		{"fieldsync_sync_mutations_total", []string{"status", "rejected", "code", rejectedCode}, 1},
 		{"fieldsync_write_group_batches", nil, 1},
 		{"fieldsync_write_commit_seconds", nil, 1},
 		{"fieldsync_live_fanout_seconds", nil, 1},
