@@ -111,8 +111,8 @@ var settingRanges = map[string]SettingRange{
 	"completed_scope_days":        {1, 365},
 	"blob_max_bytes":              {16 << 10, 32 << 20},
 	"sheet_required":              {0, int64(len(SheetRequirable))},
-	"push_mutations_per_hour":     {100, 1_000_000},
-	"push_bytes_per_hour":         {1 << 20, 1 << 30},
+	"push_mutations_per_hour":     {10, 1_000_000},
+	"push_bytes_per_hour":         {64 << 10, 1 << 30},
 	"max_devices_per_user":        {1, 50},
 }
 
