@@ -114,11 +114,17 @@ var settingRanges = map[string]SettingRange{
 	"push_mutations_per_hour":     {10, 1_000_000},
 	"push_bytes_per_hour":         {64 << 10, 1 << 30},
 	"max_devices_per_user":        {1, 50},
+	"deadline_warning_minutes":    {0, 1440},
+	"alert_smtp_port":             {1, 65535},
+	"alert_workers":               {1, 64},
+	"alert_timeout_seconds":       {1, 300},
+	"alert_retry_seconds":         {1, 3600},
+	"alert_give_up_minutes":       {1, 43200},
 }
 
 // kindRanges bound the settings settingRanges does not name. A time zone and a language
 // are checked against their known values instead.
-var kindRanges = map[string]SettingRange{"int": {0, 1_000_000_000}, "string": {0, 500}, "list": {0, 100}}
+var kindRanges = map[string]SettingRange{"int": {0, 1_000_000_000}, "string": {0, 500}, "url": {0, 500}, "list": {0, 100}}
 
 // Range returns the setting's bounds; ok is false for kinds checked by value (time zone,
 // language).
@@ -137,7 +143,7 @@ func (d SettingDef) Description() string {
 	switch {
 	case !ok:
 		return d.Doc
-	case d.Kind == "string":
+	case d.Kind == "string" || d.Kind == "url":
 		return fmt.Sprintf("%s (%d to %d characters)", d.Doc, r.Min, r.Max)
 	case d.Kind == "list":
 		return fmt.Sprintf("%s (%d to %d items)", d.Doc, r.Min, r.Max)
@@ -270,7 +276,12 @@ func NewSettings(stored map[string]any) *Settings {
 		}
 		v, err := CheckSetting(k, stored[k])
 		if err != nil {
-			s.Invalid = append(s.Invalid, fmt.Errorf("stored setting %s = %s is refused, the default %s is used: %w", k, MustJSON(stored[k]), MustJSON(def.Default), err))
+			if SecretSetting(k) { // its value never goes into a log
+				err = fmt.Errorf("stored secret setting %s is refused, the default is used", k)
+			} else {
+				err = fmt.Errorf("stored setting %s = %s is refused, the default %s is used: %w", k, MustJSON(stored[k]), MustJSON(def.Default), err)
+			}
+			s.Invalid = append(s.Invalid, err)
 			continue
 		}
 		s.values[k] = v

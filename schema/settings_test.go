@@ -42,3 +42,13 @@ func TestStoredSettingOutOfRange(t *testing.T) {
 		t.Errorf("invalid: %v", s.Invalid)
 	}
 }
+
+// TestStoredSecretSettingRefusedQuietly: a refused secret setting is reported by name, never
+// with its value.
+func TestStoredSecretSettingRefusedQuietly(t *testing.T) {
+	secret := strings.Repeat("s3cret", 100)
+	s := NewSettings(map[string]any{"alert_smtp_password": secret})
+	if len(s.Invalid) != 1 || !strings.Contains(s.Invalid[0].Error(), "alert_smtp_password") || strings.Contains(s.Invalid[0].Error(), "s3cret") {
+		t.Errorf("invalid: %v", s.Invalid)
+	}
+}
