@@ -38,7 +38,7 @@ func TestSettingsHaveRanges(t *testing.T) {
 		{"offline_days", 106752},
 		{"offline_days", 0},
 		{"response_minutes_low", int64(1) << 40},
-		{"arrival_minutes_critical", 0},
+		{"arrival_minutes_critical", 43201},
 		{"completed_scope_days", 100000},
 		{"allowance_per_service_fen", int64(1) << 50},
 		{"complaint_forfeit_threshold", 1000000},
