@@ -35,10 +35,11 @@ type command struct {
 // extraCommands in their init functions.
 func allCommands() []command {
 	base := []command{
-		{"serve", "serve [--addr HOST:PORT] [--data DIR] [--demo]   run the server", cmdServe},
+		{"serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert F --tls-key F] [--metrics HOST:PORT]   run the server", cmdServe},
 		{"user", "user add|passwd|list|disable ...                 manage accounts", cmdUser},
 		{"backup", "backup --data DIR --out FILE                     consistent copy of the live database", cmdBackup},
 		{"migrate", "migrate --data DIR                               bring the database to this version", cmdMigrate},
+		{"settings", "settings list|set --data DIR [KEY VALUE]        show or change settings offline", cmdSettings},
 		{"version", "version                                          print the version", func([]string) error {
 			fmt.Println("fieldsync", Version)
 			return nil
@@ -100,11 +101,14 @@ func dataFlag(fs *flag.FlagSet) *string {
 }
 
 func cmdServe(args []string) error {
-	fs := newFlags("serve", "serve [--addr HOST:PORT] [--data DIR] [--demo]")
+	fs := newFlags("serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert FILE --tls-key FILE] [--metrics HOST:PORT]")
 	addr := fs.String("addr", envOr("FIELDSYNC_ADDR", ":8080"), "listen address (env FIELDSYNC_ADDR)")
 	data := dataFlag(fs)
 	demo := fs.Bool("demo", os.Getenv("FIELDSYNC_DEMO") == "1", "seed a demo company into an empty database (env FIELDSYNC_DEMO=1)")
 	pprofAddr := fs.String("pprof", os.Getenv("FIELDSYNC_PPROF"), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env FIELDSYNC_PPROF)")
+	tlsCert := fs.String("tls-cert", os.Getenv("FIELDSYNC_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS and wss only; needs --tls-key (env FIELDSYNC_TLS_CERT)")
+	tlsKey := fs.String("tls-key", os.Getenv("FIELDSYNC_TLS_KEY"), "PEM private key file of --tls-cert (env FIELDSYNC_TLS_KEY)")
+	metricsAddr := fs.String("metrics", os.Getenv("FIELDSYNC_METRICS"), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9090; off when empty (env FIELDSYNC_METRICS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,7 +124,7 @@ func cmdServe(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, server.Config{Addr: *addr, DataDir: *data, Demo: *demo, Log: log,
-		Out: func(s string) { fmt.Println(s) }})
+		TLSCert: *tlsCert, TLSKey: *tlsKey, MetricsAddr: *metricsAddr, Out: func(s string) { fmt.Println(s) }})
 	if err != nil {
 		return err
 	}

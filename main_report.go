@@ -93,7 +93,7 @@ func cmdReport(args []string) error {
 	if ext == ".pdf" {
 		err = reports.RenderMonthReport(&buf, server.MonthReportData(m, st), reports.Options{Lang: l, Now: e.Now})
 	} else {
-		err = reports.WriteMonthCSV(&buf, reports.MonthResult{Month: m.Month, Rows: m.Rows, Totals: m.Totals}, string(l))
+		err = reports.WriteMonthCSV(&buf, reports.MonthResult{Month: m.Month, Rows: m.Rows, Totals: m.Totals, Warnings: m.Warnings}, string(l))
 	}
 	if err != nil {
 		return err

@@ -363,3 +363,83 @@ func TestServeRefusesNewerDatabase(t *testing.T) {
 		t.Errorf("serve on a newer database: %d %s", code, out)
 	}
 }
+
+// TestBadStoredSettingAndSettingsCommand: a stored setting out of range (written by an older
+// version, which accepted blob_max_bytes 0) never stops the server: it logs the setting and
+// uses the default. `fieldsync settings` lists the settings and sets one offline, through
+// the same checks as the API.
+func TestBadStoredSettingAndSettingsCommand(t *testing.T) {
+	data := t.TempDir()
+	cmd, _, _ := serve(t, data) // stores every setting with its default
+	cmd.Process.Kill()
+	cmd.Wait()
+	db, err := schema.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.W.Exec(`UPDATE records SET data = json_set(data, '$.value', 0) WHERE entity = 'setting' AND id = 'blob_max_bytes'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	cmd, _, _ = serve(t, data)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if log := cmd.Stderr.(*bytes.Buffer).String(); !strings.Contains(log, "blob_max_bytes") {
+		t.Errorf("the server did not say which setting it refused: %s", log)
+	}
+
+	out, code := run(t, "", "settings", "list", "--data", data)
+	if code != 0 || !strings.Contains(out, "blob_max_bytes") || !strings.Contains(out, "16384 to 33554432") || !strings.Contains(out, "offline_days") {
+		t.Fatalf("settings list: %d %s", code, out)
+	}
+	if out, code := run(t, "", "settings", "set", "--data", data, "blob_max_bytes", "0"); code == 0 || !strings.Contains(out, "blob_max_bytes") || !strings.Contains(out, "33554432") {
+		t.Errorf("settings set out of range: %d %s", code, out)
+	}
+	if out, code := run(t, "", "settings", "set", "--data", data, "no_such_setting", "1"); code == 0 || !strings.Contains(out, "no_such_setting") {
+		t.Errorf("settings set unknown: %d %s", code, out)
+	}
+	if out, code := run(t, "", "settings", "set", "--data", data, "blob_max_bytes", "1048576"); code != 0 {
+		t.Fatalf("settings set: %d %s", code, out)
+	}
+	if out, code := run(t, "", "settings", "set", "--data", data, "company_name", "上海申江 \"Shenjiang\""); code != 0 {
+		t.Fatalf("settings set a string: %d %s", code, out)
+	}
+	out, _ = run(t, "", "settings", "list", "--data", data)
+	if !strings.Contains(out, "1048576") || !strings.Contains(out, `上海申江 \"Shenjiang\"`) {
+		t.Errorf("settings list after set: %s", out)
+	}
+	cmd, _, _ = serve(t, data)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if log := cmd.Stderr.(*bytes.Buffer).String(); strings.Contains(log, "blob_max_bytes") {
+		t.Errorf("the repaired setting is still refused: %s", log)
+	}
+}
+
+func TestServeTLSFlagsNeedBoth(t *testing.T) {
+	out, code := run(t, "", "serve", "--addr", freePort(t), "--data", t.TempDir(), "--tls-cert", "cert.pem")
+	if code == 0 || !strings.Contains(out, "--tls-key") {
+		t.Errorf("serve with a certificate and no key: %d %s", code, out)
+	}
+}
+
+func TestServeMetricsFlag(t *testing.T) {
+	maddr := freePort(t)
+	serve(t, t.TempDir(), "--metrics", maddr)
+	var body string
+	for range 100 { // the metrics listener starts beside the API's
+		res, err := http.Get("http://" + maddr + "/metrics")
+		if err == nil {
+			b := new(bytes.Buffer)
+			b.ReadFrom(res.Body)
+			res.Body.Close()
+			body = b.String()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, "fieldsync_write_queue_depth") || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("--metrics: %.300s", body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Service modes of policy section 1, as recorded on a sheet.
@@ -40,6 +41,9 @@ const (
 	ReasonNotReceived     = "not received by a coordinator"
 	ReasonOutsideMonth    = "outside the month"
 	ReasonNoCompletedTime = "no completion time"
+	// A ticket counts once, whatever number of sheets its technician wrote.
+	ReasonTicketCounted = "another sheet of the same ticket counted"
+	ReasonTicketSettled = "the ticket counted in an approved month"
 )
 
 // The month's inputs are declared in package schema, beside the records they are loaded
@@ -222,6 +226,22 @@ func ComputeMonth(in MonthInput) MonthResult {
 		res.Rows[i].Counted = make([]ServiceLine, 0, n)
 	}
 
+	// A ticket counts once: its first sheet (in the loader's order, by signing) that meets
+	// every condition. Its other sheets are listed as not counting.
+	inMonth := func(s SheetFact) bool {
+		return boundsErr == nil && !s.CompletedAt.Before(start) && s.CompletedAt.Before(end)
+	}
+	countedFor := map[string]string{} // ticket -> the sheet that counts
+	for _, s := range in.Sheets {
+		if _, known := index[s.TechnicianID]; !known || s.TicketID == "" {
+			continue
+		}
+		if _, done := countedFor[s.TicketID]; !done && len(sheetExclusionReasons(s, inMonth(s))) == 0 {
+			countedFor[s.TicketID] = s.SheetID
+		}
+	}
+	res.Warnings = append(res.Warnings, sheetWarnings(in.Sheets, countedFor)...)
+
 	ratingSum := make([]int, len(res.Rows))
 	for _, s := range in.Sheets {
 		i, ok := rowOf("sheet", s.SheetID, s.TechnicianID)
@@ -229,8 +249,11 @@ func ComputeMonth(in MonthInput) MonthResult {
 			continue
 		}
 		r := &res.Rows[i]
-		inMonth := boundsErr == nil && !s.CompletedAt.Before(start) && s.CompletedAt.Before(end)
-		if reasons := sheetExclusionReasons(s, inMonth); len(reasons) > 0 {
+		reasons := sheetExclusionReasons(s, inMonth(s))
+		if c, ok := countedFor[s.TicketID]; ok && c != s.SheetID {
+			reasons = append(reasons, ReasonTicketCounted)
+		}
+		if len(reasons) > 0 {
 			r.Excluded = append(r.Excluded, Exclusion{SheetID: s.SheetID, TicketNumber: s.TicketNumber, Reason: strings.Join(reasons, "; ")})
 			continue
 		}
@@ -355,7 +378,87 @@ func sheetExclusionReasons(s SheetFact, inMonth bool) []string {
 	case !inMonth:
 		reasons = append(reasons, ReasonOutsideMonth)
 	}
+	if s.TicketSettled {
+		reasons = append(reasons, ReasonTicketSettled)
+	}
 	return reasons
+}
+
+// modeNames are the service modes as the warnings name them, Chinese and English.
+var modeNames = map[string][2]string{ModeOnsite: {"现场维修", "on site"}, ModePhone: {"电话服务", "phone"}, ModeOnline: {"在线服务", "online"}}
+
+func modeName(m string) (zh, en string) {
+	if n, ok := modeNames[m]; ok {
+		return n[0], n[1]
+	}
+	return m, m
+}
+
+// sheetWarnings tells the office where a technician's sheets disagree with the ticket they
+// belong to: a sheet whose service mode is not the ticket's (the ticket's counts), a ticket
+// with several sheets in the month (it counts once), a ticket an approved month already
+// counted. Each warning is in Chinese and English and names the ticket and the sheets.
+func sheetWarnings(sheets []SheetFact, countedFor map[string]string) []string {
+	var out []string
+	perTicket := map[string][]SheetFact{}
+	var order []string
+	for _, s := range sheets {
+		if s.SheetMode != "" && s.ServiceMode != "" && s.SheetMode != s.ServiceMode {
+			szh, sen := modeName(s.SheetMode)
+			tzh, ten := modeName(s.ServiceMode)
+			out = append(out, fmt.Sprintf("工单 %s：反馈单 %s 写的服务方式是%s，工单记录的是%s，按工单计 / ticket %s: sheet %s says %s, the ticket says %s; the ticket's mode counts",
+				ticketName(s), s.SheetID, szh, tzh, ticketName(s), s.SheetID, sen, ten))
+		}
+		if s.TicketID == "" {
+			continue
+		}
+		if _, seen := perTicket[s.TicketID]; !seen {
+			order = append(order, s.TicketID)
+		}
+		perTicket[s.TicketID] = append(perTicket[s.TicketID], s)
+	}
+	for _, id := range order {
+		list := perTicket[id]
+		ids := make([]string, len(list))
+		settled := false
+		for i, s := range list {
+			ids[i] = s.SheetID
+			settled = settled || s.TicketSettled
+		}
+		name := ticketName(list[0])
+		switch {
+		case settled:
+			out = append(out, fmt.Sprintf("工单 %s 已在已批准的月份计入，反馈单 %s 不再计入 / ticket %s counted in an approved month: sheet(s) %s do not count again",
+				name, strings.Join(ids, ", "), name, strings.Join(ids, ", ")))
+		case len(list) > 1:
+			zh, en := "均未计入", "none counts"
+			if c := countedFor[id]; c != "" {
+				zh, en = "只计 "+c, "only "+c+" counts"
+			}
+			out = append(out, fmt.Sprintf("工单 %s 有 %d 张反馈单（%s），只计一次：%s / ticket %s has %d sheets (%s) and counts once: %s",
+				name, len(list), strings.Join(ids, ", "), zh, name, len(list), strings.Join(ids, ", "), en))
+		}
+	}
+	return out
+}
+
+func ticketName(s SheetFact) string { return cmp.Or(s.TicketNumber, s.TicketID) }
+
+// WarningIn returns a warning in one language: a warning written "中文 / English" (as
+// sheetWarnings writes them) is split, lang "zh" or "en" keeps its side; any other warning,
+// or any other lang, is returned whole.
+func WarningIn(w string, lang string) string {
+	zh, en, ok := strings.Cut(w, " / ")
+	if !ok || !strings.ContainsFunc(zh, func(r rune) bool { return unicode.Is(unicode.Han, r) }) {
+		return w
+	}
+	switch lang {
+	case "zh":
+		return zh
+	case "en":
+		return en
+	}
+	return w
 }
 
 // applyMonthPay fills in a row's pay from its counts, following policy section 4:

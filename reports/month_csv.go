@@ -47,7 +47,7 @@ var monthCSVColumns = []monthCSVColumn{
 }
 
 // WriteMonthCSV writes the month's statistics table as CSV for spreadsheets:
-// a UTF-8 BOM, a header row, one row per technician and a totals row, money
+// a UTF-8 BOM, a header row, one row per technician a totals row and the warnings, money
 // in yuan with two decimals. lang "zh" or "en" picks one language for the
 // header and yes/no cells; anything else writes both ("技术员 / Technician"),
 // as the printed report does. encoding/csv quotes names holding commas or
@@ -75,6 +75,15 @@ func WriteMonthCSV(w io.Writer, r MonthResult, lang string) error {
 	}
 	if err := cw.Write(monthTotalsRecord(r.Totals, lang)); err != nil {
 		return err
+	}
+	// Warnings follow the table, one a line (as wide as the table, so the file stays
+	// rectangular), as the printed report lists them.
+	for _, w := range r.Warnings {
+		clear(record)
+		record[0], record[1] = monthText("提示", "Warning", lang), monthCSVText(WarningIn(w, lang))
+		if err := cw.Write(record); err != nil {
+			return err
+		}
 	}
 	cw.Flush()
 	return cw.Error()

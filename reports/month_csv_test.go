@@ -151,3 +151,22 @@ func TestMonthCSVTextGuardsEveryFormulaStart(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteMonthCSVWarnings: the warnings follow the totals, one a line, in a file every
+// line of which has the table's width.
+func TestWriteMonthCSVWarnings(t *testing.T) {
+	r := MonthResult{Month: "2026-11", Rows: []Row{{Technician: TechnicianRef{ID: "t1", Name: "张伟"}}},
+		Warnings: []string{"工单 SR-1 有 2 张反馈单 / ticket SR-1 has 2 sheets", "=cmd"}}
+	var buf bytes.Buffer
+	if err := WriteMonthCSV(&buf, r, "en"); err != nil {
+		t.Fatal(err)
+	}
+	records, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(buf.String(), monthBOM))).ReadAll()
+	if err != nil {
+		t.Fatalf("not a rectangular CSV: %v", err)
+	}
+	last := records[len(records)-2:]
+	if last[0][0] != "Warning" || last[0][1] != "ticket SR-1 has 2 sheets" || last[1][1] != "'=cmd" {
+		t.Errorf("warning lines %q", last)
+	}
+}

@@ -288,7 +288,7 @@ func (l *monthLayout) summary() {
 	l.paragraph(l.label("回访：满意/不满意/未接通。✕ = 投诉达到上限，奖金取消（罚款照扣）；— = 不参与投诉奖惩（试用期或非专职）。金额单位：元。",
 		"Follow-ups: satisfied/unsatisfied/unreachable. ✕ = bonus forfeited at the complaint threshold (penalties still apply); — = no complaint bonus (probation or not dedicated). Amounts in yuan."), 6.5, colMuted)
 	for _, w := range rs.Warnings {
-		l.paragraph(l.label("提示", "Warning")+": "+w, 7, colAlert)
+		l.paragraph(l.label("提示", "Warning")+": "+WarningIn(w, string(l.lang)), 7, colAlert)
 	}
 }
 
@@ -439,6 +439,10 @@ func (l *monthLayout) reason(r string) string {
 			parts[i] = l.label("不在本月", p)
 		case p == ReasonNoCompletedTime:
 			parts[i] = l.label("无完成时间", p)
+		case p == ReasonTicketCounted:
+			parts[i] = l.label("同一工单已有反馈单计入", p)
+		case p == ReasonTicketSettled:
+			parts[i] = l.label("该工单已在已批准的月份计入", p)
 		case strings.HasPrefix(p, ReasonIncomplete):
 			rest := strings.TrimPrefix(strings.TrimPrefix(p, ReasonIncomplete), ": missing ")
 			if rest == "" {

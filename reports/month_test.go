@@ -497,3 +497,56 @@ func TestComputeMonthOnTimeCounts(t *testing.T) {
 		t.Errorf("counted %d, on-time responses %d (want 3), on-time arrivals %d (want 1)", row.CountedServices, row.OnTimeResponses, row.OnTimeArrivals)
 	}
 }
+
+// TestComputeMonthTicketCountsOnce: of a ticket's sheets the first that meets every
+// condition counts; the ticket's mode pays, not the sheet's; a ticket an approved month
+// counted never counts again; each case is a warning naming the ticket.
+func TestComputeMonthTicketCountsOnce(t *testing.T) {
+	onSheet := func(id, ticket string, f func(*SheetFact)) SheetFact {
+		s := goodSheet(id, "t1", ModePhone)
+		s.TicketID, s.TicketNumber = ticket, "SR-"+ticket
+		if f != nil {
+			f(&s)
+		}
+		return s
+	}
+	in := MonthInput{Month: "2026-11", Settings: testSettings(t),
+		Technicians: []Technician{{ID: "t1", Name: "陈静"}}, // not dedicated: paid per on-site visit
+		Sheets: []SheetFact{
+			onSheet("a", "T1", func(s *SheetFact) { s.Received = false }),
+			onSheet("b", "T1", nil),
+			onSheet("c", "T1", nil),
+			onSheet("d", "T2", func(s *SheetFact) { s.SheetMode = ModeOnsite }),
+			onSheet("e", "T3", func(s *SheetFact) { s.TicketSettled = true }),
+		}}
+	res := ComputeMonth(in)
+	r := res.Rows[0]
+	if got := strings.Join(r.CountedSheetIDs, ","); got != "b,d" {
+		t.Errorf("counted %s, want b (T1's first complete sheet) and d", got)
+	}
+	if r.LabourFen != 0 || r.Modes.Phone != 2 || r.Modes.Onsite != 0 {
+		t.Errorf("labour %d, modes %+v: want the tickets' mode (phone), no labour", r.LabourFen, r.Modes)
+	}
+	reasons := map[string]string{}
+	for _, x := range r.Excluded {
+		reasons[x.SheetID] = x.Reason
+	}
+	want := map[string]string{
+		"a": ReasonNotReceived + "; " + ReasonTicketCounted,
+		"c": ReasonTicketCounted,
+		"e": ReasonTicketSettled,
+	}
+	if !reflect.DeepEqual(reasons, want) {
+		t.Errorf("excluded %v, want %v", reasons, want)
+	}
+	all := strings.Join(res.Warnings, "\n")
+	for _, w := range []string{"SR-T1 has 3 sheets (a, b, c) and counts once: only b counts", "SR-T2: sheet d says on site, the ticket says phone",
+		"SR-T3 counted in an approved month", "工单 SR-T1 有 3 张反馈单"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("warnings do not say %q:\n%s", w, all)
+		}
+	}
+	if len(res.Warnings) != 3 {
+		t.Errorf("%d warnings, want 3:\n%s", len(res.Warnings), all)
+	}
+}

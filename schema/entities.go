@@ -200,7 +200,7 @@ func init() {
 			{Name: "warranty_reason", Kind: KText, Writers: SideOffice, Owner: SideOffice},
 			{Name: "chargeable", Kind: KBool, Writers: SideOffice, Owner: SideOffice},
 			{Name: "agreed_handling", Kind: KText, Writers: SideOffice, Owner: SideOffice},
-			{Name: "service_mode", Kind: KEnum, Enum: ServiceModes, Writers: SideBoth, Owner: SideOffice},
+			{Name: "service_mode", Kind: KEnum, Enum: ServiceModes, Writers: SideOffice, Owner: SideOffice}, // it decides pay (month-end): the office sets it
 			{Name: "actual_service_mode", Kind: KEnum, Enum: ServiceModes},
 			{Name: "assignee_id", Kind: KRef, Ref: EntUser},
 			{Name: "due_response_at", Kind: KTime},

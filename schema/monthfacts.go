@@ -34,11 +34,16 @@ type SheetFact struct {
 	TicketNumber string
 	TechnicianID string
 	Customer     string
-	ServiceMode  string // onsite, phone or online
-	CompletedAt  time.Time
-	Sealed       bool     // the technician sealed it with the customer's signature
-	Complete     bool     // every required field is filled in
-	Missing      []string // what an incomplete sheet lacks, e.g. "signature", "stamp"
+	// ServiceMode is the ticket's mode (onsite, phone or online): what the ticket's
+	// workflow recorded at completion, else what the office planned. It decides pay.
+	ServiceMode string
+	// SheetMode is what the technician wrote on the sheet; it never decides pay, and the
+	// month warns where it differs from ServiceMode.
+	SheetMode   string
+	CompletedAt time.Time
+	Sealed      bool     // the technician sealed it with the customer's signature
+	Complete    bool     // every required field is filled in
+	Missing     []string // what an incomplete sheet lacks, e.g. "signature", "stamp"
 	// ExceptionAccepted is set when a coordinator accepted an incomplete sheet anyway.
 	ExceptionAccepted bool
 	Received          bool // a coordinator received the sheet
@@ -50,6 +55,9 @@ type SheetFact struct {
 	// Late marks a sheet that arrived after its own month was approved and was
 	// assigned to this month instead; it counts whatever its CompletedAt.
 	Late bool
+	// TicketSettled marks a sheet whose ticket an approved month already counted
+	// (through another sheet): a ticket counts once.
+	TicketSettled bool
 }
 
 // ComplaintFact is one complaint recorded against a technician's ticket.

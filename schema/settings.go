@@ -3,11 +3,13 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SettingDef declares one setting: every figure of the policy is a setting of the deployment,
@@ -81,25 +83,133 @@ func SettingDefByKey(key string) (SettingDef, bool) {
 	return SettingDef{}, false
 }
 
-// CheckSetting validates a value for key and returns it normalised.
+// SettingRange bounds a setting: an integer's value, a string's length in characters, a
+// list's number of items. A value outside it is refused, and a stored one is replaced by the
+// default, so that no setting can stop the server or overflow a computation.
+type SettingRange struct{ Min, Max int64 }
+
+// settingRanges are the settings' bounds; a setting not named here takes its kind's bounds
+// (kindRanges). Minutes of deadlines reach at most 30 days, money at most ¥100,000 per item,
+// day counts at most 10 years (a time.Duration of days overflows past 106,751).
+var settingRanges = map[string]SettingRange{
+	"company_name":                {1, 200},
+	"hotline":                     {0, 50},
+	"complaint_line":              {0, 50},
+	"commitment_text":             {0, 1000},
+	"response_minutes_critical":   {0, 43200},
+	"response_minutes_high":       {0, 43200},
+	"response_minutes_normal":     {0, 43200},
+	"response_minutes_low":        {0, 43200},
+	"arrival_minutes_critical":    {0, 43200},
+	"arrival_minutes_high":        {0, 43200},
+	"arrival_minutes_normal":      {0, 43200},
+	"arrival_minutes_low":         {0, 43200},
+	"allowance_per_service_fen":   {0, 10_000_000},
+	"bonus_reward_fen":            {0, 10_000_000},
+	"complaint_penalty_fen":       {0, 10_000_000},
+	"labour_per_visit_fen":        {0, 10_000_000},
+	"complaint_forfeit_threshold": {0, 100},
+	"offline_days":                {7, 3650},
+	"completed_scope_days":        {1, 365},
+	"blob_max_bytes":              {16 << 10, 32 << 20},
+	"sheet_required":              {0, int64(len(SheetRequirable))},
+	"push_mutations_per_hour":     {10, 1_000_000},
+	"push_bytes_per_hour":         {64 << 10, 1 << 30},
+	"max_devices_per_user":        {1, 50},
+	"deadline_warning_minutes":    {0, 1440},
+	"alert_smtp_port":             {1, 65535},
+	"alert_workers":               {1, 64},
+	"alert_timeout_seconds":       {1, 300},
+	"alert_retry_seconds":         {1, 3600},
+	"alert_give_up_minutes":       {1, 43200},
+}
+
+// kindRanges bound the settings settingRanges does not name. A time zone and a language
+// are checked against their known values instead.
+var kindRanges = map[string]SettingRange{"int": {0, 1_000_000_000}, "string": {0, 500}, "url": {0, 500}, "list": {0, 100}}
+
+// Range returns the setting's bounds; ok is false for kinds checked by value (time zone,
+// language).
+func (d SettingDef) Range() (r SettingRange, ok bool) {
+	if r, ok := settingRanges[d.Key]; ok {
+		return r, true
+	}
+	r, ok = kindRanges[d.Kind]
+	return r, ok
+}
+
+// Description is the setting's doc with its range, as GET /api/v1/settings and
+// `fieldsync settings list` show it.
+func (d SettingDef) Description() string {
+	r, ok := d.Range()
+	switch {
+	case !ok:
+		return d.Doc
+	case d.Kind == "string" || d.Kind == "url":
+		return fmt.Sprintf("%s (%d to %d characters)", d.Doc, r.Min, r.Max)
+	case d.Kind == "list":
+		return fmt.Sprintf("%s (%d to %d items)", d.Doc, r.Min, r.Max)
+	}
+	return fmt.Sprintf("%s (%d to %d)", d.Doc, r.Min, r.Max)
+}
+
+// CheckSetting validates a value for key, its type and its range, and returns it
+// normalised. An error names the setting and, for a value out of range, the range.
 func CheckSetting(key string, v any) (any, error) {
+	out, err := checkSettingValue(key, v)
+	if err != nil {
+		return nil, err
+	}
+	def, _ := SettingDefByKey(key)
+	r, ok := def.Range()
+	if !ok {
+		return out, nil
+	}
+	var n int64
+	what := ""
+	switch x := out.(type) {
+	case json.Number:
+		n, _ = x.Int64()
+	case string:
+		n, what = int64(utf8.RuneCountInString(x)), " characters long"
+	case []any:
+		n, what = int64(len(x)), " items long"
+	}
+	if n < r.Min || n > r.Max {
+		return nil, FieldError(CodeValidation, key, "%s must be%s between %d and %d (got %d)", key, what, r.Min, r.Max, n)
+	}
+	return out, nil
+}
+
+// checkSettingValue checks a value's type and known values for key.
+func checkSettingValue(key string, v any) (any, error) {
 	def, ok := SettingDefByKey(key)
 	if !ok {
 		return nil, FieldError(CodeValidation, key, "unknown setting %q", key)
 	}
 	switch def.Kind {
 	case "int":
+		r, _ := def.Range()
+		notInt := FieldError(CodeValidation, key, "%s must be an integer between %d and %d", key, r.Min, r.Max)
 		n, ok := v.(json.Number)
 		if !ok {
-			if f, isF := v.(float64); isF && f == float64(int64(f)) {
-				n = Num(int64(f))
-			} else {
-				return nil, FieldError(CodeValidation, key, "%s must be an integer", key)
+			switch x := v.(type) {
+			case int:
+				n = Num(int64(x))
+			case int64:
+				n = Num(x)
+			case float64:
+				if x != float64(int64(x)) {
+					return nil, notInt
+				}
+				n = Num(int64(x))
+			default:
+				return nil, notInt
 			}
 		}
 		i, err := n.Int64()
-		if err != nil || i < 0 {
-			return nil, FieldError(CodeValidation, key, "%s must be a non-negative integer", key)
+		if err != nil {
+			return nil, notInt
 		}
 		return Num(i), nil
 	case "string", "timezone", "lang", "url":
@@ -126,6 +236,7 @@ func CheckSetting(key string, v any) (any, error) {
 		if !ok {
 			return nil, FieldError(CodeValidation, key, "%s must be a list of strings", key)
 		}
+		seen := map[string]bool{}
 		for _, x := range list {
 			s, ok := x.(string)
 			if !ok {
@@ -134,6 +245,10 @@ func CheckSetting(key string, v any) (any, error) {
 			if strings.HasPrefix(key, "sheet_required") && !slices.Contains(SheetRequirable, s) {
 				return nil, FieldError(CodeValidation, key, "%s: %q cannot be required (choose from %s)", key, s, strings.Join(SheetRequirable, ", "))
 			}
+			if seen[s] {
+				return nil, FieldError(CodeValidation, key, "%s lists %q twice", key, s)
+			}
+			seen[s] = true
 		}
 		return list, nil
 	}
@@ -144,18 +259,34 @@ func CheckSetting(key string, v any) (any, error) {
 type Settings struct {
 	values map[string]any
 	loc    *time.Location
+	// Invalid lists the stored values that failed their check (written by an older version,
+	// or by hand), each replaced by its default: a setting never stops the server.
+	Invalid []error
 }
 
-// NewSettings builds Settings from stored values (key → value).
+// NewSettings builds Settings from stored values (key → value). A stored value that fails
+// CheckSetting is replaced by the default and reported in Invalid.
 func NewSettings(stored map[string]any) *Settings {
 	s := &Settings{values: map[string]any{}}
 	for _, d := range SettingDefs {
 		s.values[d.Key] = d.Default
 	}
-	for k, v := range stored {
-		if _, ok := SettingDefByKey(k); ok {
-			s.values[k] = v
+	for _, k := range slices.Sorted(maps.Keys(stored)) {
+		def, ok := SettingDefByKey(k)
+		if !ok {
+			continue
 		}
+		v, err := CheckSetting(k, stored[k])
+		if err != nil {
+			if SecretSetting(k) { // its value never goes into a log
+				err = fmt.Errorf("stored secret setting %s is refused, the default is used", k)
+			} else {
+				err = fmt.Errorf("stored setting %s = %s is refused, the default %s is used: %w", k, MustJSON(stored[k]), MustJSON(def.Default), err)
+			}
+			s.Invalid = append(s.Invalid, err)
+			continue
+		}
+		s.values[k] = v
 	}
 	loc, err := time.LoadLocation(s.String("timezone"))
 	if err != nil {
@@ -205,7 +336,11 @@ func (s *Settings) All() []Doc {
 	out := make([]Doc, 0, len(keys))
 	for _, k := range keys {
 		def, _ := SettingDefByKey(k)
-		out = append(out, Doc{"key": k, "value": s.values[k], "description": def.Doc})
+		d := Doc{"key": k, "kind": def.Kind, "value": s.values[k], "default": def.Default, "description": def.Description()}
+		if r, ok := def.Range(); ok {
+			d["min"], d["max"] = r.Min, r.Max
+		}
+		out = append(out, d)
 	}
 	return out
 }

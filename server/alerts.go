@@ -110,7 +110,8 @@ func visibleSettings(all []schema.Doc, role string) []schema.Doc {
 	out := slices.Clone(all)
 	for i, d := range out {
 		if schema.SecretSetting(d.Str("key")) {
-			out[i] = schema.Doc{"key": d["key"], "value": nil, "secret": true, "set": d.Str("value") != "", "description": d["description"]}
+			out[i] = schema.Doc{"key": d["key"], "value": nil, "secret": true, "set": d.Str("value") != "", "description": d["description"],
+				"kind": d["kind"], "min": d["min"], "max": d["max"]}
 		}
 	}
 	return out

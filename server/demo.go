@@ -60,9 +60,9 @@ func (s *Server) seedDemo(ctx context.Context) error {
 		custIDs, siteIDs, assetIDs = append(custIDs, cu), append(siteIDs, si), append(assetIDs, sd.create(coord, schema.EntAsset, a))
 	}
 	ticket := func(i int, by schema.Actor, symptoms, urgency, mode string) string {
-		f := map[string]any{"customer_id": custIDs[i], "site_id": siteIDs[i], "asset_id": assetIDs[i], "fault_symptoms": symptoms, "service_mode": mode}
-		if by.Role != schema.RoleTechnician {
-			f["urgency"], f["agreed_handling"] = urgency, "技术员上门检查 / technician visits"
+		f := map[string]any{"customer_id": custIDs[i], "site_id": siteIDs[i], "asset_id": assetIDs[i], "fault_symptoms": symptoms}
+		if by.Role != schema.RoleTechnician { // the office sets what a technician reports
+			f["urgency"], f["agreed_handling"], f["service_mode"] = urgency, "技术员上门检查 / technician visits", mode
 		}
 		return sd.create(by, schema.EntTicket, f)
 	}

@@ -187,7 +187,7 @@ func (s *Server) monthCSV(c *fiber.Ctx) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := reports.WriteMonthCSV(&buf, reports.MonthResult{Month: m.Month, Rows: m.Rows, Totals: m.Totals}, string(lang)); err != nil {
+	if err := reports.WriteMonthCSV(&buf, reports.MonthResult{Month: m.Month, Rows: m.Rows, Totals: m.Totals, Warnings: m.Warnings}, string(lang)); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")

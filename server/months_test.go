@@ -70,7 +70,11 @@ func (f *monthFixture) tok(user string) string { return f.tokens[user] }
 
 // completed makes a phone ticket for tech completed at the given Shanghai time and returns
 // its id.
-func (f *monthFixture) completed(tech, at string) string {
+func (f *monthFixture) completed(tech, at string) string { return f.completedAs(tech, "phone", at) }
+
+// completedAs makes a ticket of the given service mode for tech, taken through its workflow
+// (an on-site one travels and arrives) and completed at the given Shanghai time.
+func (f *monthFixture) completedAs(tech, mode, at string) string {
 	e := f.env
 	f.clock.set(shanghai(at))
 	coord := f.tok("coord")
@@ -79,11 +83,17 @@ func (f *monthFixture) completed(tech, at string) string {
 	}
 	f.seq++
 	id := str(e.must(e.do("POST", "/api/v1/tickets", coord, map[string]any{"customer_id": f.cust,
-		"fault_symptoms": fmt.Sprintf("故障 %d", f.seq), "urgency": "normal", "service_mode": "phone"}), 201).Body, "id")
-	for _, step := range []struct {
+		"fault_symptoms": fmt.Sprintf("故障 %d", f.seq), "urgency": "normal", "service_mode": mode}), 201).Body, "id")
+	type step struct {
 		action string
 		params map[string]any
-	}{{"dispatch", map[string]any{"technician_id": f.users[tech]}}, {"accept", nil}, {"start", nil}, {"complete", map[string]any{"service_mode": "phone"}}} {
+	}
+	steps := []step{{"dispatch", map[string]any{"technician_id": f.users[tech]}}, {"accept", nil}}
+	if mode == "onsite" {
+		steps = append(steps, step{"en_route", nil}, step{"arrive", nil})
+	}
+	steps = append(steps, step{"start", nil}, step{"complete", map[string]any{"service_mode": mode}})
+	for _, step := range steps {
 		var body any
 		if step.params != nil {
 			body = step.params
@@ -177,11 +187,11 @@ func TestMonthEndWorkflow(t *testing.T) {
 	f.sheet("s1", t1, "tech1", "phone", true, false, true) // counts
 	t2 := f.completed("tech1", "2026-09-11 10:00")
 	f.sheet("s2", t2, "tech1", "phone", false, false, true, "stamp_blob") // incomplete: excluded
-	t3 := f.completed("tech1", "2026-09-12 10:00")
+	t3 := f.completedAs("tech1", "onsite", "2026-09-12 10:00")
 	f.sheet("s3", t3, "tech1", "onsite", false, true, true, "signature_blob") // exception accepted: counts
 	t4 := f.completed("tech2", "2026-09-13 10:00")
 	f.sheet("s4", t4, "tech2", "phone", true, false, true) // probation
-	t5 := f.completed("tech3", "2026-09-14 10:00")
+	t5 := f.completedAs("tech3", "onsite", "2026-09-14 10:00")
 	f.sheet("s5", t5, "tech3", "onsite", true, false, true) // non-dedicated: labour
 	t6 := f.completed("tech1", "2026-09-15 10:00")
 	f.sheet("s6", t6, "tech1", "phone", true, false, false) // not received: excluded
@@ -477,5 +487,91 @@ func TestProbationHistoryDecidesTheMonth(t *testing.T) {
 	}
 	if r := env.do("PATCH", "/api/v1/users/"+id, tok["admin"], map[string]any{"employment": []map[string]any{{"from": "2026-10-01", "probation": false, "dedicated": true}, {"from": "2026-09-01", "probation": true, "dedicated": true}}}, "If-Match", version); r.Status != 400 || !strings.Contains(string(r.Raw), "must come after") {
 		t.Errorf("an unordered history: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestMonthTicketCountsOnceAtTheTicketsMode: the month pays a ticket once, at the mode the
+// ticket records, whatever the technician writes on the sheets; where sheets and ticket
+// disagree, or a ticket has several sheets, the month says so in the API, the PDF and the
+// CSV.
+func TestMonthTicketCountsOnceAtTheTicketsMode(t *testing.T) {
+	f := newMonthFixture(t)
+	e := f.env
+
+	// tech3 is not dedicated: paid per on-site visit. The ticket is a phone job; the sheet
+	// says on site.
+	phoneJob := f.completed("tech3", "2026-09-10 10:00")
+	f.sheet("m1", phoneJob, "tech3", "onsite", true, false, true)
+	// Nor can the technician make the phone job an on-site one: the office sets the mode.
+	open := str(e.must(e.do("POST", "/api/v1/tickets", f.tok("coord"), map[string]any{"customer_id": f.cust,
+		"fault_symptoms": "电话可解决", "urgency": "normal", "service_mode": "phone"}), 201).Body, "id")
+	tk := e.must(e.do("POST", "/api/v1/tickets/"+open+"/actions/dispatch", f.tok("coord"), map[string]any{"technician_id": f.users["tech3"]}), 200).Body
+	d := f.devices["tech3"]
+	rejected(t, d.push(d.t1, map[string]any{"entity": "ticket", "id": open, "op": "update", "base_version": tk["version"],
+		"fields": map[string]any{"service_mode": "onsite"}})[0], "forbidden", "service_mode")
+
+	// tech1 writes four sheets for one phone ticket before the office receives any; the
+	// office then receives three.
+	multi := f.completed("tech1", "2026-09-11 10:00")
+	for _, id := range []string{"m2", "m3", "m4", "m5"} {
+		f.sheet(id, multi, "tech1", "phone", true, false, false)
+	}
+	for _, id := range []string{"m2", "m3", "m4"} {
+		e.must(e.do("POST", "/api/v1/sheets/"+id+"/actions/receive", f.tok("coord"), nil), 200)
+	}
+
+	f.clock.set(shanghai("2026-10-01 10:00"))
+	coord, manager, leader := f.tok("coord"), f.tok("manager"), f.tok("leader")
+	r := e.must(e.do("POST", "/api/v1/months/2026-09/compile", coord, nil), 200)
+	phoneNo := str(e.must(e.do("GET", "/api/v1/tickets/"+phoneJob, coord, nil), 200).Body, "number")
+	multiNo := str(e.must(e.do("GET", "/api/v1/tickets/"+multi, coord, nil), 200).Body, "number")
+
+	row := monthRow(t, r.Body, f.users["tech3"])
+	if num(row, "labour_fen") != 0 || num(row, "counted_services") != 1 {
+		t.Errorf("tech3's phone job written up as on site: labour %d, counted %d; want no labour, 1 counted", num(row, "labour_fen"), num(row, "counted_services"))
+	}
+	if m := row["modes"].(map[string]any); num(m, "phone") != 1 || num(m, "onsite") != 0 {
+		t.Errorf("tech3's modes %v, want the ticket's: 1 phone", m)
+	}
+	row = monthRow(t, r.Body, f.users["tech1"])
+	if got := ids(row["counted_sheet_ids"]); len(got) != 1 || num(row, "counted_services") != 1 || num(row, "allowance_fen") != 5000 {
+		t.Errorf("tech1's three sheets on one ticket: counted %v (%d), allowance %d; want one, ¥50.00", got, num(row, "counted_services"), num(row, "allowance_fen"))
+	}
+	if num(row, "excluded_services") != 3 {
+		t.Errorf("tech1 excluded %d, want the three other sheets: %v", num(row, "excluded_services"), row["excluded"])
+	}
+	warnings := fmt.Sprint(r.Body["warnings"])
+	for _, want := range []string{phoneNo, "m1", multiNo, "4"} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("warnings %s do not mention %q", warnings, want)
+		}
+	}
+
+	csv := string(e.must(e.do("GET", "/api/v1/months/2026-09/report.csv?lang=en", coord, nil), 200).Raw)
+	pdf := pdfText(t, e.must(e.do("GET", "/api/v1/months/2026-09/report.pdf?lang=en", coord, nil), 200).Raw)
+	for name, doc := range map[string]string{"CSV": csv, "PDF": pdf} {
+		for _, want := range []string{phoneNo, multiNo} {
+			if !strings.Contains(doc, want) {
+				t.Errorf("the month's %s does not warn about ticket %s:\n%s", name, want, doc)
+			}
+		}
+		if strings.Contains(doc, "工单") {
+			t.Errorf("the month's English %s has the Chinese warnings too:\n%s", name, doc)
+		}
+	}
+
+	// After the month is approved, the fourth sheet is received: it never counts, the
+	// ticket was paid.
+	e.must(e.do("POST", "/api/v1/months/2026-09/actions/review", manager, nil), 200)
+	e.must(e.do("POST", "/api/v1/months/2026-09/actions/approve", leader, nil), 200)
+	e.must(e.do("POST", "/api/v1/sheets/m5/actions/receive", coord, nil), 200)
+	f.clock.set(shanghai("2026-10-02 10:00"))
+	r = e.must(e.do("POST", "/api/v1/months/2026-10/compile", coord, nil), 200)
+	row = monthRow(t, r.Body, f.users["tech1"])
+	if got := ids(row["counted_sheet_ids"]); len(got) != 0 {
+		t.Errorf("October counts %v for a ticket September already paid", got)
+	}
+	if !strings.Contains(fmt.Sprint(r.Body["warnings"]), multiNo) {
+		t.Errorf("October's warnings %v do not mention ticket %s", r.Body["warnings"], multiNo)
 	}
 }

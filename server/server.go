@@ -6,10 +6,12 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -42,22 +44,30 @@ type Config struct {
 	// Out receives the one-time messages for the person starting the server (the admin
 	// password, the demo logins).
 	Out func(string)
+	// TLSCert and TLSKey are PEM files: with both the server speaks only HTTPS (and wss);
+	// with neither, plain HTTP (behind a reverse proxy that terminates TLS).
+	TLSCert, TLSKey string
+	// MetricsAddr, when set, is where Listen serves /metrics (Prometheus), apart from the
+	// API's port.
+	MetricsAddr string
 }
 
 // Server is a running fieldsync.
 type Server struct {
-	App    *fiber.App
-	Engine *syncer.Engine
-	DB     *schema.DB
-	Mobile *mobileapi.API
-	Sealer *schema.SealKey
-	cfg    Config
-	log    *slog.Logger
-	gate   *loginGate // failed logins per username, address and both
-	stop   chan struct{}
-	sender *notify.Sender
-	bg     gosync.WaitGroup // the alerting goroutines
-	stopBg context.CancelFunc
+	App     *fiber.App
+	Engine  *syncer.Engine
+	DB      *schema.DB
+	Mobile  *mobileapi.API
+	Sealer  *schema.SealKey
+	cfg     Config
+	log     *slog.Logger
+	gate    *loginGate // failed logins per username, address and both
+	stop    chan struct{}
+	sender  *notify.Sender
+	bg      gosync.WaitGroup // the alerting goroutines
+	stopBg  context.CancelFunc
+	tls     *tls.Config // nil: plain HTTP
+	metrics *metrics
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).
@@ -77,6 +87,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Out == nil {
 		cfg.Out = func(s string) { fmt.Fprintln(os.Stderr, s) }
+	}
+	tlsConf, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, err
 	}
 	db, err := schema.Open(ctx, cfg.DataDir)
 	if err != nil {
@@ -106,7 +120,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	eng.Sealer = sealer
 	s := &Server{Engine: eng, DB: db, Sealer: sealer, cfg: cfg, log: cfg.Log, gate: newLoginGate(loginGateKeys),
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), tls: tlsConf, metrics: newMetrics(eng)}
+	eng.Metrics = s.metrics
 	if err := s.bootstrap(ctx); err != nil {
 		return fail(err)
 	}
@@ -126,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	s.App.Use(s.recoverPanics, s.requestLog)
 	s.routes()
+	s.metrics.learnRoutes(s.App)
 	go s.maintenance()
 	wake := make(chan struct{}, 1)
 	eng.Alerted = func() {
@@ -142,7 +158,49 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // Listen serves on the configured address until Shutdown.
-func (s *Server) Listen() error { return s.App.Listen(s.cfg.Addr) }
+func (s *Server) Listen() error {
+	if s.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		go func() {
+			if err := s.ServeMetrics(mln); err != nil {
+				s.log.Error("metrics listener", "err", err)
+			}
+		}()
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown, over TLS when a certificate is configured.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	return s.App.Listener(ln)
+}
+
+// loadTLS reads the certificate and key named by --tls-cert and --tls-key: both or neither.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case keyFile == "":
+		return nil, errors.New("--tls-cert is set but --tls-key is not: give both, or neither for plain HTTP")
+	case certFile == "":
+		return nil, errors.New("--tls-key is set but --tls-cert is not: give both, or neither for plain HTTP")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
 
 // Shutdown stops accepting connections, lets in-flight requests finish, closes WebSockets
 // cleanly (close frame 1001), then stops the engine and closes the database.
@@ -154,6 +212,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.App.ShutdownWithContext(ctx)
 	s.stopBg()
 	s.bg.Wait()
+	s.metrics.close(ctx)
 	s.Engine.Close()
 	if cerr := s.DB.Close(); err == nil {
 		err = cerr
@@ -319,6 +378,7 @@ func (s *Server) requestLog(c *fiber.Ctx) error {
 			s.log.Error("write error response", "err", herr)
 		}
 	}
+	s.metrics.request(c, err)
 	user := ""
 	if sess := session(c); sess != nil {
 		user = sess.Actor.UserID

@@ -65,6 +65,21 @@ func testPNG(seed int) []byte {
 	return b.Bytes()
 }
 
+// noisyPNG is a PNG of n×n pixels of noise (it does not compress: about 3n² bytes).
+func noisyPNG(seed, n int) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, n, n))
+	x := uint32(seed)*2654435761 + 1
+	for i := range img.Pix {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		img.Pix[i] = byte(x)
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}
+
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -561,12 +576,16 @@ func TestSheetBadInput(t *testing.T) {
 		if r := e.uploadAs(e.t1, sha(testPNG(10)), img); r.errCode() != "hash_mismatch" || r.Status != 422 {
 			t.Errorf("hash mismatch: %d %s", r.Status, r.Raw)
 		}
-		e.must(e.do("PUT", "/api/v1/settings", e.admin, map[string]any{"blob_max_bytes": 50}), 200)
-		if r := e.uploadAs(e.t1, sha(img), img); r.errCode() != "too_large" || r.Status != 413 {
+		// The smallest limit a setting allows is 16 KiB: a noisy image over it, uploaded
+		// before the limit is lowered, and another one after.
+		bigSig := e.upload(e.t1, noisyPNG(1, 96))
+		big := noisyPNG(2, 96)
+		e.must(e.do("PUT", "/api/v1/settings", e.admin, map[string]any{"blob_max_bytes": 16 << 10}), 200)
+		if r := e.uploadAs(e.t1, sha(big), big); r.errCode() != "too_large" || r.Status != 413 {
 			t.Errorf("over the limit: %d %s", r.Status, r.Raw)
 		}
 		// An image uploaded before the limit was lowered is refused on the sheet.
-		rejected(t, create(e.t1, e.fullSheet(mine)), "too_large", "signature_blob")
+		rejected(t, create(e.t1, with("signature_blob", bigSig)), "too_large", "signature_blob")
 		e.must(e.do("PUT", "/api/v1/settings", e.admin, map[string]any{"blob_max_bytes": 5 << 20}), 200)
 	})
 	t.Run("image not uploaded yet is retryable", func(t *testing.T) {

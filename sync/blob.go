@@ -43,6 +43,7 @@ type BlobStore struct {
 	dir      string
 	maxBytes atomic.Int64
 	hashed   atomic.Int64 // bytes read by Rehash
+	stored   atomic.Int64 // bytes of blobs completed since the store was opened (for metrics)
 
 	mu     gosync.Mutex         // guards locks and hashes
 	quota  gosync.Mutex         // serialises the quota check and start of new uploads
@@ -71,6 +72,9 @@ func OpenBlobStore(dir string, maxBytes int64) (*BlobStore, error) {
 	s.maxBytes.Store(maxBytes)
 	return s, nil
 }
+
+// StoredBytes is how many bytes of blobs were completed since the store was opened.
+func (s *BlobStore) StoredBytes() int64 { return s.stored.Load() }
 
 // SetMaxBytes changes the size limit, because it is a setting a coordinator may change while
 // the server runs. It applies to the next chunk, also of uploads already begun; n <= 0 refuses
@@ -329,6 +333,7 @@ func (s *BlobStore) finish(sum string, size int64) error {
 	if err := os.Rename(s.partialPath(sum), s.finalPath(sum)); err != nil {
 		return fmt.Errorf("blob %s: %w", sum, err)
 	}
+	s.stored.Add(size)
 	if err := syncBlobDir(s.dir); err != nil {
 		return err
 	}

@@ -28,12 +28,13 @@ import (
 
 // Engine applies changes and serves pulls.
 type Engine struct {
-	db     *schema.DB
-	Now    func() time.Time
-	Log    *slog.Logger
-	Hub    *Hub
-	Blobs  *BlobStore
-	Sealer *schema.SealKey
+	db      *schema.DB
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics Metrics // nil: nothing is measured
+	Hub     *Hub
+	Blobs   *BlobStore
+	Sealer  *schema.SealKey
 	// Alerted, when set, is called after a commit that wrote outbox rows (it must not
 	// block: the sender is woken, not waited for).
 	Alerted  func()
@@ -134,6 +135,9 @@ func (e *Engine) ReloadSettings(ctx context.Context) error {
 		stored[d.Str("key")] = d["value"]
 	}
 	s := schema.NewSettings(stored)
+	for _, err := range s.Invalid {
+		e.Log.Warn("setting refused, default used; fix it with PUT /api/v1/settings or fieldsync settings set", "err", err)
+	}
 	e.settings.Store(s)
 	if e.Blobs != nil {
 		e.Blobs.SetMaxBytes(s.Int("blob_max_bytes"))
@@ -214,6 +218,7 @@ func (e *Engine) writer() {
 // processing fails (an I/O error, not a rejection) is rolled back to its savepoint and
 // answered with the error; the others commit.
 func (e *Engine) commitGroup(group []*applyReq) {
+	defer e.observeCommit(len(group), time.Now())
 	finish := func(err error) {
 		for _, r := range group {
 			if r.err == nil && err != nil {

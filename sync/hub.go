@@ -3,6 +3,7 @@ package sync
 import (
 	gosync "sync"
 	"sync/atomic"
+	"time"
 )
 
 // Hub fans committed changes out to live connections. A subscriber is woken (never
@@ -13,6 +14,7 @@ type Hub struct {
 	mu   gosync.Mutex
 	subs map[*Sub]struct{}
 	last atomic.Int64
+	at   atomic.Int64 // when last was published, Unix nanoseconds (for Metrics)
 }
 
 // Sub is one live subscription.
@@ -57,6 +59,7 @@ func (h *Hub) SetLast(seq int64) { h.last.Store(seq) }
 // technician when a shared record ('*', settings) moved, and office feeds for any change.
 func (h *Hub) Publish(seq int64, users map[string]bool, global bool) {
 	h.last.Store(seq)
+	h.at.Store(time.Now().UnixNano())
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {

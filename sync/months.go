@@ -169,7 +169,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		LEFT JOIN records t ON t.entity = 'ticket' AND t.id = s.ticket_id
 		WHERE s.entity = ? AND s.deleted = 0 AND COALESCE(s.status, '') != 'void'
 		AND COALESCE(t.data ->> 'completed_at', s.data ->> 'signed_at', s.data ->> 'created_at') < ?
-		ORDER BY s.id`, schema.EntSheet, endStamp)
+		ORDER BY COALESCE(s.data ->> 'signed_at', s.data ->> 'created_at'), s.id`, schema.EntSheet, endStamp)
 	if err != nil {
 		return f, nil, err
 	}
@@ -193,6 +193,14 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 	if err := rows.Err(); err != nil {
 		return f, nil, err
 	}
+	// A ticket counts once: tickets an approved month counted, through any of their
+	// sheets, are settled, and their other sheets never count.
+	settledTickets := map[string]bool{}
+	for _, p := range sheets {
+		if ledger.countedSheets[p.s.Str("id")] {
+			settledTickets[p.s.Str("ticket_id")] = true
+		}
+	}
 	for _, p := range sheets {
 		sd, td := p.s, p.t
 		completed := td.Time("completed_at")
@@ -206,10 +214,12 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		fact := schema.SheetFact{
 			SheetID: sd.Str("id"), TicketID: sd.Str("ticket_id"), TicketNumber: td.Str("number"),
 			TechnicianID: cmp.Or(sd.Str("technician_id"), td.Str("completed_by"), td.Str("assignee_id")),
-			ServiceMode:  cmp.Or(sd.Str("service_mode"), td.Str("actual_service_mode"), td.Str("service_mode")),
-			CompletedAt:  completed,
-			Sealed:       sd.Str("seal") != "",
-			Complete:     sd.Bool("complete"), Missing: sd.Strings("missing"),
+			// The ticket's mode pays, never the sheet's: the technician writes the sheet.
+			ServiceMode: cmp.Or(td.Str("actual_service_mode"), td.Str("service_mode")),
+			SheetMode:   sd.Str("service_mode"),
+			CompletedAt: completed,
+			Sealed:      sd.Str("seal") != "",
+			Complete:    sd.Bool("complete"), Missing: sd.Strings("missing"),
 			ExceptionAccepted: sd.Bool("exception_accepted"),
 			Received:          sd.Str("status") == "received",
 			Rating:            int(sd.Int("rating")),
@@ -221,6 +231,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		}
 		fact.Late = late
 		fact.RespondedOnTime, fact.ArrivedOnTime = schema.MetDeadlines(td)
+		fact.TicketSettled = settledTickets[fact.TicketID]
 		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {
 			return f, nil, err
 		}

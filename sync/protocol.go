@@ -192,7 +192,8 @@ func (e *Engine) pushFrame(ctx context.Context, cv *Conversation, f *Frame) ([]F
 
 // Push applies a device's mutations with the protocol's rules: merged by ownership,
 // exactly once per (device, mid).
-func (e *Engine) Push(ctx context.Context, actor schema.Actor, muts []Mutation) ([]Result, error) {
+func (e *Engine) Push(ctx context.Context, actor schema.Actor, muts []Mutation) (res []Result, err error) {
+	defer func() { e.metrics().Pushed(outcome(err), res) }()
 	seen := map[string]bool{}
 	for i, m := range muts {
 		if m.MID == "" || len(m.MID) > 64 {
@@ -216,7 +217,7 @@ func (e *Engine) Push(ctx context.Context, actor schema.Actor, muts []Mutation) 
 func (e *Engine) LiveChanges(ctx context.Context, cv *Conversation) ([]Frame, error) {
 	var out []Frame
 	for range 100 {
-		page, err := e.Pull(ctx, cv.Session.Actor, cv.LiveCP, DefaultPullLimit)
+		page, err := e.pull(ctx, cv.Session.Actor, cv.LiveCP, DefaultPullLimit)
 		if err != nil {
 			return out, err
 		}
@@ -225,6 +226,9 @@ func (e *Engine) LiveChanges(ctx context.Context, cv *Conversation) ([]Frame, er
 			return out, nil
 		}
 		cv.LiveCP = page.Checkpoint
+		if len(out) == 0 {
+			e.observeDelivery()
+		}
 		more := page.HasMore
 		page.HasMore = false // a live stream keeps flowing; each frame carries its checkpoint
 		out = append(out, ChangesFrame(cv.LiveRe, page))

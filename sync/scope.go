@@ -247,6 +247,13 @@ type Page struct {
 // Pull returns the changes in user's scope after checkpoint, at most limit of them, in
 // commit order.
 func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
+	p, err := e.pull(ctx, user, checkpoint, limit)
+	e.metrics().Pulled(outcome(err))
+	return p, err
+}
+
+// pull is Pull without the count (a live connection's deliveries are counted apart).
+func (e *Engine) pull(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
 	from, err := e.parseCheckpoint(user.Role, checkpoint)
 	if err != nil {
 		return Page{}, err
