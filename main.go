@@ -129,8 +129,13 @@ func cmdServe(args []string) error {
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Listen() }()
-	fmt.Printf("fieldsync %s listening on %s, data in %s\n", Version, *addr, *data)
+	ln, err := srv.Bind()
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Printf("fieldsync %s listening on %s, data in %s\n", Version, ln.Addr(), *data)
 	select {
 	case err := <-errc:
 		srv.Shutdown(context.Background())

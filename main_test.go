@@ -443,3 +443,23 @@ func TestServeMetricsFlag(t *testing.T) {
 		t.Errorf("--metrics: %.300s", body)
 	}
 }
+
+// TestServeSaysListeningOnlyOnceBound (hardening 20): a port already taken stops serve with
+// the listener's error, and "listening" is never printed; on a free port it prints the
+// address it is bound to.
+func TestServeSaysListeningOnlyOnceBound(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	data := t.TempDir()
+	out, code := run(t, "", "serve", "--addr", taken.Addr().String(), "--data", data)
+	if code == 0 || strings.Contains(out, "listening") || !strings.Contains(out, "address already in use") {
+		t.Errorf("serve on a taken port: exit %d, output %q; want a failure naming the address in use and no 'listening'", code, out)
+	}
+	_, base, buf := serve(t, t.TempDir())
+	if want := "listening on " + strings.TrimPrefix(base, "http://"); !strings.Contains(buf.String(), want) {
+		t.Errorf("serve printed %q, want %q", buf.String(), want)
+	}
+}

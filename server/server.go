@@ -157,12 +157,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Listen serves on the configured address until Shutdown.
-func (s *Server) Listen() error {
+// Bind opens the configured listeners (the metrics one too, when set) without serving yet,
+// so that the caller can say where the server listens once it does.
+func (s *Server) Bind() (net.Listener, error) {
 	if s.cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
 		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
 		go func() {
 			if err := s.ServeMetrics(mln); err != nil {
@@ -170,11 +171,7 @@ func (s *Server) Listen() error {
 			}
 		}()
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ln)
+	return net.Listen("tcp", s.cfg.Addr)
 }
 
 // Serve serves on ln until Shutdown, over TLS when a certificate is configured.
