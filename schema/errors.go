@@ -24,6 +24,7 @@ const (
 	CodeTooLarge          = "too_large"          // body, frame, blob or batch over its limit
 	CodeUnsupportedMedia  = "unsupported_media"  // blob content of a type not accepted
 	CodeHashMismatch      = "hash_mismatch"      // blob content does not hash to its name
+	CodeDeviceSignature   = "device_signature"   // a sheet's device signature is missing or wrong
 	CodeRateLimited       = "rate_limited"       // too many attempts
 	CodeCheckpointExpired = "checkpoint_expired" // pull checkpoint older than tombstones kept
 	CodeUnavailable       = "unavailable"        // shutting down, database not answering

@@ -105,6 +105,13 @@ func init() {
 		{Name: "chain_index", Kind: KInt},
 		{Name: "prev_sheet_id", Kind: KRef, Ref: EntSheet},
 		{Name: "prev_fingerprint", Kind: KString},
+		// The device's signature (schema/devicesig.go), when the device registered a key.
+		{Name: "device_fingerprint", Kind: KString},
+		{Name: "device_time", Kind: KTime},
+		{Name: "device_prev_signature", Kind: KString},
+		{Name: "device_signature", Kind: KString},
+		{Name: "device_key", Kind: KString},
+		{Name: "device_chain_gap", Kind: KBool},
 		{Name: "superseded_by", Kind: KRef, Ref: EntSheet},
 		{Name: "voided_at", Kind: KTime},
 		{Name: "coordinator_received_at", Kind: KTime},
@@ -278,13 +285,21 @@ func SheetCanonical(sheet Doc, imageSums map[string]string) []byte {
 	for _, k := range SheetSealedFields {
 		content[k] = normalizeSealed(sheet[k])
 	}
+	format := SheetFormat
+	if sheet.Str("device_signature") != "" {
+		// Signed on the device (format 2): the seal covers the device's signature too.
+		format = 2
+		for _, k := range SheetDeviceSealed {
+			content[k] = normalizeSealed(sheet[k])
+		}
+	}
 	images := map[string]any{}
 	for _, k := range SheetBlobFields {
 		if sheet.Str(k) != "" {
 			images[k] = imageSums[k]
 		}
 	}
-	b, err := CanonicalJSON(map[string]any{"format": SheetFormat, "sheet": content, "images": images})
+	b, err := CanonicalJSON(map[string]any{"format": format, "sheet": content, "images": images})
 	if err != nil {
 		panic(fmt.Sprintf("schema: canonical sheet: %v", err)) // only JSON values are stored
 	}

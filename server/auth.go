@@ -249,6 +249,7 @@ type loginBody struct {
 	Password   string `json:"password"`
 	DeviceID   string `json:"device_id"`
 	DeviceName string `json:"device_name"`
+	PublicKey  string `json:"public_key"`
 }
 
 // Login handles both logins: the web's and, with device fields, the phone's.
@@ -258,12 +259,12 @@ func (s *Server) login(device bool) fiber.Handler {
 		if err := decodeBody(c, &b); err != nil {
 			return err
 		}
-		if !device && (b.DeviceID != "" || b.DeviceName != "") {
+		if !device && (b.DeviceID != "" || b.DeviceName != "" || b.PublicKey != "") {
 			return schema.FieldError(schema.CodeBadRequest, "device_id", "device_id belongs to the mobile login (/mobile/v1/auth/login)")
 		}
 		var dev *syncer.DeviceLogin
 		if device {
-			dev = &syncer.DeviceLogin{DeviceID: b.DeviceID, Name: b.DeviceName}
+			dev = &syncer.DeviceLogin{DeviceID: b.DeviceID, Name: b.DeviceName, PublicKey: b.PublicKey}
 		}
 		if err := syncer.CheckLogin(b.Username, b.Password, dev); err != nil {
 			return err

@@ -282,6 +282,7 @@ var httpStatus = map[string]int{
 	schema.CodeTooLarge:          fiber.StatusRequestEntityTooLarge,
 	schema.CodeUnsupportedMedia:  fiber.StatusUnsupportedMediaType,
 	schema.CodeHashMismatch:      fiber.StatusUnprocessableEntity,
+	schema.CodeDeviceSignature:   fiber.StatusUnprocessableEntity,
 	schema.CodeRateLimited:       fiber.StatusTooManyRequests,
 	schema.CodeCheckpointExpired: fiber.StatusGone,
 	schema.CodeUnavailable:       fiber.StatusServiceUnavailable,

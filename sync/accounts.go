@@ -240,6 +240,9 @@ func (e *Engine) SetActive(ctx context.Context, actor schema.Actor, username str
 type DeviceLogin struct {
 	DeviceID string
 	Name     string
+	// PublicKey is the device's signing key (base64 SubjectPublicKeyInfo, ECDSA P-256); an
+	// app without keys sends none. A new key replaces the last and restarts the chain.
+	PublicKey string
 }
 
 // Session is an authenticated token.
@@ -275,6 +278,11 @@ func CheckLogin(username, password string, dev *DeviceLogin) error {
 	}
 	if utf8.RuneCountInString(dev.Name) > MaxDeviceName || strings.IndexFunc(dev.Name, unicode.IsControl) >= 0 || !utf8.ValidString(dev.Name) {
 		return schema.FieldError(schema.CodeValidation, "device_name", "设备名称最多 %d 个字符，不含控制字符 device_name must be at most %d characters without control characters", MaxDeviceName, MaxDeviceName)
+	}
+	if dev.PublicKey != "" {
+		if _, err := schema.ParseDeviceKey(dev.PublicKey); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -351,6 +359,12 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 				return schema.FieldError(schema.CodeForbidden, "device_id", "this device was revoked on %s; ask a coordinator", revoked.String)
 			default:
 				if _, err := w.tx.Exec(`UPDATE devices SET name = ?, last_seen_at = ? WHERE id = ?`, dev.Name, schema.Stamp(now), id); err != nil {
+					return err
+				}
+			}
+			if dev.PublicKey != "" {
+				if _, err := w.tx.Exec(`UPDATE devices SET public_key = ?, key_at = ?, last_signature = NULL
+					WHERE id = ? AND COALESCE(public_key, '') != ?`, dev.PublicKey, schema.Stamp(now), id, dev.PublicKey); err != nil {
 					return err
 				}
 			}

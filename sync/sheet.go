@@ -246,7 +246,7 @@ func sealedError(cur schema.Doc) error {
 
 // sheetParams lists the parameters each sheet action takes; others are refused.
 var sheetParams = map[string][]string{
-	schema.SheetSign:            {"signed_at", "at"},
+	schema.SheetSign:            {"signed_at", "at", "device_time", "device_prev_signature", "device_signature"},
 	schema.SheetReceive:         {"note"},
 	schema.SheetReturn:          {"reason"},
 	schema.SheetAcceptException: {"note"},
@@ -397,7 +397,13 @@ func (w *wtx) signSheet(actor schema.Actor, cur schema.Doc, params schema.Doc) (
 		return nil, err
 	}
 	w.sheetCompleteness(next)
+	if err := w.deviceSignature(actor, cur, next, params); err != nil {
+		return nil, err
+	}
 	next["signed_at"] = schema.Stamp(signedAt)
+	if dt := next.Time("device_time"); !dt.IsZero() {
+		next["signed_at"] = schema.Stamp(dt) // the device signed at this time
+	}
 	next["received_at"] = schema.Stamp(w.now)
 	next["status"] = schema.SheetSigned
 	prev, err := w.lastSealed(actor.UserID)
@@ -425,6 +431,54 @@ func (w *wtx) signSheet(actor schema.Actor, cur schema.Doc, params schema.Doc) (
 	return next, nil
 }
 
+// deviceSignature checks the device's signature of the sheet, when the device registered a
+// key, and records it in next: the seal then covers it. A device without a key (an older
+// app) signs nothing and its sheet says so. The chain per device is checked here: a
+// signature that does not name the device's last accepted one is accepted, flagged
+// device_chain_gap (a sheet signed before it never arrived, or was refused).
+func (w *wtx) deviceSignature(actor schema.Actor, cur, next, params schema.Doc) error {
+	for _, k := range schema.SheetDeviceSealed {
+		delete(next, k)
+	}
+	if actor.DeviceID == "" {
+		return nil
+	}
+	var key, last sql.NullString
+	err := w.tx.QueryRow(`SELECT public_key, last_signature FROM devices WHERE id = ?`, actor.DeviceID).Scan(&key, &last)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !key.Valid) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	pub, err := schema.ParseDeviceKey(key.String)
+	if err != nil {
+		return err
+	}
+	sig, dt, prev := params.Str("device_signature"), params.Str("device_time"), params.Str("device_prev_signature")
+	if sig == "" || dt == "" {
+		return schema.FieldError(schema.CodeDeviceSignature, "device_signature",
+			"此设备已登记签名密钥，签字须附设备签名 / this device registered a signing key: the sign of sheet %s needs its device_signature and device_time", cur.Str("number"))
+	}
+	if _, err := time.Parse(time.RFC3339Nano, dt); err != nil {
+		return schema.FieldError(schema.CodeValidation, "device_time", "device_time %q is not an RFC 3339 time", dt)
+	}
+	fp := schema.SheetDeviceFingerprint(cur)
+	if !schema.VerifyDeviceSignature(pub, schema.DeviceSignedMessage(fp, dt, prev), sig) {
+		return schema.FieldError(schema.CodeDeviceSignature, "device_signature",
+			"设备签名与服务器收到的单据内容不符 / the device signature does not match sheet %s as the server holds it (device fingerprint %s): the sheet was changed after signing, or the signature is another sheet's or another device's", cur.Str("number"), fp)
+	}
+	next["device_fingerprint"], next["device_time"], next["device_signature"], next["device_key"] = fp, dt, sig, key.String
+	next["device_prev_signature"] = nil
+	if prev != "" {
+		next["device_prev_signature"] = prev
+	}
+	if prev != last.String {
+		next["device_chain_gap"] = true
+	}
+	_, err = w.tx.Exec(`UPDATE devices SET last_signature = ? WHERE id = ?`, sig, actor.DeviceID)
+	return err
+}
+
 // lastSealed returns the technician's most recently sealed sheet, or nil.
 func (w *wtx) lastSealed(technician string) (schema.Doc, error) {
 	var b []byte
@@ -437,6 +491,36 @@ func (w *wtx) lastSealed(technician string) (schema.Doc, error) {
 		return nil, err
 	}
 	return schema.DecodeDoc(b)
+}
+
+// deviceVerdict checks the device's signature of sheet d.
+func (v *SheetVerdict) deviceVerdict(d schema.Doc) {
+	v.DeviceSig = d.Str("device_signature")
+	if v.DeviceSig == "" {
+		v.DeviceNote = "未在设备上签名（旧版应用）/ not signed on the device (an app without device keys)"
+		return
+	}
+	v.DeviceSigned = true
+	v.DeviceTime, v.DeviceKey, v.DeviceFP, v.DevicePrev = d.Str("device_time"), d.Str("device_key"), d.Str("device_fingerprint"), d.Str("device_prev_signature")
+	v.DeviceChainGap = d.Bool("device_chain_gap")
+	pub, err := schema.ParseDeviceKey(v.DeviceKey)
+	switch {
+	case err != nil:
+		v.Reasons = append(v.Reasons, "the device key recorded with the sheet is not a P-256 public key")
+	case v.DeviceFP != schema.SheetDeviceFingerprint(d):
+		v.Reasons = append(v.Reasons, "the sheet's content was changed after the device signed it")
+	case !schema.VerifyDeviceSignature(pub, schema.DeviceSignedMessage(v.DeviceFP, v.DeviceTime, v.DevicePrev), v.DeviceSig):
+		v.Reasons = append(v.Reasons, "the device signature is not the device key's signature of the sheet")
+	default:
+		v.DeviceValid = true
+	}
+	v.DeviceNote = "设备签名有效 / signed on the device: the signature is valid"
+	if !v.DeviceValid {
+		v.DeviceNote = "设备签名无效 / signed on the device: the signature is NOT valid"
+	}
+	if v.DeviceChainGap {
+		v.DeviceNote += "；设备签名链有缺口 / a gap in the device's chain: a sheet signed on this device before this one did not reach the server"
+	}
 }
 
 // SheetVerdict is what the public verify page says about a sheet: only what is printed on
@@ -461,6 +545,17 @@ type SheetVerdict struct {
 	ChainIndex         int64  `json:"chain_index,omitempty"`
 	ChainIntact        bool   `json:"chain_intact"`
 	Notice             string `json:"notice,omitempty"` // e.g. replaced by a correction
+	// The device's signature: DeviceSigned when the sheet carries one, DeviceValid when it is
+	// the device key's signature of the sheet's content; DeviceNote says it in words.
+	DeviceSigned   bool   `json:"device_signed"`
+	DeviceValid    bool   `json:"device_valid"`
+	DeviceTime     string `json:"device_time,omitempty"`
+	DeviceKey      string `json:"device_key,omitempty"`
+	DeviceSig      string `json:"device_signature,omitempty"`
+	DeviceFP       string `json:"device_fingerprint,omitempty"`
+	DevicePrev     string `json:"device_prev_signature,omitempty"`
+	DeviceChainGap bool   `json:"device_chain_gap,omitempty"`
+	DeviceNote     string `json:"device_note"`
 	// Withheld is true when the request gave no matching fingerprint: the verdict then says
 	// only whether the sheet is genuine, not what it says.
 	Withheld bool `json:"withheld,omitempty"`
@@ -478,6 +573,7 @@ type SheetVerdict struct {
 // whether it is genuine.
 func (v *SheetVerdict) withhold() {
 	v.Number, v.Date, v.Customer, v.Technician, v.SignedAt, v.ReceivedAt, v.Fingerprint, v.Seal = "", "", "", "", "", "", "", ""
+	v.DeviceTime, v.DeviceKey, v.DeviceSig, v.DeviceFP, v.DevicePrev = "", "", "", "", ""
 	v.ChainIndex = 0
 	v.ExceptionBy, v.ExceptionAt, v.ExceptionNote = "", "", ""
 	v.Withheld = true
@@ -559,6 +655,7 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 	if e.Sealer == nil || !schema.VerifySeal(e.Sealer.Public(), v.Fingerprint, v.Seal) {
 		v.Reasons = append(v.Reasons, "the seal is not this server's signature of the fingerprint")
 	}
+	v.deviceVerdict(d)
 	v.ChainIntact = true
 	if prevID := d.Str("prev_sheet_id"); prevID != "" {
 		prev, err := e.Get(ctx, schema.EntSheet, prevID)
