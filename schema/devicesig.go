@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/big"
 )
@@ -34,7 +35,9 @@ var SheetDeviceSealed = []string{"device_fingerprint", "device_time", "device_pr
 //
 //	{"format": 1, "images": {field: image sha256}, "sheet": {SheetDeviceFields}}
 //
-// with "", [] and absent all written as null. An image's name is the SHA-256 of its content.
+// with an empty value (absent, null, "", 0, false, [], {}) written as null: the server fills
+// in defaults (0 fees, an empty parts list) the device may not have written. An image's
+// name is the SHA-256 of its content.
 func SheetDeviceCanonical(sheet Doc) []byte {
 	content := map[string]any{}
 	for _, k := range SheetDeviceFields {
@@ -55,8 +58,31 @@ func SheetDeviceCanonical(sheet Doc) []byte {
 
 func normalizeDevice(v any) any {
 	v = normalizeSealed(v)
-	if l, ok := v.([]any); ok && len(l) == 0 {
-		return nil
+	switch x := v.(type) {
+	case bool:
+		if !x {
+			return nil
+		}
+	case int:
+		if x == 0 {
+			return nil
+		}
+	case int64:
+		if x == 0 {
+			return nil
+		}
+	case json.Number:
+		if n, err := x.Int64(); err == nil && n == 0 {
+			return nil
+		}
+	case []any:
+		if len(x) == 0 {
+			return nil
+		}
+	case map[string]any:
+		if len(x) == 0 {
+			return nil
+		}
 	}
 	return v
 }

@@ -230,18 +230,20 @@ type outboxRow struct {
 
 // addMutation appends m to the outbox.
 func (s *store) addMutation(m syncer.Mutation) error {
+	return s.update(func(tx *sql.Tx) error { return insertMutation(tx, m) })
+}
+
+func insertMutation(tx *sql.Tx, m syncer.Mutation) error {
 	fields, err := encodeFields(m.Fields)
 	if err != nil {
 		return err
 	}
-	return s.update(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO outbox (mid, entity, id, op, base_version, fields, action, at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, m.MID, m.Entity, m.ID, m.Op, m.BaseVersion, fields, m.Action, m.At)
-		if err != nil {
-			return fmt.Errorf("client: writing mutation %s to the outbox: %w", m.MID, err)
-		}
-		return nil
-	})
+	_, err = tx.Exec(`INSERT INTO outbox (mid, entity, id, op, base_version, fields, action, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, m.MID, m.Entity, m.ID, m.Op, m.BaseVersion, fields, m.Action, m.At)
+	if err != nil {
+		return fmt.Errorf("client: writing mutation %s to the outbox: %w", m.MID, err)
+	}
+	return nil
 }
 
 func encodeFields(f map[string]json.RawMessage) (string, error) {
