@@ -112,15 +112,15 @@ func DeviceSignedMessage(fingerprint, deviceTime, prevSignature string) []byte {
 func ParseDeviceKey(b64 string) (*ecdsa.PublicKey, error) {
 	der, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil || len(b64) > 400 {
-		return nil, FieldError(CodeValidation, "public_key", "public_key is not base64 of a public key (SubjectPublicKeyInfo, DER)")
+		return nil, FieldError(CodeValidation, "public_key", "设备公钥格式不对 / public_key is not base64 of a public key (SubjectPublicKeyInfo, DER)")
 	}
 	k, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
-		return nil, FieldError(CodeValidation, "public_key", "public_key is not a public key (SubjectPublicKeyInfo, DER): %v", err)
+		return nil, FieldError(CodeValidation, "public_key", "设备公钥格式不对 / public_key is not a public key (SubjectPublicKeyInfo, DER): %v", err)
 	}
 	pub, ok := k.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
-		return nil, FieldError(CodeValidation, "public_key", "public_key is not an ECDSA P-256 key")
+		return nil, FieldError(CodeValidation, "public_key", "设备公钥须为 ECDSA P-256 / public_key is not an ECDSA P-256 key")
 	}
 	return pub, nil
 }
