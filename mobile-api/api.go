@@ -101,6 +101,9 @@ func (a *API) httpPush(c *fiber.Ctx) error {
 	if len(f.Mutations) > a.Limits.MaxBatch {
 		return schema.FieldError(schema.CodeTooLarge, "mutations", "%d mutations in one push; at most %d", len(f.Mutations), a.Limits.MaxBatch)
 	}
+	if err := a.e.RecordClock(c.UserContext(), sess(c).Actor.DeviceID, f.ClientTime); err != nil {
+		return err
+	}
 	res, err := a.e.Push(c.UserContext(), sess(c).Actor, f.Mutations)
 	if err != nil {
 		return err

@@ -73,6 +73,7 @@ type ServiceLine struct {
 	CompletedAt  time.Time `json:"completed_at"`
 	Rating       int       `json:"rating"`
 	Late         bool      `json:"late"`
+	ClockFlag    string    `json:"clock_flag,omitempty"` // why its phone times are not credible
 }
 
 // Exclusion is a sheet that did not count, with the reason the report shows.
@@ -249,6 +250,9 @@ func ComputeMonth(in MonthInput) MonthResult {
 			continue
 		}
 		r := &res.Rows[i]
+		if s.ClockFlag != "" {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("sheet %s (%s): %s", s.SheetID, s.TicketNumber, s.ClockFlag))
+		}
 		reasons := sheetExclusionReasons(s, inMonth(s))
 		if c, ok := countedFor[s.TicketID]; ok && c != s.SheetID {
 			reasons = append(reasons, ReasonTicketCounted)
@@ -260,7 +264,7 @@ func ComputeMonth(in MonthInput) MonthResult {
 		r.CountedSheetIDs = append(r.CountedSheetIDs, s.SheetID)
 		r.Counted = append(r.Counted, ServiceLine{
 			SheetID: s.SheetID, TicketNumber: s.TicketNumber, Customer: s.Customer,
-			Mode: s.ServiceMode, CompletedAt: s.CompletedAt, Rating: s.Rating, Late: s.Late,
+			Mode: s.ServiceMode, CompletedAt: s.CompletedAt, Rating: s.Rating, Late: s.Late, ClockFlag: s.ClockFlag,
 		})
 		switch s.ServiceMode {
 		case ModeOnsite:

@@ -112,6 +112,8 @@ func init() {
 		{Name: "device_signature", Kind: KString},
 		{Name: "device_key", Kind: KString},
 		{Name: "device_chain_gap", Kind: KBool},
+		// The device clock minus the server's, as last reported before the sign (not sealed).
+		{Name: "device_clock_offset_ms", Kind: KInt},
 		{Name: "superseded_by", Kind: KRef, Ref: EntSheet},
 		{Name: "voided_at", Kind: KTime},
 		{Name: "coordinator_received_at", Kind: KTime},

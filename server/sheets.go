@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"html/template"
 	"slices"
 	"strings"
@@ -180,6 +181,13 @@ func (s *Server) verifyHTML(c *fiber.Ctx, status int, v *syncer.SheetVerdict, id
 
 var verifyPage = template.Must(template.New("verify").Funcs(template.FuncMap{
 	"deref": func(b *bool) bool { return b != nil && *b },
+	"offset": func(ms int64) string {
+		sign := "+"
+		if ms < 0 {
+			sign, ms = "-", -ms
+		}
+		return fmt.Sprintf("%s%.1f s", sign, float64(ms)/1000)
+	},
 }).Parse(`<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>服务反馈单验证 Feedback sheet verification</title>
@@ -205,13 +213,19 @@ code{word-break:break-all}</style></head><body>
 <tr><td>日期 Date</td><td>{{.Date}}</td></tr>
 <tr><td>客户 Customer</td><td>{{.Customer}}</td></tr>
 <tr><td>技术员 Technician</td><td>{{.Technician}}</td></tr>
-<tr><td>签署时间（设备）Signed (device time)</td><td>{{.SignedAt}}</td></tr>
+<tr><td>签署时间（设备）Signed (device time)</td><td>{{.SignedAt}}{{with .DeviceClockOffsetMS}}<br><small>手机时钟与服务器相差 {{offset .}}（最近一次同步时）phone clock {{offset .}} off the server's when it last synced</small>{{end}}{{if .ClockFlag}}<br><span class="bad">{{.ClockFlag}}</span>{{end}}</td></tr>
 <tr><td>服务器接收时间 Received by the server</td><td>{{.ReceivedAt}}</td></tr>
 <tr><td>状态 Status</td><td>{{.Status}}</td></tr>
 <tr><td>封签 Seal</td><td>{{if .Seal}}已封签 Sealed{{else}}<span class="bad">未封签 Not sealed</span>{{end}}</td></tr>
 <tr><td>完整性 Completeness</td><td>{{if .Complete}}完整 Complete{{else}}<span class="bad">不完整 Incomplete</span>{{if .Missing}}：缺 missing {{range $i, $m := .Missing}}{{if $i}}, {{end}}{{$m}}{{end}}{{end}}{{end}}</td></tr>
 <tr><td>例外 Exception</td><td>{{if .ExceptionAccepted}}已接受 accepted · {{.ExceptionBy}} · {{.ExceptionAt}}{{if .ExceptionNote}} · {{.ExceptionNote}}{{end}}{{else}}无 none{{end}}</td></tr>
 <tr><td>封签指纹 Fingerprint</td><td><code>{{.Fingerprint}}</code></td></tr>
+<tr><td>设备签名 Device signature</td><td>{{if .DeviceSigned}}<span id="device-signature" class="{{if and .DeviceValid (not .DeviceChainGap)}}ok{{else}}bad{{end}}">{{.DeviceNote}}</span>{{else}}<span id="device-signature">{{.DeviceNote}}</span>{{end}}</td></tr>
+{{if .DeviceSigned}}<tr><td>设备时间 Device time</td><td>{{.DeviceTime}}</td></tr>
+<tr><td>设备指纹 Device fingerprint</td><td><code>{{.DeviceFP}}</code></td></tr>
+<tr><td>设备签名值 Device signature (r‖s, base64)</td><td><code>{{.DeviceSig}}</code></td></tr>
+<tr><td>上一设备签名 Previous device signature</td><td><code>{{.DevicePrev}}</code></td></tr>
+<tr><td>设备公钥 Device public key (P-256, SPKI base64)</td><td><code>{{.DeviceKey}}</code></td></tr>{{end}}
 {{if .GivenFingerprint}}<tr><td>您的副本上的指纹 Fingerprint on your copy</td><td><code>{{.GivenFingerprint}}</code> {{if .FingerprintMatches}}{{if deref .FingerprintMatches}}<span class="ok">一致 matches</span>{{else}}<span class="bad">不一致 does not match</span>{{end}}{{end}}</td></tr>{{end}}
 </table>
 {{end}}

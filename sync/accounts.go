@@ -524,6 +524,34 @@ func (e *Engine) RevokeDevice(ctx context.Context, id string) error {
 	})
 }
 
+// RecordClock records a device's clock as it reported it (clientTime, RFC 3339; "" reports
+// nothing): its offset from the server's clock, kept on the device and, when it moved by
+// more than a second, in the device's clock history.
+func (e *Engine) RecordClock(ctx context.Context, device, clientTime string) error {
+	if clientTime == "" || device == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, clientTime)
+	if err != nil {
+		return schema.FieldError(schema.CodeValidation, "client_time", "client_time %q is not an RFC 3339 time (e.g. 2026-11-26T09:30:00.000Z)", clientTime)
+	}
+	return e.run(ctx, func(w *wtx) error {
+		offset := t.Sub(w.now).Milliseconds()
+		var last sql.NullInt64
+		if err := w.tx.QueryRow(`SELECT clock_offset_ms FROM devices WHERE id = ?`, device).Scan(&last); err != nil {
+			return err
+		}
+		if _, err := w.tx.Exec(`UPDATE devices SET clock_offset_ms = ?, clock_at = ? WHERE id = ?`, offset, schema.Stamp(w.now), device); err != nil {
+			return err
+		}
+		if !last.Valid || max(offset-last.Int64, last.Int64-offset) > 1000 {
+			_, err := w.tx.Exec(`INSERT INTO device_clock (device, at, offset_ms) VALUES (?, ?, ?)`, device, schema.Stamp(w.now), offset)
+			return err
+		}
+		return nil
+	})
+}
+
 func isUnique(err error) bool {
 	return sqliteCode(err) == sqliteConstraintUnique
 }

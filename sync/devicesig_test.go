@@ -2,9 +2,12 @@ package sync_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"fieldsync/reports"
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
 )
@@ -155,5 +158,66 @@ func TestDeviceSignedSheets(t *testing.T) {
 	// A key that is not P-256 is refused at login.
 	if _, _, err := s.e.Login(ctx, "tech", "password-tech", &syncer.DeviceLogin{DeviceID: "phone-3", PublicKey: "AAAA"}); schema.ErrorCode(err) != schema.CodeValidation {
 		t.Fatalf("bad key: %v", err)
+	}
+}
+
+// TestPhoneClockOffIsFlagged: a phone whose clock is 2 hours ahead reports it in hello; the
+// server records the offset, the sheet signed on it carries the offset, the verify answer
+// shows it, and the month's facts and report flag the service. A phone within the
+// tolerance is not flagged; a bad client_time is refused naming it.
+func TestPhoneClockOffIsFlagged(t *testing.T) {
+	s := newSheetEngine(t)
+	ctx := context.Background()
+	fields := map[string]any{"ticket_id": s.ticket, "fault_symptoms": "a", "inspection_record": "b", "handling_result": "c",
+		"rating": 4, "signer_name": "d", "signature_blob": s.sig, "stamp_blob": s.stamp}
+	dev := s.device(t, "fast-phone", true)
+	if err := s.e.RecordClock(ctx, dev.actor.DeviceID, "yesterday"); schema.ErrorCode(err) != schema.CodeValidation {
+		t.Fatalf("bad client_time: %v", err)
+	}
+	phone := time.Now().Add(2 * time.Hour)
+	if err := s.e.RecordClock(ctx, dev.actor.DeviceID, phone.Format(time.RFC3339Nano)); err != nil {
+		t.Fatal(err)
+	}
+	id := s.apply(dev.actor, syncer.Mutation{Entity: schema.EntSheet, Op: "create", Fields: raw(fields)})
+	if r := dev.sign(id, dev.params(t, s.get(id), phone.UTC().Format(time.RFC3339Nano))); r.Status != syncer.StatusApplied {
+		t.Fatalf("sign: %+v", r)
+	}
+	d := s.get(id)
+	if off := d.Int("device_clock_offset_ms"); off < 7190_000 || off > 7210_000 {
+		t.Fatalf("recorded offset %d ms, want about 2 h", off)
+	}
+	v, err := s.e.VerifySheet(ctx, id, d.Str("fingerprint"))
+	if err != nil || v.DeviceClockOffsetMS == nil || v.ClockFlag == "" || !v.Valid || !v.DeviceValid {
+		t.Fatalf("verdict: %+v %v", v, err)
+	}
+	in, err := s.e.MonthFactsPreview(ctx, schema.MonthOf(time.Now(), s.e.Settings().Location()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flagged bool
+	for _, f := range in.Sheets {
+		if f.SheetID == id {
+			flagged = strings.Contains(f.ClockFlag, "2h0m0s ahead of")
+		}
+	}
+	if !flagged {
+		t.Fatalf("the month's facts do not flag the sheet: %+v", in.Sheets)
+	}
+	res := reports.ComputeMonth(in)
+	if !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, id) && strings.Contains(w, "phone clock") }) {
+		t.Fatalf("the month report does not flag the sheet: %v", res.Warnings)
+	}
+
+	// A phone 40 s off, within the tolerance: shown, not flagged.
+	if err := s.e.RecordClock(ctx, dev.actor.DeviceID, time.Now().Add(40*time.Second).Format(time.RFC3339Nano)); err != nil {
+		t.Fatal(err)
+	}
+	id2 := s.apply(dev.actor, syncer.Mutation{Entity: schema.EntSheet, Op: "create", Fields: raw(fields)})
+	if r := dev.sign(id2, dev.params(t, s.get(id2), time.Now().Format(time.RFC3339Nano))); r.Status != syncer.StatusApplied {
+		t.Fatalf("sign: %+v", r)
+	}
+	v, _ = s.e.VerifySheet(ctx, id2, s.get(id2).Str("fingerprint"))
+	if v.DeviceClockOffsetMS == nil || v.ClockFlag != "" {
+		t.Fatalf("a phone within the tolerance: %+v", v)
 	}
 }

@@ -230,6 +230,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			continue
 		}
 		fact.Late = late
+		fact.ClockFlag = schema.SheetClockFlag(sd, s.Int("device_clock_tolerance_seconds"))
 		fact.RespondedOnTime, fact.ArrivedOnTime = schema.MetDeadlines(td)
 		fact.TicketSettled = settledTickets[fact.TicketID]
 		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {

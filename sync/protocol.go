@@ -138,6 +138,9 @@ func (e *Engine) hello(ctx context.Context, cv *Conversation, f *Frame) ([]Frame
 	if cv.Session.Actor.DeviceID == "" {
 		return nil, &CloseError{Code: CloseUnauthenticated, Reason: "sync needs a device token (POST /mobile/v1/auth/login)"}
 	}
+	if err := e.RecordClock(ctx, cv.Session.Actor.DeviceID, f.ClientTime); err != nil {
+		return []Frame{ErrorFrame(f.ID, err)}, nil
+	}
 	cv.Welcomed = true
 	u := cv.Session.User
 	return []Frame{{Type: MsgWelcome, Re: f.ID, Protocol: ProtocolVersion, ServerTime: schema.Stamp(e.Now()),

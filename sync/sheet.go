@@ -440,11 +440,16 @@ func (w *wtx) deviceSignature(actor schema.Actor, cur, next, params schema.Doc) 
 	for _, k := range schema.SheetDeviceSealed {
 		delete(next, k)
 	}
+	delete(next, "device_clock_offset_ms")
 	if actor.DeviceID == "" {
 		return nil
 	}
 	var key, last sql.NullString
-	err := w.tx.QueryRow(`SELECT public_key, last_signature FROM devices WHERE id = ?`, actor.DeviceID).Scan(&key, &last)
+	var offset sql.NullInt64
+	err := w.tx.QueryRow(`SELECT public_key, last_signature, clock_offset_ms FROM devices WHERE id = ?`, actor.DeviceID).Scan(&key, &last, &offset)
+	if offset.Valid {
+		next["device_clock_offset_ms"] = schema.Num(offset.Int64) // as the device last reported it
+	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !key.Valid) {
 		return nil
 	} else if err != nil {
@@ -556,6 +561,10 @@ type SheetVerdict struct {
 	DevicePrev     string `json:"device_prev_signature,omitempty"`
 	DeviceChainGap bool   `json:"device_chain_gap,omitempty"`
 	DeviceNote     string `json:"device_note"`
+	// DeviceClockOffsetMS is the phone clock minus the server's as the phone last reported it
+	// before the sign; ClockFlag says why its times are not credible (the tolerance setting).
+	DeviceClockOffsetMS *int64 `json:"device_clock_offset_ms,omitempty"`
+	ClockFlag           string `json:"clock_flag,omitempty"`
 	// Withheld is true when the request gave no matching fingerprint: the verdict then says
 	// only whether the sheet is genuine, not what it says.
 	Withheld bool `json:"withheld,omitempty"`
@@ -574,6 +583,7 @@ type SheetVerdict struct {
 func (v *SheetVerdict) withhold() {
 	v.Number, v.Date, v.Customer, v.Technician, v.SignedAt, v.ReceivedAt, v.Fingerprint, v.Seal = "", "", "", "", "", "", "", ""
 	v.DeviceTime, v.DeviceKey, v.DeviceSig, v.DeviceFP, v.DevicePrev = "", "", "", "", ""
+	v.DeviceClockOffsetMS, v.ClockFlag = nil, ""
 	v.ChainIndex = 0
 	v.ExceptionBy, v.ExceptionAt, v.ExceptionNote = "", "", ""
 	v.Withheld = true
@@ -656,6 +666,11 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 		v.Reasons = append(v.Reasons, "the seal is not this server's signature of the fingerprint")
 	}
 	v.deviceVerdict(d)
+	if x, ok := d["device_clock_offset_ms"]; ok && x != nil {
+		off := d.Int("device_clock_offset_ms")
+		v.DeviceClockOffsetMS = &off
+	}
+	v.ClockFlag = schema.SheetClockFlag(d, e.Settings().Int("device_clock_tolerance_seconds"))
 	v.ChainIntact = true
 	if prevID := d.Str("prev_sheet_id"); prevID != "" {
 		prev, err := e.Get(ctx, schema.EntSheet, prevID)

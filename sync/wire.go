@@ -83,6 +83,9 @@ type Frame struct {
 	AppVersion    string `json:"app_version,omitempty"`
 	SchemaVersion int    `json:"schema_version,omitempty"`
 	Token         string `json:"token,omitempty"`
+	// ClientTime is the device's clock (RFC 3339) in hello and in an HTTP push: the
+	// server records the device's offset (docs/feedback-sheets.md, "Device time").
+	ClientTime string `json:"client_time,omitempty"`
 
 	// welcome
 	ServerTime string  `json:"server_time,omitempty"`

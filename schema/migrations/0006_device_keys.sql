@@ -8,3 +8,11 @@ ALTER TABLE devices ADD COLUMN key_at TEXT;
 ALTER TABLE devices ADD COLUMN last_signature TEXT;
 ALTER TABLE devices ADD COLUMN clock_offset_ms INTEGER;
 ALTER TABLE devices ADD COLUMN clock_at TEXT;
+
+-- The offsets a device reported over time (a row when it moved by more than a second).
+CREATE TABLE device_clock (
+	device    TEXT    NOT NULL REFERENCES devices (id),
+	at        TEXT    NOT NULL, -- the server's time of the report
+	offset_ms INTEGER NOT NULL  -- device clock minus server clock
+);
+CREATE INDEX device_clock_device ON device_clock (device, at);

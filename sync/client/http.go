@@ -95,7 +95,7 @@ func (c *Client) httpRound(ctx context.Context) (blobErr error, err error) {
 			return blobErr, nil
 		}
 		var out syncer.Frame
-		status, err := c.postJSON(ctx, "/mobile/v1/sync/push", map[string]any{"mutations": mutations(batch)}, &out)
+		status, err := c.postJSON(ctx, "/mobile/v1/sync/push", map[string]any{"mutations": mutations(batch), "client_time": c.cfg.Now().UTC().Format(time.RFC3339Nano)}, &out)
 		if err != nil {
 			var rerr *remoteError
 			if status == http.StatusRequestEntityTooLarge {

@@ -174,7 +174,7 @@ func (w *wsConn) hello(ctx context.Context) error {
 	c := w.c
 	id := w.newID("h")
 	err := w.send(syncer.Frame{
-		Type: syncer.MsgHello, ID: id, Protocol: syncer.ProtocolVersion, DeviceID: c.cfg.DeviceID,
+		Type: syncer.MsgHello, ID: id, Protocol: syncer.ProtocolVersion, DeviceID: c.cfg.DeviceID, ClientTime: c.cfg.Now().UTC().Format(time.RFC3339Nano),
 		AppVersion: c.cfg.AppVersion, SchemaVersion: c.cfg.SchemaVersion, Token: c.token(),
 	})
 	if err != nil {
