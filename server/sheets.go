@@ -233,5 +233,6 @@ code{word-break:break-all}</style></head><body>
 <h2 class="bad">✘ 未找到反馈单 {{.ID}}<br><small>No feedback sheet {{.ID}}</small></h2>
 {{end}}
 <p><small>公钥 Public key (Ed25519): <code>{{.Key}}</code> · <a href="/verify/key">/verify/key</a></small></p>
+<p><small>封签与设备签名均可用 OpenSSL 手工核验，方法见 docs/feedback-sheets.md「Verification」。<br>Both the seal and the device signature can be checked by hand with OpenSSL: see docs/feedback-sheets.md, "Verification".</small></p>
 </body></html>
 `))

@@ -486,11 +486,15 @@ type Device struct {
 	CreatedAt  string  `json:"created_at"`
 	LastSeenAt string  `json:"last_seen_at"`
 	RevokedAt  *string `json:"revoked_at"`
+	// PublicKey is the device's signing key (base64 SPKI, P-256), nil for an app without keys;
+	// ClockOffsetMS its clock minus the server's as it last reported it.
+	PublicKey     *string `json:"public_key"`
+	ClockOffsetMS *int64  `json:"clock_offset_ms"`
 }
 
 // Devices lists the devices of a user ("" for all).
 func (e *Engine) Devices(ctx context.Context, userID string) ([]Device, error) {
-	rows, err := e.db.R.QueryContext(ctx, `SELECT id, user_id, device_id, name, created_at, last_seen_at, revoked_at FROM devices
+	rows, err := e.db.R.QueryContext(ctx, `SELECT id, user_id, device_id, name, created_at, last_seen_at, revoked_at, public_key, clock_offset_ms FROM devices
 		WHERE ? = '' OR user_id = ? ORDER BY created_at`, userID, userID)
 	if err != nil {
 		return nil, err
@@ -499,7 +503,7 @@ func (e *Engine) Devices(ctx context.Context, userID string) ([]Device, error) {
 	out := []Device{}
 	for rows.Next() {
 		var d Device
-		if err := rows.Scan(&d.ID, &d.UserID, &d.DeviceID, &d.Name, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt); err != nil {
+		if err := rows.Scan(&d.ID, &d.UserID, &d.DeviceID, &d.Name, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt, &d.PublicKey, &d.ClockOffsetMS); err != nil {
 			return nil, err
 		}
 		out = append(out, d)
