@@ -27,6 +27,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"fieldsync/schema"
 )
 
 // The field app (/app/) in a real chromium driven by chromedp, against a real server on
@@ -500,6 +502,10 @@ func TestFieldAppOffline(t *testing.T) {
 		t.Errorf("completeness.js disagrees with the shared vectors: %v", bad)
 	}
 
+	// The device signature of the app agrees with the Go code on every shared vector, and
+	// the app's own key (made at login, not extractable) signs what the server verifies.
+	checkDeviceVectors(t, ctx)
+
 	// Offline from here.
 	tap(t, ctx, `a.ticket[data-number="`+number+`"]`)
 	until(t, ctx, "the ticket screen", `!!document.querySelector('#steps')`, 20*time.Second)
@@ -651,6 +657,74 @@ func TestFieldAppOffline(t *testing.T) {
 	if ok := eval[bool](t, ctx, `fieldsync.verify().then(v => v.ok)`); !ok {
 		t.Errorf("the app's verify disagrees with the server: %s", eval[string](t, ctx, `fieldsync.verify().then(v => JSON.stringify(v))`))
 	}
+	// Signed on the phone, offline: the verify page shows the device signature valid.
+	if ver["device_signed"] != true || ver["device_valid"] != true || ver["device_chain_gap"] == true {
+		t.Errorf("the sheet signed offline: device signature %v valid %v gap %v (%s)", ver["device_signed"], ver["device_valid"], ver["device_chain_gap"], raw)
+	}
+	do(t, ctx, "the verify page", chromedp.Navigate(px.base()+"/verify/"+sheetID+"/"+sh["fingerprint"].(string)))
+	until(t, ctx, "the device signature on the verify page", `!!document.querySelector('#device-signature.ok') && document.querySelector('#device-signature').innerText.includes('设备签名有效')`, 20*time.Second)
+}
+
+// checkDeviceVectors runs the app's device signature code over schema/testdata/device-sign.json
+// in the browser: canonical forms, fingerprints and messages equal the Go ones, the vectors'
+// signatures verify in WebCrypto, and the app's own device key signs each message so that the
+// server's verification (schema.VerifyDeviceSignature) accepts it.
+func checkDeviceVectors(t *testing.T, ctx context.Context) {
+	t.Helper()
+	raw, err := os.ReadFile("../schema/testdata/device-sign.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Vectors []struct{ Name, Message string }
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	out := eval[string](t, ctx, `(async () => {
+		const fs = await import('./fieldsync.js');
+		const f = `+string(raw)+`;
+		const dec = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+		const enc = (b) => btoa(String.fromCharCode(...new Uint8Array(b)));
+		const alg = { name: 'ECDSA', hash: 'SHA-256' };
+		const pub = await crypto.subtle.importKey('spki', dec(f.public_key), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+		const key = await fieldsync.deviceKey();
+		const bad = [], sigs = [];
+		for (const v of f.vectors) {
+			const c = fs.sheetDeviceCanonical(v.sheet), fp = await fs.sheetDeviceFingerprint(v.sheet);
+			const m = fs.deviceSignedMessage(fp, v.device_time, v.prev_signature);
+			if (c !== v.canonical) bad.push(v.name + ': canonical ' + c);
+			if (fp !== v.fingerprint) bad.push(v.name + ': fingerprint ' + fp);
+			if (m !== v.message) bad.push(v.name + ': message ' + m);
+			if (!(await crypto.subtle.verify(alg, pub, dec(v.signature), new TextEncoder().encode(v.message)))) bad.push(v.name + ': the Go signature does not verify');
+			sigs.push(enc(await crypto.subtle.sign(alg, key.privateKey, new TextEncoder().encode(v.message))));
+		}
+		return JSON.stringify({ bad, sigs, spki: key.spki, extractable: key.privateKey.extractable, stored: !!(await fieldsync.deviceKey()) });
+	})()`)
+	var got struct {
+		Bad         []string
+		Sigs        []string
+		SPKI        string
+		Extractable bool
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(got.Bad) > 0 {
+		t.Errorf("fieldsync.js disagrees with the shared device signature vectors: %v", got.Bad)
+	}
+	if got.Extractable {
+		t.Error("the app's private device key is extractable")
+	}
+	pub, err := schema.ParseDeviceKey(got.SPKI)
+	if err != nil {
+		t.Fatalf("the app's public key: %v", err)
+	}
+	for i, v := range f.Vectors {
+		if i >= len(got.Sigs) || !schema.VerifyDeviceSignature(pub, []byte(v.Message), got.Sigs[i]) {
+			t.Errorf("%s: the app's signature is not accepted by the server's verification", v.Name)
+		}
+	}
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -733,7 +807,7 @@ func TestFieldAppReassignedAndReturned(t *testing.T) {
 		const sid = crypto.randomUUID();
 		await fieldsync.mutate('feedback_sheet', sid, 'create', 0, {ticket_id: tk.id, fault_symptoms: 'pump noise', inspection_record: 'bearing', handling_result: 'replaced',
 			rating: 4, signer_name: 'Sun Li', signature_blob: await fieldsync.putBlob(sig), stamp_blob: await fieldsync.putBlob(stamp)});
-		await fieldsync.mutate('feedback_sheet', sid, 'action', 0, null, 'sign');
+		await fieldsync.signSheet(sid); // signed on the phone (a plain sign from a phone with a key is refused)
 		return true;
 	})()`)
 	until(t, ctx, "the first sheet up", `fieldsync.state.pending === 0`, 30*time.Second)

@@ -125,6 +125,56 @@ function blobRefs(fields) {
   return Object.entries(fields || {}).filter(([k, v]) => k.endsWith('_blob') && isBlobSum(v)).map(([, v]) => v).sort();
 }
 
+function toBase64(buf) {
+  const b = new Uint8Array(buf);
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
+  return btoa(s);
+}
+
+/**
+ * Canonical JSON as the server writes it (schema.CanonicalJSON): keys sorted, no white
+ * space, whole numbers plainly, strings escaped only where JSON must.
+ */
+export function canonicalJSON(v) {
+  if (v === null || v === undefined) return 'null';
+  switch (typeof v) {
+    case 'boolean': return String(v);
+    case 'string': return JSON.stringify(v);
+    case 'number':
+      if (!Number.isSafeInteger(v)) throw new FieldSyncError('validation', `number ${v} is not a whole number`);
+      return String(v);
+  }
+  if (Array.isArray(v)) return `[${v.map(canonicalJSON).join(',')}]`;
+  return `{${Object.keys(v).filter((k) => v[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJSON(v[k])}`).join(',')}}`;
+}
+
+/** The fields a device signs (schema.SheetDeviceFields) and the image fields. */
+export const SHEET_DEVICE_FIELDS = ['id', 'ticket_id', 'supersedes_id', 'arrived_at', 'departed_at', 'fault_symptoms', 'inspection_record',
+  'handling_result', 'parts', 'labour_fen', 'parts_fen', 'shipping_fen', 'rating', 'rating_comment', 'signer_name', 'absent_reason', 'location'];
+const SHEET_BLOB_FIELDS = ['signature_blob', 'stamp_blob', 'technician_signature_blob'];
+
+const emptyValue = (v) => v === undefined || v === null || v === '' || v === 0 || v === false ||
+  (Array.isArray(v) ? v.length === 0 : typeof v === 'object' && Object.keys(v).length === 0);
+
+/** The canonical form of a sheet's device fingerprint (schema.SheetDeviceCanonical). */
+export function sheetDeviceCanonical(sheet) {
+  const content = {};
+  for (const k of SHEET_DEVICE_FIELDS) content[k] = emptyValue(sheet[k]) ? null : sheet[k];
+  const images = {};
+  for (const k of SHEET_BLOB_FIELDS) if (typeof sheet[k] === 'string' && sheet[k] !== '') images[k] = sheet[k];
+  return canonicalJSON({ format: 1, sheet: content, images });
+}
+
+export async function sheetDeviceFingerprint(sheet) {
+  return sha256Hex(utf8.encode(sheetDeviceCanonical(sheet)));
+}
+
+/** The message a device signs (schema.DeviceSignedMessage). */
+export function deviceSignedMessage(fingerprint, deviceTime, prevSignature) {
+  return canonicalJSON({ purpose: 'fieldsync device sheet signature', fingerprint, device_time: deviceTime, prev_signature: prevSignature || null });
+}
+
 function wire(row) {
   const m = { mid: row.mid, entity: row.entity, id: row.id, op: row.op, base_version: row.base_version };
   if (row.fields && Object.keys(row.fields).length) m.fields = row.fields;
@@ -232,9 +282,10 @@ export class FieldSync extends EventTarget {
     if (prev && prev.username && prev.username !== username && (await this.localWork()).outbox.length) {
       throw new FieldSyncError('outbox_not_empty', `this phone holds unsent work of ${prev.username}`, { user: prev.username });
     }
+    const key = await this.deviceKey();
     const res = await fetch(this.base + '/mobile/v1/auth/login', {
       method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username, password, device_id: this.deviceID, device_name: deviceName || 'field app' }),
+      body: JSON.stringify({ username, password, device_id: this.deviceID, device_name: deviceName || 'field app', ...(key ? { public_key: key.spki } : {}) }),
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) {
@@ -246,6 +297,42 @@ export class FieldSync extends EventTarget {
     await this.setMeta({ token: body.token, expires_at: body.expires_at, server_device: body.device, user });
     this.setState({ stopped: '', lastError: '' });
     return user;
+  }
+
+  // ---- the device key and sheets signed on the device (docs/feedback-sheets.md) ----
+
+  /**
+   * The device's ECDSA P-256 key pair, made once per install: the private key is not
+   * extractable and stays in IndexedDB. null where WebCrypto is missing (not HTTPS): the
+   * device then signs nothing and logs in as an app without keys.
+   */
+  async deviceKey() {
+    if (this.meta.device_key) return this.meta.device_key;
+    if (!globalThis.crypto?.subtle) return null;
+    const kp = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+    const spki = toBase64(await crypto.subtle.exportKey('spki', kp.publicKey));
+    const key = { privateKey: kp.privateKey, publicKey: kp.publicKey, spki };
+    await this.setMeta({ device_key: key });
+    return key;
+  }
+
+  /**
+   * Queues the sign of a feedback sheet, signed here, offline: the device signs the sheet as
+   * it holds it now (its device fingerprint) with its clock and its previous signature, and
+   * the signature goes with the sign. Resolves with the mutation's mid.
+   */
+  async signSheet(id) {
+    const cur = await this.record('feedback_sheet', id);
+    if (!cur) throw new FieldSyncError('not_found', `feedback sheet ${id} is not on this device`);
+    const key = this.meta.device_key;
+    if (!key) return this.mutate('feedback_sheet', id, 'action', cur.version || 0, null, 'sign');
+    const deviceTime = new Date().toISOString();
+    const prev = this.meta.device_last_signature || '';
+    const fp = await sheetDeviceFingerprint(cur.data);
+    const sig = toBase64(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key.privateKey, utf8.encode(deviceSignedMessage(fp, deviceTime, prev))));
+    const fields = { device_time: deviceTime, device_signature: sig };
+    if (prev) fields.device_prev_signature = prev;
+    return this.mutate('feedback_sheet', id, 'action', cur.version || 0, fields, 'sign', { device_last_signature: sig });
   }
 
   // ---- the local store ----
@@ -290,12 +377,17 @@ export class FieldSync extends EventTarget {
    * Queues a mutation. It is stored in IndexedDB when the promise resolves (the screen may
    * say "saved"); it goes to the server as soon as there is a connection.
    */
-  async mutate(entity, id, op, baseVersion, fields = null, action = '') {
+  async mutate(entity, id, op, baseVersion, fields = null, action = '', meta = null) {
     if (!this.loggedIn) throw new FieldSyncError('unauthenticated', 'log in first');
     const row = { mid: newID(), entity, id, op, base_version: baseVersion || 0, at: new Date().toISOString(), attempts: 0, next_at: 0, last_error: '' };
     if (fields && Object.keys(fields).length) row.fields = fields;
     if (action) row.action = action;
-    await txn(this.db, ['outbox'], 'readwrite', (s) => req(s.outbox.add(row)));
+    // meta (key -> value) is stored in the same transaction as the mutation.
+    await txn(this.db, ['outbox', 'meta'], 'readwrite', async (s) => {
+      await req(s.outbox.add(row));
+      for (const [key, value] of Object.entries(meta || {})) s.meta.put({ key, value });
+    });
+    Object.assign(this.meta, meta || {});
     await this.countPending();
     this.changed(entity, id, op === 'create' ? 'upsert' : op);
     this.kick();
@@ -363,13 +455,15 @@ export class FieldSync extends EventTarget {
 
   async wipe(all) {
     const device = this.meta.device_id;
+    const key = this.meta.device_key;
     await txn(this.db, STORES, 'readwrite', (s) => {
       s.records.clear();
       if (all) { s.outbox.clear(); s.rejections.clear(); s.blobs.clear(); }
       s.meta.clear();
       s.meta.put({ key: 'device_id', value: device });
+      if (key) s.meta.put({ key: 'device_key', value: key }); // the device's, not the user's: kept; its chain restarts
     });
-    this.meta = { device_id: device };
+    this.meta = key ? { device_id: device, device_key: key } : { device_id: device };
     this.setState({ lastSync: '', pending: await this.countPending() });
     this.changed('', '', 'wiped');
   }
@@ -656,7 +750,7 @@ export class FieldSync extends EventTarget {
       const ws = new WebSocket(`${url.protocol === 'https:' ? 'wss' : 'ws'}://${url.host}/mobile/v1/sync`, SUBPROTOCOL);
       const s = new WSSession(this, ws);
       this.session = s;
-      ws.onopen = () => s.send({ type: 'hello', id: s.newID('h'), protocol: PROTOCOL, device_id: this.deviceID, app_version: this.appVersion, schema_version: SCHEMA_VERSION, token: this.token });
+      ws.onopen = () => s.send({ type: 'hello', id: s.newID('h'), protocol: PROTOCOL, device_id: this.deviceID, app_version: this.appVersion, schema_version: SCHEMA_VERSION, token: this.token, client_time: new Date().toISOString() });
       ws.onmessage = (ev) => s.receive(ev.data);
       ws.onerror = () => {};
       ws.onclose = async (ev) => {
@@ -720,7 +814,7 @@ export class FieldSync extends EventTarget {
       if (!batch.length) break;
       let body;
       try {
-        const res = await this.fetch('/mobile/v1/sync/push', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mutations: batch.map(wire) }) });
+        const res = await this.fetch('/mobile/v1/sync/push', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mutations: batch.map(wire), client_time: new Date().toISOString() }) });
         body = await res.json();
       } catch (e) {
         if (e.status && e.status < 500 && e.status !== 401 && e.status !== 429) { await this.pushRefused(batch, e.code, e.message); continue; }

@@ -498,8 +498,7 @@ async function sheetScreen(id) {
           const ok = await ask(t('sign_incomplete_title'), h('p', {}, t('missing_items', missing.map(fieldLabel).join(' / '))), t('sign_anyway'), t('go_back'));
           if (!ok) return;
         }
-        const cur = await fs.record('feedback_sheet', sheet.id);
-        await fs.mutate('feedback_sheet', sheet.id, 'action', cur?.version || 0, null, 'sign');
+        await fs.signSheet(sheet.id); // signed on this phone, offline, as the customer signs
         toast(t('saved_local'));
         route();
       } }, t('sign_sheet')))));
