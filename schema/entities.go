@@ -22,7 +22,7 @@ const (
 )
 
 // Roles lists every role.
-var Roles = []string{RoleAdmin, RoleCoordinator, RoleTechnician, RoleManager, RoleLeader}
+var Roles = []string{RoleAdmin, RoleCoordinator, RoleTechnician, RoleManager, RoleLeader, RoleCommerce}
 
 // Side says which side of the company a role works on. It decides who may write a field and
 // who wins when both sides changed it concurrently.

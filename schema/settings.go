@@ -72,6 +72,15 @@ var SettingDefs = []SettingDef{
 	{Key: "alert_retry_seconds", Kind: "int", Default: 30, Doc: "first retry delay; it doubles on each failure up to an hour"},
 	{Key: "alert_give_up_minutes", Kind: "int", Default: 1440, Doc: "a delivery still failing this long after its event is given up and listed for admins"},
 	{Key: "device_clock_tolerance_seconds", Kind: "int", Default: 300, Doc: "a service whose phone clock was further than this from the server's, or whose phone times come after the server received them, is flagged in the month report"},
+	// Money (docs/money.md): expenses, credit, commissions, liabilities.
+	{Key: "expense_kinds_without_approval", Kind: "list", Default: []any{"public_transport"}, Doc: "expense kinds reimbursed without a prior approval (taxi and freight need the manager's)"},
+	{Key: "expense_max_fen", Kind: "int", Default: 500000, Doc: "largest single expense accepted (fen); more is refused as a typing error"},
+	{Key: "credit_threshold_fen", Kind: "int", Default: 1000000, Doc: "credit below this many fen is approved by the department manager, at or above it by leadership"},
+	{Key: "commission_parts_pct", Kind: "int", Default: 30, Doc: "share of a collected parts sale's net profit paid to its handler (percent)"},
+	{Key: "commission_software_pct", Kind: "int", Default: 40, Doc: "share of collected software charges paid to the technician (percent)"},
+	{Key: "liability_after_days", Kind: "int", Default: 365, Doc: "a debt open this many days may be charged to its handler"},
+	{Key: "liability_min_pct", Kind: "int", Default: 80, Doc: "smallest share of an old debt leadership may charge to its handler (percent)"},
+	{Key: "liability_max_pct", Kind: "int", Default: 100, Doc: "largest share of an old debt leadership may charge to its handler (percent)"},
 }
 
 // SettingDefByKey returns the declaration of key.
@@ -243,6 +252,9 @@ func checkSettingValue(key string, v any) (any, error) {
 			s, ok := x.(string)
 			if !ok {
 				return nil, FieldError(CodeValidation, key, "%s must be a list of strings", key)
+			}
+			if key == "expense_kinds_without_approval" && !slices.Contains(ExpenseKinds, s) {
+				return nil, FieldError(CodeValidation, key, "%s: %q is not an expense kind (%s)", key, s, strings.Join(ExpenseKinds, ", "))
 			}
 			if strings.HasPrefix(key, "sheet_required") && !slices.Contains(SheetRequirable, s) {
 				return nil, FieldError(CodeValidation, key, "%s: %q cannot be required (choose from %s)", key, s, strings.Join(SheetRequirable, ", "))

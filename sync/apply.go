@@ -270,6 +270,19 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 		}
 	case schema.EntSheet:
 		return w.onSheetCreate(actor, d)
+	case schema.EntApproval:
+		return schema.NewApproval(w, actor, d)
+	case schema.EntExpense:
+		if err := schema.NewExpense(w, actor, d); err != nil {
+			return err
+		}
+		if sum := d.Str("receipt_blob"); sum != "" {
+			if _, err := w.checkBlob("receipt_blob", sum); err != nil {
+				return err
+			}
+		}
+	case schema.EntSale:
+		return schema.NewSale(w, actor, d)
 	}
 	return nil
 }
@@ -531,6 +544,12 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 		next, err = schema.ComplaintAction(w, actor, cur, action, params)
 	case schema.EntSheet:
 		next, effects, err = w.sheetAction(actor, cur, action, params)
+	case schema.EntApproval:
+		next, err = schema.ApprovalAction(w, actor, cur, action, params)
+	case schema.EntExpense:
+		next, err = schema.ExpenseAction(w, actor, cur, action, params)
+	case schema.EntSale:
+		next, err = schema.SaleAction(w, actor, cur, action, params)
 	default:
 		err = schema.FieldError(schema.CodeValidation, "action", "%s records take no actions", entity)
 	}
