@@ -55,6 +55,9 @@ type (
 	ComplaintFact = schema.ComplaintFact
 	FollowupFact  = schema.FollowupFact
 	MonthInput    = schema.MonthInput
+	SaleFact      = schema.SaleFact
+	ExpenseFact   = schema.ExpenseFact
+	LiabilityFact = schema.LiabilityFact
 )
 
 // TechnicianRef names the technician a row belongs to.
@@ -122,7 +125,21 @@ type Row struct {
 	AllowanceFen   int64 `json:"allowance_fen"`
 	BonusFen       int64 `json:"bonus_fen"` // negative when penalties exceed the reward
 	LabourFen      int64 `json:"labour_fen"`
-	TotalFen       int64 `json:"total_fen"`
+	// CommissionFen is paid (30% of a collected parts sale's net profit, 40% of collected
+	// software charges); CommissionForfeitedFen is what K upheld complaints withheld.
+	CommissionFen          int64 `json:"commission_fen"`
+	CommissionForfeitedFen int64 `json:"commission_forfeited_fen"`
+	LiabilityFen           int64 `json:"liability_fen"` // year-old debts charged to the handler
+	// TotalFen is the month's variable pay: allowance + bonus + labour + commission −
+	// liability. Base salary is paid apart (policy 4.1); expenses are not pay.
+	TotalFen    int64 `json:"total_fen"`
+	ExpensesFen int64 `json:"expenses_fen"` // reimbursed, kept apart from pay
+
+	Commissions []CommissionLine `json:"commissions"`
+	Liabilities []LiabilityLine  `json:"liabilities"`
+	Expenses    []ExpenseLine    `json:"expenses"`
+	// MoneyIDs are the ledger keys of the money this row settles (schema.CommissionKey...).
+	MoneyIDs []string `json:"money_ids"`
 
 	CountedSheetIDs []string        `json:"counted_sheet_ids"`
 	Counted         []ServiceLine   `json:"counted"`
@@ -142,6 +159,36 @@ type Row struct {
 	Notes         []string       `json:"notes"`
 }
 
+// CommissionLine is one collected sale behind a commission.
+type CommissionLine struct {
+	SaleID        string `json:"sale_id"`
+	Kind          string `json:"kind"`
+	CollectedFen  int64  `json:"collected_fen"`
+	CostFen       int64  `json:"cost_fen"`
+	BaseFen       int64  `json:"base_fen"` // net profit (parts) or the charge (software)
+	Pct           int64  `json:"pct"`
+	CommissionFen int64  `json:"commission_fen"`
+	Forfeited     bool   `json:"forfeited"`
+	Late          bool   `json:"late"`
+}
+
+// LiabilityLine is one year-old debt charged to the handler.
+type LiabilityLine struct {
+	SaleID    string `json:"sale_id"`
+	SharePct  int64  `json:"share_pct"`
+	AmountFen int64  `json:"amount_fen"`
+	Late      bool   `json:"late"`
+}
+
+// ExpenseLine is one reimbursed expense.
+type ExpenseLine struct {
+	ExpenseID  string `json:"expense_id"`
+	Kind       string `json:"kind"`
+	AmountFen  int64  `json:"amount_fen"`
+	ApprovalID string `json:"approval_id"`
+	Late       bool   `json:"late"`
+}
+
 // Totals sums the rows, for the table's last line.
 type Totals struct {
 	Technicians      int   `json:"technicians"`
@@ -151,7 +198,10 @@ type Totals struct {
 	AllowanceFen     int64 `json:"allowance_fen"`
 	BonusFen         int64 `json:"bonus_fen"`
 	LabourFen        int64 `json:"labour_fen"`
+	CommissionFen    int64 `json:"commission_fen"`
+	LiabilityFen     int64 `json:"liability_fen"`
 	TotalFen         int64 `json:"total_fen"`
+	ExpensesFen      int64 `json:"expenses_fen"`
 	OnTimeResponses  int   `json:"on_time_responses"`
 	OnTimeArrivals   int   `json:"on_time_arrivals"`
 }
@@ -204,6 +254,10 @@ func ComputeMonth(in MonthInput) MonthResult {
 			ComplaintIDs:  []string{},
 			ComplaintList: []ComplaintLine{},
 			Notes:         []string{},
+			Commissions:   []CommissionLine{},
+			Liabilities:   []LiabilityLine{},
+			Expenses:      []ExpenseLine{},
+			MoneyIDs:      []string{},
 		})
 	}
 	rowOf := func(kind, id, techID string) (int, bool) {
@@ -328,6 +382,47 @@ func ComputeMonth(in MonthInput) MonthResult {
 		}
 	}
 
+	for _, sf := range in.Sales {
+		i, ok := rowOf("sale", sf.ID, sf.TechnicianID)
+		if !ok {
+			continue
+		}
+		r := &res.Rows[i]
+		line := CommissionLine{SaleID: sf.ID, Kind: sf.Kind, CollectedFen: sf.TotalFen, CostFen: sf.CostFen, Late: sf.Late}
+		switch sf.Kind {
+		case "software":
+			line.BaseFen, line.Pct = sf.TotalFen, in.Settings.CommissionSoftwarePct
+		case "parts":
+			if sf.CostFen == 0 {
+				r.Notes = append(r.Notes, fmt.Sprintf("sale %s: collected, but commerce has not added its cost: no commission until it does", sf.ID))
+				continue
+			}
+			line.BaseFen, line.Pct = max(0, sf.TotalFen-sf.CostFen), in.Settings.CommissionPartsPct
+		default:
+			res.Warnings = append(res.Warnings, fmt.Sprintf("sale %s: unknown kind %q; no commission", sf.ID, sf.Kind))
+			continue
+		}
+		line.CommissionFen = line.BaseFen * line.Pct / 100 // rounded down to the fen
+		r.Commissions = append(r.Commissions, line)
+		r.MoneyIDs = append(r.MoneyIDs, schema.CommissionKey(sf.ID))
+	}
+	for _, l := range in.Liabilities {
+		if i, ok := rowOf("liability", l.SaleID, l.TechnicianID); ok {
+			r := &res.Rows[i]
+			r.Liabilities = append(r.Liabilities, LiabilityLine{SaleID: l.SaleID, SharePct: l.SharePct, AmountFen: l.AmountFen, Late: l.Late})
+			r.LiabilityFen += l.AmountFen
+			r.MoneyIDs = append(r.MoneyIDs, schema.LiabilityKey(l.SaleID))
+		}
+	}
+	for _, x := range in.Expenses {
+		if i, ok := rowOf("expense", x.ID, x.TechnicianID); ok {
+			r := &res.Rows[i]
+			r.Expenses = append(r.Expenses, ExpenseLine{ExpenseID: x.ID, Kind: x.Kind, AmountFen: x.AmountFen, ApprovalID: x.ApprovalID, Late: x.Late})
+			r.ExpensesFen += x.AmountFen
+			r.MoneyIDs = append(r.MoneyIDs, schema.ExpenseKey(x.ID))
+		}
+	}
+
 	for i := range res.Rows {
 		r := &res.Rows[i]
 		if r.RatedServices > 0 {
@@ -350,7 +445,10 @@ func ComputeMonth(in MonthInput) MonthResult {
 		res.Totals.AllowanceFen += r.AllowanceFen
 		res.Totals.BonusFen += r.BonusFen
 		res.Totals.LabourFen += r.LabourFen
+		res.Totals.CommissionFen += r.CommissionFen
+		res.Totals.LiabilityFen += r.LiabilityFen
 		res.Totals.TotalFen += r.TotalFen
+		res.Totals.ExpensesFen += r.ExpensesFen
 		res.Totals.OnTimeResponses += r.OnTimeResponses
 		res.Totals.OnTimeArrivals += r.OnTimeArrivals
 	}
@@ -497,5 +595,21 @@ func applyMonthPay(r *Row, s PaySettings) {
 			r.BonusFen = -int64(n) * s.ComplaintPenaltyFen
 		}
 	}
-	r.TotalFen = r.AllowanceFen + r.BonusFen + r.LabourFen
+	// Commissions are paid "as bonus" (作为奖金, 提取奖金, policy 6): K or more upheld
+	// complaints forfeit the month's bonus (扣除当月奖金), commissions included, whatever the
+	// technician's status. docs/month-end.md gives the reading.
+	forfeit := s.ComplaintForfeitThreshold > 0 && r.Complaints >= s.ComplaintForfeitThreshold
+	for i := range r.Commissions {
+		c := &r.Commissions[i]
+		if forfeit {
+			c.Forfeited = true
+			r.CommissionForfeitedFen += c.CommissionFen
+		} else {
+			r.CommissionFen += c.CommissionFen
+		}
+	}
+	if forfeit && r.CommissionForfeitedFen > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("commissions of %d fen forfeited: %d upheld complaints, threshold %d", r.CommissionForfeitedFen, r.Complaints, s.ComplaintForfeitThreshold))
+	}
+	r.TotalFen = r.AllowanceFen + r.BonusFen + r.LabourFen + r.CommissionFen - r.LiabilityFen
 }

@@ -48,6 +48,8 @@ func init() {
 		{Name: "counted_sheet_ids", Kind: KJSON},
 		{Name: "complaint_ids", Kind: KJSON},
 		{Name: "upheld_complaint_ids", Kind: KJSON},
+		// The money the month settled: "commission:<sale>", "expense:<id>", "liability:<sale>".
+		{Name: "money_ids", Kind: KJSON},
 		{Name: "trail", Kind: KJSON}, // [{step, by, by_name, at, comment}]
 		{Name: "compiled_at", Kind: KTime},
 		{Name: "compiled_by", Kind: KRef, Ref: EntUser},

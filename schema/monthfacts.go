@@ -16,6 +16,10 @@ type PaySettings struct {
 	// ComplaintForfeitThreshold is K: with K or more upheld complaints the
 	// month's bonus is forfeited. K <= 0 disables forfeiting.
 	ComplaintForfeitThreshold int
+	// CommissionPartsPct and CommissionSoftwarePct are the handler's shares (percent) of a
+	// collected parts sale's net profit and of collected software charges.
+	CommissionPartsPct    int64
+	CommissionSoftwarePct int64
 	// Location is the company's time zone; calendar months are cut in it.
 	Location *time.Location
 }
@@ -123,4 +127,46 @@ type MonthInput struct {
 	Sheets      []SheetFact
 	Complaints  []ComplaintFact
 	Followups   []FollowupFact
+	Sales       []SaleFact
+	Expenses    []ExpenseFact
+	Liabilities []LiabilityFact
 }
+
+// SaleFact is a sale collected in full: its commission belongs to the month it was
+// collected in.
+type SaleFact struct {
+	ID           string
+	Kind         string // parts or software
+	TechnicianID string // the handler
+	TotalFen     int64
+	CostFen      int64 // 0: commerce has not added the cost yet
+	CollectedAt  time.Time
+	Late         bool
+}
+
+// ExpenseFact is an expense reimbursed in the month (reimbursement is not pay).
+type ExpenseFact struct {
+	ID           string
+	TechnicianID string
+	Kind         string
+	AmountFen    int64
+	ApprovalID   string
+	ReimbursedAt time.Time
+	Late         bool
+}
+
+// LiabilityFact is a year-old debt leadership charged to its handler in the month.
+type LiabilityFact struct {
+	SaleID       string
+	TechnicianID string
+	SharePct     int64
+	AmountFen    int64
+	At           time.Time
+	Late         bool
+}
+
+// Ledger keys of the money records a month settles: one record can be settled once for
+// each purpose.
+func CommissionKey(saleID string) string { return "commission:" + saleID }
+func ExpenseKey(id string) string        { return "expense:" + id }
+func LiabilityKey(saleID string) string  { return "liability:" + saleID }

@@ -41,6 +41,7 @@ func monthComputer(f schema.MonthInput) (syncer.MonthOutcome, error) {
 	for _, row := range r.Rows {
 		out.CountedSheetIDs = append(out.CountedSheetIDs, row.CountedSheetIDs...)
 		out.UpheldComplaintIDs = append(out.UpheldComplaintIDs, row.ComplaintIDs...)
+		out.MoneyIDs = append(out.MoneyIDs, row.MoneyIDs...)
 	}
 	return out, nil
 }

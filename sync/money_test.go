@@ -3,10 +3,13 @@ package sync
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"fieldsync/reports"
 	"fieldsync/schema"
 )
 
@@ -51,7 +54,11 @@ func (m *moneyWorld) do(actor schema.Actor, entity, id, op, action string, field
 		b, _ := json.Marshal(v)
 		raw[k] = b
 	}
-	res, err := m.e.Apply(context.Background(), actor, []Mutation{{MID: "m" + strings.Repeat("x", m.n), Entity: entity, ID: id, Op: op, Action: action, Fields: raw}}, Options{})
+	var base int64
+	if cur, err := m.e.Get(context.Background(), entity, id); err == nil && op == "update" {
+		base = cur.Int("version")
+	}
+	res, err := m.e.Apply(context.Background(), actor, []Mutation{{MID: fmt.Sprint("m", m.n), Entity: entity, ID: id, Op: op, Action: action, BaseVersion: base, Fields: raw}}, Options{})
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -210,5 +217,92 @@ func TestSoftwareChargeNeedsCompanyApproval(t *testing.T) {
 	d := m.ok(m.do(m.com, schema.EntSale, "sw", "action", "pay", map[string]any{"amount_fen": 30000, "charge_approval_id": "ap"}))
 	if d.Str("collected_at") == "" || d.Str("charge_approval_id") != "ap" {
 		t.Fatalf("software sale %v", d)
+	}
+}
+
+// computeWithReports is the server's month computation (server.monthComputer).
+func computeWithReports(f schema.MonthInput) (MonthOutcome, error) {
+	r := reports.ComputeMonth(f)
+	out := MonthOutcome{Rows: r.Rows, Totals: r.Totals, Warnings: r.Warnings}
+	for _, row := range r.Rows {
+		out.CountedSheetIDs = append(out.CountedSheetIDs, row.CountedSheetIDs...)
+		out.UpheldComplaintIDs = append(out.UpheldComplaintIDs, row.ComplaintIDs...)
+		out.MoneyIDs = append(out.MoneyIDs, row.MoneyIDs...)
+	}
+	return out, nil
+}
+
+func monthRow(t *testing.T, report schema.Doc) map[string]any {
+	t.Helper()
+	rows, _ := report["rows"].([]any)
+	if len(rows) != 1 {
+		t.Fatalf("rows %v", rows)
+	}
+	return rows[0].(map[string]any)
+}
+
+func fen(v any) int64 { return schema.Doc{"v": v}.Int("v") }
+
+func TestMonthMoneyThroughTheWritePath(t *testing.T) {
+	m := newMoneyWorld(t)
+	ctx := context.Background()
+	coord := schema.Actor{UserID: "coord", Role: schema.RoleCoordinator, Name: "王芳"}
+	put(t, m.e, schema.EntUser, schema.Doc{"id": "coord", "name": "王芳", "role": "coordinator", "active": true})
+
+	// November: a parts sale collected, cost added; a taxi on approval and a bus fare.
+	m.sale("s1", 100000)
+	m.ok(m.do(m.com, schema.EntSale, "s1", "update", "", map[string]any{"cost_fen": 60000}))
+	m.refused(m.do(m.tech, schema.EntSale, "s1", "update", "", map[string]any{"cost_fen": 1}), schema.CodeForbidden, "", "may not edit")
+	m.ok(m.do(m.com, schema.EntSale, "s1", "action", "pay", map[string]any{"amount_fen": 100000}))
+	m.ok(m.do(m.tech, schema.EntApproval, "a1", "create", "", map[string]any{"kind": "taxi", "amount_fen": 5000, "reason": "重件 heavy part"}))
+	m.ok(m.do(m.mgr, schema.EntApproval, "a1", "action", "approve", nil))
+	m.ok(m.do(m.tech, schema.EntExpense, "e1", "create", "", map[string]any{"kind": "taxi", "amount_fen": 4500, "approval_id": "a1"}))
+	m.ok(m.do(m.tech, schema.EntExpense, "e2", "create", "", map[string]any{"kind": "public_transport", "amount_fen": 600}))
+	m.ok(m.do(m.mgr, schema.EntExpense, "e1", "action", "reimburse", nil))
+	m.ok(m.do(m.mgr, schema.EntExpense, "e2", "action", "reimburse", nil))
+
+	*m.now = time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC) // the last day, in Shanghai
+	rep, err := m.e.CompileMonth(ctx, coord, "2026-11", computeWithReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := monthRow(t, rep)
+	// (100000 − 60000) × 30% = 12000; no complaint: reward 20000; expenses 5100 apart.
+	if fen(row["commission_fen"]) != 12000 || fen(row["expenses_fen"]) != 5100 || fen(row["total_fen"]) != 32000 {
+		t.Fatalf("November row: commission %v expenses %v total %v", row["commission_fen"], row["expenses_fen"], row["total_fen"])
+	}
+	if ids := rep.Strings("money_ids"); !slices.Equal(ids, []string{"commission:s1", "expense:e1", "expense:e2"}) {
+		t.Fatalf("money ids %v", ids)
+	}
+	for _, step := range []struct {
+		a schema.Actor
+		s string
+	}{{m.mgr, schema.MonthReview}, {m.lead, schema.MonthApprove}} {
+		if _, err := m.e.StepMonth(ctx, step.a, "2026-11", step.s, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Later the same day a software charge is collected: November is locked, so it goes to
+	// December, late; November's report never changes.
+	m.ok(m.do(m.tech, schema.EntSale, "sw", "create", "", map[string]any{"kind": "software", "customer_id": "cu",
+		"lines": []any{map[string]any{"item": "系统安装", "qty": 1, "price_fen": 30000}}}))
+	m.ok(m.do(m.tech, schema.EntApproval, "ap", "create", "", map[string]any{"kind": "software_charge", "amount_fen": 30000, "sale_id": "sw", "reason": "r"}))
+	m.ok(m.do(m.mgr, schema.EntApproval, "ap", "action", "approve", nil))
+	m.ok(m.do(m.com, schema.EntSale, "sw", "action", "pay", map[string]any{"amount_fen": 30000, "charge_approval_id": "ap"}))
+	if _, err := m.e.CompileMonth(ctx, coord, "2026-11", computeWithReports); err == nil {
+		t.Fatal("an approved month was compiled again")
+	}
+	after, _ := m.e.MonthReport(ctx, "2026-11")
+	if fen(monthRow(t, after)["total_fen"]) != 32000 || after.Int("version") != rep.Int("version")+2 {
+		t.Fatalf("the approved month changed: %v", after)
+	}
+	*m.now = time.Date(2026, 12, 31, 8, 0, 0, 0, time.UTC)
+	dec, err := m.e.CompileMonth(ctx, coord, "2026-12", computeWithReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row = monthRow(t, dec)
+	if ids := dec.Strings("money_ids"); !slices.Equal(ids, []string{"commission:sw"}) || fen(row["commission_fen"]) != 12000 {
+		t.Fatalf("December: money ids %v commission %v (want only the late software charge, 30000 × 40%%)", ids, row["commission_fen"])
 	}
 }

@@ -26,6 +26,7 @@ type MonthOutcome struct {
 	Warnings           []string
 	CountedSheetIDs    []string
 	UpheldComplaintIDs []string
+	MoneyIDs           []string // schema.CommissionKey, ExpenseKey, LiabilityKey of what counted
 }
 
 // MonthComputer computes a month's table from its facts (reports.ComputeMonth, adapted).
@@ -47,12 +48,13 @@ type monthLedger struct {
 	countedSheets  map[string]bool
 	listedCompl    map[string]bool
 	upheldCompl    map[string]bool
+	settledMoney   map[string]bool
 	approvedMonths []string
 }
 
 func loadLedger(ctx context.Context, q querier) (*monthLedger, error) {
 	l := &monthLedger{approved: map[string]bool{}, listedSheets: map[string]bool{}, countedSheets: map[string]bool{},
-		listedCompl: map[string]bool{}, upheldCompl: map[string]bool{}}
+		listedCompl: map[string]bool{}, upheldCompl: map[string]bool{}, settledMoney: map[string]bool{}}
 	docs, err := queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0 AND status = ?`, schema.EntMonthReport, schema.MonthApproved)
 	if err != nil {
 		return nil, err
@@ -63,7 +65,7 @@ func loadLedger(ctx context.Context, q querier) (*monthLedger, error) {
 		for _, set := range []struct {
 			m   map[string]bool
 			key string
-		}{{l.listedSheets, "sheet_ids"}, {l.countedSheets, "counted_sheet_ids"}, {l.listedCompl, "complaint_ids"}, {l.upheldCompl, "upheld_complaint_ids"}} {
+		}{{l.listedSheets, "sheet_ids"}, {l.countedSheets, "counted_sheet_ids"}, {l.listedCompl, "complaint_ids"}, {l.upheldCompl, "upheld_complaint_ids"}, {l.settledMoney, "money_ids"}} {
 			for _, id := range d.Strings(set.key) {
 				set.m[id] = true
 			}
@@ -133,8 +135,11 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		ComplaintPenaltyFen:       s.Int("complaint_penalty_fen"),
 		LabourPerVisitFen:         s.Int("labour_per_visit_fen"),
 		ComplaintForfeitThreshold: int(s.Int("complaint_forfeit_threshold")),
+		CommissionPartsPct:        s.Int("commission_parts_pct"),
+		CommissionSoftwarePct:     s.Int("commission_software_pct"),
 		Location:                  loc,
-	}, Technicians: []schema.MonthTechnician{}, Sheets: []schema.SheetFact{}, Complaints: []schema.ComplaintFact{}, Followups: []schema.FollowupFact{}}
+	}, Technicians: []schema.MonthTechnician{}, Sheets: []schema.SheetFact{}, Complaints: []schema.ComplaintFact{}, Followups: []schema.FollowupFact{},
+		Sales: []schema.SaleFact{}, Expenses: []schema.ExpenseFact{}, Liabilities: []schema.LiabilityFact{}}
 	ledger, err := loadLedger(ctx, q)
 	if err != nil {
 		return f, nil, err
@@ -291,6 +296,49 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			TechnicianID: d.Str("technician_id"), Outcome: d.Str("outcome"), CalledAt: d.Time("called_at")})
 	}
 
+	// Money: sales collected, expenses reimbursed and liabilities charged, each in the month
+	// its server stamp falls in; one an approved month did not settle goes to the next open
+	// month, late. A parts sale without its cost is listed but settles nothing until the cost
+	// is added.
+	money := func(entity, stamp string) ([]schema.Doc, error) {
+		return queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0 AND data ->> ? < ? ORDER BY data ->> ?, id`,
+			entity, "$."+stamp, endStamp, "$."+stamp)
+	}
+	placeMoney := func(key string, at time.Time, countsNow bool) (bool, bool) {
+		return ledger.place(month, schema.MonthOf(at, loc), ledger.settledMoney[key], false, countsNow)
+	}
+	docs, err := money(schema.EntSale, "collected_at")
+	if err != nil {
+		return f, nil, err
+	}
+	for _, d := range docs {
+		if in, late := placeMoney(schema.CommissionKey(d.Str("id")), d.Time("collected_at"), d.Str("kind") == "software" || d.Int("cost_fen") > 0); in {
+			used[d.Str("technician_id")] = true
+			f.Sales = append(f.Sales, schema.SaleFact{ID: d.Str("id"), Kind: d.Str("kind"), TechnicianID: d.Str("technician_id"),
+				TotalFen: d.Int("total_fen"), CostFen: d.Int("cost_fen"), CollectedAt: d.Time("collected_at"), Late: late})
+		}
+	}
+	if docs, err = money(schema.EntExpense, "reimbursed_at"); err != nil {
+		return f, nil, err
+	}
+	for _, d := range docs {
+		if in, late := placeMoney(schema.ExpenseKey(d.Str("id")), d.Time("reimbursed_at"), true); in {
+			used[d.Str("technician_id")] = true
+			f.Expenses = append(f.Expenses, schema.ExpenseFact{ID: d.Str("id"), TechnicianID: d.Str("technician_id"), Kind: d.Str("kind"),
+				AmountFen: d.Int("amount_fen"), ApprovalID: d.Str("approval_id"), ReimbursedAt: d.Time("reimbursed_at"), Late: late})
+		}
+	}
+	if docs, err = money(schema.EntSale, "liability_at"); err != nil {
+		return f, nil, err
+	}
+	for _, d := range docs {
+		if in, late := placeMoney(schema.LiabilityKey(d.Str("id")), d.Time("liability_at"), true); in {
+			used[d.Str("technician_id")] = true
+			f.Liabilities = append(f.Liabilities, schema.LiabilityFact{SaleID: d.Str("id"), TechnicianID: d.Str("technician_id"),
+				SharePct: d.Int("liability_share_pct"), AmountFen: d.Int("liability_fen"), At: d.Time("liability_at"), Late: late})
+		}
+	}
+
 	// Technicians: every active one (a month without work still shows, and earns the
 	// no-complaint reward), and inactive ones who have facts this month.
 	users, err := queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0 AND data ->> 'role' = ? ORDER BY id`,
@@ -368,6 +416,7 @@ func (e *Engine) CompileMonth(ctx context.Context, actor schema.Actor, month str
 			"rows": res.Rows, "totals": res.Totals, "warnings": nonNil(res.Warnings),
 			"sheet_ids": sheetIDs, "counted_sheet_ids": nonNil(res.CountedSheetIDs),
 			"complaint_ids": complaintIDs, "upheld_complaint_ids": nonNil(res.UpheldComplaintIDs),
+			"money_ids":   nonNil(res.MoneyIDs),
 			"compiled_at": schema.Stamp(w.now), "compiled_by": actor.UserID,
 			"reviewed_at": nil, "reviewed_by": nil,
 		}
