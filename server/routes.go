@@ -77,6 +77,7 @@ func (s *Server) routes() {
 	s.documentRoutes(office) // before sheetRoutes: /sheets/{id}.pdf must win over /sheets/{id}
 	s.sheetRoutes(app, office)
 	s.monthRoutes(office)
+	s.moneyRoutes(office)
 	s.alertRoutes(auth, office)
 
 	s.Mobile = mobileapi.New(s.Engine, s.log)
