@@ -88,3 +88,21 @@ func TestMonthMoneyProbationForfeitsCommissionsToo(t *testing.T) {
 		t.Fatalf("probation, no complaints: commission %d total %d", r.CommissionFen, r.TotalFen)
 	}
 }
+
+// A non-dedicated colleague's on-site visit with a taxi there: labour 8000 for the visit,
+// the taxi 4500 reimbursed apart; no commission, no bonus.
+func TestMonthMoneyNonDedicatedVisitWithTaxi(t *testing.T) {
+	s := testSettings(t)
+	res := ComputeMonth(MonthInput{Month: "2026-11", Settings: s,
+		Technicians: []Technician{{ID: "b", Name: "钱进"}},
+		Sheets:      sheets("b", 1),
+		Expenses:    []ExpenseFact{{ID: "taxi", TechnicianID: "b", Kind: "taxi", AmountFen: 4500, ApprovalID: "ap", ReimbursedAt: midNovember}},
+	})
+	r := res.Rows[0]
+	if r.LabourFen != 8000 || r.AllowanceFen != 0 || r.BonusFen != 0 || r.TotalFen != 8000 || r.ExpensesFen != 4500 {
+		t.Fatalf("labour %d allowance %d bonus %d total %d expenses %d", r.LabourFen, r.AllowanceFen, r.BonusFen, r.TotalFen, r.ExpensesFen)
+	}
+	if res.Totals.TotalFen != 8000 || res.Totals.ExpensesFen != 4500 {
+		t.Fatalf("totals %+v", res.Totals)
+	}
+}

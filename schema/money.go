@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -188,9 +187,6 @@ func intOf(v any) (int64, bool) {
 		return int64(x), true
 	case int64:
 		return x, true
-	case string:
-		n, err := strconv.ParseInt(x, 10, 64)
-		return n, err == nil
 	}
 	return 0, false
 }
