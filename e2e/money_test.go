@@ -50,7 +50,11 @@ func TestPhoneSaleAndExpense(t *testing.T) {
 		t.Fatalf("the phone's approval %v %s", ok, r.Data)
 	}
 	taxi := client.NewID()
-	mutate(t, c, "expense", taxi, "create", 0, map[string]any{"kind": "taxi", "amount_fen": 4500, "approval_id": taxiReq}, "")
+	receipt, err := c.PutBlob(stampPNG(t)) // the photo of the taxi receipt
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate(t, c, "expense", taxi, "create", 0, map[string]any{"kind": "taxi", "amount_fen": 4500, "approval_id": taxiReq, "receipt_blob": receipt}, "")
 	syncNow(t, c)
 	if rej, _ := c.Rejections(); len(rej) > 0 {
 		t.Fatalf("rejections: %+v", rej)
@@ -60,6 +64,11 @@ func TestPhoneSaleAndExpense(t *testing.T) {
 	st, raw := e.do("POST", "/api/v1/sales/"+sale+"/actions/pay", commerce, map[string]any{"amount_fen": 100001})
 	if st != 422 && st != 400 {
 		t.Fatalf("overpayment: %d %s", st, raw)
+	}
+	var ex map[string]any
+	e.must("GET", "/api/v1/expenses/"+taxi, manager, nil, 200, &ex)
+	if ex["receipt_blob"] != receipt || ex["approval_id"] != taxiReq {
+		t.Fatalf("the taxi expense on the server %v", ex)
 	}
 	var s map[string]any
 	e.must("GET", "/api/v1/sales/"+sale, commerce, nil, 200, &s)
