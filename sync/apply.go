@@ -270,6 +270,35 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 		}
 	case schema.EntSheet:
 		return w.onSheetCreate(actor, d)
+	case schema.EntApproval, schema.EntExpense, schema.EntSale:
+		if err := w.checkMoneyTicket(actor, d); err != nil {
+			return err
+		}
+		return w.onMoneyCreate(actor, entity, d)
+	}
+	return nil
+}
+
+// checkMoneyTicket checks the ticket a money record names: it exists and, for a technician,
+// is on their devices (asked first, so the answer reveals nothing outside the scope).
+func (w *wtx) checkMoneyTicket(actor schema.Actor, d schema.Doc) error {
+	id := d.Str("ticket_id")
+	if id == "" {
+		return nil
+	}
+	if actor.Role == schema.RoleTechnician && !w.inScope(actor.UserID, schema.EntTicket, id) {
+		return schema.FieldError(schema.CodeOutOfScope, "ticket_id", "ticket %s is not in your scope", id)
+	}
+	if ok, err := w.exists(schema.EntTicket, id); err != nil {
+		return err
+	} else if !ok {
+		return schema.FieldError(schema.CodeValidation, "ticket_id", "ticket %q does not exist", id)
+	}
+	return nil
+}
+
+func (w *wtx) onMoneyCreate(actor schema.Actor, entity string, d schema.Doc) error {
+	switch entity {
 	case schema.EntApproval:
 		return schema.NewApproval(w, actor, d)
 	case schema.EntExpense:

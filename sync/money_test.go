@@ -306,3 +306,11 @@ func TestMonthMoneyThroughTheWritePath(t *testing.T) {
 		t.Fatalf("December: money ids %v commission %v (want only the late software charge, 30000 × 40%%)", ids, row["commission_fen"])
 	}
 }
+
+func TestMoneyTicketMustBeInScope(t *testing.T) {
+	m := newMoneyWorld(t)
+	put(t, m.e, schema.EntTicket, schema.Doc{"id": "other", "number": "SR-X", "customer_id": "cu", "status": "dispatched", "assignee_id": "someone"})
+	m.refused(m.do(m.tech, schema.EntExpense, "e1", "create", "", map[string]any{"kind": "public_transport", "amount_fen": 600, "ticket_id": "other"}), schema.CodeOutOfScope, "ticket_id", "not in your scope")
+	m.refused(m.do(m.mgr, schema.EntExpense, "e1", "create", "", map[string]any{"kind": "public_transport", "amount_fen": 600, "ticket_id": "nope", "technician_id": "tech"}), schema.CodeValidation, "ticket_id", "does not exist")
+	m.ok(m.do(m.mgr, schema.EntExpense, "e1", "create", "", map[string]any{"kind": "public_transport", "amount_fen": 600, "ticket_id": "other", "technician_id": "tech"}))
+}
