@@ -41,8 +41,8 @@ type Config struct {
 	Logger *slog.Logger     // default: discard
 
 	// ForceHTTP uses the HTTP fallback only; otherwise the client falls back on its own after
-	// FallbackAfter WebSocket failures in a row (default 3), and tries the WebSocket again
-	// after FallbackPeriod (default 2 min).
+	// FallbackAfter WebSocket failures in a row (default 3) while the server answers HTTP,
+	// and tries the WebSocket again after FallbackPeriod (default 2 min).
 	ForceHTTP      bool
 	FallbackAfter  int
 	FallbackPeriod time.Duration

@@ -7,6 +7,7 @@ import (
 	"fieldsync/schema"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -182,7 +183,9 @@ func (c *Client) runSession(ctx context.Context, live bool, reqs []*request, mor
 		return s.runHTTP(ctx)
 	}
 	connected, err = s.runWS(ctx)
-	if !connected && err != nil && c.stopped() == nil && ctx.Err() == nil {
+	if !connected && err != nil && c.stopped() == nil && ctx.Err() == nil && c.reachable(ctx) {
+		// Only a server that answers HTTP but not the WebSocket counts towards the
+		// fallback: a phone with no network, or a server restarting, keeps the WebSocket.
 		c.wsFailures++
 		c.log.Info("fieldsync client: WebSocket failed", "failures", c.wsFailures, "err", err)
 		if c.useHTTP() {
@@ -193,6 +196,20 @@ func (c *Client) runSession(ctx context.Context, live bool, reqs []*request, mor
 		c.wsFailures = 0
 	}
 	return connected, err
+}
+
+// reachable reports whether the server answers plain HTTP (GET /healthz).
+func (c *Client) reachable(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
 }
 
 // useHTTP tells whether the next session uses the HTTP fallback; the session lock is held.

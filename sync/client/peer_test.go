@@ -84,6 +84,7 @@ func newPeer(t *testing.T) *peer {
 		blobs: map[string][]byte{}, partial: map[string][]byte{},
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 	mux.HandleFunc("GET /mobile/v1/sync", p.serveWS)
 	mux.HandleFunc("POST /mobile/v1/sync/pull", p.servePull)
 	mux.HandleFunc("POST /mobile/v1/sync/push", p.servePush)
