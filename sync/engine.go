@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -551,9 +552,11 @@ func (w *wtx) applyMuts(actor schema.Actor, muts []Mutation, opts Options) ([]Re
 	if err != nil {
 		return nil, err
 	}
+	var keep []any // results to remember, written at the end of the slice
+	stamp := schema.Stamp(w.now)
 	for i, m := range muts {
 		if w.yield() {
-			return out[:i], nil
+			return out[:i], w.remember(keep)
 		}
 		w.applied++
 		if stored, ok := seen[m.MID]; ok {
@@ -595,12 +598,12 @@ func (w *wtx) applyMuts(actor schema.Actor, muts []Mutation, opts Options) ([]Re
 			return nil, err
 		}
 		if opts.Device != "" && m.MID != "" && !res.Retryable {
-			if _, err := w.tx.Exec(`INSERT INTO mutations(device, mid, at, entity, rid, op, status, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				opts.Device, m.MID, schema.Stamp(w.now), m.Entity, m.ID, m.Op, res.Status, schema.MustJSON(res)); err != nil {
-				return nil, err
-			}
+			keep = append(keep, opts.Device, m.MID, stamp, m.Entity, m.ID, m.Op, res.Status, schema.MustJSON(res))
 		}
 		out[i] = res
+	}
+	if err := w.remember(keep); err != nil {
+		return nil, err
 	}
 	if opts.Whole || opts.DryRun {
 		for _, r := range out {
@@ -613,6 +616,25 @@ func (w *wtx) applyMuts(actor schema.Actor, muts []Mutation, opts Options) ([]Re
 		}
 	}
 	return out, nil
+}
+
+// rememberCols is the number of columns of a remembered result.
+const rememberCols = 8
+
+// remember stores the results of a batch's mutations (rememberCols values each), in
+// multi-row inserts: one statement for up to 100 results instead of one each.
+func (w *wtx) remember(vals []any) error {
+	const rows = 100
+	for len(vals) > 0 {
+		n := min(len(vals)/rememberCols, rows)
+		q := "INSERT INTO mutations(device, mid, at, entity, rid, op, status, result) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+		if _, err := w.tx.Exec(q, vals[:n*rememberCols]...); err != nil {
+			return err
+		}
+		vals = vals[n*rememberCols:]
+	}
+	return nil
 }
 
 // remembered returns the stored results of the batch's mutations this device already
