@@ -92,8 +92,8 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	}
 	// The flooder is a device with a generous quota: the hourly quota is not what keeps it
 	// from slowing the others.
-	if err := e.PutSettings(ctx, schema.System, map[string]json.RawMessage{"push_mutations_per_hour": json.RawMessage("100000000"),
-		"push_bytes_per_hour": json.RawMessage("100000000000")}); err != nil {
+	if err := e.PutSettings(ctx, schema.System, map[string]json.RawMessage{"push_mutations_per_hour": json.RawMessage("1000000"),
+		"push_bytes_per_hour": json.RawMessage("1073741824")}); err != nil {
 		t.Fatal(err)
 	}
 	cust := apply(syncer.Mutation{Entity: "customer", Op: "create", Fields: raw(map[string]any{"name": "Hostile Test Co."})}).ID
