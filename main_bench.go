@@ -28,7 +28,7 @@ func cmdBench(args []string) error {
 	fs.IntVar(&cfg.Devices, "devices", 0, "devices (default per scenario: push 100, fanout 1000, connections and reconnect 10000)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to run (default per scenario: push and fanout 10s, connections 5s)")
 	fs.IntVar(&cfg.Records, "records", 0, "initial-sync: tickets in the device's scope (default 10000)")
-	fs.IntVar(&cfg.Rate, "rate", 0, "fanout: coordinator changes per second (default 200)")
+	fs.IntVar(&cfg.Rate, "rate", 0, "fanout: coordinator changes per second (default 200); push: mutations offered per second by all devices together (open loop; default: closed loop)")
 	fs.IntVar(&cfg.Batch, "batch", 0, "push: mutations per push (default 50)")
 	fs.BoolVar(&cfg.InProcess, "in-process", false, "serve the spawned server in the bench's own process (memory figures then include the clients)")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the spawned server's data folder")

@@ -17,7 +17,7 @@ import (
 // benchScope builds an engine whose technician holds n dispatched tickets (with their
 // customer, site, asset and dispatch events) and returns the technician's device actor and
 // the ticket ids.
-func benchScope(b *testing.B, n int) (*Engine, schema.Actor, []string) {
+func benchScope(b testing.TB, n int) (*Engine, schema.Actor, []string) {
 	b.Helper()
 	ctx := context.Background()
 	db, err := schema.Open(ctx, b.TempDir())

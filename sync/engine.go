@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -37,9 +38,10 @@ type Engine struct {
 	Sealer  *schema.SealKey
 	// Alerted, when set, is called after a commit that wrote outbox rows (it must not
 	// block: the sender is woken, not waited for).
-	Alerted  func()
-	settings atomic.Pointer[schema.Settings]
-	quotas   quotas
+	Alerted   func()
+	settings  atomic.Pointer[schema.Settings]
+	quotas    quotas
+	admission admission
 
 	reqs chan *applyReq
 	// The write path's position as of the last transaction: the last sequence number
@@ -83,6 +85,9 @@ type applyReq struct {
 	err   error
 	done  chan struct{}
 	fn    func(w *wtx) error // maintenance work instead of mutations
+	off   int                // muts before off were applied in earlier transactions
+
+	rejected map[string]bool // creates rejected earlier in this batch
 }
 
 // New starts the engine over db. Close stops it.
@@ -147,13 +152,22 @@ func (e *Engine) ReloadSettings(ctx context.Context) error {
 
 var errClosed = schema.Errorf(schema.CodeUnavailable, "the server is shutting down")
 
-// Apply runs a batch of mutations by actor in one transaction and returns one result per
-// mutation, in order. It returns only after the transaction committed: an applied result is
-// durable. Concurrent calls are committed together (group commit). The error is for the
-// batch as a whole (the database failed, the server is closing); judgements of single
-// mutations are in the results, except for a Whole or DryRun batch that wrote nothing
-// (ErrNotWritten, with the results).
+// Apply runs a batch of mutations by actor and returns one result per mutation, in order.
+// It returns only after the transaction committed: an applied result is durable.
+// Concurrent calls are committed together (group commit). A batch runs in one transaction,
+// except a device's push (opts.Device set, neither Whole nor DryRun), which the writer may
+// take in slices between other callers' work (see SliceBudget): each mutation is judged
+// and remembered on its own, so a slice committed before a failure is answered as a
+// duplicate when the device sends the push again. The error is for the batch as a whole
+// (the database failed, the server is closing, the caller's queue is full); judgements of
+// single mutations are in the results, except for a Whole or DryRun batch that wrote
+// nothing (ErrNotWritten, with the results).
 func (e *Engine) Apply(ctx context.Context, actor schema.Actor, muts []Mutation, opts Options) ([]Result, error) {
+	key, n := queueKey(actor, opts), max(1, len(muts))
+	if err := e.admit(ctx, key, n); err != nil {
+		return nil, err
+	}
+	defer e.release(key, n)
 	r := &applyReq{ctx: ctx, actor: actor, muts: muts, opts: opts, done: make(chan struct{})}
 	select {
 	case e.reqs <- r:
@@ -166,8 +180,99 @@ func (e *Engine) Apply(ctx context.Context, actor schema.Actor, muts []Mutation,
 	return r.res, r.err
 }
 
+// Fairness of the write queue. Every caller's queued work is bounded: a device (by its
+// server device id) or a web user may have at most MaxQueuedMutations mutations waiting
+// for or inside the writer; more waits until its earlier work is done, and after
+// QueueWait it is refused as rate_limited (retryable). A single batch is always admitted
+// when the caller has nothing queued. The writer in turn gives each batch of a
+// transaction an equal share of SliceBudget when other requests wait: a device push
+// that used its share stops there, and its rest goes after the others, so a small
+// write never waits behind a huge one.
+var (
+	MaxQueuedMutations = DefaultMaxBatch
+	QueueWait          = 10 * time.Second
+	SliceBudget        = 20 * time.Millisecond
+)
+
 // maxGroup bounds how many queued batches one transaction takes.
 const maxGroup = 64
+
+// queueKey names whose share of the write queue a batch uses: the device, else the user;
+// the server's own work ("") is not bounded.
+func queueKey(actor schema.Actor, opts Options) string {
+	switch {
+	case opts.Device != "":
+		return "d/" + opts.Device
+	case actor.DeviceID != "":
+		return "d/" + actor.DeviceID
+	case actor.UserID != "" && actor.UserID != schema.System.UserID:
+		return "u/" + actor.UserID
+	}
+	return ""
+}
+
+type admission struct {
+	mu     gosync.Mutex
+	queued map[string]int           // mutations admitted and not yet answered, by key
+	freed  map[string]chan struct{} // closed when the key's queued work shrinks
+}
+
+// admit waits until key may queue n more mutations.
+func (e *Engine) admit(ctx context.Context, key string, n int) error {
+	if key == "" {
+		return nil
+	}
+	a := &e.admission
+	var timeout <-chan time.Time
+	for {
+		a.mu.Lock()
+		if a.queued == nil {
+			a.queued, a.freed = map[string]int{}, map[string]chan struct{}{}
+		}
+		q := a.queued[key]
+		if q == 0 || q+n <= MaxQueuedMutations {
+			a.queued[key] = q + n
+			a.mu.Unlock()
+			return nil
+		}
+		ch := a.freed[key]
+		if ch == nil {
+			ch = make(chan struct{})
+			a.freed[key] = ch
+		}
+		a.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(QueueWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return schema.Errorf(schema.CodeRateLimited, "服务器仍在处理此设备先前提交的 %d 项修改，请一秒后重试 / the server is still applying %d earlier mutations from this device or session: retry in 1 s", q, q)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.closed:
+			return errClosed
+		}
+	}
+}
+
+func (e *Engine) release(key string, n int) {
+	if key == "" {
+		return
+	}
+	a := &e.admission
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.queued[key] -= n; a.queued[key] <= 0 {
+		delete(a.queued, key)
+	}
+	if ch := a.freed[key]; ch != nil {
+		close(ch)
+		delete(a.freed, key)
+	}
+}
 
 // WatchEvery is how often an idle writer looks for writes made by another process (the
 // command line beside the server), so that live connections learn of them.
@@ -177,54 +282,69 @@ func (e *Engine) writer() {
 	defer e.wg.Done()
 	watch := time.NewTicker(WatchEvery)
 	defer watch.Stop()
+	// pending holds the requests taken from the queue and not finished, in turn: a device
+	// push larger than a slice goes back to the end after each of its slices.
+	var pending []*applyReq
 	for {
-		var first *applyReq
-		select {
-		case <-watch.C:
-			seqMoved, authMoved, err := e.position(e.db.W)
-			if err != nil {
-				e.Log.Error("read the write position", "err", err)
+		if len(pending) == 0 {
+			select {
+			case <-watch.C:
+				seqMoved, authMoved, err := e.position(e.db.W)
+				if err != nil {
+					e.Log.Error("read the write position", "err", err)
+					continue
+				}
+				e.announce(seqMoved, authMoved, nil, nil, false)
 				continue
-			}
-			e.announce(seqMoved, authMoved, nil, nil, false)
-			continue
-		case first = <-e.reqs:
-		case <-e.closed:
-			for {
-				select {
-				case r := <-e.reqs:
-					r.err = errClosed
-					close(r.done)
-				default:
-					return
+			case r := <-e.reqs:
+				pending = append(pending, r)
+			case <-e.closed:
+				for {
+					select {
+					case r := <-e.reqs:
+						r.err = errClosed
+						close(r.done)
+					default:
+						return
+					}
 				}
 			}
 		}
-		group := []*applyReq{first}
 	drain:
-		for len(group) < maxGroup {
+		for len(pending) < 4*maxGroup {
 			select {
 			case r := <-e.reqs:
-				group = append(group, r)
+				pending = append(pending, r)
 			default:
 				break drain
 			}
 		}
-		e.commitGroup(group)
+		// The group: up to maxGroup requests, in turn.
+		n := min(len(pending), maxGroup)
+		group := pending[:n:n]
+		pending = pending[n:]
+		e.commitGroup(group, len(group) > 1 || len(pending) > 0)
+		for _, r := range group {
+			if r.err == nil && r.off < len(r.muts) {
+				pending = append(pending, r)
+			} else {
+				close(r.done)
+			}
+		}
 	}
 }
 
-// commitGroup applies every request of the group in one transaction. A request whose own
-// processing fails (an I/O error, not a rejection) is rolled back to its savepoint and
-// answered with the error; the others commit.
-func (e *Engine) commitGroup(group []*applyReq) {
+// commitGroup applies every request's current slice (from off) of the group in one
+// transaction. A request whose own processing fails (an I/O error, not a rejection) is
+// rolled back to its savepoint and answered with the error; the others commit. The writer
+// answers the requests that are finished.
+func (e *Engine) commitGroup(group []*applyReq, others bool) {
 	defer e.observeCommit(len(group), time.Now())
 	finish := func(err error) {
 		for _, r := range group {
 			if r.err == nil && err != nil {
 				r.err, r.res = err, nil
 			}
-			close(r.done)
 		}
 	}
 	tx, err := e.db.W.Begin()
@@ -241,7 +361,8 @@ func (e *Engine) commitGroup(group []*applyReq) {
 		return
 	}
 	seqBefore, authBefore := e.seq, e.auth
-	w := &wtx{e: e, tx: tx, now: e.Now().UTC(), users: map[string]bool{}, accounts: map[string]bool{}}
+	w := &wtx{e: e, tx: tx, now: e.Now().UTC(), users: map[string]bool{}, accounts: map[string]bool{}, others: others,
+		budget: SliceBudget / time.Duration(len(group))}
 	settingsChanged := false
 	for _, r := range group {
 		if r.ctx.Err() != nil {
@@ -259,7 +380,12 @@ func (e *Engine) commitGroup(group []*applyReq) {
 		if r.fn != nil {
 			err = r.fn(w)
 		} else {
-			res, err = w.applyBatch(r.actor, r.muts, r.opts)
+			if r.rejected == nil {
+				r.rejected = map[string]bool{}
+			}
+			w.rejectedCreates, w.start, w.applied = r.rejected, time.Now(), 0
+			w.sliceable = r.opts.Device != "" && !r.opts.Whole && !r.opts.DryRun
+			res, err = w.applyMuts(r.actor, r.muts[r.off:], r.opts)
 		}
 		if err != nil {
 			e.seq = seq
@@ -273,7 +399,11 @@ func (e *Engine) commitGroup(group []*applyReq) {
 			continue
 		}
 		tx.Exec(`RELEASE req`)
-		r.res = res
+		if r.res == nil {
+			r.res = make([]Result, 0, len(r.muts))
+		}
+		r.res = append(r.res, res...)
+		r.off += len(res)
 		settingsChanged = settingsChanged || w.settingsChanged
 	}
 	if len(w.accounts) > 0 {
@@ -354,6 +484,21 @@ type wtx struct {
 	alerted         bool // outbox rows were written
 	rejectedCreates map[string]bool
 	accounts        map[string]bool // users whose account, devices or tokens changed
+	// Slicing of device pushes: whether other requests wait (in this group or after it),
+	// each batch's share of SliceBudget, and of the batch being applied: whether it may
+	// stop early, when it began and how many mutations it applied.
+	others    bool
+	budget    time.Duration
+	sliceable bool
+	start     time.Time
+	applied   int
+}
+
+// yield reports whether the batch being applied stops here for this transaction: it is a
+// device push that applied something and used its share of SliceBudget, and other
+// requests wait.
+func (w *wtx) yield() bool {
+	return w.sliceable && w.applied > 0 && time.Since(w.start) > w.budget && (w.others || len(w.e.reqs) > 0)
 }
 
 var _ schema.Reader = (*wtx)(nil)
@@ -398,16 +543,22 @@ func (w *wtx) nextSeq() int64 {
 	return w.e.seq
 }
 
-// applyBatch judges each mutation on its own, inside its own savepoint, so that a rejection
-// never leaves half a change behind and never blocks the mutations after it.
-func (w *wtx) applyBatch(actor schema.Actor, muts []Mutation, opts Options) ([]Result, error) {
-	w.rejectedCreates = map[string]bool{}
+// applyMuts judges each mutation on its own, inside its own savepoint, so that a rejection
+// never leaves half a change behind and never blocks the mutations after it. The creates
+// rejected earlier in the batch (its earlier slices included) are in w.rejectedCreates.
+func (w *wtx) applyMuts(actor schema.Actor, muts []Mutation, opts Options) ([]Result, error) {
 	out := make([]Result, len(muts))
 	seen, err := w.remembered(opts.Device, muts)
 	if err != nil {
 		return nil, err
 	}
+	var keep []any // results to remember, written at the end of the slice
+	stamp := schema.Stamp(w.now)
 	for i, m := range muts {
+		if w.yield() {
+			return out[:i], w.remember(keep)
+		}
+		w.applied++
 		if stored, ok := seen[m.MID]; ok {
 			var r Result
 			if err := json.Unmarshal(stored, &r); err != nil {
@@ -447,12 +598,12 @@ func (w *wtx) applyBatch(actor schema.Actor, muts []Mutation, opts Options) ([]R
 			return nil, err
 		}
 		if opts.Device != "" && m.MID != "" && !res.Retryable {
-			if _, err := w.tx.Exec(`INSERT INTO mutations(device, mid, at, entity, rid, op, status, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				opts.Device, m.MID, schema.Stamp(w.now), m.Entity, m.ID, m.Op, res.Status, schema.MustJSON(res)); err != nil {
-				return nil, err
-			}
+			keep = append(keep, opts.Device, m.MID, stamp, m.Entity, m.ID, m.Op, res.Status, schema.MustJSON(res))
 		}
 		out[i] = res
+	}
+	if err := w.remember(keep); err != nil {
+		return nil, err
 	}
 	if opts.Whole || opts.DryRun {
 		for _, r := range out {
@@ -465,6 +616,25 @@ func (w *wtx) applyBatch(actor schema.Actor, muts []Mutation, opts Options) ([]R
 		}
 	}
 	return out, nil
+}
+
+// rememberCols is the number of columns of a remembered result.
+const rememberCols = 8
+
+// remember stores the results of a batch's mutations (rememberCols values each), in
+// multi-row inserts: one statement for up to 100 results instead of one each.
+func (w *wtx) remember(vals []any) error {
+	const rows = 100
+	for len(vals) > 0 {
+		n := min(len(vals)/rememberCols, rows)
+		q := "INSERT INTO mutations(device, mid, at, entity, rid, op, status, result) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+		if _, err := w.tx.Exec(q, vals[:n*rememberCols]...); err != nil {
+			return err
+		}
+		vals = vals[n*rememberCols:]
+	}
+	return nil
 }
 
 // remembered returns the stored results of the batch's mutations this device already

@@ -17,14 +17,21 @@ import (
 )
 
 // push: Devices devices (one technician each, lean clients on a live pull, as a connected
-// app is) each push batches of Batch new ticket notes, one push in flight per device, for
-// Duration. Measured: applied mutations per second, and the acknowledgement latency of a
-// push (sent to results received). Checked: every result is applied and names the record
-// sent; every device receives each of its notes back exactly once on its live stream; on a
-// spawned server the database holds exactly the applied notes, each remembered once.
+// app is) each push batches of Batch new ticket notes for Duration. Closed loop by
+// default: one push in flight per device. With Rate (open loop, as phones send): the
+// devices together offer Rate mutations a second in batches of Batch (default 5), each
+// device sending on its own schedule whether or not its earlier pushes were answered.
+// Measured: applied mutations per second, and the acknowledgement latency of a push (from
+// the moment it was due to be sent, so that a slow server does not hide its own queue,
+// to results received). Checked: every result is applied and names the record sent; every
+// device receives each of its notes back exactly once on its live stream; on a spawned
+// server the database holds exactly the applied notes, each remembered once.
 func push(ctx context.Context, cfg *Config, res *Result) error {
 	nDev := defInt(cfg.Devices, 100)
 	batch := defInt(cfg.Batch, 50)
+	if cfg.Rate > 0 {
+		batch = defInt(cfg.Batch, 5)
+	}
 	dur := defDur(cfg.Duration, 10*time.Second)
 	t, err := setup(ctx, cfg, fixture{techs: nDev, devicesPerTech: 1, ticketsPerTech: 1, customers: max(1, nDev/10), textBytes: 200})
 	if err != nil {
@@ -77,13 +84,19 @@ func push(ctx context.Context, cfg *Config, res *Result) error {
 	start := time.Now()
 	deadline := start.Add(dur)
 	var wg gosync.WaitGroup
+	// every is the time between two pushes of one device in the open loop.
+	var every time.Duration
+	if cfg.Rate > 0 {
+		every = time.Duration(float64(time.Second) * float64(nDev*batch) / float64(cfg.Rate))
+	}
 	for i := range nDev {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			st, l := states[i], conns[i]
 			ticket := t.techs[t.devices[i].Tech].Tickets[0].ID
-			for n := 0; time.Now().Before(deadline) && n < 1_000_000; n++ {
+			// one sends push n, due at t0, and checks its results.
+			one := func(n int, t0 time.Time) bool {
 				muts := make([]syncer.Mutation, batch)
 				ids := make([]string, batch)
 				for k := range muts {
@@ -92,16 +105,15 @@ func push(ctx context.Context, cfg *Config, res *Result) error {
 						Fields: rawFields(map[string]any{"ticket_id": ticket, "note": fmt.Sprintf("到场前电话确认 / called ahead, note %d-%d", n, k)}),
 						At:     time.Now().UTC().Format(time.RFC3339Nano)}
 				}
-				t0 := time.Now()
 				f, err := l.request(ctx, syncer.Frame{Type: syncer.MsgPush, Mutations: muts})
 				lat := time.Since(t0)
 				if err != nil {
 					failed.CompareAndSwap(nil, fmt.Sprintf("device %d: push: %v", i, err))
-					return
+					return false
 				}
 				if f.Type != syncer.MsgResults || len(f.Results) != batch {
 					failed.CompareAndSwap(nil, fmt.Sprintf("device %d: push answered %s %s %s with %d results", i, f.Type, f.Code, f.Message, len(f.Results)))
-					return
+					return false
 				}
 				st.mu.Lock()
 				st.lat = append(st.lat, lat)
@@ -115,6 +127,31 @@ func push(ctx context.Context, cfg *Config, res *Result) error {
 				}
 				st.mu.Unlock()
 				applied.Add(int64(batch))
+				return true
+			}
+			if every == 0 {
+				for n := 0; time.Now().Before(deadline) && n < 1_000_000; n++ {
+					if !one(n, time.Now()) {
+						return
+					}
+				}
+				return
+			}
+			// Open loop: the devices' schedules are spread over the first interval.
+			var inflight gosync.WaitGroup
+			defer inflight.Wait()
+			due := start.Add(every * time.Duration(i) / time.Duration(nDev))
+			for n := 0; due.Before(deadline) && n < 1_000_000; n++ {
+				time.Sleep(time.Until(due))
+				if failed.Load() != nil {
+					return
+				}
+				inflight.Add(1)
+				go func(n int, due time.Time) {
+					defer inflight.Done()
+					one(n, due)
+				}(n, due)
+				due = due.Add(every)
 			}
 		}()
 	}
@@ -128,6 +165,9 @@ func push(ctx context.Context, cfg *Config, res *Result) error {
 	total := applied.Load()
 	res.set("devices", float64(nDev))
 	res.set("batch", float64(batch))
+	if cfg.Rate > 0 {
+		res.set("offered_per_s", float64(cfg.Rate))
+	}
 	res.set("mutations", float64(total))
 	res.set("mutations_per_s", float64(total)/elapsed.Seconds())
 	res.set("ack_p50_ms", pct(lats, 0.5))
