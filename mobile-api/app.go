@@ -127,31 +127,14 @@ func newAppFile(name string, body []byte) appFile {
 	return f
 }
 
-// appMeta is the workflow table and the enumerations, from schema, so the app offers exactly
-// the steps the server allows without keeping its own copy of the rules.
+// appMeta is schema.WorkflowMeta, so the app offers exactly the steps the server allows,
+// with the defaults a phone needs before it has synced the settings.
 func appMeta() []byte {
-	type step struct {
-		Action string   `json:"action"`
-		From   []string `json:"from"`
-		To     string   `json:"to"`
-		Roles  []string `json:"roles"`
-		Params []string `json:"params"`
-	}
-	steps := make([]step, 0, len(schema.TicketSteps))
-	for _, s := range schema.TicketSteps {
-		steps = append(steps, step{s.Action, s.From, s.To, s.Roles, append([]string{}, s.Params...)})
-	}
+	m := schema.WorkflowMeta()
 	defaults := schema.NewSettings(nil)
-	b, err := json.Marshal(map[string]any{
-		"steps":            steps,
-		"statuses":         schema.Statuses,
-		"service_modes":    schema.ServiceModes,
-		"sheet_status":     schema.SheetStatuses,
-		"sheet_requirable": schema.SheetRequirable,
-		// defaults for a phone that has not synced the settings yet
-		"sheet_required": defaults.List("sheet_required"),
-		"blob_max_bytes": defaults.Int("blob_max_bytes"),
-	})
+	m["sheet_required"] = defaults.List("sheet_required")
+	m["blob_max_bytes"] = defaults.Int("blob_max_bytes")
+	b, err := json.Marshal(m)
 	if err != nil {
 		panic(err)
 	}

@@ -361,3 +361,33 @@ func Overdue(t Doc, now time.Time) bool {
 func Terminal(st string) bool {
 	return st == StClosed || st == StCancelled
 }
+
+// WorkflowMeta is the workflow table and the enumerations as the web front ends read them
+// (the console's and the field app's meta.json), so that neither keeps its own copy of the
+// rules.
+func WorkflowMeta() map[string]any {
+	type step struct {
+		Action string   `json:"action"`
+		From   []string `json:"from"`
+		To     string   `json:"to"`
+		Roles  []string `json:"roles"`
+		Params []string `json:"params"`
+	}
+	steps := make([]step, 0, len(TicketSteps))
+	for _, s := range TicketSteps {
+		steps = append(steps, step{s.Action, s.From, s.To, s.Roles, append([]string{}, s.Params...)})
+	}
+	return map[string]any{
+		"steps":            steps,
+		"statuses":         Statuses,
+		"roles":            Roles,
+		"urgencies":        Urgencies,
+		"sources":          Sources,
+		"warranties":       Warranties,
+		"service_modes":    ServiceModes,
+		"service_types":    ServiceTypes,
+		"outcomes":         Outcomes,
+		"sheet_status":     SheetStatuses,
+		"sheet_requirable": SheetRequirable,
+	}
+}

@@ -76,32 +76,10 @@ func loadConsoleFiles() map[string]consoleFile {
 	return files
 }
 
-// consoleMeta is the workflow table and the enumerations, from schema, so the console offers
-// exactly the actions the server allows without keeping its own copy of the rules.
+// consoleMeta is schema.WorkflowMeta: the console offers exactly the actions the server
+// allows.
 func consoleMeta() []byte {
-	type step struct {
-		Action string   `json:"action"`
-		From   []string `json:"from"`
-		To     string   `json:"to"`
-		Roles  []string `json:"roles"`
-		Params []string `json:"params"`
-	}
-	steps := make([]step, 0, len(schema.TicketSteps))
-	for _, s := range schema.TicketSteps {
-		steps = append(steps, step{s.Action, s.From, s.To, s.Roles, append([]string{}, s.Params...)})
-	}
-	b, err := json.Marshal(map[string]any{
-		"steps":         steps,
-		"statuses":      schema.Statuses,
-		"roles":         schema.Roles,
-		"urgencies":     schema.Urgencies,
-		"sources":       schema.Sources,
-		"warranties":    schema.Warranties,
-		"service_modes": schema.ServiceModes,
-		"service_types": schema.ServiceTypes,
-		"outcomes":      schema.Outcomes,
-		"sheet_status":  schema.SheetStatuses,
-	})
+	b, err := json.Marshal(schema.WorkflowMeta())
 	if err != nil {
 		panic(err)
 	}
