@@ -24,21 +24,7 @@ import (
 // push and a live pull, a blob upload, API requests) and reads the metrics from their own
 // listener with the Prometheus parser.
 func TestMetrics(t *testing.T) {
-	srv, err := New(context.Background(), Config{DataDir: t.TempDir(), Demo: true,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
+	srv, ln := serveDemo(t, Config{})
 	mln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -236,4 +222,26 @@ func sampleValue(m *dto.Metric) float64 {
 		return m.Untyped.GetValue()
 	}
 	return 0
+}
+
+// serveDemo starts a demo server with cfg on a loopback port, shut down at cleanup.
+func serveDemo(t *testing.T, cfg Config) (*Server, net.Listener) {
+	t.Helper()
+	cfg.DataDir, cfg.Demo = t.TempDir(), true
+	cfg.Log, cfg.Out = slog.New(slog.NewTextHandler(io.Discard, nil)), func(string) {}
+	srv, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	return srv, ln
 }

@@ -60,21 +60,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 // at start, naming the file.
 func TestServeTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t, t.TempDir())
-	srv, err := New(context.Background(), Config{DataDir: t.TempDir(), Demo: true, TLSCert: certFile, TLSKey: keyFile,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
+	_, ln := serveDemo(t, Config{TLSCert: certFile, TLSKey: keyFile})
 	addr := ln.Addr().String()
 	tlsConf := &tls.Config{RootCAs: pool}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
