@@ -2,20 +2,18 @@ package mobileapi
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
-	"mime"
-	"path"
 	"sort"
 	"strings"
 	"sync/atomic"
 
 	"github.com/gofiber/fiber/v2"
 
+	"fieldsync/internal/webfiles"
 	"fieldsync/schema"
 )
 
@@ -26,20 +24,12 @@ import (
 //go:embed app
 var appEmbed embed.FS
 
-// appFile is one file of the app, ready to send plain or gzip-compressed.
-type appFile struct {
-	body  []byte
-	gz    []byte // nil when compressing does not pay
-	ctype string
-	etag  string
-}
-
 // AppShell is the app as served: files by path under /app/ ("" is the index) and the shell's
 // version, a hash of every embedded file. The service worker (sw.js) carries the version and
 // the list of shell files, so a binary with a changed app installs a new worker and the phone
 // offers to reload.
 type AppShell struct {
-	Files   map[string]appFile
+	Files   map[string]webfiles.File
 	Version string
 }
 
@@ -86,45 +76,12 @@ func buildAppShell(changed map[string][]byte) *AppShell {
 	raw["sw.js"] = bytes.ReplaceAll(bytes.ReplaceAll(raw["sw.js"], []byte("__SHELL_VERSION__"), []byte(version)),
 		[]byte(`["__SHELL_FILES__"]`), list)
 	raw["version.json"] = []byte(`{"version":"` + version + `"}`)
-	s := &AppShell{Files: map[string]appFile{}, Version: version}
+	s := &AppShell{Files: map[string]webfiles.File{}, Version: version}
 	for name, b := range raw {
-		s.Files[name] = newAppFile(name, b)
+		s.Files[name] = webfiles.New(name, b)
 	}
 	s.Files[""] = s.Files["index.html"]
 	return s
-}
-
-func newAppFile(name string, body []byte) appFile {
-	ctype := mime.TypeByExtension(path.Ext(name))
-	switch path.Ext(name) {
-	case ".js":
-		ctype = "text/javascript; charset=utf-8"
-	case ".html":
-		ctype = "text/html; charset=utf-8"
-	case ".css":
-		ctype = "text/css; charset=utf-8"
-	case ".svg":
-		ctype = "image/svg+xml"
-	case ".json":
-		ctype = "application/json; charset=utf-8"
-	case ".webmanifest":
-		ctype = "application/manifest+json"
-	case ".png":
-		ctype = "image/png"
-	}
-	f := appFile{body: body, ctype: ctype}
-	sum := sha256.Sum256(body)
-	f.etag = `"` + hex.EncodeToString(sum[:8]) + `"`
-	if !strings.HasPrefix(ctype, "image/png") {
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		zw.Write(body)
-		zw.Close()
-		if buf.Len() < len(body) {
-			f.gz = buf.Bytes()
-		}
-	}
-	return f
 }
 
 // appMeta is schema.WorkflowMeta, so the app offers exactly the steps the server allows,
@@ -179,20 +136,5 @@ func serveApp(c *fiber.Ctx) error {
 	if !ok {
 		return schema.Errorf(schema.CodeNotFound, "no app file %q", name)
 	}
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set(fiber.HeaderETag, f.etag)
-	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
-	c.Set("X-Content-Type-Options", "nosniff")
-	c.Set("Referrer-Policy", "no-referrer")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	c.Set(fiber.HeaderContentSecurityPolicy, appCSP(c.Get(fiber.HeaderHost)))
-	c.Set(fiber.HeaderContentType, f.ctype)
-	if c.Get(fiber.HeaderIfNoneMatch) == f.etag {
-		return c.SendStatus(fiber.StatusNotModified)
-	}
-	if f.gz != nil && strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
-		c.Set(fiber.HeaderContentEncoding, "gzip")
-		return c.Send(f.gz)
-	}
-	return c.Send(f.body)
+	return webfiles.Send(c, f, appCSP(c.Get(fiber.HeaderHost)))
 }

@@ -82,7 +82,7 @@ func TestAppUpdateOffered(t *testing.T) {
 	}
 
 	// The server gets a new app: a changed stylesheet.
-	css := old.Files["app.css"].body
+	css := old.Files["app.css"].Body
 	appShell.Store(buildAppShell(map[string][]byte{"app.css": append(append([]byte{}, css...), "\n/* v2 */\n"...)}))
 	next := appShell.Load().Version
 	if next == old.Version {

@@ -1,17 +1,14 @@
 package server
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"io/fs"
-	"mime"
-	"path"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"fieldsync/internal/webfiles"
 	"fieldsync/schema"
 )
 
@@ -30,49 +27,25 @@ func init() {
 	}...)
 }
 
-// consoleFile is one embedded file, ready to send.
-type consoleFile struct {
-	body  []byte
-	ctype string
-	etag  string
-}
-
 // consoleFiles maps a path under /console/ ("" is the index) to its file, built once.
 var consoleFiles = loadConsoleFiles()
 
-func loadConsoleFiles() map[string]consoleFile {
-	files := map[string]consoleFile{}
-	add := func(name string, body []byte, ctype string) {
-		sum := sha256.Sum256(body)
-		files[name] = consoleFile{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
-	}
+func loadConsoleFiles() map[string]webfiles.File {
+	files := map[string]webfiles.File{}
 	err := fs.WalkDir(consoleEmbed, "console", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		b, err := consoleEmbed.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		ctype := mime.TypeByExtension(path.Ext(p))
-		switch path.Ext(p) {
-		case ".js":
-			ctype = "text/javascript; charset=utf-8"
-		case ".html":
-			ctype = "text/html; charset=utf-8"
-		case ".css":
-			ctype = "text/css; charset=utf-8"
-		case ".svg":
-			ctype = "image/svg+xml"
-		}
-		add(strings.TrimPrefix(p, "console/"), b, ctype)
-		return nil
+		name := strings.TrimPrefix(p, "console/")
+		files[name] = webfiles.New(name, b)
+		return err
 	})
 	if err != nil {
 		panic("console: embedded files: " + err.Error()) // the files are compiled in
 	}
 	files[""] = files["index.html"]
-	add("meta.json", consoleMeta(), "application/json; charset=utf-8")
+	files["meta.json"] = webfiles.New("meta.json", consoleMeta())
 	return files
 }
 
@@ -108,17 +81,7 @@ func (s *Server) serveConsole(c *fiber.Ctx) error {
 	if !ok {
 		return schema.Errorf(schema.CodeNotFound, "no console file %q", name)
 	}
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set(fiber.HeaderETag, f.etag)
-	c.Set("X-Content-Type-Options", "nosniff")
-	c.Set("Referrer-Policy", "no-referrer")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	c.Set(fiber.HeaderContentSecurityPolicy, consoleCSP)
-	c.Set(fiber.HeaderContentType, f.ctype)
-	if c.Get(fiber.HeaderIfNoneMatch) == f.etag {
-		return c.SendStatus(fiber.StatusNotModified)
-	}
-	return c.Send(f.body)
+	return webfiles.Send(c, f, consoleCSP)
 }
 
 // demoInfo lists the demo accounts and their shared password for the login page's hint. It
