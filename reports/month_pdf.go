@@ -247,17 +247,18 @@ func (l *monthLayout) summary() {
 	rs := l.m.Result
 	l.heading(l.label("汇总", "Summary")+fmt.Sprintf(" · %d %s", rs.Totals.Technicians, l.label("名技术员", "technicians")), 20)
 	cols := []column{
-		{38, "技术员", "Technician", "L"},
-		{13, "计入", "Counted", "R"},
-		{13, "未计入", "Excluded", "R"},
-		{19, "现场/电话/在线", "Site/phone/online", "C"},
-		{12, "满意度", "Rating", "R"},
-		{14, "回访", "Follow-ups", "C"},
-		{12, "有效投诉", "Complaints", "R"},
-		{17, "服务补助", "Allowance", "R"},
-		{17, "奖惩", "Bonus", "R"},
-		{17, "劳务费", "Labour", "R"},
-		{18, "合计", "Total", "R"},
+		{35, "技术员", "Technician", "L"},
+		{11, "计入", "Counted", "R"},
+		{12, "未计入", "Excluded", "R"},
+		{17, "现场/电话/在线", "Site/phone/online", "C"},
+		{11, "满意度", "Rating", "R"},
+		{13, "回访", "Follow-ups", "C"},
+		{17, "准时响应/到场", "On time resp/arr", "C"},
+		{11, "有效投诉", "Complaints", "R"},
+		{16, "服务补助", "Allowance", "R"},
+		{15, "奖惩", "Bonus", "R"},
+		{15, "劳务费", "Labour", "R"},
+		{15, "合计", "Total", "R"},
 	}
 	rows := make([][]string, 0, len(rs.Rows))
 	for _, r := range rs.Rows {
@@ -279,14 +280,14 @@ func (l *monthLayout) summary() {
 		rows = append(rows, []string{name, strconv.Itoa(r.CountedServices), strconv.Itoa(r.ExcludedServices),
 			fmt.Sprintf("%d/%d/%d", r.Modes.Onsite, r.Modes.Phone, r.Modes.Online), monthRating(r),
 			fmt.Sprintf("%d/%d/%d", r.Followups.Satisfied, r.Followups.Unsatisfied, r.Followups.Unreachable),
-			complaints, fmtFen(r.AllowanceFen), l.bonusCell(r), fmtFen(r.LabourFen), fmtFen(r.TotalFen)})
+			fmt.Sprintf("%d/%d", r.OnTimeResponses, r.OnTimeArrivals), complaints, fmtFen(r.AllowanceFen), l.bonusCell(r), fmtFen(r.LabourFen), fmtFen(r.TotalFen)})
 	}
 	t := rs.Totals
 	totals := []string{l.label("合计", "Total"), strconv.Itoa(t.CountedServices), strconv.Itoa(t.ExcludedServices), "", "", "",
-		strconv.Itoa(t.Complaints), fmtFen(t.AllowanceFen), fmtFen(t.BonusFen), fmtFen(t.LabourFen), fmtFen(t.TotalFen)}
+		fmt.Sprintf("%d/%d", t.OnTimeResponses, t.OnTimeArrivals), strconv.Itoa(t.Complaints), fmtFen(t.AllowanceFen), fmtFen(t.BonusFen), fmtFen(t.LabourFen), fmtFen(t.TotalFen)}
 	l.table(cols, rows, totals)
-	l.paragraph(l.label("回访：满意/不满意/未接通。✕ = 投诉达到上限，奖金取消（罚款照扣）；— = 不参与投诉奖惩（试用期或非专职）。金额单位：元。",
-		"Follow-ups: satisfied/unsatisfied/unreachable. ✕ = bonus forfeited at the complaint threshold (penalties still apply); — = no complaint bonus (probation or not dedicated). Amounts in yuan."), 6.5, colMuted)
+	l.paragraph(l.label("准时响应/到场：计入的服务中按时限接单的次数 / 按时限到场的现场服务次数（P5）。回访：满意/不满意/未接通。✕ = 投诉达到上限，奖金取消（罚款照扣）；— = 不参与投诉奖惩（试用期或非专职）。金额单位：元。",
+		"On time resp/arr: counted services accepted by the response deadline / on-site services arrived by the arrival deadline (P5). Follow-ups: satisfied/unsatisfied/unreachable. ✕ = bonus forfeited at the complaint threshold (penalties still apply); — = no complaint bonus (probation or not dedicated). Amounts in yuan."), 6.5, colMuted)
 	for _, w := range rs.Warnings {
 		l.paragraph(l.label("提示", "Warning")+": "+WarningIn(w, string(l.lang)), 7, colAlert)
 	}

@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,12 +78,12 @@ func TestMonthReportText(t *testing.T) {
 	pdfMustNotContain(t, text, "DRAFT", "草稿")
 
 	// The summary line of each technician, in column order: counted, excluded, modes,
-	// rating, follow-ups, complaints, allowance, bonus, labour, total.
+	// rating, follow-ups, on time (response/arrival), complaints, allowance, bonus, labour, total.
 	raw := pdfSquash(text)
 	for _, want := range []string{
-		"张伟ZhangWei21" + "1/1/0" + "4.50" + "0/0/0" + "0" + "¥100.00¥200.00¥0.00¥300.00",
-		"刘洋LiuYang(试用/prob.)10" + "1/0/0" + "4.00" + "0/0/0" + "1" + "¥50.00—¥0.00¥50.00",
-		"陈静ChenJing(非专职/non-ded.)10" + "1/0/0" + "5.00" + "0/0/0" + "0" + "¥0.00—¥80.00¥80.00",
+		"张伟ZhangWei21" + "1/1/0" + "4.50" + "0/0/0" + "0/0" + "0" + "¥100.00¥200.00¥0.00¥300.00",
+		"刘洋LiuYang(试用/prob.)10" + "1/0/0" + "4.00" + "0/0/0" + "0/0" + "1" + "¥50.00—¥0.00¥50.00",
+		"陈静ChenJing(非专职/non-ded.)10" + "1/0/0" + "5.00" + "0/0/0" + "0/0" + "0" + "¥0.00—¥80.00¥80.00",
 	} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("summary lacks the row %q", want)
@@ -172,4 +173,62 @@ func BenchmarkRenderMonth100x5000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(buf.Len())/1e6, "MB/op")
+}
+
+// TestMonthReportOnTimeCounts: the printed report and the CSV both show, per technician and
+// in total, how many counted services met the response and the arrival deadline (P5), under
+// Chinese and English headers, as the month API does.
+func TestMonthReportOnTimeCounts(t *testing.T) {
+	in := monthPDFSample()
+	for i := range in.Sheets {
+		s := &in.Sheets[i]
+		switch s.SheetID {
+		case "sheet-1": // 张伟, on site, both met
+			s.RespondedOnTime, s.ArrivedOnTime = true, true
+		case "sheet-2": // 张伟, by phone: no arrival to count
+			s.RespondedOnTime, s.ArrivedOnTime = true, true
+		case "sheet-3": // 刘洋, on site, responded on time, arrived late
+			s.RespondedOnTime = true
+		}
+	}
+	m := monthPDFData(in, "approved")
+
+	text := poppler(t, renderMonth(t, m, LangBoth), "pdftotext", "-raw")
+	pdfMustContain(t, text, "准时响应/到场", "On time resp/arr")
+	raw := pdfSquash(text)
+	for _, want := range []string{
+		"张伟ZhangWei21" + "1/1/0" + "4.50" + "0/0/0" + "2/1" + "0" + "¥100.00",
+		"刘洋LiuYang(试用/prob.)10" + "1/0/0" + "4.00" + "0/0/0" + "1/0" + "1" + "¥50.00",
+		"陈静ChenJing(非专职/non-ded.)10" + "1/0/0" + "5.00" + "0/0/0" + "0/0" + "0" + "¥0.00",
+		"合计/Total41" + "3/1" + "1" + "¥150.00",
+	} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+
+	var buf bytes.Buffer
+	if err := WriteMonthCSV(&buf, m.Result, ""); err != nil {
+		t.Fatal(err)
+	}
+	records := readMonthCSV(t, buf.Bytes())
+	col := map[string]int{}
+	for i, h := range records[0] {
+		col[h] = i
+	}
+	resp, okR := col["准时响应数 / On-time responses"]
+	arr, okA := col["准时到场数 / On-time arrivals"]
+	if !okR || !okA {
+		t.Fatalf("CSV header lacks the on-time columns: %q", records[0])
+	}
+	got := map[string]string{}
+	for _, rec := range records[1:] {
+		if len(rec) > arr && rec[0] != "提示 / Warning" {
+			got[rec[1]] = rec[resp] + "/" + rec[arr]
+		}
+	}
+	want := map[string]string{"张伟 Zhang Wei": "2/1", "刘洋 Liu Yang": "1/0", "陈静 Chen Jing": "0/0", "合计 / Total": "3/1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("CSV on-time per technician: got %v, want %v", got, want)
+	}
 }
