@@ -227,6 +227,7 @@ func init() {
 			{Name: "followed_up_at", Kind: KTime},
 			{Name: "closed_at", Kind: KTime},
 			{Name: "cancelled_at", Kind: KTime},
+			{Name: "device_times", Kind: KJSON}, // the phone's times of accept and arrive (schema.StepTime)
 		}})
 	register(&Entity{Name: EntTicketEvent, CreateRoles: Roles, Fields: []Field{
 		{Name: "ticket_id", Kind: KRef, Ref: EntTicket, Required: true, Writers: SideBoth, CreateOnly: true},

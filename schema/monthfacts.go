@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -65,35 +64,10 @@ type SheetFact struct {
 	// TicketSettled marks a sheet whose ticket an approved month already counted
 	// (through another sheet): a ticket counts once.
 	TicketSettled bool
-	// ClockFlag says why the sheet's phone times are not credible ("" when they are): the
-	// phone clock was off by more than the tolerance setting, or a phone time comes after
-	// the server received the sheet.
+	// ClockFlag says why the sheet's or its ticket's phone times are not credible ("" when
+	// they are): the phone clock was off by more than the tolerance setting, a phone time
+	// comes after the server received it, or an arrival before the dispatch.
 	ClockFlag string
-}
-
-// SheetClockFlag checks a sealed sheet's phone times against the tolerance (in seconds).
-func SheetClockFlag(sheet Doc, toleranceSeconds int64) string {
-	tol := time.Duration(toleranceSeconds) * time.Second
-	if v, ok := sheet["device_clock_offset_ms"]; ok && v != nil {
-		off := time.Duration(sheet.Int("device_clock_offset_ms")) * time.Millisecond
-		if off > tol || -off > tol {
-			dir := "ahead of"
-			if off < 0 {
-				dir, off = "behind", -off
-			}
-			return fmt.Sprintf("手机时钟偏差 %s（容差 %s）/ the phone clock was %s %s the server's (tolerance %s)", off.Round(time.Second), tol, off.Round(time.Second), dir, tol)
-		}
-	}
-	rec := sheet.Time("received_at")
-	if rec.IsZero() {
-		return ""
-	}
-	for _, f := range []string{"device_time", "signed_at", "departed_at", "arrived_at"} {
-		if t := sheet.Time(f); !t.IsZero() && t.Sub(rec) > tol {
-			return fmt.Sprintf("手机时间 %s 晚于服务器收到的时间 / the phone's %s %s is after the server received the sheet (%s)", f, f, sheet.Str(f), sheet.Str("received_at"))
-		}
-	}
-	return ""
 }
 
 // ComplaintFact is one complaint recorded against a technician's ticket.

@@ -158,7 +158,7 @@ func TicketAction(r Reader, actor Actor, cur Doc, action string, params Doc) (Do
 			return nil, nil, FieldError(CodeValidation, "technician_id", "technician_id %q is not an active technician", params.Str("technician_id"))
 		}
 		next["assignee_id"] = tech.Str("id")
-		for _, f := range []string{"accepted_at", "en_route_at", "arrived_at", "started_at"} {
+		for _, f := range []string{"accepted_at", "en_route_at", "arrived_at", "started_at", "device_times"} {
 			next[f] = nil
 		}
 	case "escalate":
@@ -334,16 +334,6 @@ func PendingDeadlines(t Doc) []Deadline {
 		out = append(out, Deadline{"arrival", due})
 	}
 	return out
-}
-
-// MetDeadlines reports whether a ticket was accepted by its response deadline and (on-site)
-// arrived by its arrival deadline, as the month counts them.
-func MetDeadlines(t Doc) (responded, arrived bool) {
-	at, due := t.Time("accepted_at"), t.Time("due_response_at")
-	responded = !at.IsZero() && !due.IsZero() && !at.After(due)
-	at, due = t.Time("arrived_at"), t.Time("due_arrival_at")
-	arrived = !at.IsZero() && !due.IsZero() && !at.After(due)
-	return responded, arrived
 }
 
 // Overdue reports whether a ticket has missed its response or arrival deadline at now: not

@@ -165,7 +165,7 @@ func TestOverdue(t *testing.T) {
 func TestMetDeadlinesAndPendingDeadlines(t *testing.T) {
 	tk := Doc{"status": StOnSite, "service_mode": "onsite", "due_response_at": "2026-11-10T02:30:00.000Z", "due_arrival_at": "2026-11-10T06:00:00.000Z",
 		"accepted_at": "2026-11-10T02:30:00.000Z", "arrived_at": "2026-11-10T06:00:01.000Z"}
-	if r, a := MetDeadlines(tk); !r || a {
+	if r, a, _ := MetDeadlines(tk, 300); !r || a {
 		t.Errorf("accepted at the deadline, arrived a second late: responded %v arrived %v", r, a)
 	}
 	if p := PendingDeadlines(tk); len(p) != 0 {

@@ -280,7 +280,7 @@ func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
 				default:
 					continue
 				}
-				made, err := w.deadlineEvent(t, kind, dl)
+				made, err := w.deadlineEvent(t, kind, dl, nil)
 				if err != nil {
 					return err
 				}
@@ -294,8 +294,58 @@ func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// deadlineEvent records kind for deadline dl of ticket t unless it is already recorded.
-func (w *wtx) deadlineEvent(t schema.Doc, kind string, dl schema.Deadline) (bool, error) {
+// deviceStepTime keeps, on ticket next, the phone's time of a step a device pushed
+// (deviceAt, the mutation's at) and the phone's clock offset as it last reported it, for
+// schema.StepTime. A time that is not RFC 3339 is not kept: the server's time counts.
+func (w *wtx) deviceStepTime(actor schema.Actor, action string, next schema.Doc, deviceAt string) error {
+	stamp, ok := schema.DeviceTimedSteps[action]
+	if !ok || actor.DeviceID == "" {
+		return nil
+	}
+	times := map[string]any{}
+	if old, ok := next["device_times"].(map[string]any); ok {
+		maps.Copy(times, old)
+	}
+	delete(times, stamp)
+	if at, err := time.Parse(time.RFC3339Nano, deviceAt); err == nil {
+		var offset sql.NullInt64
+		if err := w.tx.QueryRow(`SELECT clock_offset_ms FROM devices WHERE id = ?`, actor.DeviceID).Scan(&offset); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		entry := map[string]any{"device_at": schema.Stamp(at), "offset_ms": nil}
+		if offset.Valid {
+			entry["offset_ms"] = schema.Num(offset.Int64)
+		}
+		times[stamp] = entry
+	}
+	next["device_times"] = times
+	return nil
+}
+
+// lateStep records deadline_missed when ticket t's accept or arrive counts (schema.StepTime:
+// the phone's time if credible, else the server's) after its deadline and the watcher has not
+// recorded the miss: a step that arrived between two looks of the watcher, or while it was
+// down. The event names why a phone time was not used (device_time_flag).
+func (w *wtx) lateStep(action string, t schema.Doc) error {
+	stamp, ok := schema.DeviceTimedSteps[action]
+	if !ok {
+		return nil
+	}
+	dl := schema.Deadline{Name: "response", Due: t.Time("due_response_at")}
+	if action == "arrive" {
+		dl = schema.Deadline{Name: "arrival", Due: t.Time("due_arrival_at")}
+	}
+	at, flag := schema.StepTime(t, stamp, w.Settings().Int("device_clock_tolerance_seconds"))
+	if dl.Due.IsZero() || !at.After(dl.Due) {
+		return nil
+	}
+	_, err := w.deadlineEvent(t, schema.AlertDeadlineMissed, dl, map[string]any{"step_at": schema.Stamp(at), "device_time_flag": flag})
+	return err
+}
+
+// deadlineEvent records kind for deadline dl of ticket t unless it is already recorded;
+// extra is added to the event's details.
+func (w *wtx) deadlineEvent(t schema.Doc, kind string, dl schema.Deadline, extra map[string]any) (bool, error) {
 	due := schema.Stamp(dl.Due)
 	var have int
 	if err := w.tx.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'ticket_event' AND ticket_id = ? AND deleted = 0
@@ -310,6 +360,7 @@ func (w *wtx) deadlineEvent(t schema.Doc, kind string, dl schema.Deadline) (bool
 	ev := schema.Doc{"ticket_id": t.Str("id"), "kind": kind, "actor_id": schema.System.UserID, "at": schema.Stamp(w.now),
 		"note":    fmt.Sprintf(note, dl.Name, map[string]string{"response": "响应", "arrival": "到场"}[dl.Name]),
 		"details": map[string]any{"deadline": dl.Name, "due_at": due, "status": t.Str("status"), "assignee_id": t["assignee_id"]}}
+	maps.Copy(ev["details"].(map[string]any), extra)
 	if _, err := w.create(schema.System, schema.EntTicketEvent, uuid.Must(uuid.NewV7()).String(), ev, "", nil); err != nil {
 		return false, err
 	}

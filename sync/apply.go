@@ -544,6 +544,14 @@ func (w *wtx) action(actor schema.Actor, ent *schema.Entity, m Mutation) (schema
 	if ent.Name == schema.EntSheet && m.At != "" && params["at"] == nil {
 		params["at"] = m.At // the device's time, kept as the sheet's signing time
 	}
+	if ent.Name == schema.EntTicket {
+		// The phone's clock at the step, which the deadlines may use (schema.StepTime);
+		// only a device's own mutation says it.
+		delete(params, "device_at")
+		if actor.DeviceID != "" && m.At != "" {
+			params["device_at"] = m.At
+		}
+	}
 	return w.applyAction(actor, ent.Name, cur, m.Action, params)
 }
 
@@ -568,6 +576,9 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 		next, effects, err = schema.TicketAction(w, actor, cur, action, params)
 		if err == nil && noSheet != "" {
 			next["no_sheet_reason"], next["no_sheet_by"] = noSheet, actor.UserID
+		}
+		if err == nil {
+			err = w.deviceStepTime(actor, action, next, params.Str("device_at"))
 		}
 	case schema.EntComplaint:
 		next, err = schema.ComplaintAction(w, actor, cur, action, params)
@@ -604,6 +615,9 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 			ev["note"] = r
 		}
 		if _, err := w.create(actor, schema.EntTicketEvent, uuid.Must(uuid.NewV7()).String(), ev, "", nil); err != nil {
+			return nil, err
+		}
+		if err := w.lateStep(action, out); err != nil {
 			return nil, err
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"fieldsync/schema"
@@ -235,8 +237,10 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			continue
 		}
 		fact.Late = late
-		fact.ClockFlag = schema.SheetClockFlag(sd, s.Int("device_clock_tolerance_seconds"))
-		fact.RespondedOnTime, fact.ArrivedOnTime = schema.MetDeadlines(td)
+		tol := s.Int("device_clock_tolerance_seconds")
+		var stepFlag string
+		fact.RespondedOnTime, fact.ArrivedOnTime, stepFlag = schema.MetDeadlines(td, tol)
+		fact.ClockFlag = strings.Join(slices.DeleteFunc([]string{schema.SheetClockFlag(sd, td, tol), stepFlag}, func(f string) bool { return f == "" }), "; ")
 		fact.TicketSettled = settledTickets[fact.TicketID]
 		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {
 			return f, nil, err

@@ -670,7 +670,8 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 		off := d.Int("device_clock_offset_ms")
 		v.DeviceClockOffsetMS = &off
 	}
-	v.ClockFlag = schema.SheetClockFlag(d, e.Settings().Int("device_clock_tolerance_seconds"))
+	ticket, _ := e.Get(ctx, schema.EntTicket, d.Str("ticket_id")) // for its dispatch; none when it is gone
+	v.ClockFlag = schema.SheetClockFlag(d, ticket, e.Settings().Int("device_clock_tolerance_seconds"))
 	v.ChainIntact = true
 	if prevID := d.Str("prev_sheet_id"); prevID != "" {
 		prev, err := e.Get(ctx, schema.EntSheet, prevID)
