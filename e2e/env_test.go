@@ -242,6 +242,7 @@ type clientOpts struct {
 	forceHTTP bool
 	dbPath    string
 	maxBatch  int
+	now       func() time.Time // the phone's clock; nil for the real one
 }
 
 // newClient opens an SDK client for a device of a demo user; it is closed at cleanup.
@@ -259,7 +260,7 @@ func (e *env) openClient(token, deviceID string, o clientOpts) *client.Client {
 	}
 	c, err := client.Open(client.Config{BaseURL: e.base, DBPath: path, Token: token, DeviceID: deviceID,
 		AppVersion: "e2e", ForceHTTP: o.forceHTTP, MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
-		RequestTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond, MaxBatch: o.maxBatch})
+		RequestTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond, MaxBatch: o.maxBatch, Now: o.now})
 	if err != nil {
 		e.t.Fatal(err)
 	}

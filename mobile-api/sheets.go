@@ -129,6 +129,13 @@ func SheetPDF(ctx context.Context, e *syncer.Engine, sheetID, baseURL string, la
 	if err != nil {
 		return nil, "", err
 	}
+	if sh.Str("seal") != "" {
+		v, err := e.VerifySheet(ctx, sheetID, sh.Str("fingerprint"))
+		if err != nil {
+			return nil, "", err
+		}
+		s.Device = deviceSignature(v)
+	}
 	if sh.Bool("exception_accepted") {
 		by, err := optional(ctx, e, schema.EntUser, sh.Str("exception_by"))
 		if err != nil {
@@ -427,4 +434,18 @@ func timePtr(d schema.Doc, k string) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// deviceSignature is the verify answer's account of the phone's signature, as the sealed
+// sheet prints it.
+func deviceSignature(v *syncer.SheetVerdict) *reports.DeviceSignature {
+	d := &reports.DeviceSignature{Signed: v.DeviceSigned, Valid: v.DeviceValid, ChainGap: v.DeviceChainGap,
+		User: v.DeviceUser, Device: v.DeviceName, ClockFlag: v.ClockFlag}
+	doc := schema.Doc{"at": v.DeviceTime, "revoked": v.DeviceRevokedAt}
+	d.At, d.RevokedAt = timePtr(doc, "at"), timePtr(doc, "revoked")
+	if v.DeviceClockOffsetMS != nil {
+		off := time.Duration(*v.DeviceClockOffsetMS) * time.Millisecond
+		d.ClockOffset = &off
+	}
+	return d
 }

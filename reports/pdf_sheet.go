@@ -95,6 +95,26 @@ type SheetData struct {
 	ExceptionNote string
 	Fingerprint   string // hex SHA-256 of the sealed content
 	VerifyURL     string // the public verify page; the sheet's QR code links to it
+	// Device is the phone's own signature of the sheet, printed under the signatures; nil
+	// prints nothing (a form, an unsealed sheet).
+	Device *DeviceSignature
+}
+
+// DeviceSignature is what a sealed sheet says of the phone's signature: which phone, when
+// by its clock and how far off that clock was, whether the signature verified, and whether
+// the phone was revoked afterwards. Signed false: the app had no device key.
+type DeviceSignature struct {
+	Signed   bool
+	Valid    bool   // the phone key's signature of the sheet's content
+	ChainGap bool   // a sheet signed on the phone before this one never reached the server
+	User     string // whose phone
+	Device   string // the phone's name, as it logged in
+	At       *time.Time
+	// ClockOffset is the phone clock minus the server's as the phone last reported it before
+	// it signed; nil when it never did. ClockFlag says why its times are not credible.
+	ClockOffset *time.Duration
+	ClockFlag   string
+	RevokedAt   *time.Time // when the phone was revoked, after it signed; nil if it was not
 }
 
 // RenderForm writes the feedback form for a ticket as a one-page A4 PDF,
@@ -314,7 +334,88 @@ func (l *sheetLayout) body() error {
 
 	l.partsTable()
 	l.feesAndRating()
-	return l.signatureBlock()
+	if err := l.signatureBlock(); err != nil {
+		return err
+	}
+	l.deviceBlock()
+	return nil
+}
+
+// deviceBlock prints the phone's signature under the signatures: which phone, its time and
+// clock offset, the server's receipt and seal, the verdict, and a later revocation. Each
+// language is one paragraph (Chinese first when both), so that it fits under a full sheet.
+func (l *sheetLayout) deviceBlock() {
+	d, s := l.s.Device, l.s
+	if d == nil || l.form {
+		return
+	}
+	var zh, en []string
+	add := func(z, e string) { zh, en = append(zh, z), append(en, e) }
+	bad := d.Signed && (!d.Valid || d.ChainGap || d.ClockFlag != "")
+	if !d.Signed {
+		add("设备签名：未在设备上签名（旧版应用）", "Device signature: not signed on the device (an app without device keys)")
+	} else {
+		z, e := "设备签名有效", "device signature verified"
+		if !d.Valid {
+			z, e = "设备签名无效", "device signature NOT valid"
+		}
+		add("设备签名："+z+"，签名手机："+d.User+" 的手机（"+d.Device+"）", "Device signature: "+e+", signed on "+d.User+"'s phone ("+d.Device+")")
+		when := fmtTimePtr(d.At, s.Location)
+		z, e = "手机时间 "+when, "phone time "+when
+		if d.ClockOffset != nil {
+			off, zf, ef := *d.ClockOffset, "快", "ahead of"
+			if off < 0 {
+				off, zf, ef = -off, "慢", "behind"
+			}
+			z += fmt.Sprintf("（最近一次同步时手机时钟比服务器%s %s）", zf, fmtOffset(off))
+			e += fmt.Sprintf(" (when it last synced, the phone clock was %s %s the server's)", fmtOffset(off), ef)
+		}
+		rec := fmtTimePtr(s.ServerReceivedAt, s.Location)
+		add(z+"，服务器接收并封签 "+rec, e+"; received and sealed by the server "+rec)
+		if d.ClockFlag != "" {
+			add(WarningIn(d.ClockFlag, "zh"), WarningIn(d.ClockFlag, "en"))
+		}
+		if d.ChainGap {
+			add("设备签名链有缺口：此前在该手机上签署的反馈单未送达服务器", "a gap in the phone's chain: a sheet signed on it before this one did not reach the server")
+		}
+		if d.RevokedAt != nil {
+			at := fmtTimePtr(d.RevokedAt, s.Location)
+			add("该手机已于之后停用（"+at+"）；停用前所作的签名仍然有效", "this phone was revoked later ("+at+"); the signature it made before then stays valid")
+		}
+	}
+	var paras []string
+	if l.lang != LangEN {
+		paras = append(paras, strings.Join(zh, "；")+"。")
+	}
+	if l.lang != LangZH {
+		paras = append(paras, strings.Join(en, "; ")+".")
+	}
+	size, bold := l.size, l.bold
+	defer l.setFont(size, bold)
+	l.setFont(6.5, false)
+	var lines []string
+	for _, p := range paras {
+		lines = append(lines, l.wrap(p, contentW-2)...)
+	}
+	h := float64(len(lines))*l.lineH() + 1.5
+	l.y += 1.5
+	l.ensure(h)
+	l.rect(marginX, l.y, contentW, h, false)
+	l.setColor(colText)
+	if bad {
+		l.setColor(colAlert)
+	}
+	l.textLines(marginX+1, l.y+0.7, lines)
+	l.setColor(colText)
+	l.y += h
+}
+
+// fmtOffset prints a clock offset: seconds under a minute ("40 s"), else Go's form ("2h0m0s").
+func fmtOffset(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%.0f s", d.Round(time.Second).Seconds())
+	}
+	return d.Round(time.Second).String()
 }
 
 // code translates the schema's enumeration codes (service modes, sources,

@@ -221,7 +221,8 @@ code{word-break:break-all}</style></head><body>
 <tr><td>例外 Exception</td><td>{{if .ExceptionAccepted}}已接受 accepted · {{.ExceptionBy}} · {{.ExceptionAt}}{{if .ExceptionNote}} · {{.ExceptionNote}}{{end}}{{else}}无 none{{end}}</td></tr>
 <tr><td>封签指纹 Fingerprint</td><td><code>{{.Fingerprint}}</code></td></tr>
 <tr><td>设备签名 Device signature</td><td>{{if .DeviceSigned}}<span id="device-signature" class="{{if and .DeviceValid (not .DeviceChainGap)}}ok{{else}}bad{{end}}">{{.DeviceNote}}</span>{{else}}<span id="device-signature">{{.DeviceNote}}</span>{{end}}</td></tr>
-{{if .DeviceSigned}}<tr><td>设备时间 Device time</td><td>{{.DeviceTime}}</td></tr>
+{{if .DeviceSigned}}{{if .DeviceName}}<tr><td>签名手机 Signed on</td><td>{{.DeviceUser}} 的手机 · {{.DeviceUser}}'s phone: {{.DeviceName}}{{if .DeviceRevokedAt}}<br><small>停用于 revoked at {{.DeviceRevokedAt}}</small>{{end}}</td></tr>{{end}}
+<tr><td>设备时间 Device time</td><td>{{.DeviceTime}}</td></tr>
 <tr><td>设备指纹 Device fingerprint</td><td><code>{{.DeviceFP}}</code></td></tr>
 <tr><td>设备签名值 Device signature (r‖s, base64)</td><td><code>{{.DeviceSig}}</code></td></tr>
 <tr><td>上一设备签名 Previous device signature</td><td><code>{{.DevicePrev}}</code></td></tr>

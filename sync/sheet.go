@@ -528,6 +528,38 @@ func (v *SheetVerdict) deviceVerdict(d schema.Doc) {
 	}
 }
 
+// signingDevice names the phone that signed sheet d on the device (the device of the sign
+// in the change log) and says whether it was revoked since: revocation stops what the phone
+// may send from then on; a signature the server accepted before it stays valid.
+func (e *Engine) signingDevice(ctx context.Context, v *SheetVerdict, d schema.Doc) error {
+	if !v.DeviceSigned {
+		return nil
+	}
+	var user string
+	var revoked sql.NullString
+	err := e.db.R.QueryRowContext(ctx, `SELECT dv.name, dv.user_id, dv.revoked_at FROM changes c JOIN devices dv ON dv.id = c.device_id
+		WHERE c.entity = ? AND c.id = ? AND c.op = 'action' AND c.action = ? ORDER BY c.seq DESC LIMIT 1`,
+		schema.EntSheet, d.Str("id"), schema.SheetSign).Scan(&v.DeviceName, &user, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if u, err := e.Get(ctx, schema.EntUser, user); err == nil {
+		v.DeviceUser = u.Str("name")
+	}
+	if !revoked.Valid {
+		return nil
+	}
+	v.DeviceRevokedAt = revoked.String
+	if at, err := time.Parse(time.RFC3339Nano, revoked.String); err == nil && at.Before(d.Time("received_at")) {
+		v.DeviceNote += "；该手机在服务器收到此单前已停用 / the phone was revoked before the server received this sheet"
+		return nil
+	}
+	v.DeviceNote += "；该手机之后已停用，停用前所作的签名仍然有效 / the phone was revoked later: the signature it made before then stays valid"
+	return nil
+}
+
 // SheetVerdict is what the public verify page says about a sheet: only what is printed on
 // the sheet, whether its seal is valid, and why not.
 type SheetVerdict struct {
@@ -561,6 +593,11 @@ type SheetVerdict struct {
 	DevicePrev     string `json:"device_prev_signature,omitempty"`
 	DeviceChainGap bool   `json:"device_chain_gap,omitempty"`
 	DeviceNote     string `json:"device_note"`
+	// The phone that signed (the device of the sign in the change log): its name as it
+	// logged in, whose it is, and when it was revoked, if it was, after signing.
+	DeviceName      string `json:"device_name,omitempty"`
+	DeviceUser      string `json:"device_user,omitempty"`
+	DeviceRevokedAt string `json:"device_revoked_at,omitempty"`
 	// DeviceClockOffsetMS is the phone clock minus the server's as the phone last reported it
 	// before the sign; ClockFlag says why its times are not credible (the tolerance setting).
 	DeviceClockOffsetMS *int64 `json:"device_clock_offset_ms,omitempty"`
@@ -584,6 +621,7 @@ func (v *SheetVerdict) withhold() {
 	v.Number, v.Date, v.Customer, v.Technician, v.SignedAt, v.ReceivedAt, v.Fingerprint, v.Seal = "", "", "", "", "", "", "", ""
 	v.DeviceTime, v.DeviceKey, v.DeviceSig, v.DeviceFP, v.DevicePrev = "", "", "", "", ""
 	v.DeviceClockOffsetMS, v.ClockFlag = nil, ""
+	v.DeviceName, v.DeviceUser, v.DeviceRevokedAt = "", "", ""
 	v.ChainIndex = 0
 	v.ExceptionBy, v.ExceptionAt, v.ExceptionNote = "", "", ""
 	v.Withheld = true
@@ -666,6 +704,9 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 		v.Reasons = append(v.Reasons, "the seal is not this server's signature of the fingerprint")
 	}
 	v.deviceVerdict(d)
+	if err := e.signingDevice(ctx, v, d); err != nil {
+		return nil, err
+	}
 	if x, ok := d["device_clock_offset_ms"]; ok && x != nil {
 		off := d.Int("device_clock_offset_ms")
 		v.DeviceClockOffsetMS = &off
