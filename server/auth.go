@@ -344,6 +344,19 @@ func (s *Server) me(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
+// patchMe changes the caller's own email and phone: {email?, phone?}.
+func (s *Server) patchMe(c *fiber.Ctx) error {
+	fields, err := bodyFields(c)
+	if err != nil {
+		return err
+	}
+	u, err := s.Engine.SetOwnContact(c.UserContext(), session(c).Actor, fields)
+	if err != nil {
+		return err
+	}
+	return c.JSON(u)
+}
+
 type newUserBody struct {
 	Username  string `json:"username"`
 	Name      string `json:"name"`

@@ -829,3 +829,72 @@ func TestConsoleWorkQueues(t *testing.T) {
 	)
 	screenshot(t, ctx, "console-queues.png")
 }
+
+// TestConsoleContactDetails: an admin changes a user's phone and email on the People page (a
+// bad number is refused naming the phone, in Chinese and English, and changes nothing); a
+// coordinator changes their own on the Alerts page.
+func TestConsoleContactDetails(t *testing.T) {
+	env := newEnv(t, true)
+	base := env.start()
+	admin := env.login("admin", DemoPassword)
+	ctx := browser(t, 2*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	userOf := func(username string) map[string]any {
+		for _, it := range env.must(env.do("GET", "/api/v1/users", admin, nil), 200).Body["items"].([]any) {
+			if m := it.(map[string]any); m["username"] == username {
+				return m
+			}
+		}
+		t.Fatalf("no user %s", username)
+		return nil
+	}
+	before := userOf("tech1")
+	step(t, ctx, "log in as admin",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "admin"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Navigate(base+"/console/#/users"),
+		chromedp.WaitVisible(css(`form[data-user="tech1"] .save-contact`)),
+	)
+	step(t, ctx, "a bad phone",
+		chromedp.SetValue(css(`form[data-user="tech1"] input[name=phone]`), "call me"),
+		chromedp.Click(css(`form[data-user="tech1"] .save-contact`)),
+		waitJS(`document.querySelector('form[data-user="tech1"]').textContent.includes('not a phone number')`),
+	)
+	if msg := text(t, ctx, `form[data-user="tech1"]`); !strings.Contains(msg, "不是有效号码") {
+		t.Errorf("the refusal is not in Chinese: %q", msg)
+	}
+	if got := userOf("tech1"); got["phone"] != before["phone"] || got["version"] != before["version"] {
+		t.Errorf("a refused phone changed the user: %v", got)
+	}
+	step(t, ctx, "a good phone and email",
+		chromedp.SetValue(css(`form[data-user="tech1"] input[name=phone]`), "139 0000 0042"),
+		chromedp.SetValue(css(`form[data-user="tech1"] input[name=email]`), "zhangwei@example.com"),
+		chromedp.Click(css(`form[data-user="tech1"] .save-contact`)),
+		waitJS(`document.getElementById('flash').textContent.includes('contact saved')`),
+	)
+	if got := userOf("tech1"); got["phone"] != "13900000042" || got["email"] != "zhangwei@example.com" {
+		t.Errorf("after saving: phone %v email %v", got["phone"], got["email"])
+	}
+
+	read(t, ctx, "scroll up", chromedp.Evaluate[bool](`window.scrollTo(0, 0), document.getElementById('flash').replaceChildren(), true`))
+	step(t, ctx, "the coordinator's own",
+		chromedp.Click(css("#logout")),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "coord"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("table.tickets")),
+		chromedp.Navigate(base+"/console/#/alerts"),
+		chromedp.WaitVisible(css("#contact-form")),
+		chromedp.SetValue(css(`#contact-form input[name=email]`), "wangfang@example.com"),
+		chromedp.Click(css("#contact-form button[type=submit]")),
+		waitJS(`document.getElementById('flash').textContent.includes('Contact saved')`),
+	)
+	if got := userOf("coord"); got["email"] != "wangfang@example.com" {
+		t.Errorf("the coordinator's email: %v", got["email"])
+	}
+}

@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	auth.Post("/auth/logout", s.logout)
 	auth.Post("/auth/password", s.changePassword)
 	auth.Get("/me", s.me)
+	auth.Patch("/me", s.patchMe)
 
 	office := auth.Group("", officeOnly)
 	admin := roles(schema.RoleAdmin)

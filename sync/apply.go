@@ -494,6 +494,17 @@ func (w *wtx) onUpdate(actor schema.Actor, entity string, cur, next, changed sch
 	case schema.EntCustomer:
 		return w.unique(schema.EntCustomer, "code", "data ->> 'code'", next)
 	case schema.EntUser:
+		var contact []string
+		for _, k := range schema.ContactFields {
+			if _, ok := changed[k]; ok {
+				contact = append(contact, k)
+			}
+		}
+		if len(contact) > 0 {
+			if err := schema.CheckContact(next, contact...); err != nil {
+				return err
+			}
+		}
 		if list, _ := next["employment"].([]any); len(list) > 0 {
 			_, dated := changed["employment"]
 			for _, k := range []string{"probation", "dedicated"} {

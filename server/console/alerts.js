@@ -43,7 +43,7 @@ export async function alertsPage() {
       }
     });
   });
-  const parts = [h('div', { class: 'page-head' }, h('h1', {}, bi('提醒 Alerts'))), form];
+  const parts = [h('div', { class: 'page-head' }, h('h1', {}, bi('提醒 Alerts'))), await contactForm(), form];
   if (me()?.role === 'admin') {
     const failed = await api.get('alerts/failed');
     parts.push(h('section', { class: 'card', id: 'alerts-failed' }, h('h2', {}, bi('发送失败 Failed deliveries')),
@@ -52,4 +52,31 @@ export async function alertsPage() {
         ` · ${f.attempts}×`, h('div', {}, f.text), h('div', { class: 'muted' }, when(f.created_at), ' · ', f.last_answer))))));
   }
   return h('section', {}, parts);
+}
+
+// contactForm is my own email (alert mail) and phone (text messages, group robot mentions).
+async function contactForm() {
+  const u = (await api.get('me')).user || {};
+  const box = errorBox();
+  const form = h('form', { class: 'card', id: 'contact-form', novalidate: true },
+    h('h2', {}, bi('我的联系方式 My email and phone')),
+    h('p', { class: 'muted' }, '邮件提醒发往邮箱，短信发往电话，群机器人按电话 @ 您。Alert mail goes to the email, text messages to the phone; the group robots @ you by phone.'),
+    h('div', { class: 'grid3' },
+      field('电话 Phone', h('input', { name: 'phone', type: 'tel', value: u.phone || '' })),
+      field('邮箱 Email', h('input', { name: 'email', type: 'email', value: u.email || '' }))),
+    box,
+    h('button', { type: 'submit' }, bi('保存联系方式 Save contact')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(form, async () => {
+      showError(form, box, null);
+      try {
+        const saved = await api.patch('me', { phone: form.elements.phone.value.trim(), email: form.elements.email.value.trim() });
+        form.elements.phone.value = saved.phone || '';
+        form.elements.email.value = saved.email || '';
+        flash('联系方式已保存 Contact saved');
+      } catch (e) { showError(form, box, e); }
+    });
+  });
+  return form;
 }

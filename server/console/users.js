@@ -1,5 +1,5 @@
-// users.js: people and their devices (admin): add a user, change role and employment
-// facts, disable or enable (their sessions and live connections end at once), reset a
+// users.js: people and their devices (admin): add a user, change role, email and phone
+// (where alerts go) and employment facts, disable or enable (their sessions and live connections end at once), reset a
 // password; each user's phones with when they were last seen, and revoke.
 import { api } from './api.js';
 import { h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
@@ -17,6 +17,7 @@ function newUserForm(reload) {
       field('姓名 Name', h('input', { name: 'name', required: true })),
       field('角色 Role', select('role', state.meta.roles.map((r) => [r, label('role', r)]), 'technician')),
       field('电话 Phone', h('input', { name: 'phone', type: 'tel' })),
+      field('邮箱 Email', h('input', { name: 'email', type: 'email' })),
       field('初始密码 Initial password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true }))),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'dedicated', checked: true }), ' ', bi('专职售后人员 Dedicated after-sales staff')),
     ' ',
@@ -32,6 +33,7 @@ function newUserForm(reload) {
         const body = { username: f.username.value.trim(), name: f.name.value.trim(), role: f.role.value, password: f.password.value,
           dedicated: f.dedicated.checked, probation: f.probation.checked };
         if (f.phone.value.trim()) body.phone = f.phone.value.trim();
+        if (f.email.value.trim()) body.email = f.email.value.trim();
         const u = await api.post('users', body);
         flash(`${u.name} 已创建 created`);
         reload();
@@ -100,6 +102,12 @@ function userRow(u, devices, reload) {
           flash(`${u.name} 的密码已重置 password reset`);
         } catch (e) { e.field = 'new_password'; showError(form, box, e); }
       }) }, bi('重置密码 Reset password'))),
+    h('div', { class: 'user-contact' },
+      field('电话 Phone', h('input', { name: 'phone', type: 'tel', value: u.phone || '' })),
+      field('邮箱 Email', h('input', { name: 'email', type: 'email', value: u.email || '' })),
+      h('button', { type: 'button', class: 'save-contact', onclick: () => patch(form,
+        { phone: form.elements.phone.value.trim(), email: form.elements.email.value.trim() }, `${u.name} 的联系方式已保存 contact saved`) },
+      bi('保存联系方式 Save contact'))),
     u.role === 'technician' ? employment(u, () => form, patch) : null,
     devices.length ? h('ul', { class: 'plain devices' }, devices.map((d) => h('li', {},
       h('span', {}, d.name || d.device_id), ' · ', h('span', { class: 'muted' }, '最近在线 last seen ', d.last_seen_at ? when(d.last_seen_at) : '—'), ' ',
