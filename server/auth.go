@@ -405,6 +405,20 @@ func (s *Server) revokeDevice(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"revoked": true})
 }
 
+// deviceClock is a device's clock history: {device, items: [{at, offset_ms}], total, limit,
+// offset}, newest first.
+func (s *Server) deviceClock(c *fiber.Ctx) error {
+	limit, offset, err := page(c)
+	if err != nil {
+		return err
+	}
+	d, items, total, err := s.Engine.DeviceClock(c.UserContext(), strings.Clone(c.Params("id")), limit, offset)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"device": d, "items": items, "total": total, "limit": limit, "offset": offset})
+}
+
 // resetPassword sets a user's password (admin): {password}. Their sessions end.
 func (s *Server) resetPassword(c *fiber.Ctx) error {
 	var b struct {

@@ -36,6 +36,7 @@ var apiDoc = []routeDoc{
 	{"PATCH", "/api/v1/users/{id}", "edit a user {name, role, phone, email, dedicated, probation, active, employment: [{from, probation, dedicated}]} (If-Match); active: false ends their sessions and closes their connections at once", "admin", true},
 	{"POST", "/api/v1/users/{id}/password", "reset a user's password {password}; their sessions end", "admin", true},
 	{"GET", "/api/v1/devices", "list devices (?user_id=)", "office", false},
+	{"GET", "/api/v1/devices/{id}/clock", "a device's clock history: {device, items: [{at, offset_ms}], total}, newest first (limit, offset)", "admin, manager", false},
 	{"POST", "/api/v1/devices/{id}/revoke", "revoke a device: its token stops, its connections close with 4403", "coordinator, admin", false},
 	{"POST", "/api/v1/customers", "create a customer {name, phone, address, notes}", "office", true},
 	{"GET", "/api/v1/customers", "list customers (?q=, limit, offset)", "office", false},

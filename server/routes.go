@@ -40,6 +40,7 @@ func (s *Server) routes() {
 	office.Post("/users/:id/password", admin, s.resetPassword)
 	office.Get("/devices", s.listDevices)
 	office.Post("/devices/:id/revoke", roles(schema.RoleAdmin, schema.RoleCoordinator), s.revokeDevice)
+	office.Get("/devices/:id/clock", roles(schema.RoleAdmin, schema.RoleManager), s.deviceClock)
 
 	office.Post("/customers", s.createRecord(schema.EntCustomer, nil))
 	office.Get("/customers", s.listCustomers)

@@ -547,6 +547,44 @@ func (e *Engine) Devices(ctx context.Context, userID string) ([]Device, error) {
 	return out, rows.Err()
 }
 
+// ClockReading is one entry of a device's clock history: when the server measured it and the
+// device clock minus the server's.
+type ClockReading struct {
+	At       string `json:"at"`
+	OffsetMS int64  `json:"offset_ms"`
+}
+
+// DeviceClock returns device id's registration and its clock history, newest first, limit
+// readings from offset, with their total. An unknown device is not_found.
+func (e *Engine) DeviceClock(ctx context.Context, id string, limit, offset int) (Device, []ClockReading, int, error) {
+	var d Device
+	err := e.db.R.QueryRowContext(ctx, `SELECT id, user_id, device_id, name, created_at, last_seen_at, revoked_at, public_key, clock_offset_ms
+		FROM devices WHERE id = ?`, id).Scan(&d.ID, &d.UserID, &d.DeviceID, &d.Name, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt, &d.PublicKey, &d.ClockOffsetMS)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, nil, 0, schema.FieldError(schema.CodeNotFound, "id", "没有设备 %q / no device %q", id, id)
+	} else if err != nil {
+		return d, nil, 0, err
+	}
+	var total int
+	if err := e.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM device_clock WHERE device = ?`, id).Scan(&total); err != nil {
+		return d, nil, 0, err
+	}
+	rows, err := e.db.R.QueryContext(ctx, `SELECT at, offset_ms FROM device_clock WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT ? OFFSET ?`, id, limit, offset)
+	if err != nil {
+		return d, nil, 0, err
+	}
+	defer rows.Close()
+	out := []ClockReading{}
+	for rows.Next() {
+		var r ClockReading
+		if err := rows.Scan(&r.At, &r.OffsetMS); err != nil {
+			return d, nil, 0, err
+		}
+		out = append(out, r)
+	}
+	return d, out, total, rows.Err()
+}
+
 // RevokeDevice revokes a device: its tokens stop working at once and its open connections
 // are closed (the transport closes them with 4403).
 func (e *Engine) RevokeDevice(ctx context.Context, id string) error {

@@ -467,7 +467,23 @@ func (e *Engine) Sweep(ctx context.Context) error {
 				return err
 			}
 		}
-		_, err = w.tx.Exec(`DELETE FROM mutations WHERE at < ?`, schema.Stamp(horizon))
-		return err
+		if _, err := w.tx.Exec(`DELETE FROM mutations WHERE at < ?`, schema.Stamp(horizon)); err != nil {
+			return err
+		}
+		return w.pruneDeviceClock()
 	})
+}
+
+// pruneDeviceClock keeps device_clock_keep_days of each device's clock history, and at most
+// its newest device_clock_keep_rows readings.
+func (w *wtx) pruneDeviceClock() error {
+	s := w.Settings()
+	cut := w.now.Add(-time.Duration(s.Int("device_clock_keep_days")) * 24 * time.Hour)
+	if _, err := w.tx.Exec(`DELETE FROM device_clock WHERE at < ?`, schema.Stamp(cut)); err != nil {
+		return err
+	}
+	_, err := w.tx.Exec(`DELETE FROM device_clock WHERE rowid IN (SELECT rowid FROM (
+		SELECT rowid, ROW_NUMBER() OVER (PARTITION BY device ORDER BY at DESC, rowid DESC) AS n FROM device_clock) WHERE n > ?)`,
+		s.Int("device_clock_keep_rows"))
+	return err
 }
