@@ -305,7 +305,12 @@ func ComputeMonth(in MonthInput) MonthResult {
 		}
 		r := &res.Rows[i]
 		if s.ClockFlag != "" {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("sheet %s (%s): %s", s.SheetID, s.TicketNumber, s.ClockFlag))
+			zh, en, ok := strings.Cut(s.ClockFlag, " / ")
+			if !ok {
+				en = zh
+			}
+			res.Warnings = append(res.Warnings, fmt.Sprintf("反馈单 %s（%s）时间存疑：%s / sheet %s (%s), times not credible: %s",
+				s.SheetID, s.TicketNumber, zh, s.SheetID, s.TicketNumber, en))
 		}
 		reasons := sheetExclusionReasons(s, inMonth(s))
 		if c, ok := countedFor[s.TicketID]; ok && c != s.SheetID {

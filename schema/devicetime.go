@@ -27,7 +27,7 @@ func DeviceTimeFlag(field string, at time.Time, offset *time.Duration, received,
 		if off < 0 {
 			dir, off = "behind", -off
 		}
-		return fmt.Sprintf("手机时钟偏差 %s（容差 %s）/ the phone clock was %s %s the server's (tolerance %s)", off.Round(time.Second), tol, off.Round(time.Second), dir, tol)
+		return fmt.Sprintf("手机时钟偏差 %s（容差 %s） / the phone clock was %s %s the server's (tolerance %s)", off.Round(time.Second), tol, off.Round(time.Second), dir, tol)
 	}
 	if !received.IsZero() && at.Sub(received) > tol {
 		return fmt.Sprintf("手机时间 %s 晚于服务器收到的时间 / the phone's %s %s is after the server received it (%s)", field, field, Stamp(at), Stamp(received))
@@ -56,7 +56,7 @@ func StepTime(t Doc, stamp string, toleranceSeconds int64) (time.Time, string) {
 		offset = &off
 	}
 	if f := DeviceTimeFlag(stamp, at, offset, server, t.Time("dispatched_at"), time.Duration(toleranceSeconds)*time.Second); f != "" {
-		return server, f + "；按服务器收到的时间计 / the server's time of receipt is used"
+		return server, JoinFlags(f, "按服务器收到的时间计 / the server's time of receipt is used")
 	}
 	return at, ""
 }
@@ -76,7 +76,28 @@ func MetDeadlines(t Doc, toleranceSeconds int64) (responded, arrived bool, flag 
 	}
 	responded = met("accepted_at", "due_response_at")
 	arrived = met("arrived_at", "due_arrival_at")
-	return responded, arrived, strings.Join(flags, "; ")
+	return responded, arrived, JoinFlags(flags...)
+}
+
+// JoinFlags joins flags written "中文 / English" into one such flag, the Chinese parts
+// together and the English parts together, so that a report in one language still takes
+// its side whole (reports.WarningIn). Empty flags are skipped.
+func JoinFlags(flags ...string) string {
+	var zh, en []string
+	for _, f := range flags {
+		if f == "" {
+			continue
+		}
+		z, e, ok := strings.Cut(f, " / ")
+		if !ok {
+			e = z
+		}
+		zh, en = append(zh, z), append(en, e)
+	}
+	if len(zh) == 0 {
+		return ""
+	}
+	return strings.Join(zh, "；") + " / " + strings.Join(en, "; ")
 }
 
 // SheetClockFlag checks a sealed sheet's phone times against the tolerance (in seconds): the

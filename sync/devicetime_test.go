@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/reports"
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
 )
@@ -127,5 +128,27 @@ func TestDeviceTimesCountOnlyWhenCredible(t *testing.T) {
 	}
 	if f := facts[c]; !f.resp || !f.arr || !strings.Contains(f.flag, "arrived_at") || !strings.Contains(f.flag, "before the dispatch") {
 		t.Errorf("ticket C: %+v, want on time, the arrival before the dispatch flagged", f)
+	}
+
+	// The month report lists each flag as a warning naming the sheet, whole in either language.
+	var enB, zhC string
+	sheetOf := map[string]string{}
+	for _, f := range in.Sheets {
+		sheetOf[f.TicketID] = f.SheetID
+	}
+	for _, w := range reports.ComputeMonth(in).Warnings {
+		if strings.Contains(w, sheetOf[b]) {
+			enB = reports.WarningIn(w, "en")
+		}
+		if strings.Contains(w, sheetOf[c]) {
+			zhC = reports.WarningIn(w, "zh")
+		}
+	}
+	if !strings.Contains(enB, "times not credible") || !strings.Contains(enB, "2h0m0s behind") || !strings.Contains(enB, "the server's time of receipt is used") ||
+		strings.ContainsFunc(enB, func(r rune) bool { return r >= 0x4e00 && r <= 0x9fff }) {
+		t.Errorf("ticket B's warning in English: %q", enB)
+	}
+	if !strings.Contains(zhC, "时间存疑") || !strings.Contains(zhC, "早于派单时间") || strings.Contains(zhC, "dispatch") {
+		t.Errorf("ticket C's warning in Chinese: %q", zhC)
 	}
 }

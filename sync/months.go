@@ -6,9 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"fieldsync/schema"
@@ -240,7 +238,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		tol := s.Int("device_clock_tolerance_seconds")
 		var stepFlag string
 		fact.RespondedOnTime, fact.ArrivedOnTime, stepFlag = schema.MetDeadlines(td, tol)
-		fact.ClockFlag = strings.Join(slices.DeleteFunc([]string{schema.SheetClockFlag(sd, td, tol), stepFlag}, func(f string) bool { return f == "" }), "; ")
+		fact.ClockFlag = schema.JoinFlags(schema.SheetClockFlag(sd, td, tol), stepFlag)
 		fact.TicketSettled = settledTickets[fact.TicketID]
 		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {
 			return f, nil, err
