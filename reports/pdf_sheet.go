@@ -328,9 +328,15 @@ func (l *sheetLayout) body() error {
 		field{zh: "离开时间", en: "Departed", value: fmtTimePtr(s.DepartedAt, loc)})
 
 	// The work: text boxes that grow with their text.
-	l.textBox(l.label("故障现象", "Fault symptoms"), symptoms, 25)
-	l.textBox(l.label("检查记录", "Inspection record"), s.InspectionRecord, 33)
-	l.textBox(l.label("处理结果", "Handling result"), s.HandlingResult, 25)
+	// A form leaves room to write by hand; a filled sheet's boxes grow with their text from
+	// smaller minimums, which leaves room for the phone's signature under the signatures.
+	minH := [3]float64{25, 33, 25}
+	if !l.form {
+		minH = [3]float64{18, 24, 18}
+	}
+	l.textBox(l.label("故障现象", "Fault symptoms"), symptoms, minH[0])
+	l.textBox(l.label("检查记录", "Inspection record"), s.InspectionRecord, minH[1])
+	l.textBox(l.label("处理结果", "Handling result"), s.HandlingResult, minH[2])
 
 	l.partsTable()
 	l.feesAndRating()

@@ -121,6 +121,8 @@ func pdfSealedSheet() *SheetData {
 		Complete:            true,
 		Fingerprint:         "3f2a9c0177b4e0d25566778899aabbccddeeff00112233445566778899aabbcc",
 		VerifyURL:           "https://service.example.cn/verify/0193a7c2-5f1e-7b3a-9c4d-2e8f6a1b0c9d?fp=3f2a9c0177b4e0d2",
+		Device: &DeviceSignature{Signed: true, Valid: true, User: "李明", Device: "Mate 60", At: pdfAt(19, 11, 10),
+			ClockOffset: func() *time.Duration { d := 40 * time.Second; return &d }()},
 	}
 }
 
