@@ -19,17 +19,18 @@ func init() {
 
 // cmdBench runs one scenario of internal/bench and exits non-zero when its checks fail.
 func cmdBench(args []string) error {
-	fs := newFlags("bench", "bench SCENARIO [--url URL | --spawn] [--devices N] [--duration D] [--json]\n  scenarios: initial-sync, push, fanout, connections, reconnect, baseline")
+	fs := newFlags("bench", "bench SCENARIO [--url URL | --spawn] [--devices N] [--duration D] [--json]\n  scenarios: initial-sync, push, flood, fanout, morning, connections, reconnect, baseline")
 	var cfg bench.Config
 	fs.StringVar(&cfg.URL, "url", "", "measure the running server at this base URL (default: spawn one)")
 	spawn := fs.Bool("spawn", false, "start a server on a temporary data folder on 127.0.0.1 and seed it (the default)")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", os.Getenv("FIELDSYNC_ADMIN_PASSWORD"), "with --url: the admin's password, to create the bench's accounts (env FIELDSYNC_ADMIN_PASSWORD)")
 	fs.IntVar(&cfg.PID, "pid", 0, "with --url: the server's process id, to read its memory (connections)")
-	fs.IntVar(&cfg.Devices, "devices", 0, "devices (default per scenario: push 100, fanout 1000, connections and reconnect 10000)")
+	fs.IntVar(&cfg.Devices, "devices", 0, "devices (default per scenario: push and flood 100, fanout 1000, morning 2000, connections and reconnect 10000)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to run (default per scenario: push and fanout 10s, connections 5s)")
-	fs.IntVar(&cfg.Records, "records", 0, "initial-sync: tickets in the device's scope (default 10000)")
-	fs.IntVar(&cfg.Rate, "rate", 0, "fanout: coordinator changes per second (default 200); push: mutations offered per second by all devices together (open loop; default: closed loop)")
-	fs.IntVar(&cfg.Batch, "batch", 0, "push: mutations per push (default 50)")
+	fs.IntVar(&cfg.Records, "records", 0, "initial-sync, morning: tickets in a device's scope (default 10000, morning 250)")
+	fs.IntVar(&cfg.Rate, "rate", 0, "fanout: coordinator changes per second (default 200); push: mutations offered per second by all devices together (open loop; default: closed loop); flood: the same (default 1000)")
+	fs.IntVar(&cfg.Batch, "batch", 0, "push, flood: mutations per push (default 50; open loop 5)")
+	fs.IntVar(&cfg.PerTech, "per-tech", 0, "morning: phones per technician, sharing its scope (default 1)")
 	fs.BoolVar(&cfg.InProcess, "in-process", false, "serve the spawned server in the bench's own process (memory figures then include the clients)")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the spawned server's data folder")
 	asJSON := fs.Bool("json", false, "print one JSON object")

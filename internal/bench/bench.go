@@ -26,7 +26,7 @@ import (
 )
 
 // Scenarios lists the scenario names in the order the docs give them.
-var Scenarios = []string{"initial-sync", "push", "fanout", "connections", "reconnect", "baseline"}
+var Scenarios = []string{"initial-sync", "push", "flood", "fanout", "morning", "connections", "reconnect", "baseline"}
 
 // Config says what to run and against which server.
 type Config struct {
@@ -48,6 +48,7 @@ type Config struct {
 	Records  int           // initial-sync: tickets in the scope (default 10,000)
 	Rate     int           // fanout: coordinator changes per second (default 200)
 	Batch    int           // push: mutations per push (default 50)
+	PerTech  int           // morning: devices per technician (default 1)
 	Log      io.Writer     // progress lines; nil: discard
 	KeepDir  bool          // keep the temporary data folder
 }
@@ -150,8 +151,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		err = initialSync(ctx, &cfg, &res)
 	case "push":
 		err = push(ctx, &cfg, &res)
+	case "flood":
+		err = flood(ctx, &cfg, &res)
 	case "fanout":
 		err = fanout(ctx, &cfg, &res)
+	case "morning":
+		err = morning(ctx, &cfg, &res)
 	case "connections":
 		err = connections(ctx, &cfg, &res, false)
 	case "reconnect":

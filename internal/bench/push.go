@@ -38,131 +38,21 @@ func push(ctx context.Context, cfg *Config, res *Result) error {
 		return err
 	}
 	defer t.Close()
-
-	type devState struct {
-		mu       gosync.Mutex
-		sent     map[string]bool // note ids applied
-		got      map[string]int  // note ids received on the live stream
-		lat      []time.Duration
-		rejected int
+	ps, err := connectPushers(ctx, t, nDev)
+	if err != nil {
+		return err
 	}
-	states := make([]*devState, nDev)
-	conns := make([]*lean, nDev)
-	for i := range nDev {
-		st := &devState{sent: map[string]bool{}, got: map[string]int{}}
-		states[i] = st
-		l, err := dialLean(ctx, t.wsURL(), t.devices[i], func(f *syncer.Frame, _ time.Time) {
-			st.mu.Lock()
-			for _, c := range f.Changes {
-				if c.Entity == schema.EntTicketEvent && c.Op == syncer.OpUpsert {
-					st.got[c.ID]++
-				}
-			}
-			st.mu.Unlock()
-		})
-		if err != nil {
-			return fmt.Errorf("device %d: %w", i, err)
-		}
-		conns[i] = l
-		defer l.close()
-		if err := l.live(""); err != nil {
-			return err
-		}
-	}
-	for _, l := range conns {
-		if err := l.waitCaught(ctx); err != nil {
-			return err
-		}
-	}
-	// Forget the dispatch events of the initial pull: only the pushed notes are counted.
-	for _, st := range states {
-		st.got = map[string]int{}
-	}
+	defer closePushers(ps)
 	cfg.logf("push: %d devices connected; pushing batches of %d for %s", nDev, batch, dur)
-	var applied atomic.Int64
-	var failed atomic.Value
 	start := time.Now()
-	deadline := start.Add(dur)
-	var wg gosync.WaitGroup
-	// every is the time between two pushes of one device in the open loop.
-	var every time.Duration
+	var failed atomic.Value
 	if cfg.Rate > 0 {
-		every = time.Duration(float64(time.Second) * float64(nDev*batch) / float64(cfg.Rate))
+		openLoop(ctx, ps, cfg.Rate, batch, start, dur, &failed)
+	} else {
+		closedLoop(ctx, ps, batch, start.Add(dur), &failed)
 	}
-	for i := range nDev {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, l := states[i], conns[i]
-			ticket := t.techs[t.devices[i].Tech].Tickets[0].ID
-			// one sends push n, due at t0, and checks its results.
-			one := func(n int, t0 time.Time) bool {
-				muts := make([]syncer.Mutation, batch)
-				ids := make([]string, batch)
-				for k := range muts {
-					ids[k] = uuid.Must(uuid.NewV7()).String()
-					muts[k] = syncer.Mutation{MID: uuid.NewString(), Entity: schema.EntTicketEvent, ID: ids[k], Op: "create",
-						Fields: rawFields(map[string]any{"ticket_id": ticket, "note": fmt.Sprintf("到场前电话确认 / called ahead, note %d-%d", n, k)}),
-						At:     time.Now().UTC().Format(time.RFC3339Nano)}
-				}
-				f, err := l.request(ctx, syncer.Frame{Type: syncer.MsgPush, Mutations: muts})
-				lat := time.Since(t0)
-				if err != nil {
-					failed.CompareAndSwap(nil, fmt.Sprintf("device %d: push: %v", i, err))
-					return false
-				}
-				if f.Type != syncer.MsgResults || len(f.Results) != batch {
-					failed.CompareAndSwap(nil, fmt.Sprintf("device %d: push answered %s %s %s with %d results", i, f.Type, f.Code, f.Message, len(f.Results)))
-					return false
-				}
-				st.mu.Lock()
-				st.lat = append(st.lat, lat)
-				for k, r := range f.Results {
-					if r.Status != syncer.StatusApplied || r.MID != muts[k].MID || r.ID != ids[k] {
-						st.rejected++
-						failed.CompareAndSwap(nil, fmt.Sprintf("device %d: mutation %s: %s %s %s", i, r.MID, r.Status, r.Code, r.Message))
-						continue
-					}
-					st.sent[ids[k]] = true
-				}
-				st.mu.Unlock()
-				applied.Add(int64(batch))
-				return true
-			}
-			if every == 0 {
-				for n := 0; time.Now().Before(deadline) && n < 1_000_000; n++ {
-					if !one(n, time.Now()) {
-						return
-					}
-				}
-				return
-			}
-			// Open loop: the devices' schedules are spread over the first interval.
-			var inflight gosync.WaitGroup
-			defer inflight.Wait()
-			due := start.Add(every * time.Duration(i) / time.Duration(nDev))
-			for n := 0; due.Before(deadline) && n < 1_000_000; n++ {
-				time.Sleep(time.Until(due))
-				if failed.Load() != nil {
-					return
-				}
-				inflight.Add(1)
-				go func(n int, due time.Time) {
-					defer inflight.Done()
-					one(n, due)
-				}(n, due)
-				due = due.Add(every)
-			}
-		}()
-	}
-	wg.Wait()
 	elapsed := time.Since(start)
-	var lats []time.Duration
-	for _, st := range states {
-		lats = append(lats, st.lat...)
-	}
-	slices.Sort(lats)
-	total := applied.Load()
+	lats, total := latencies(ps)
 	res.set("devices", float64(nDev))
 	res.set("batch", float64(batch))
 	if cfg.Rate > 0 {
@@ -180,14 +70,186 @@ func push(ctx context.Context, cfg *Config, res *Result) error {
 	if total == 0 {
 		return failf("nothing was applied")
 	}
-	// Every device gets each of its notes back on its live stream, once.
+	if err := checkDelivered(ps); err != nil {
+		return err
+	}
+	return checkNotesStored(ctx, t, res, total)
+}
+
+// pusher is a lean device that pushes new notes on one ticket of its technician and
+// counts what comes back on its live stream.
+type pusher struct {
+	i      int
+	l      *lean
+	ticket string
+	mu     gosync.Mutex
+	sent   map[string]bool // note ids applied
+	got    map[string]int  // note ids received on the live stream
+	lat    []time.Duration // acknowledgement latencies
+	mark   int             // len(lat) at the start of the current phase
+	// applied counts the mutations applied; limited the pushes refused rate_limited.
+	applied, limited int
+}
+
+// connectPushers connects devices 0..n-1 of t on live pulls and waits until each caught up.
+func connectPushers(ctx context.Context, t *target, n int) ([]*pusher, error) {
+	ps := make([]*pusher, 0, n)
+	for i := range n {
+		p := &pusher{i: i, ticket: t.techs[t.devices[i].Tech].Tickets[0].ID, sent: map[string]bool{}, got: map[string]int{}}
+		l, err := dialLean(ctx, t.wsURL(), t.devices[i], func(f *syncer.Frame, _ time.Time) {
+			p.mu.Lock()
+			for _, c := range f.Changes {
+				if c.Entity == schema.EntTicketEvent && c.Op == syncer.OpUpsert {
+					p.got[c.ID]++
+				}
+			}
+			p.mu.Unlock()
+		})
+		if err != nil {
+			closePushers(ps)
+			return nil, fmt.Errorf("device %d: %w", i, err)
+		}
+		p.l = l
+		ps = append(ps, p)
+		if err := l.live(""); err != nil {
+			closePushers(ps)
+			return nil, err
+		}
+	}
+	for _, p := range ps {
+		if err := p.l.waitCaught(ctx); err != nil {
+			closePushers(ps)
+			return nil, err
+		}
+	}
+	// Forget the dispatch events of the initial pull: only the pushed notes are counted.
+	for _, p := range ps {
+		p.mu.Lock()
+		p.got = map[string]int{}
+		p.mu.Unlock()
+	}
+	return ps, nil
+}
+
+func closePushers(ps []*pusher) {
+	for _, p := range ps {
+		p.l.close()
+	}
+}
+
+// push sends push n of batch new notes, due at t0, and checks its results. A push refused
+// rate_limited (the fair write queue's backpressure) counts in limited when mayLimit; any
+// other failure is recorded in failed and ends the device's loop (false).
+func (p *pusher) push(ctx context.Context, n, batch int, t0 time.Time, mayLimit bool, failed *atomic.Value) bool {
+	muts := make([]syncer.Mutation, batch)
+	ids := make([]string, batch)
+	for k := range muts {
+		ids[k] = uuid.Must(uuid.NewV7()).String()
+		muts[k] = syncer.Mutation{MID: uuid.NewString(), Entity: schema.EntTicketEvent, ID: ids[k], Op: "create",
+			Fields: rawFields(map[string]any{"ticket_id": p.ticket, "note": fmt.Sprintf("到场前电话确认 / called ahead, note %d-%d", n, k)}),
+			At:     time.Now().UTC().Format(time.RFC3339Nano)}
+	}
+	f, err := p.l.request(ctx, syncer.Frame{Type: syncer.MsgPush, Mutations: muts})
+	lat := time.Since(t0)
+	if err != nil {
+		failed.CompareAndSwap(nil, fmt.Sprintf("device %d: push: %v", p.i, err))
+		return false
+	}
+	if mayLimit && f.Type == syncer.MsgError && f.Code == schema.CodeRateLimited {
+		p.mu.Lock()
+		p.limited++
+		p.mu.Unlock()
+		return true
+	}
+	if f.Type != syncer.MsgResults || len(f.Results) != batch {
+		failed.CompareAndSwap(nil, fmt.Sprintf("device %d: push answered %s %s %s with %d results", p.i, f.Type, f.Code, f.Message, len(f.Results)))
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lat = append(p.lat, lat)
+	for k, r := range f.Results {
+		if r.Status != syncer.StatusApplied || r.MID != muts[k].MID || r.ID != ids[k] {
+			failed.CompareAndSwap(nil, fmt.Sprintf("device %d: mutation %s: %s %s %s", p.i, r.MID, r.Status, r.Code, r.Message))
+			return false
+		}
+		p.sent[ids[k]] = true
+	}
+	p.applied += batch
+	return true
+}
+
+// closedLoop: each device keeps one push of batch in flight until deadline.
+func closedLoop(ctx context.Context, ps []*pusher, batch int, deadline time.Time, failed *atomic.Value) {
+	var wg gosync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline) && n < 1_000_000; n++ {
+				if !p.push(ctx, n, batch, time.Now(), false, failed) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// openLoop: the devices together offer rate mutations a second in pushes of batch from
+// start for dur, each device on its own schedule (spread over the first interval) whether
+// or not its earlier pushes were answered; it returns when every push was answered.
+func openLoop(ctx context.Context, ps []*pusher, rate, batch int, start time.Time, dur time.Duration, failed *atomic.Value) {
+	every := time.Duration(float64(time.Second) * float64(len(ps)*batch) / float64(rate))
+	deadline := start.Add(dur)
+	var wg gosync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			due := start.Add(every * time.Duration(i) / time.Duration(len(ps)))
+			for n := 0; due.Before(deadline) && n < 1_000_000; n++ {
+				time.Sleep(time.Until(due))
+				if failed.Load() != nil || ctx.Err() != nil {
+					return
+				}
+				wg.Add(1)
+				go func(n int, due time.Time) {
+					defer wg.Done()
+					p.push(ctx, n, batch, due, false, failed)
+				}(n, due)
+				due = due.Add(every)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// latencies returns the sorted acknowledgement latencies of ps recorded since their mark,
+// and the mutations they applied in all.
+func latencies(ps []*pusher) ([]time.Duration, int64) {
+	var lats []time.Duration
+	var total int64
+	for _, p := range ps {
+		p.mu.Lock()
+		lats = append(lats, p.lat[p.mark:]...)
+		total += int64(p.applied)
+		p.mu.Unlock()
+	}
+	slices.Sort(lats)
+	return lats, total
+}
+
+// checkDelivered: every device gets each of its applied notes back on its live stream,
+// once, and no note it did not push.
+func checkDelivered(ps []*pusher) error {
 	waitUntil := time.Now().Add(30 * time.Second)
-	for i, st := range states {
+	for _, p := range ps {
 		for {
-			st.mu.Lock()
+			p.mu.Lock()
 			missing, dup := 0, 0
-			for id := range st.sent {
-				switch st.got[id] {
+			for id := range p.sent {
+				switch p.got[id] {
 				case 0:
 					missing++
 				case 1:
@@ -195,25 +257,31 @@ func push(ctx context.Context, cfg *Config, res *Result) error {
 					dup++
 				}
 			}
-			extra := len(st.got) - (len(st.sent) - missing)
-			st.mu.Unlock()
+			extra := len(p.got) - (len(p.sent) - missing)
+			sent := len(p.sent)
+			p.mu.Unlock()
 			if dup > 0 || extra > 0 {
-				return failf("device %d: %d notes delivered twice, %d notes it never pushed", i, dup, extra)
+				return failf("device %d: %d notes delivered twice, %d notes it never pushed", p.i, dup, extra)
 			}
 			if missing == 0 {
 				break
 			}
 			if time.Now().After(waitUntil) {
-				return failf("device %d: %d of its %d applied notes never came back on its live stream", i, missing, len(st.sent))
+				return failf("device %d: %d of its %d applied notes never came back on its live stream", p.i, missing, sent)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	return nil
+}
+
+// checkNotesStored: on a spawned server, the database holds exactly total notes, each
+// remembered once as an applied mutation.
+func checkNotesStored(ctx context.Context, t *target, res *Result, total int64) error {
 	if t.dir == "" {
 		res.Notes = append(res.Notes, "durability not checked in the database (--url): checked on the live streams only")
 		return nil
 	}
-	// The database holds each applied note exactly once, and each mutation is remembered once.
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.dir, schema.DBFile)+"?mode=ro&_busy_timeout=5000")
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
 
 	"fieldsync/schema"
 	"fieldsync/server"
@@ -37,6 +38,8 @@ type fixture struct {
 	ticketsPerTech int // tickets dispatched to each technician
 	customers      int // customers (each with one site and one asset); default techs*tickets/10
 	textBytes      int // padding of each ticket's text fields, to make it about 1 KB of JSON
+	// settings are company settings to store before the scenario (name: JSON value).
+	settings map[string]string
 }
 
 // tech is a technician of the fixture.
@@ -247,7 +250,21 @@ func seedLocal(ctx context.Context, srv *server.Server, fx fixture, t *target) e
 		return err
 	}
 	t.coordUser, t.coordPass = "bench-coord", benchPass
+	if len(fx.settings) > 0 {
+		vals := map[string]json.RawMessage{}
+		for k, v := range fx.settings {
+			vals[k] = json.RawMessage(v)
+		}
+		if err := e.PutSettings(ctx, schema.System, vals); err != nil {
+			return err
+		}
+	}
 	actor := schema.Actor{UserID: coord.Str("id"), Role: schema.RoleCoordinator, Name: "Bench Coordinator"}
+	// Accounts are created with the cheapest hash, then all given one hash of the bench
+	// password at the server's cost: logins cost what they would, seeding does not.
+	cost := syncer.PasswordCost
+	syncer.PasswordCost = bcrypt.MinCost
+	defer func() { syncer.PasswordCost = cost }()
 	t.techs = make([]tech, fx.techs)
 	var wg gosync.WaitGroup
 	errs := make(chan error, fx.techs)
@@ -325,6 +342,13 @@ func seedLocal(ctx context.Context, srv *server.Server, fx fixture, t *target) e
 		return err
 	}
 	defer tx.Rollback()
+	hash, err := bcrypt.GenerateFromPassword([]byte(benchPass), cost)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`UPDATE credentials SET password_hash = ? WHERE username LIKE 'bench-%'`, string(hash)); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	for ti := range t.techs {
 		for k := range fx.devicesPerTech {
@@ -403,6 +427,15 @@ func setupRemote(ctx context.Context, cfg *Config, fx fixture) (*target, error) 
 	admin, err := h.login(ctx, "admin", cfg.AdminPassword)
 	if err != nil {
 		return nil, err
+	}
+	if len(fx.settings) > 0 {
+		vals := map[string]json.RawMessage{}
+		for k, v := range fx.settings {
+			vals[k] = json.RawMessage(v)
+		}
+		if err := h.do(ctx, "PUT", "/api/v1/settings", admin, "", vals, nil); err != nil {
+			return nil, err
+		}
 	}
 	run := strconv.FormatInt(time.Now().Unix()%1e6, 10)
 	mkUser := func(name, role string) (string, error) {
