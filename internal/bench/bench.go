@@ -50,7 +50,10 @@ type Config struct {
 	Batch    int           // push: mutations per push (default 50)
 	PerTech  int           // morning: devices per technician (default 1)
 	Log      io.Writer     // progress lines; nil: discard
-	KeepDir  bool          // keep the temporary data folder
+	KeepDir  bool          // keep the temporary data folder (and the StoreRecords store)
+	// StoreRecords: the spawned server's store already holds this many records of other
+	// technicians (seeded once; kept for later runs with KeepDir).
+	StoreRecords int
 }
 
 func (c *Config) logf(format string, args ...any) {

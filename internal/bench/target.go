@@ -40,6 +40,8 @@ type fixture struct {
 	textBytes      int // padding of each ticket's text fields, to make it about 1 KB of JSON
 	// settings are company settings to store before the scenario (name: JSON value).
 	settings map[string]string
+	// serial prefixes the assets' serial numbers (unique per company).
+	serial string
 }
 
 // tech is a technician of the fixture.
@@ -122,6 +124,12 @@ func spawn(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
 	}()
 	start := time.Now()
 	quiet := slog.New(slog.DiscardHandler)
+	if cfg.StoreRecords > 0 {
+		if err := historyStore(ctx, cfg, dir); err != nil {
+			return nil, err
+		}
+		start = time.Now()
+	}
 	srv, err := server.New(ctx, server.Config{DataDir: dir, AdminPassword: benchAdminPass, Log: quiet, Out: func(string) {}})
 	if err != nil {
 		return nil, err
@@ -396,7 +404,7 @@ func seedCustomers(fx fixture, apply func([]syncer.Mutation) ([]syncer.Result, e
 	for i, r := range res {
 		sites = append(sites, r.ID)
 		muts = append(muts, syncer.Mutation{Entity: schema.EntAsset, Op: "create", Fields: rawFields(map[string]any{
-			"customer_id": custs[i], "site_id": r.ID, "model": "PLC-X200 控制柜", "serial": fmt.Sprintf("HX-2023-%05d", i),
+			"customer_id": custs[i], "site_id": r.ID, "model": "PLC-X200 控制柜", "serial": fmt.Sprintf("HX-2023-%s%05d", fx.serial, i),
 			"install_date": "2021-03-15", "manufacturer": "华东电气 East Electric"})})
 	}
 	if res, err = apply(muts); err != nil {
@@ -563,6 +571,147 @@ func (h *httpAPI) do(ctx context.Context, method, path, token, ifMatch string, b
 	}
 	if out != nil && len(b) > 0 {
 		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// historyStore fills dir with a copy of a store already holding cfg.StoreRecords records of
+// other technicians: their tickets, each dispatched (a ticket and its dispatch event), and
+// the customers, sites and assets these reference. The store is seeded once through the
+// engine's write path into the temporary folder fieldsync-bench-store-N and copied for each
+// run; --keep keeps it for the next run, without it is removed after this one.
+func historyStore(ctx context.Context, cfg *Config, dir string) error {
+	n := cfg.StoreRecords
+	base := filepath.Join(os.TempDir(), fmt.Sprintf("fieldsync-bench-store-%d", n))
+	ready := filepath.Join(base, "seeded")
+	if !cfg.KeepDir {
+		defer os.RemoveAll(base)
+	}
+	if _, err := os.Stat(ready); err != nil {
+		os.RemoveAll(base)
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return err
+		}
+		start := time.Now()
+		srv, err := server.New(ctx, server.Config{DataDir: base, AdminPassword: benchAdminPass, Log: slog.New(slog.DiscardHandler), Out: func(string) {}})
+		if err != nil {
+			return err
+		}
+		err = seedHistory(ctx, cfg, srv, n)
+		if serr := srv.Shutdown(context.Background()); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("seeding a store of %d records: %w", n, err)
+		}
+		if err := os.WriteFile(ready, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+			return err
+		}
+		cfg.logf("seeded a store of %d records of other technicians in %s (%s)", n, time.Since(start).Round(time.Second), base)
+	}
+	start := time.Now()
+	err := filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(base, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), 0o700)
+		}
+		if rel == "seeded" {
+			return nil
+		}
+		return copyFile(p, filepath.Join(dir, rel))
+	})
+	cfg.logf("copied the store of %d records in %s", n, time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// seedHistory writes about n records of 100 other technicians through srv's engine: a
+// customer, site and asset for every 50 records, the rest tickets, each dispatched.
+func seedHistory(ctx context.Context, cfg *Config, srv *server.Server, n int) error {
+	e := srv.Engine
+	cost := syncer.PasswordCost
+	syncer.PasswordCost = bcrypt.MinCost
+	defer func() { syncer.PasswordCost = cost }()
+	coord, err := e.CreateUser(ctx, schema.System, syncer.NewUser{Username: "history-coord", Name: "History Coordinator", Role: schema.RoleCoordinator, Password: benchPass})
+	if err != nil {
+		return err
+	}
+	actor := schema.Actor{UserID: coord.Str("id"), Role: schema.RoleCoordinator, Name: "History Coordinator"}
+	var techs []string
+	for i := range 100 {
+		u, err := e.CreateUser(ctx, schema.System, syncer.NewUser{Username: fmt.Sprintf("history-tech-%03d", i), Name: "往年技术员 Former " + strconv.Itoa(i), Role: schema.RoleTechnician, Password: benchPass})
+		if err != nil {
+			return err
+		}
+		techs = append(techs, u.Str("id"))
+	}
+	apply := func(muts []syncer.Mutation) ([]syncer.Result, error) {
+		var out []syncer.Result
+		for len(muts) > 0 {
+			k := min(500, len(muts))
+			res, err := e.Apply(ctx, actor, muts[:k], syncer.Options{})
+			if err != nil {
+				return nil, err
+			}
+			for i, r := range res {
+				if r.Status == syncer.StatusRejected {
+					return nil, fmt.Errorf("%s %s: %s: %s", muts[i].Op, muts[i].Entity, r.Code, r.Message)
+				}
+			}
+			out = append(out, res...)
+			muts = muts[k:]
+		}
+		return out, nil
+	}
+	custs, sites, assets, err := seedCustomers(fixture{customers: max(1, n/50), serial: "H"}, apply)
+	if err != nil {
+		return err
+	}
+	tickets := max(1, (n-3*len(custs))/2)
+	start := time.Now()
+	// In chunks, so that memory stays flat and progress shows.
+	for done := 0; done < tickets; {
+		k := min(5000, tickets-done)
+		creates := make([]syncer.Mutation, k)
+		for j := range k {
+			c := (done + j) % len(custs)
+			creates[j] = syncer.Mutation{Entity: schema.EntTicket, Op: "create", Fields: rawFields(ticketFields(custs[c], sites[c], assets[c], 200, done+j))}
+		}
+		res, err := apply(creates)
+		if err != nil {
+			return err
+		}
+		dispatches := make([]syncer.Mutation, k)
+		for j, r := range res {
+			dispatches[j] = syncer.Mutation{Entity: schema.EntTicket, ID: r.ID, Op: "action", Action: "dispatch",
+				Fields: rawFields(map[string]any{"technician_id": techs[(done+j)%len(techs)]})}
+		}
+		if _, err := apply(dispatches); err != nil {
+			return err
+		}
+		done += k
+		if done%100_000 < 5000 || done == tickets {
+			cfg.logf("history: %d of %d tickets (%.0f mutations/s)", done, tickets, float64(2*done)/time.Since(start).Seconds())
+		}
 	}
 	return nil
 }
