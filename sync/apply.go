@@ -426,6 +426,9 @@ func ownerName(s schema.Side) string { return s.String() }
 // out the writes of device itself: a phone's earlier mutations in the same offline session
 // are not the other side, and its later edit of the same field must not lose to them.
 func (w *wtx) changedSince(entity, id string, base int64, device string) (map[string]bool, error) {
+	if err := w.flushChanges(); err != nil {
+		return nil, err
+	}
 	rows, err := w.tx.Query(`SELECT fields FROM changes WHERE entity = ? AND id = ? AND version > ? AND (? = '' OR device_id IS NOT ?)`,
 		entity, id, base, device, device)
 	if err != nil {
@@ -737,10 +740,7 @@ func (w *wtx) write(actor schema.Actor, entity string, cur, next schema.Doc, op,
 	for _, c := range conflicts {
 		cj[c.Field] = map[string]any{"lost": c.Lost, "kept": c.Kept, "owner": c.Owner}
 	}
-	if _, err := w.tx.Exec(`INSERT INTO changes(seq, entity, id, version, op, action, actor_id, device_id, at, fields, conflicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		seq, entity, id, version, op, action, actor.UserID, actor.DeviceID, schema.Stamp(w.now), schema.MustJSON(diff), schema.MustJSON(cj)); err != nil {
-		return nil, err
-	}
+	w.changes = append(w.changes, seq, entity, id, version, op, action, actor.UserID, actor.DeviceID, schema.Stamp(w.now), schema.MustJSON(diff), schema.MustJSON(cj))
 	if err := w.moveScopes(entity, cur, next, seq); err != nil {
 		return nil, err
 	}

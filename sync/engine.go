@@ -48,11 +48,16 @@ type Engine struct {
 	// handed out and the accounts counter (engine_state). Only the writer goroutine
 	// touches them, and it reads them again inside every write transaction, since the
 	// command line may have written in between.
-	seq    int64
-	auth   int64
-	closed chan struct{}
-	wg     gosync.WaitGroup
-	once   gosync.Once
+	seq  int64
+	auth int64
+	// ticketHolders keeps, for tickets written lately, the users whose scope holds each
+	// (the scope rows present = 1), so that a burst of notes on one ticket does not look
+	// them up again for every note. Only the writer goroutine touches it; a scope row of a
+	// ticket written drops its entry, and a rollback or another process's write drops all.
+	ticketHolders map[string][]string
+	closed        chan struct{}
+	wg            gosync.WaitGroup
+	once          gosync.Once
 }
 
 // Options says how a batch of mutations is judged.
@@ -361,6 +366,9 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 		return
 	}
 	seqBefore, authBefore := e.seq, e.auth
+	if seqMoved || e.ticketHolders == nil || len(e.ticketHolders) > maxHeldTickets {
+		e.ticketHolders = map[string][]string{}
+	}
 	w := &wtx{e: e, tx: tx, now: e.Now().UTC(), users: map[string]bool{}, accounts: map[string]bool{}, others: others,
 		budget: SliceBudget / time.Duration(len(group))}
 	settingsChanged := false
@@ -373,7 +381,7 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 			r.err = err
 			continue
 		}
-		seq := e.seq
+		seq, mark := e.seq, w.changeMark()
 		w.settingsChanged = false
 		var res []Result
 		var err error
@@ -387,8 +395,13 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 			w.sliceable = r.opts.Device != "" && !r.opts.Whole && !r.opts.DryRun
 			res, err = w.applyMuts(r.actor, r.muts[r.off:], r.opts)
 		}
+		if err == nil {
+			err = w.flushChanges()
+		}
 		if err != nil {
 			e.seq = seq
+			w.dropChanges(mark)
+			clear(e.ticketHolders)
 			tx.Exec(`ROLLBACK TO req`)
 			tx.Exec(`RELEASE req`)
 			// A Whole batch refused answers its results too.
@@ -412,6 +425,7 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 	if e.seq != seqBefore || e.auth != authBefore {
 		if _, err := tx.Exec(`UPDATE engine_state SET seq = ?, auth = ?`, e.seq, e.auth); err != nil {
 			tx.Rollback()
+			clear(e.ticketHolders)
 			e.seq, e.auth = seqBefore, authBefore
 			finish(fmt.Errorf("write the position: %w", err))
 			return
@@ -419,6 +433,7 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
+		clear(e.ticketHolders)
 		e.seq, e.auth = seqBefore, authBefore
 		finish(fmt.Errorf("commit: %w", err))
 		return
@@ -492,6 +507,62 @@ type wtx struct {
 	sliceable bool
 	start     time.Time
 	applied   int
+	// changes holds the change-log rows written since the last flush (changeCols values
+	// each), inserted many to a statement by flushChanges; flushed counts the rows this
+	// transaction inserted before them.
+	changes []any
+	flushed int
+}
+
+// maxHeldTickets bounds Engine.ticketHolders; past it the map starts again empty.
+const maxHeldTickets = 10_000
+
+// changeCols is the number of columns of a change-log row.
+const changeCols = 11
+
+// changeMark is the number of change-log rows this transaction has written so far.
+func (w *wtx) changeMark() int { return w.flushed + len(w.changes)/changeCols }
+
+// dropChanges forgets the change-log rows written after mark, when a savepoint taken at
+// mark is rolled back (the rows already inserted after it are rolled back with it).
+func (w *wtx) dropChanges(mark int) {
+	if mark >= w.flushed {
+		w.changes = w.changes[:(mark-w.flushed)*changeCols]
+		return
+	}
+	w.changes, w.flushed = w.changes[:0], mark
+}
+
+// flushChanges inserts the buffered change-log rows, up to 90 a statement. It runs before
+// anything in the transaction reads the change log and before each request's work is
+// released, so the log is whole at every commit.
+func (w *wtx) flushChanges() error {
+	const rows = 90
+	for len(w.changes) > 0 {
+		n := min(len(w.changes)/changeCols, rows)
+		q := changeInsert(n)
+		if _, err := w.tx.Exec(q, w.changes[:n*changeCols]...); err != nil {
+			return err
+		}
+		w.changes = w.changes[n*changeCols:]
+		w.flushed += n
+	}
+	w.changes = w.changes[:0]
+	return nil
+}
+
+// changeInserts caches the multi-row INSERT statements by row count (the statement text
+// is also the key of the driver's prepared-statement cache).
+var changeInserts gosync.Map
+
+func changeInsert(n int) string {
+	if q, ok := changeInserts.Load(n); ok {
+		return q.(string)
+	}
+	q := "INSERT INTO changes(seq, entity, id, version, op, action, actor_id, device_id, at, fields, conflicts) VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+	changeInserts.Store(n, q)
+	return q
 }
 
 // yield reports whether the batch being applied stops here for this transaction: it is a
@@ -573,10 +644,12 @@ func (w *wtx) applyMuts(actor schema.Actor, muts []Mutation, opts Options) ([]Re
 		if _, err := w.tx.Exec(`SAVEPOINT mut`); err != nil {
 			return nil, err
 		}
-		seq := w.e.seq
+		seq, mark := w.e.seq, w.changeMark()
 		res, err := w.applyOne(actor, m, opts)
 		if err != nil {
 			w.e.seq = seq
+			w.dropChanges(mark)
+			clear(w.e.ticketHolders)
 			if _, rbErr := w.tx.Exec(`ROLLBACK TO mut`); rbErr != nil {
 				return nil, rbErr
 			}

@@ -52,7 +52,7 @@ func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 			}
 		}
 	case schema.EntTicketEvent, schema.EntSheet:
-		ticketHolders, err := w.holders(schema.EntTicket, next.Str("ticket_id"))
+		ticketHolders, err := w.holdersOfTicket(next.Str("ticket_id"))
 		if err != nil {
 			return err
 		}
@@ -92,6 +92,19 @@ func (w *wtx) holders(entity, id string) ([]string, error) {
 	return w.userIDs(`SELECT user_id FROM scope WHERE entity = ? AND id = ? AND present = 1`, entity, id)
 }
 
+// holdersOfTicket lists the users whose scope holds ticket id now, from the engine's
+// memory of tickets written lately when it has them.
+func (w *wtx) holdersOfTicket(id string) ([]string, error) {
+	if hs, ok := w.e.ticketHolders[id]; ok {
+		return hs, nil
+	}
+	hs, err := w.holders(schema.EntTicket, id)
+	if err == nil {
+		w.e.ticketHolders[id] = hs
+	}
+	return hs, err
+}
+
 // userIDs runs a query whose one column is a user id.
 func (w *wtx) userIDs(query string, args ...any) ([]string, error) {
 	rows, err := w.tx.Query(query, args...)
@@ -117,6 +130,9 @@ func (w *wtx) setScope(user, entity, id string, present bool) error {
 		ON CONFLICT(user_id, entity, id) DO UPDATE SET seq = excluded.seq, present = excluded.present`,
 		user, entity, id, w.nextSeq(), present)
 	w.users[user] = true
+	if entity == schema.EntTicket {
+		delete(w.e.ticketHolders, id)
+	}
 	return err
 }
 
@@ -455,6 +471,9 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		}
 		horizon := w.now.Add(-time.Duration(w.Settings().Int("offline_days")) * 24 * time.Hour)
 		var floor sql.NullInt64
+		if err := w.flushChanges(); err != nil {
+			return err
+		}
 		if err := w.tx.QueryRow(`SELECT MAX(seq) FROM changes WHERE at < ?`, schema.Stamp(horizon)).Scan(&floor); err != nil {
 			return err
 		}
