@@ -8,7 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"fieldsync/internal/bench"
 )
@@ -34,7 +37,9 @@ func cmdBench(args []string) error {
 	fs.BoolVar(&cfg.InProcess, "in-process", false, "serve the spawned server in the bench's own process (memory figures then include the clients)")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the spawned server's data folder, and the --store-records store for the next run")
 	fs.IntVar(&cfg.StoreRecords, "store-records", 0, "spawned server: its store already holds N records of other technicians (seeded once into $TMPDIR/fieldsync-bench-store-N, copied for each run)")
-	asJSON := fs.Bool("json", false, "print one JSON object")
+	rates := fs.String("rates", "", "push: run the open loop at each of these offered rates in turn (comma-separated, e.g. 1000,2000,3000), each on its own server")
+	plot := fs.String("plot", "", "with push --rates: draw acknowledgement latency against offered load into this PNG file")
+	asJSON := fs.Bool("json", false, "print one JSON object (with --rates: one a line)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (with --in-process it includes the server)")
 	quiet := fs.Bool("quiet", false, "no progress lines on standard error")
 	// The scenario may come before or after the flags.
@@ -72,18 +77,48 @@ func cmdBench(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := bench.Run(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		b, _ := json.Marshal(res)
-		fmt.Println(string(b))
+	var runs []int
+	if *rates != "" {
+		if scenario != "push" {
+			return errors.New("--rates belongs to the push scenario")
+		}
+		for _, f := range strings.Split(*rates, ",") {
+			r, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || r <= 0 {
+				return fmt.Errorf("--rates: %q is not a positive number of mutations a second", f)
+			}
+			runs = append(runs, r)
+		}
+	} else if *plot != "" {
+		return errors.New("--plot needs push --rates")
 	} else {
-		fmt.Print(res.Text())
+		runs = []int{cfg.Rate}
 	}
-	if !res.OK {
-		return fmt.Errorf("%s FAILED: %s", scenario, res.Error)
+	var results []bench.Result
+	var failed error
+	for _, r := range runs {
+		c := cfg
+		c.Rate = r
+		res, err := bench.Run(ctx, c)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			b, _ := json.Marshal(res)
+			fmt.Println(string(b))
+		} else {
+			fmt.Print(res.Text())
+		}
+		if !res.OK && failed == nil {
+			failed = fmt.Errorf("%s FAILED: %s", scenario, res.Error)
+		}
+		results = append(results, res)
 	}
-	return nil
+	if *plot != "" {
+		title := fmt.Sprintf("push --rate: acknowledgement latency against offered load (%s)", time.Now().UTC().Format("2006-01-02"))
+		if err := bench.PlotRateCurve(*plot, title, results); err != nil {
+			return err
+		}
+	}
+	return failed
 }
