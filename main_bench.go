@@ -33,6 +33,7 @@ func cmdBench(args []string) error {
 	fs.IntVar(&cfg.Records, "records", 0, "initial-sync, morning: tickets in a device's scope (default 10000, morning 250)")
 	fs.IntVar(&cfg.Rate, "rate", 0, "fanout: coordinator changes per second (default 200); push: mutations offered per second by all devices together (open loop; default: closed loop); flood: the same (default 1000)")
 	fs.IntVar(&cfg.Batch, "batch", 0, "push, flood: mutations per push (default 50; open loop 5)")
+	fs.BoolVar(&cfg.LoggedIn, "logged-in", false, "morning: the phones already hold their device tokens and only sync (no password check)")
 	fs.IntVar(&cfg.PerTech, "per-tech", 0, "morning: phones per technician, sharing its scope (default 1)")
 	fs.BoolVar(&cfg.InProcess, "in-process", false, "serve the spawned server in the bench's own process (memory figures then include the clients)")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the spawned server's data folder, and the --store-records store for the next run")

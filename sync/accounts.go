@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -57,6 +58,19 @@ const maxPassword = 72
 // PasswordCost is the bcrypt cost of new password hashes. Hashing is slow on purpose; test
 // binaries lower it (the race detector makes each hash take over a second).
 var PasswordCost = bcrypt.DefaultCost
+
+// passwordChecks bounds the bcrypt comparisons running at once to the processors: when
+// many phones log in at once (the start of a working day), the first logins finish in
+// their own time and the rest wait their turn, instead of every login sharing the
+// processors and all of them finishing late together.
+var passwordChecks = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// comparePassword is bcrypt.CompareHashAndPassword within passwordChecks.
+func comparePassword(hash []byte, password string) error {
+	passwordChecks <- struct{}{}
+	defer func() { <-passwordChecks }()
+	return bcrypt.CompareHashAndPassword(hash, []byte(password))
+}
 
 // dummyHash is compared against when a username does not exist, so a failed login takes as
 // long for an unknown user as for a wrong password.
@@ -221,7 +235,7 @@ func (e *Engine) ChangePassword(ctx context.Context, s *Session, current, next s
 	if err := e.db.R.QueryRowContext(ctx, `SELECT username, password_hash FROM credentials WHERE user_id = ?`, s.Actor.UserID).Scan(&username, &hash); err != nil {
 		return err
 	}
-	if len(current) > maxPassword || bcrypt.CompareHashAndPassword([]byte(hash), []byte(current)) != nil {
+	if len(current) > maxPassword || comparePassword([]byte(hash), current) != nil {
 		return schema.FieldError(schema.CodeValidation, "current_password", "当前密码不对 the current password is wrong")
 	}
 	if err := checkPassword("new_password", username, next); err != nil {
@@ -335,12 +349,12 @@ func (e *Engine) Login(ctx context.Context, username, password string, dev *Devi
 	var mustChange bool
 	err := e.db.R.QueryRowContext(ctx, `SELECT user_id, password_hash, must_change_password FROM credentials WHERE username = ?`, username).Scan(&userID, &hash, &mustChange)
 	if errors.Is(err, sql.ErrNoRows) {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		comparePassword(dummyHash(), password)
 		return "", nil, fail
 	} else if err != nil {
 		return "", nil, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+	if comparePassword([]byte(hash), password) != nil {
 		return "", nil, fail
 	}
 	user, err := e.Get(ctx, schema.EntUser, userID)

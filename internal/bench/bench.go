@@ -49,6 +49,7 @@ type Config struct {
 	Rate     int           // fanout: coordinator changes per second (default 200)
 	Batch    int           // push: mutations per push (default 50)
 	PerTech  int           // morning: devices per technician (default 1)
+	LoggedIn bool          // morning: the phones already hold their tokens (no password login)
 	Log      io.Writer     // progress lines; nil: discard
 	KeepDir  bool          // keep the temporary data folder (and the StoreRecords store)
 	// StoreRecords: the spawned server's store already holds this many records of other
