@@ -130,14 +130,22 @@ type Row struct {
 	CommissionFen          int64 `json:"commission_fen"`
 	CommissionForfeitedFen int64 `json:"commission_forfeited_fen"`
 	LiabilityFen           int64 `json:"liability_fen"` // year-old debts charged to the handler
-	// TotalFen is the month's variable pay: allowance + bonus + labour + commission −
-	// liability. Base salary is paid apart (policy 4.1); expenses are not pay.
-	TotalFen    int64 `json:"total_fen"`
-	ExpensesFen int64 `json:"expenses_fen"` // reimbursed, kept apart from pay
+	// UnreportedFen is what charges taken without reporting them cost the technician: each
+	// charge in full plus the penalty per case (policy 6.2 B).
+	UnreportedFen int64 `json:"unreported_fen"`
+	// BaseSalaryFen is the base salary in force on the month's first day (policy 4.1).
+	BaseSalaryFen int64 `json:"base_salary_fen"`
+	// TotalFen is the month's pay: base salary + allowance + bonus + labour + commission −
+	// liability − unreported charges and penalties. Expenses are not pay.
+	TotalFen      int64 `json:"total_fen"`
+	ExpensesFen   int64 `json:"expenses_fen"`    // reimbursed, kept apart from pay
+	RepairFeesFen int64 `json:"repair_fees_fen"` // repair fees collected, the company's, not pay
 
 	Commissions []CommissionLine `json:"commissions"`
 	Liabilities []LiabilityLine  `json:"liabilities"`
 	Expenses    []ExpenseLine    `json:"expenses"`
+	Repairs     []RepairLine     `json:"repairs"`
+	Unreported  []UnreportedLine `json:"unreported"`
 	// MoneyIDs are the ledger keys of the money this row settles (schema.CommissionKey...).
 	MoneyIDs []string `json:"money_ids"`
 
@@ -189,6 +197,25 @@ type ExpenseLine struct {
 	Late       bool   `json:"late"`
 }
 
+// RepairLine is one repair whose fee was collected.
+type RepairLine struct {
+	RepairID   string `json:"repair_id"`
+	AssetID    string `json:"asset_id"`
+	InWarranty bool   `json:"in_warranty"`
+	FeeFen     int64  `json:"fee_fen"`
+	Late       bool   `json:"late"`
+}
+
+// UnreportedLine is one unreported charge found through a complaint: the charge and the
+// penalty, both deducted.
+type UnreportedLine struct {
+	ID          string `json:"id"`
+	ComplaintID string `json:"complaint_id"`
+	AmountFen   int64  `json:"amount_fen"`
+	PenaltyFen  int64  `json:"penalty_fen"`
+	Late        bool   `json:"late"`
+}
+
 // Totals sums the rows, for the table's last line.
 type Totals struct {
 	Technicians      int   `json:"technicians"`
@@ -200,8 +227,11 @@ type Totals struct {
 	LabourFen        int64 `json:"labour_fen"`
 	CommissionFen    int64 `json:"commission_fen"`
 	LiabilityFen     int64 `json:"liability_fen"`
+	UnreportedFen    int64 `json:"unreported_fen"`
+	BaseSalaryFen    int64 `json:"base_salary_fen"`
 	TotalFen         int64 `json:"total_fen"`
 	ExpensesFen      int64 `json:"expenses_fen"`
+	RepairFeesFen    int64 `json:"repair_fees_fen"`
 	OnTimeResponses  int   `json:"on_time_responses"`
 	OnTimeArrivals   int   `json:"on_time_arrivals"`
 }
@@ -246,9 +276,10 @@ func ComputeMonth(in MonthInput) MonthResult {
 		}
 		index[t.ID] = len(res.Rows)
 		res.Rows = append(res.Rows, Row{
-			Technician: TechnicianRef{ID: t.ID, Name: t.Name},
-			Probation:  t.Probation,
-			Dedicated:  t.Dedicated,
+			Technician:    TechnicianRef{ID: t.ID, Name: t.Name},
+			Probation:     t.Probation,
+			Dedicated:     t.Dedicated,
+			BaseSalaryFen: t.BaseSalaryFen,
 			// Empty, not nil, so the JSON shows [] rather than null.
 			Excluded:      []Exclusion{},
 			ComplaintIDs:  []string{},
@@ -257,6 +288,8 @@ func ComputeMonth(in MonthInput) MonthResult {
 			Commissions:   []CommissionLine{},
 			Liabilities:   []LiabilityLine{},
 			Expenses:      []ExpenseLine{},
+			Repairs:       []RepairLine{},
+			Unreported:    []UnreportedLine{},
 			MoneyIDs:      []string{},
 		})
 	}
@@ -427,6 +460,22 @@ func ComputeMonth(in MonthInput) MonthResult {
 			r.MoneyIDs = append(r.MoneyIDs, schema.ExpenseKey(x.ID))
 		}
 	}
+	for _, x := range in.Repairs {
+		if i, ok := rowOf("repair", x.ID, x.TechnicianID); ok {
+			r := &res.Rows[i]
+			r.Repairs = append(r.Repairs, RepairLine{RepairID: x.ID, AssetID: x.AssetID, InWarranty: x.InWarranty, FeeFen: x.FeeFen, Late: x.Late})
+			r.RepairFeesFen += x.FeeFen
+			r.MoneyIDs = append(r.MoneyIDs, schema.RepairKey(x.ID))
+		}
+	}
+	for _, x := range in.Unreported {
+		if i, ok := rowOf("unreported charge", x.ID, x.TechnicianID); ok {
+			r := &res.Rows[i]
+			r.Unreported = append(r.Unreported, UnreportedLine{ID: x.ID, ComplaintID: x.ComplaintID, AmountFen: x.AmountFen, PenaltyFen: x.PenaltyFen, Late: x.Late})
+			r.UnreportedFen += x.AmountFen + x.PenaltyFen
+			r.MoneyIDs = append(r.MoneyIDs, schema.UnreportedKey(x.ID))
+		}
+	}
 
 	for i := range res.Rows {
 		r := &res.Rows[i]
@@ -452,8 +501,11 @@ func ComputeMonth(in MonthInput) MonthResult {
 		res.Totals.LabourFen += r.LabourFen
 		res.Totals.CommissionFen += r.CommissionFen
 		res.Totals.LiabilityFen += r.LiabilityFen
+		res.Totals.UnreportedFen += r.UnreportedFen
+		res.Totals.BaseSalaryFen += r.BaseSalaryFen
 		res.Totals.TotalFen += r.TotalFen
 		res.Totals.ExpensesFen += r.ExpensesFen
+		res.Totals.RepairFeesFen += r.RepairFeesFen
 		res.Totals.OnTimeResponses += r.OnTimeResponses
 		res.Totals.OnTimeArrivals += r.OnTimeArrivals
 	}
@@ -616,5 +668,5 @@ func applyMonthPay(r *Row, s PaySettings) {
 	if forfeit && r.CommissionForfeitedFen > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("commissions of %d fen forfeited: %d upheld complaints, threshold %d", r.CommissionForfeitedFen, r.Complaints, s.ComplaintForfeitThreshold))
 	}
-	r.TotalFen = r.AllowanceFen + r.BonusFen + r.LabourFen + r.CommissionFen - r.LiabilityFen
+	r.TotalFen = r.BaseSalaryFen + r.AllowanceFen + r.BonusFen + r.LabourFen + r.CommissionFen - r.LiabilityFen - r.UnreportedFen
 }

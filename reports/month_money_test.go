@@ -106,3 +106,37 @@ func TestMonthMoneyNonDedicatedVisitWithTaxi(t *testing.T) {
 		t.Fatalf("totals %+v", res.Totals)
 	}
 }
+
+// The whole month's pay: base salary + allowance + bonus + commissions − liabilities −
+// unreported charges with their penalty; repair fees and expenses are listed apart. On
+// probation the base salary is paid and the complaint bonus is not.
+func TestMonthPayWithBaseSalaryRepairsAndUnreported(t *testing.T) {
+	s := testSettings(t)
+	s.CommissionPartsPct = 30
+	for _, probation := range []bool{false, true} {
+		res := ComputeMonth(MonthInput{Month: "2026-11", Settings: s,
+			Technicians: []Technician{{ID: "a", Name: "张伟", Dedicated: true, Probation: probation, BaseSalaryFen: 600000}},
+			Sheets:      sheets("a", 2),
+			Complaints:  []ComplaintFact{{ID: "c1", TechnicianID: "a", Status: ComplaintUpheld, ReceivedAt: midNovember}},
+			Sales:       []SaleFact{{ID: "p", Kind: "parts", TechnicianID: "a", TotalFen: 100000, CostFen: 60000, CollectedAt: midNovember}},
+			Repairs:     []schema.RepairFact{{ID: "r1", TechnicianID: "a", AssetID: "as1", FeeFen: 32000, CollectedAt: midNovember}},
+			Unreported:  []schema.UnreportedFact{{ID: "u1", TechnicianID: "a", ComplaintID: "c1", AmountFen: 30000, PenaltyFen: 10000, At: midNovember}},
+		})
+		r := res.Rows[0]
+		bonus := int64(-5000)
+		if probation {
+			bonus = 0
+		}
+		// 600000 + 2 × 5000 + bonus + 12000 − (30000 + 10000)
+		want := 600000 + 10000 + bonus + 12000 - 40000
+		if r.BaseSalaryFen != 600000 || r.UnreportedFen != 40000 || r.RepairFeesFen != 32000 || r.TotalFen != want {
+			t.Fatalf("probation %v: base %d unreported %d repairs %d total %d, want total %d", probation, r.BaseSalaryFen, r.UnreportedFen, r.RepairFeesFen, r.TotalFen, want)
+		}
+		if res.Totals.BaseSalaryFen != 600000 || res.Totals.UnreportedFen != 40000 || res.Totals.RepairFeesFen != 32000 || res.Totals.TotalFen != want {
+			t.Fatalf("totals %+v", res.Totals)
+		}
+		if want := []string{"commission:p", "repair:r1", "unreported:u1"}; !slices.Equal(r.MoneyIDs, want) {
+			t.Fatalf("money ids %v, want %v", r.MoneyIDs, want)
+		}
+	}
+}

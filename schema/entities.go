@@ -261,12 +261,12 @@ func init() {
 	}})
 }
 
-// checkEmployment accepts [{from: "YYYY-MM-DD", probation: bool, dedicated: bool}, ...],
-// dates strictly increasing.
+// checkEmployment accepts [{from: "YYYY-MM-DD", probation: bool, dedicated: bool,
+// base_salary_fen: int (optional)}, ...], dates strictly increasing.
 func checkEmployment(v any) error {
 	list, ok := v.([]any)
 	if !ok {
-		return fmt.Errorf("must be a list of {from, probation, dedicated}")
+		return fmt.Errorf("must be a list of {from, probation, dedicated, base_salary_fen}")
 	}
 	if len(list) > 100 {
 		return fmt.Errorf("has %d entries, at most 100", len(list))
@@ -274,8 +274,9 @@ func checkEmployment(v any) error {
 	prev := ""
 	for i, x := range list {
 		m, ok := x.(map[string]any)
-		if !ok || len(m) != 3 {
-			return fmt.Errorf("item %d must be exactly {from, probation, dedicated}", i)
+		_, salary := m["base_salary_fen"]
+		if !ok || len(m) != 3 && !(len(m) == 4 && salary) {
+			return fmt.Errorf("item %d must be exactly {from, probation, dedicated} and optionally base_salary_fen", i)
 		}
 		from, _ := m["from"].(string)
 		if _, err := time.Parse(time.DateOnly, from); err != nil {
@@ -290,6 +291,13 @@ func checkEmployment(v any) error {
 				return fmt.Errorf("item %d: %s must be true or false", i, k)
 			}
 		}
+		if salary {
+			n, ok := intOf(m["base_salary_fen"])
+			if !ok || n < 0 || n > MaxFen {
+				return fmt.Errorf("item %d: base_salary_fen must be an integer number of fen from 0 to %d", i, int64(MaxFen))
+			}
+			m["base_salary_fen"] = Num(n)
+		}
 	}
 	return nil
 }
@@ -298,9 +306,26 @@ func checkEmployment(v any) error {
 // the last entry of their employment history dated on or before it (before the first
 // entry, the first entry: it is where the record starts). Without a history, the flags.
 func EmploymentOn(u Doc, day string) (probation, dedicated bool) {
+	e := employmentEntry(u, day)
+	if e == nil {
+		return u.Bool("probation"), u.Bool("dedicated")
+	}
+	p, _ := e["probation"].(bool)
+	d, _ := e["dedicated"].(bool)
+	return p, d
+}
+
+// BaseSalaryOn returns a user's monthly base salary (fen) in force on day, from the same
+// entry of the employment history as EmploymentOn; 0 without one.
+func BaseSalaryOn(u Doc, day string) int64 {
+	n, _ := intOf(employmentEntry(u, day)["base_salary_fen"])
+	return n
+}
+
+func employmentEntry(u Doc, day string) map[string]any {
 	list, _ := u["employment"].([]any)
 	if len(list) == 0 {
-		return u.Bool("probation"), u.Bool("dedicated")
+		return nil
 	}
 	e, _ := list[0].(map[string]any)
 	for _, x := range list {
@@ -309,9 +334,7 @@ func EmploymentOn(u Doc, day string) (probation, dedicated bool) {
 			e = m
 		}
 	}
-	p, _ := e["probation"].(bool)
-	d, _ := e["dedicated"].(bool)
-	return p, d
+	return e
 }
 
 func checkContacts(v any) error {

@@ -30,6 +30,9 @@ type MonthTechnician struct {
 	Name      string
 	Probation bool // takes no part in the complaint bonus
 	Dedicated bool // dedicated after-sales staff; false means per-visit labour instead of allowance
+	// BaseSalaryFen is the monthly base salary in force on the month's first day
+	// (BaseSalaryOn); 0 when none is recorded.
+	BaseSalaryFen int64
 }
 
 // SheetFact is what the month needs to know about one service feedback sheet.
@@ -104,6 +107,8 @@ type MonthInput struct {
 	Sales       []SaleFact
 	Expenses    []ExpenseFact
 	Liabilities []LiabilityFact
+	Repairs     []RepairFact
+	Unreported  []UnreportedFact
 }
 
 // SaleFact is a sale collected in full: its commission belongs to the month it was
@@ -139,8 +144,33 @@ type LiabilityFact struct {
 	Late         bool
 }
 
+// RepairFact is a repair whose fee was collected in full in the month (shown, not pay).
+type RepairFact struct {
+	ID           string
+	TechnicianID string
+	AssetID      string
+	InWarranty   bool
+	FeeFen       int64
+	CollectedAt  time.Time
+	Late         bool
+}
+
+// UnreportedFact is a charge the technician took without reporting it, recorded on an upheld
+// complaint in the month: deducted in full plus the penalty.
+type UnreportedFact struct {
+	ID           string
+	TechnicianID string
+	ComplaintID  string
+	AmountFen    int64
+	PenaltyFen   int64
+	At           time.Time
+	Late         bool
+}
+
 // Ledger keys of the money records a month settles: one record can be settled once for
 // each purpose.
 func CommissionKey(saleID string) string { return "commission:" + saleID }
 func ExpenseKey(id string) string        { return "expense:" + id }
 func LiabilityKey(saleID string) string  { return "liability:" + saleID }
+func RepairKey(id string) string         { return "repair:" + id }
+func UnreportedKey(id string) string     { return "unreported:" + id }

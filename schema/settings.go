@@ -83,6 +83,7 @@ var SettingDefs = []SettingDef{
 	{Key: "liability_after_days", Kind: "int", Default: 365, Doc: "a debt open this many days may be charged to its handler"},
 	{Key: "liability_min_pct", Kind: "int", Default: 80, Doc: "smallest share of an old debt leadership may charge to its handler (percent)"},
 	{Key: "liability_max_pct", Kind: "int", Default: 100, Doc: "largest share of an old debt leadership may charge to its handler (percent)"},
+	{Key: "unreported_charge_penalty_fen", Kind: "int", Default: 10000, Doc: "penalty per case (fen) when a charge the technician never reported comes out through a complaint; the charge itself is deducted too"},
 }
 
 // SettingDefByKey returns the declaration of key.
@@ -144,6 +145,7 @@ var settingRanges = map[string]SettingRange{
 	"liability_after_days":           {1, 3650},
 	"liability_min_pct":              {0, 100},
 	"liability_max_pct":              {0, 100},
+	"unreported_charge_penalty_fen":  {0, 100_000_000},
 }
 
 // kindRanges bound the settings settingRanges does not name. A time zone and a language

@@ -19,6 +19,8 @@ func (s *Server) moneyRoutes(office fiber.Router) {
 		{"/approvals", schema.EntApproval, "data ->> 'created_at' DESC, id", []string{"status", "kind", "technician_id", "decider_role", "sale_id"}},
 		{"/expenses", schema.EntExpense, "data ->> 'created_at' DESC, id", []string{"status", "kind", "technician_id", "approval_id"}},
 		{"/sales", schema.EntSale, "data ->> 'created_at' DESC, id", []string{"kind", "technician_id", "customer_id"}},
+		{"/repairs", schema.EntRepair, "data ->> 'created_at' DESC, id", []string{"status", "technician_id", "customer_id", "asset_id"}},
+		{"/unreported-charges", schema.EntUnreported, "data ->> 'created_at' DESC, id", []string{"technician_id", "complaint_id"}},
 	} {
 		office.Post(r.path, s.createRecord(r.entity, nil))
 		office.Get(r.path, s.listFiltered(r.entity, r.order, r.filters))

@@ -270,7 +270,7 @@ func (w *wtx) onCreate(actor schema.Actor, entity string, d schema.Doc, explicit
 		}
 	case schema.EntSheet:
 		return w.onSheetCreate(actor, d)
-	case schema.EntApproval, schema.EntExpense, schema.EntSale:
+	case schema.EntApproval, schema.EntExpense, schema.EntSale, schema.EntRepair, schema.EntUnreported:
 		if err := w.checkMoneyTicket(actor, d); err != nil {
 			return err
 		}
@@ -312,6 +312,16 @@ func (w *wtx) onMoneyCreate(actor schema.Actor, entity string, d schema.Doc) err
 		}
 	case schema.EntSale:
 		return schema.NewSale(w, actor, d)
+	case schema.EntRepair:
+		if actor.Role == schema.RoleTechnician && !w.inScope(actor.UserID, schema.EntAsset, d.Str("asset_id")) {
+			return schema.FieldError(schema.CodeOutOfScope, "asset_id", "asset %s is not in your scope", d.Str("asset_id"))
+		}
+		return schema.NewRepair(w, actor, d)
+	case schema.EntUnreported:
+		if err := schema.NewUnreported(w, actor, d); err != nil {
+			return err
+		}
+		return w.unique(schema.EntUnreported, "complaint_id", "data ->> 'complaint_id'", d)
 	}
 	return nil
 }
@@ -604,6 +614,8 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 		next, err = schema.ExpenseAction(w, actor, cur, action, params)
 	case schema.EntSale:
 		next, err = schema.SaleAction(w, actor, cur, action, params)
+	case schema.EntRepair:
+		next, err = schema.RepairAction(w, actor, cur, action, params)
 	default:
 		err = schema.FieldError(schema.CodeValidation, "action", "%s records take no actions", entity)
 	}

@@ -139,7 +139,8 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		CommissionSoftwarePct:     s.Int("commission_software_pct"),
 		Location:                  loc,
 	}, Technicians: []schema.MonthTechnician{}, Sheets: []schema.SheetFact{}, Complaints: []schema.ComplaintFact{}, Followups: []schema.FollowupFact{},
-		Sales: []schema.SaleFact{}, Expenses: []schema.ExpenseFact{}, Liabilities: []schema.LiabilityFact{}}
+		Sales: []schema.SaleFact{}, Expenses: []schema.ExpenseFact{}, Liabilities: []schema.LiabilityFact{},
+		Repairs: []schema.RepairFact{}, Unreported: []schema.UnreportedFact{}}
 	ledger, err := loadLedger(ctx, q)
 	if err != nil {
 		return f, nil, err
@@ -340,6 +341,26 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 				SharePct: d.Int("liability_share_pct"), AmountFen: d.Int("liability_fen"), At: d.Time("liability_at"), Late: late})
 		}
 	}
+	if docs, err = money(schema.EntRepair, "collected_at"); err != nil {
+		return f, nil, err
+	}
+	for _, d := range docs {
+		if in, late := placeMoney(schema.RepairKey(d.Str("id")), d.Time("collected_at"), true); in {
+			used[d.Str("technician_id")] = true
+			f.Repairs = append(f.Repairs, schema.RepairFact{ID: d.Str("id"), TechnicianID: d.Str("technician_id"), AssetID: d.Str("asset_id"),
+				InWarranty: d.Bool("in_warranty"), FeeFen: d.Int("quote_fen"), CollectedAt: d.Time("collected_at"), Late: late})
+		}
+	}
+	if docs, err = money(schema.EntUnreported, "recorded_at"); err != nil {
+		return f, nil, err
+	}
+	for _, d := range docs {
+		if in, late := placeMoney(schema.UnreportedKey(d.Str("id")), d.Time("recorded_at"), true); in {
+			used[d.Str("technician_id")] = true
+			f.Unreported = append(f.Unreported, schema.UnreportedFact{ID: d.Str("id"), TechnicianID: d.Str("technician_id"), ComplaintID: d.Str("complaint_id"),
+				AmountFen: d.Int("amount_fen"), PenaltyFen: d.Int("penalty_fen"), At: d.Time("recorded_at"), Late: late})
+		}
+	}
 
 	// Technicians: every active one (a month without work still shows, and earns the
 	// no-complaint reward), and inactive ones who have facts this month.
@@ -353,9 +374,10 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			continue
 		}
 		// The facts in force on the month's first day hold for the whole month (docs/month-end.md).
-		probation, dedicated := schema.EmploymentOn(u, start.In(s.Location()).Format(time.DateOnly))
+		first := start.In(s.Location()).Format(time.DateOnly)
+		probation, dedicated := schema.EmploymentOn(u, first)
 		f.Technicians = append(f.Technicians, schema.MonthTechnician{ID: u.Str("id"), Name: u.Str("name"),
-			Probation: probation, Dedicated: dedicated})
+			Probation: probation, Dedicated: dedicated, BaseSalaryFen: schema.BaseSalaryOn(u, first)})
 	}
 	return f, ledger, nil
 }

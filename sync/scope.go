@@ -63,8 +63,9 @@ func (w *wtx) moveScopes(entity string, cur, next schema.Doc, seq int64) error {
 		}
 	case schema.EntUser:
 		return w.setScope(id, schema.EntUser, id, true)
-	case schema.EntApproval, schema.EntExpense, schema.EntSale:
-		// A technician's own requests, expenses and sales (receivables) stay on their devices.
+	case schema.EntApproval, schema.EntExpense, schema.EntSale, schema.EntRepair, schema.EntUnreported:
+		// A technician's own requests, expenses, sales (receivables), repairs and the
+		// unreported charges they bear stay on their devices.
 		if cur == nil && next.Str("technician_id") != "" {
 			return w.setScope(next.Str("technician_id"), entity, id, true)
 		}
