@@ -18,11 +18,12 @@ const (
 	AlertReportWaiting   = "report_waiting"   // a technician's report waits for verification
 	AlertComplaint       = "complaint"        // a complaint was recorded
 	AlertSheetReturned   = "sheet_returned"   // a feedback sheet was returned to its technician
+	AlertReceivableAging = "receivable_aging" // a sale's debt crossed an ageing threshold
 )
 
 // AlertEvents lists every alert event.
 var AlertEvents = []string{AlertDeadlineWarning, AlertDeadlineMissed, AlertDispatched, AlertEscalated,
-	AlertReportWaiting, AlertComplaint, AlertSheetReturned}
+	AlertReportWaiting, AlertComplaint, AlertSheetReturned, AlertReceivableAging}
 
 // Alert channels. The group channels (WeCom and DingTalk group robots, the webhook) post once
 // per event, naming the people who chose them; email and SMS go to each person.
@@ -84,7 +85,9 @@ func DefaultAlertPrefs(role string) AlertPrefs {
 		ev[AlertDeadlineMissed] = []string{ChanWeCom, ChanDingTalk, ChanEmail}
 		ev[AlertEscalated] = []string{ChanWeCom, ChanDingTalk}
 		ev[AlertComplaint] = []string{ChanWeCom, ChanDingTalk, ChanEmail}
+		ev[AlertReceivableAging] = []string{ChanEmail}
 	case RoleTechnician:
+		ev[AlertReceivableAging] = []string{ChanSMS}
 		ev[AlertDispatched] = []string{ChanSMS}
 		ev[AlertDeadlineWarning] = []string{ChanSMS}
 		ev[AlertSheetReturned] = []string{ChanSMS}
@@ -135,6 +138,10 @@ type AlertFacts struct {
 	DueAt    time.Time `json:"due_at,omitzero"`
 	Who      string    `json:"who,omitempty"` // the technician concerned
 	Note     string    `json:"note,omitempty"`
+	// A receivable reminder's sale, what it still owes and for how many days.
+	SaleID  string `json:"sale_id,omitempty"`
+	OwedFen int64  `json:"owed_fen,omitempty"`
+	Days    int64  `json:"days,omitempty"`
 }
 
 var deadlineZh = map[string]string{"response": "响应", "arrival": "到场"}
@@ -167,6 +174,8 @@ func AlertText(f AlertFacts, lang string, loc *time.Location) string {
 			return fmt.Sprintf("【投诉】工单%s收到投诉，请调查", n)
 		case AlertSheetReturned:
 			return fmt.Sprintf("【退回】工单%s的服务单被退回：%s", n, f.Note)
+		case AlertReceivableAging:
+			return fmt.Sprintf("【催收】%s的销售单%s欠款%s元已逾%d天，经办人：%s", f.Customer, shortID(f.SaleID), Yuan(f.OwedFen), f.Days, f.Who)
 		}
 		return f.Kind + " " + n
 	}
@@ -185,6 +194,8 @@ func AlertText(f AlertFacts, lang string, loc *time.Location) string {
 		return fmt.Sprintf("Complaint on ticket %s: please investigate", n)
 	case AlertSheetReturned:
 		return fmt.Sprintf("Sheet of ticket %s returned: %s", n, f.Note)
+	case AlertReceivableAging:
+		return fmt.Sprintf("Sale %s to %s: %s yuan owed for over %d days; handler %s", shortID(f.SaleID), f.Customer, Yuan(f.OwedFen), f.Days, f.Who)
 	}
 	return f.Kind + " " + n
 }
@@ -196,4 +207,21 @@ func AlertMessage(f AlertFacts, lang string, loc *time.Location) string {
 		return AlertText(f, lang, loc)
 	}
 	return AlertText(f, "zh", loc) + "\n" + AlertText(f, "en", loc)
+}
+
+// shortID is the first 8 characters of a record id, enough to find it in a list.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// Yuan writes an amount in fen as yuan with two decimals ("1234.50"), exactly.
+func Yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
 }

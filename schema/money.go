@@ -131,6 +131,8 @@ func init() {
 		{Name: "liability_share_pct", Kind: KInt},
 		{Name: "liability_at", Kind: KTime},
 		{Name: "liability_by", Kind: KRef, Ref: EntUser},
+		// The last ageing threshold (ReceivableThresholds) its handler was reminded of.
+		{Name: "reminded_days", Kind: KInt},
 	}})
 }
 
@@ -481,22 +483,43 @@ type Receivable struct {
 	LiabilityFen int64  `json:"liability_fen"`
 }
 
+// ReceivableThresholds are the ages (days) where a debt enters the next ageing bucket; the
+// handler is reminded once at each (ReminderDue).
+var ReceivableThresholds = []int64{31, 91, 181, 365}
+
 // ReceivableOf derives the receivable of a shipped sale still owed, or false.
 func ReceivableOf(sale Doc, now time.Time) (Receivable, bool) {
 	if sale.Str("shipped_at") == "" || Owed(sale) == 0 {
 		return Receivable{}, false
 	}
 	age := AgeDays(sale, now)
-	bucket := "365+"
-	for _, b := range []struct {
-		upTo int64
-		name string
-	}{{30, "0-30"}, {90, "31-90"}, {180, "91-180"}, {364, "181-364"}} {
-		if age <= b.upTo {
-			bucket = b.name
+	bucket, from := "", int64(0)
+	for _, t := range ReceivableThresholds {
+		if age < t {
+			bucket = fmt.Sprintf("%d-%d", from, t-1)
 			break
 		}
+		from = t
+	}
+	if bucket == "" {
+		bucket = fmt.Sprintf("%d+", from)
 	}
 	return Receivable{SaleID: sale.Str("id"), TechnicianID: sale.Str("technician_id"), CustomerID: sale.Str("customer_id"),
 		OwedFen: Owed(sale), AgeDays: age, Bucket: bucket, LiabilityFen: sale.Int("liability_fen")}, true
+}
+
+// ReminderDue returns the highest ageing threshold a sale's open debt has reached at now and
+// its handler was not yet reminded of, or 0. A debt that crossed several thresholds since the
+// last look gets one reminder, at the highest.
+func ReminderDue(sale Doc, now time.Time) int64 {
+	if sale.Str("shipped_at") == "" || Owed(sale) == 0 {
+		return 0
+	}
+	age, due := AgeDays(sale, now), int64(0)
+	for _, t := range ReceivableThresholds {
+		if age >= t && t > sale.Int("reminded_days") {
+			due = t
+		}
+	}
+	return due
 }

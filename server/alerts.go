@@ -35,6 +35,9 @@ func (s *Server) alerting(ctx context.Context, wake <-chan struct{}) {
 			if _, err := s.Engine.WatchDeadlines(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("watch deadlines", "err", err)
 			}
+			if _, err := s.Engine.WatchReceivables(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("watch receivables", "err", err)
+			}
 			select {
 			case <-ctx.Done():
 				return

@@ -41,6 +41,8 @@ func alertKind(entity, op, action string, next schema.Doc) string {
 		return schema.AlertComplaint
 	case entity == schema.EntSheet && op == "action" && action == schema.SheetReturn:
 		return schema.AlertSheetReturned
+	case entity == schema.EntSale && op == "action" && action == remindAction:
+		return schema.AlertReceivableAging
 	}
 	return ""
 }
@@ -62,20 +64,31 @@ func (w *wtx) raiseAlerts(entity, op, action string, next schema.Doc) error {
 		return nil
 	}
 	f := schema.AlertFacts{Kind: kind}
-	ticketID := next.Str("ticket_id")
-	if entity == schema.EntTicket {
-		ticketID = next.Str("id")
-	}
-	t, err := w.Get(schema.EntTicket, ticketID)
-	if err != nil {
-		return nil // nothing to tell of a ticket that is gone
-	}
-	f.TicketID, f.Number, f.Urgency = ticketID, t.Str("number"), t.Str("urgency")
-	if c, err := w.Get(schema.EntCustomer, t.Str("customer_id")); err == nil {
-		f.Customer = c.Str("name")
-	}
 	// own: the technician the event concerns, the only technician told of it.
-	own := t.Str("assignee_id")
+	var own string
+	if kind == schema.AlertReceivableAging {
+		own, f.SaleID, f.OwedFen, f.Days = next.Str("technician_id"), next.Str("id"), schema.Owed(next), next.Int("reminded_days")
+		if c, err := w.Get(schema.EntCustomer, next.Str("customer_id")); err == nil {
+			f.Customer = c.Str("name")
+		}
+		if u, err := w.Get(schema.EntUser, own); err == nil {
+			f.Who = u.Str("name")
+		}
+	} else {
+		ticketID := next.Str("ticket_id")
+		if entity == schema.EntTicket {
+			ticketID = next.Str("id")
+		}
+		t, err := w.Get(schema.EntTicket, ticketID)
+		if err != nil {
+			return nil // nothing to tell of a ticket that is gone
+		}
+		f.TicketID, f.Number, f.Urgency = ticketID, t.Str("number"), t.Str("urgency")
+		if c, err := w.Get(schema.EntCustomer, t.Str("customer_id")); err == nil {
+			f.Customer = c.Str("name")
+		}
+		own = t.Str("assignee_id")
+	}
 	switch kind {
 	case schema.AlertDeadlineWarning, schema.AlertDeadlineMissed:
 		d, _ := next["details"].(map[string]any)
@@ -83,6 +96,7 @@ func (w *wtx) raiseAlerts(entity, op, action string, next schema.Doc) error {
 		f.Deadline, f.DueAt = dd.Str("deadline"), dd.Time("due_at")
 	case schema.AlertReportWaiting:
 		own = ""
+		t, _ := w.Get(schema.EntTicket, f.TicketID)
 		if u, err := w.Get(schema.EntUser, t.Str("reported_by")); err == nil {
 			f.Who = u.Str("name")
 		}
@@ -365,4 +379,59 @@ func (w *wtx) deadlineEvent(t schema.Doc, kind string, dl schema.Deadline, extra
 		return false, err
 	}
 	return true, nil
+}
+
+// remindAction is the write that records a receivable reminder on its sale.
+const remindAction = "remind"
+
+// WatchReceivables is one tick of the receivables watcher: every shipped sale still owed
+// whose debt reached an ageing threshold (schema.ReceivableThresholds) its handler was not
+// yet reminded of gets reminded_days set to that threshold, written by the system through
+// the write path as the sale's action "remind"; that write raises the receivable_aging
+// alert. The check and the write are one transaction, so each threshold is reminded once
+// however often the watcher runs and across restarts. It returns how many it reminded.
+func (e *Engine) WatchReceivables(ctx context.Context) (int, error) {
+	n := 0
+	err := e.run(ctx, func(w *wtx) error {
+		n = 0
+		// Only sales shipped at least the first threshold ago and still owed are read.
+		first := schema.Stamp(w.now.Add(-time.Duration(schema.ReceivableThresholds[0]) * 24 * time.Hour))
+		rows, err := w.tx.Query(`SELECT data FROM records WHERE entity = ? AND deleted = 0 AND data ->> 'shipped_at' <= ?
+			AND CAST(data ->> 'paid_fen' AS INTEGER) < CAST(data ->> 'total_fen' AS INTEGER) ORDER BY id`, schema.EntSale, first)
+		if err != nil {
+			return err
+		}
+		var sales []schema.Doc
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return err
+			}
+			d, err := schema.DecodeDoc(b)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			sales = append(sales, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, cur := range sales {
+			due := schema.ReminderDue(cur, w.now)
+			if due == 0 {
+				continue
+			}
+			next := cur.Clone()
+			next["reminded_days"] = schema.Num(due)
+			if _, err := w.write(schema.System, schema.EntSale, cur, next, "action", remindAction, nil); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
