@@ -64,7 +64,7 @@ func TestReceivableRemindersOncePerThreshold(t *testing.T) {
 	watch(31, 2)
 	watch(90, 0)
 	m.ok(m.do(m.com, schema.EntSale, "s2", "action", "pay", map[string]any{"amount_fen": 10000})) // s2 is paid
-	watch(200, 1) // s1 crossed 91 and 181 since: one reminder, at 181
+	watch(200, 1)                                                                                 // s1 crossed 91 and 181 since: one reminder, at 181
 	watch(364, 0)
 	watch(365, 1)
 	watch(800, 0)
