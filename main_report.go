@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, command{"report", "report month YYYY-MM --data DIR -o FILE.pdf|.csv   month-end report", cmdReport})
+	extraCommands = append(extraCommands, command{"report", "report month YYYY-MM --data DIR -o FILE.pdf|.csv|.xlsx   month-end report", cmdReport})
 }
 
 // cmdReport writes a month's report from the data folder: the PDF to print and sign, or the
@@ -24,7 +24,7 @@ func init() {
 // computed from the records as they stand, marked draft, and stores nothing. The file is
 // written through a temporary file renamed into place, so a failure leaves nothing broken.
 func cmdReport(args []string) error {
-	const synopsis = "report month YYYY-MM --data DIR -o FILE.pdf|.csv [--lang zh|en|both]"
+	const synopsis = "report month YYYY-MM --data DIR -o FILE.pdf|.csv|.xlsx [--lang zh|en|both]"
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		newFlags("report", synopsis).Usage()
 		if len(args) == 0 {
@@ -42,7 +42,7 @@ func cmdReport(args []string) error {
 	month, args := args[0], args[1:]
 	fs := newFlags("report month", synopsis)
 	data := dataFlag(fs)
-	out := fs.String("o", "", "output file, .pdf or .csv")
+	out := fs.String("o", "", "output file, .pdf, .csv or .xlsx")
 	lang := fs.String("lang", "", "labels: zh, en or both (default: the pdf_lang setting)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -51,8 +51,8 @@ func cmdReport(args []string) error {
 		return fmt.Errorf("unexpected argument %q: fieldsync %s", fs.Arg(0), synopsis)
 	}
 	ext := strings.ToLower(filepath.Ext(*out))
-	if *out == "" || (ext != ".pdf" && ext != ".csv") {
-		return fmt.Errorf("-o FILE.pdf or -o FILE.csv is required (got %q)", *out)
+	if *out == "" || (ext != ".pdf" && ext != ".csv" && ext != ".xlsx") {
+		return fmt.Errorf("-o FILE.pdf, FILE.csv or FILE.xlsx is required (got %q)", *out)
 	}
 	db, e, err := openEngine(*data)
 	if err != nil {
@@ -90,9 +90,15 @@ func cmdReport(args []string) error {
 	}
 
 	var buf bytes.Buffer
-	if ext == ".pdf" {
+	switch ext {
+	case ".pdf":
 		err = reports.RenderMonthReport(&buf, server.MonthReportData(m, st), reports.Options{Lang: l, Now: e.Now})
-	} else {
+	case ".xlsx":
+		var recv []schema.Receivable
+		if recv, err = server.Receivables(ctx, e, ""); err == nil {
+			err = reports.WriteMonthXLSX(&buf, server.MonthReportData(m, st), recv, string(l))
+		}
+	default:
 		err = reports.WriteMonthCSV(&buf, reports.MonthResult{Month: m.Month, Rows: m.Rows, Totals: m.Totals, Warnings: m.Warnings}, string(l))
 	}
 	if err != nil {

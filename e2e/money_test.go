@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/xuri/excelize/v2"
 
 	"fieldsync/sync/client"
 )
@@ -105,6 +113,67 @@ func TestPhoneSaleAndExpense(t *testing.T) {
 			t.Errorf("money_ids %s lack %s", ids, want)
 		}
 	}
+
+	// The manager reviews, leadership approves; the approved month's XLSX opens and its
+	// totals equal the CSV's and the PDF's.
+	e.must("POST", "/api/v1/months/"+month+"/actions/review", manager, nil, 200, nil)
+	e.must("POST", "/api/v1/months/"+month+"/actions/approve", e.login("leader"), nil, 200, nil)
+	_, csvRaw := e.do("GET", "/api/v1/months/"+month+"/report.csv?lang=en", manager, nil)
+	recs, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(csvRaw, []byte("\uFEFF")))).ReadAll()
+	if err != nil || len(recs) < 3 {
+		t.Fatalf("CSV %v: %s", err, csvRaw)
+	}
+	st, xlsxRaw := e.do("GET", "/api/v1/months/"+month+"/report.xlsx?lang=en", manager, nil)
+	if st != 200 {
+		t.Fatalf("xlsx: %d %s", st, xlsxRaw)
+	}
+	book, err := excelize.OpenReader(bytes.NewReader(xlsxRaw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer book.Close()
+	stats, err := book.GetRows("Statistics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	totalsAt := func(rows [][]string) []string {
+		for _, r := range rows {
+			if len(r) > 1 && r[1] == "Total" {
+				return r
+			}
+		}
+		t.Fatalf("no totals line in %q", rows)
+		return nil
+	}
+	csvTot, xlsxTot := totalsAt(recs), totalsAt(stats)
+	_, pdfRaw := e.do("GET", "/api/v1/months/"+month+"/report.pdf?lang=en", manager, nil)
+	text := pdfToText(t, pdfRaw)
+	for _, name := range []string{"Total (yuan)", "Commissions (yuan)", "Expenses reimbursed (yuan)", "Base salary (yuan)"} {
+		i := slices.Index(recs[0], name)
+		if i < 0 || i >= len(xlsxTot) || csvTot[i] != xlsxTot[i] {
+			t.Fatalf("%s: CSV %q, XLSX %q", name, csvTot, xlsxTot)
+		}
+		if !strings.Contains(text, "¥"+csvTot[i]) {
+			t.Errorf("the PDF lacks the %s total ¥%s", name, csvTot[i])
+		}
+	}
+	if i := slices.Index(recs[0], "Commissions (yuan)"); csvTot[i] != "120.00" {
+		t.Errorf("commissions total %q, want 120.00", csvTot[i])
+	}
+}
+
+// pdfToText runs poppler's pdftotext on a PDF.
+func pdfToText(t *testing.T, pdf []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "month.pdf")
+	if err := os.WriteFile(path, pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("pdftotext", "-raw", path, "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftotext: %v %s", err, out)
+	}
+	return string(out)
 }
 
 func contains(list any, s string) bool {

@@ -226,14 +226,16 @@ type Totals struct {
 	BonusFen         int64 `json:"bonus_fen"`
 	LabourFen        int64 `json:"labour_fen"`
 	CommissionFen    int64 `json:"commission_fen"`
-	LiabilityFen     int64 `json:"liability_fen"`
-	UnreportedFen    int64 `json:"unreported_fen"`
-	BaseSalaryFen    int64 `json:"base_salary_fen"`
-	TotalFen         int64 `json:"total_fen"`
-	ExpensesFen      int64 `json:"expenses_fen"`
-	RepairFeesFen    int64 `json:"repair_fees_fen"`
-	OnTimeResponses  int   `json:"on_time_responses"`
-	OnTimeArrivals   int   `json:"on_time_arrivals"`
+	// CommissionForfeitedFen sums the commissions K upheld complaints withheld.
+	CommissionForfeitedFen int64 `json:"commission_forfeited_fen"`
+	LiabilityFen           int64 `json:"liability_fen"`
+	UnreportedFen          int64 `json:"unreported_fen"`
+	BaseSalaryFen          int64 `json:"base_salary_fen"`
+	TotalFen               int64 `json:"total_fen"`
+	ExpensesFen            int64 `json:"expenses_fen"`
+	RepairFeesFen          int64 `json:"repair_fees_fen"`
+	OnTimeResponses        int   `json:"on_time_responses"`
+	OnTimeArrivals         int   `json:"on_time_arrivals"`
 }
 
 // MonthResult is the computed statistics table of one month.
@@ -500,6 +502,7 @@ func ComputeMonth(in MonthInput) MonthResult {
 		res.Totals.BonusFen += r.BonusFen
 		res.Totals.LabourFen += r.LabourFen
 		res.Totals.CommissionFen += r.CommissionFen
+		res.Totals.CommissionForfeitedFen += r.CommissionForfeitedFen
 		res.Totals.LiabilityFen += r.LiabilityFen
 		res.Totals.UnreportedFen += r.UnreportedFen
 		res.Totals.BaseSalaryFen += r.BaseSalaryFen

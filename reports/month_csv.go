@@ -44,7 +44,16 @@ var monthCSVColumns = []monthCSVColumn{
 	{"服务补助（元）", "Allowance (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.AllowanceFen) }},
 	{"奖惩（元）", "Bonus (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.BonusFen) }},
 	{"劳务费（元）", "Labour (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.LabourFen) }},
+	// The money of docs/money.md: the parts of pay, then what is shown apart from it.
+	{"底薪（元）", "Base salary (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.BaseSalaryFen) }},
+	{"提成（元）", "Commissions (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.CommissionFen) }},
+	{"取消的提成（元）", "Commissions forfeited (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.CommissionForfeitedFen) }},
+	{"欠款承担（元）", "Liabilities (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.LiabilityFen) }},
+	{"私收费扣款及罚款（元）", "Unreported charges and penalties (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.UnreportedFen) }},
 	{"合计（元）", "Total (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.TotalFen) }},
+	{"报销费用（元）", "Expenses reimbursed (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.ExpensesFen) }},
+	{"收回维修费（元）", "Repair fees collected (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.RepairFeesFen) }},
+	{"款项记录", "Money records", false, func(r Row, _ string) string { return monthCSVText(strings.Join(r.MoneyIDs, " ")) }},
 	{"备注", "Notes", false, func(r Row, _ string) string { return monthCSVText(strings.Join(r.Notes, "; ")) }},
 }
 
@@ -105,6 +114,14 @@ func monthTotalsRecord(t Totals, lang string) []string {
 		BonusFen:         t.BonusFen,
 		LabourFen:        t.LabourFen,
 		TotalFen:         t.TotalFen,
+		BaseSalaryFen:    t.BaseSalaryFen,
+		CommissionFen:    t.CommissionFen,
+		LiabilityFen:     t.LiabilityFen,
+		UnreportedFen:    t.UnreportedFen,
+		ExpensesFen:      t.ExpensesFen,
+		RepairFeesFen:    t.RepairFeesFen,
+		// Forfeits are summed too.
+		CommissionForfeitedFen: t.CommissionForfeitedFen,
 	}
 	record := make([]string, len(monthCSVColumns))
 	for i, c := range monthCSVColumns {

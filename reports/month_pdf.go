@@ -48,6 +48,7 @@ func RenderMonthReport(w io.Writer, m *MonthReportData, o Options) error {
 	d.header = l.header
 	d.newPage()
 	l.summary()
+	l.moneySummary()
 	for i := range m.Result.Rows {
 		l.technician(&m.Result.Rows[i])
 	}
@@ -365,7 +366,8 @@ func (l *monthLayout) technician(r *Row) {
 		l.subheading(l.label("投诉", "Complaints"))
 		l.wrapTable(cols, rows, nil, 2)
 	}
-	if len(r.Counted) == 0 && len(r.Excluded) == 0 && len(r.ComplaintList) == 0 {
+	money := l.moneyLines(r)
+	if len(r.Counted) == 0 && len(r.Excluded) == 0 && len(r.ComplaintList) == 0 && !money {
 		l.paragraph(l.label("本月无服务、无投诉。", "No services and no complaints this month."), 7.5, colMuted)
 	}
 	l.y += 1.5

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"slices"
 
 	"github.com/gofiber/fiber/v2"
@@ -48,26 +49,38 @@ func (s *Server) listFiltered(entity, order string, filters []string) fiber.Hand
 // listReceivables lists every shipped sale still owed, oldest debt first, with its age and
 // bucket, and the sums per bucket; ?technician_id= narrows it to one handler.
 func (s *Server) listReceivables(c *fiber.Ctx) error {
-	q := syncer.Query{Entity: schema.EntSale, Where: []string{"data ->> 'shipped_at' IS NOT NULL", "CAST(data ->> 'paid_fen' AS INTEGER) < CAST(data ->> 'total_fen' AS INTEGER)"},
-		Order: "data ->> 'shipped_at', id"}
-	if v := c.Query("technician_id"); v != "" {
-		q.Where, q.Args = append(q.Where, "technician_id = ?"), append(q.Args, v)
-	}
-	sales, err := s.Engine.List(c.UserContext(), q)
+	items, err := Receivables(c.UserContext(), s.Engine, c.Query("technician_id"))
 	if err != nil {
 		return err
 	}
-	now := s.Engine.Now()
-	items := []schema.Receivable{}
 	buckets := map[string]int64{}
 	var total int64
+	for _, r := range items {
+		buckets[r.Bucket] += r.OwedFen
+		total += r.OwedFen
+	}
+	return c.JSON(fiber.Map{"items": items, "buckets": buckets, "owed_fen": total})
+}
+
+// Receivables derives every shipped sale still owed at the engine's clock, of one handler
+// when tech is not "", oldest debt first.
+func Receivables(ctx context.Context, e *syncer.Engine, tech string) ([]schema.Receivable, error) {
+	q := syncer.Query{Entity: schema.EntSale, Where: []string{"data ->> 'shipped_at' IS NOT NULL", "CAST(data ->> 'paid_fen' AS INTEGER) < CAST(data ->> 'total_fen' AS INTEGER)"},
+		Order: "data ->> 'shipped_at', id"}
+	if tech != "" {
+		q.Where, q.Args = append(q.Where, "technician_id = ?"), append(q.Args, tech)
+	}
+	sales, err := e.List(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	now := e.Now()
+	items := []schema.Receivable{}
 	for _, d := range sales {
 		if r, ok := schema.ReceivableOf(d, now); ok {
 			items = append(items, r)
-			buckets[r.Bucket] += r.OwedFen
-			total += r.OwedFen
 		}
 	}
 	slices.SortStableFunc(items, func(a, b schema.Receivable) int { return int(b.AgeDays - a.AgeDays) })
-	return c.JSON(fiber.Map{"items": items, "buckets": buckets, "owed_fen": total})
+	return items, nil
 }

@@ -21,6 +21,7 @@ func init() {
 		{"POST", "/api/v1/months/{month}/actions/{action}", "review (manager), return {comment} (manager; leader once reviewed), approve (leader)", "manager, leader", true},
 		{"GET", "/api/v1/months/{month}/report.pdf", "the monthly report to print and sign (DRAFT / 草稿 until approved; ?lang=zh|en|both)", "office", false},
 		{"GET", "/api/v1/months/{month}/report.csv", "the statistics table as CSV, UTF-8 with BOM (?lang=zh|en|both)", "office", false},
+		{"GET", "/api/v1/months/{month}/report.xlsx", "the month as a workbook: statistics, pay lines, sales, receivables at export, expenses (?lang=zh|en|both)", "office", false},
 		{"GET", "/mobile/v1/months/{month}/me", "the technician's own row of a compiled month", "technician (device)", false},
 	}...)
 }
@@ -32,6 +33,7 @@ func (s *Server) monthRoutes(office fiber.Router) {
 	office.Post("/months/:month/actions/:action", s.monthAction)
 	office.Get("/months/:month/report.pdf", s.monthPDF)
 	office.Get("/months/:month/report.csv", s.monthCSV)
+	office.Get("/months/:month/report.xlsx", s.monthXLSX)
 }
 
 // monthComputer is the computation CompileMonth runs inside its transaction.
@@ -193,5 +195,23 @@ func (s *Server) monthCSV(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="month-%s.csv"`, m.Month))
+	return c.Send(buf.Bytes())
+}
+
+func (s *Server) monthXLSX(c *fiber.Ctx) error {
+	m, lang, err := s.storedMonth(c)
+	if err != nil {
+		return err
+	}
+	recv, err := Receivables(c.UserContext(), s.Engine, "")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := reports.WriteMonthXLSX(&buf, MonthReportData(m, s.Engine.Settings()), recv, string(lang)); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="month-%s.xlsx"`, m.Month))
 	return c.Send(buf.Bytes())
 }
