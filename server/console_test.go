@@ -898,3 +898,109 @@ func TestConsoleContactDetails(t *testing.T) {
 		t.Errorf("the coordinator's email: %v", got["email"])
 	}
 }
+
+// TestConsoleMoney: the manager approves a taxi from the approvals queue; commerce sees the
+// receivables by ageing bucket, takes a payment typed in yuan (a malformed amount is refused
+// in the page, an overpayment by the server with its reason) and answers a repair's warranty
+// questions; the manager reimburses the taxi fare.
+func TestConsoleMoney(t *testing.T) {
+	env := demoLater(t, 0)
+	base := env.start()
+	admin := env.login("admin", DemoPassword)
+	ids := map[string]string{}
+	for _, u := range env.must(env.do("GET", "/api/v1/users", admin, nil), 200).Body["items"].([]any) {
+		m := u.(map[string]any)
+		ids[str(m, "username")] = str(m, "id")
+	}
+	env.must(env.do("POST", "/api/v1/users", admin, map[string]any{"username": "commerce1", "name": "孙丽 商务部", "role": "commerce", "password": DemoPassword}), 201)
+	coord, mgr := env.login("coord", DemoPassword), env.login("manager", DemoPassword)
+	asset := env.must(env.do("GET", "/api/v1/assets?limit=1", coord, nil), 200).Body["items"].([]any)[0].(map[string]any)
+	cust := str(asset, "customer_id")
+
+	taxi := str(env.must(env.do("POST", "/api/v1/approvals", coord, map[string]any{"kind": "taxi", "technician_id": ids["tech1"], "amount_fen": 5000, "reason": "配件太重 heavy part"}), 201).Body, "id")
+	sale := str(env.must(env.do("POST", "/api/v1/sales", coord, map[string]any{"kind": "parts", "technician_id": ids["tech1"], "customer_id": cust,
+		"lines": []any{map[string]any{"item": "硬盘 drive", "qty": 1, "price_fen": 10000}}}), 201).Body, "id")
+	credit := str(env.must(env.do("POST", "/api/v1/approvals", coord, map[string]any{"kind": "credit", "technician_id": ids["tech1"], "amount_fen": 10000, "sale_id": sale, "reason": "老客户 regular"}), 201).Body, "id")
+	env.must(env.do("POST", "/api/v1/approvals/"+credit+"/actions/approve", mgr, map[string]any{}), 200)
+	env.must(env.do("POST", "/api/v1/sales/"+sale+"/actions/ship", coord, map[string]any{"credit_approval_id": credit}), 200)
+	repair := str(env.must(env.do("POST", "/api/v1/repairs", coord, map[string]any{"asset_id": str(asset, "id"), "technician_id": ids["tech1"], "fault": "电源损坏 power supply failed"}), 201).Body, "id")
+
+	ctx := browser(t, 3*time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	login := func(user string) {
+		step(t, ctx, "open the console", chromedp.Navigate(base+"/console/"))
+		read(t, ctx, "log out", chromedp.Evaluate[bool](`sessionStorage.clear(), true`))
+		step(t, ctx, "log in as "+user,
+			chromedp.Navigate(base+"/console/#/login"),
+			chromedp.Reload(),
+			chromedp.WaitVisible(css("#login-form")),
+			chromedp.SendKeys(css("input[name=username]"), user),
+			chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+			chromedp.Click(css("#login-form button[type=submit]")),
+			chromedp.WaitVisible(css("table.tickets")),
+		)
+	}
+	login("manager")
+	row := `#money-approvals tr[data-id="` + taxi + `"]`
+	step(t, ctx, "the manager's queue",
+		chromedp.Navigate(base+"/console/#/money/approvals"),
+		chromedp.WaitVisible(css(row+` form[data-action=approve] button`)),
+		chromedp.SendKeys(css(row+` form[data-action=approve] input[name=note]`), "同意 agreed"),
+		chromedp.Click(css(row+` form[data-action=approve] button`)),
+		waitJS(`!document.querySelector('#money-approvals tr[data-id="`+taxi+`"]')`), // left the pending queue
+	)
+	if a := env.must(env.do("GET", "/api/v1/approvals/"+taxi, mgr, nil), 200).Body; a["status"] != "approved" || a["decision_note"] != "同意 agreed" {
+		t.Fatalf("approval after the click: %v", a)
+	}
+	screenshot(t, ctx, "console-money-approvals.png")
+
+	login("commerce1")
+	srow := `#money-sales tr[data-id="` + sale + `"]`
+	step(t, ctx, "receivables and a payment",
+		chromedp.Navigate(base+"/console/#/money/sales"),
+		chromedp.WaitVisible(css(`#receivables tr[data-receivable="`+sale+`"]`)),
+		chromedp.SendKeys(css(srow+` form[data-action=pay] input[name=amount_fen]`), "12.345"),
+		chromedp.Click(css(srow+` form[data-action=pay] button`)),
+		waitJS(`document.querySelector('`+srow+` form[data-action=pay] .error')?.textContent.includes('not an amount')`),
+	)
+	if got := text(t, ctx, `#receivables tr[data-receivable="`+sale+`"]`); !strings.Contains(got, "0-30") || !strings.Contains(got, "100.00") {
+		t.Errorf("receivable row %q", got)
+	}
+	step(t, ctx, "an overpayment is refused by the server",
+		chromedp.SetValue(css(srow+` form[data-action=pay] input[name=amount_fen]`), "100.01"),
+		chromedp.Click(css(srow+` form[data-action=pay] button`)),
+		waitJS(`document.querySelector('`+srow+` form[data-action=pay] .error')?.textContent.includes('more than the 10000 fen owed')`),
+	)
+	step(t, ctx, "a payment in yuan",
+		chromedp.SetValue(css(srow+` form[data-action=pay] input[name=amount_fen]`), "12.5"),
+		chromedp.Click(css(srow+` form[data-action=pay] button`)),
+		waitJS(`document.querySelector('`+srow+`')?.textContent.includes('12.50')`),
+	)
+	if s := env.must(env.do("GET", "/api/v1/sales/"+sale, mgr, nil), 200).Body; fmt.Sprint(s["paid_fen"]) != "1250" {
+		t.Fatalf("paid_fen %v after paying 12.5 yuan", s["paid_fen"])
+	}
+	screenshot(t, ctx, "console-money-sales.png")
+	rrow := `#money-repairs tr[data-id="` + repair + `"]`
+	step(t, ctx, "a repair's warranty answer",
+		chromedp.Navigate(base+"/console/#/money/repairs"),
+		chromedp.WaitVisible(css(rrow+` form[data-action=answer_warranty] button`)),
+		chromedp.Click(css(rrow+` form[data-action=answer_warranty] button`)), // out of warranty, no on-site service
+		chromedp.WaitVisible(css(rrow+` form[data-action=quote] button`)),
+	)
+	if r := env.must(env.do("GET", "/api/v1/repairs/"+repair, mgr, nil), 200).Body; r["status"] != "answered" || r["in_warranty"] != false {
+		t.Fatalf("repair after the answer: %v", r)
+	}
+
+	// The technician's taxi fare against the approval; the manager reimburses it.
+	exp := str(env.must(env.do("POST", "/api/v1/expenses", coord, map[string]any{"kind": "taxi", "technician_id": ids["tech1"], "amount_fen": 4500, "approval_id": taxi}), 201).Body, "id")
+	login("manager")
+	step(t, ctx, "reimburse",
+		chromedp.Navigate(base+"/console/#/money/expenses"),
+		chromedp.WaitVisible(css(`#money-expenses tr[data-id="`+exp+`"] form[data-action=reimburse] button`)),
+		chromedp.Click(css(`#money-expenses tr[data-id="`+exp+`"] form[data-action=reimburse] button`)),
+		waitJS(`!document.querySelector('#money-expenses tr[data-id="`+exp+`"]')`),
+	)
+	if e := env.must(env.do("GET", "/api/v1/expenses/"+exp, mgr, nil), 200).Body; e["status"] != "reimbursed" {
+		t.Fatalf("expense %v", e)
+	}
+}

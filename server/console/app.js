@@ -11,6 +11,7 @@ import { customersPage, customerPage, importPage } from './customers.js';
 import { usersPage } from './users.js';
 import { settingsPage } from './settings.js';
 import { renderQueues } from './queues.js';
+import { moneyPage } from './money.js';
 
 const main = () => document.getElementById('main');
 let loaded = false;
@@ -62,6 +63,7 @@ async function route() {
     else if (parts[0] === 'settings') page = await settingsPage();
     else if (parts[0] === 'months') page = await monthsPage(parts[1]);
     else if (parts[0] === 'alerts') page = await alertsPage();
+    else if (parts[0] === 'money') page = await moneyPage(parts[1], query);
     else page = await ticketsPage(query);
     m.replaceChildren(page);
     renderQueues(document.getElementById('queues')).catch(() => {});

@@ -21,7 +21,7 @@ const L = {
   complaint_status: { open: '待处理 Open', upheld: '成立 Upheld', dismissed: '不成立 Dismissed' },
   channel: { wecom: '企业微信 WeCom', dingtalk: '钉钉 DingTalk', email: '邮件 Email', sms: '短信 SMS', webhook: 'Webhook' },
   month_status: { draft: '草稿 Draft', reviewed: '已审核 Reviewed', approved: '已批准 Approved' },
-  role: { admin: '管理员 Admin', coordinator: '专职人员 Coordinator', technician: '技术员 Technician', manager: '部门经理 Manager', leader: '企业领导 Leadership' },
+  role: { admin: '管理员 Admin', coordinator: '专职人员 Coordinator', technician: '技术员 Technician', manager: '部门经理 Manager', leader: '企业领导 Leadership', commerce: '商务部 Commerce' },
   action: {
     create: '登记 Registered', verify: '核实 Verify', reject: '驳回 Reject', dispatch: '派工 Dispatch', escalate: '转经理 Escalate',
     accept: '接单 Accept', en_route: '出发 En route', arrive: '到场 Arrive', start: '开始 Start', complete: '完成 Complete',
