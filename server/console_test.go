@@ -1003,4 +1003,14 @@ func TestConsoleMoney(t *testing.T) {
 	if e := env.must(env.do("GET", "/api/v1/expenses/"+exp, mgr, nil), 200).Body; e["status"] != "reimbursed" {
 		t.Fatalf("expense %v", e)
 	}
+	// The month shows the money with the record ids behind it.
+	month := env.srv.Engine.Now().In(env.srv.Engine.Settings().Location()).Format("2006-01")
+	env.must(env.do("POST", "/api/v1/months/"+month+"/compile", coord, nil), 200)
+	step(t, ctx, "the month's money",
+		chromedp.Navigate(base+"/console/#/months/"+month),
+		chromedp.WaitVisible(css("#month-money")),
+	)
+	if got := text(t, ctx, "#month-money"); !strings.Contains(got, "¥45.00") || !strings.Contains(got, "expense:"+exp) {
+		t.Errorf("the month's money table:\n%s", got)
+	}
 }

@@ -89,17 +89,34 @@ export async function monthsPage(month) {
     h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, bi('合计 Total')), h('td', { class: 'num' }, tot.counted_services), h('td', { class: 'num' }, tot.excluded_services),
       h('td', {}), h('td', {}), h('td', { class: 'num' }, `${tot.on_time_responses ?? 0}/${tot.on_time_arrivals ?? 0}`), h('td', { class: 'num' }, tot.complaints), h('td', { class: 'num' }, yuan(tot.allowance_fen)),
       h('td', { class: 'num' }, yuan(tot.bonus_fen)), h('td', { class: 'num' }, yuan(tot.labour_fen)), h('td', { class: 'num strong' }, yuan(tot.total_fen))))));
+  const money = moneyTable(rows, tot);
   const excluded = rep.excluded || [];
   return h('section', {}, head, picker,
     h('div', { class: 'card' },
       h('p', { class: 'links' },
         h('button', { type: 'button', class: 'link', onclick: () => openDocument(`/api/v1/months/${enc(month)}/report.pdf`).catch((e) => flash(e.message, 'err')) }, bi('月报 PDF Report PDF')), ' · ',
-        h('button', { type: 'button', class: 'link', onclick: () => download(`/api/v1/months/${enc(month)}/report.csv`, `month-${month}.csv`).catch((e) => flash(e.message, 'err')) }, bi('统计表 CSV Table CSV'))),
+        h('button', { type: 'button', class: 'link', onclick: () => download(`/api/v1/months/${enc(month)}/report.csv`, `month-${month}.csv`).catch((e) => flash(e.message, 'err')) }, bi('统计表 CSV Table CSV')), ' · ',
+        h('button', { type: 'button', class: 'link', onclick: () => download(`/api/v1/months/${enc(month)}/report.xlsx`, `month-${month}.xlsx`).catch((e) => flash(e.message, 'err')) }, bi('工作簿 XLSX Workbook XLSX'))),
       steps),
     h('section', { class: 'card' }, h('h2', {}, bi('统计表 Statistics table')), table),
+    money,
     excluded.length ? h('section', { class: 'card' }, h('h2', {}, bi('未计入的服务 Services not counted')),
       h('ul', { class: 'plain items' }, excluded.map((x) => h('li', {}, h('strong', {}, x.ticket_number), ' · ', x.technician?.name || '', ' · ', x.reason)))) : null,
     (rep.warnings || []).length ? h('section', { class: 'card' }, h('h2', {}, bi('提示 Warnings')), h('ul', {}, rep.warnings.map((w) => h('li', {}, w)))) : null,
     h('section', { class: 'card' }, h('h2', {}, bi('流程记录 Trail')), h('ol', { class: 'events' }, (rep.trail || []).map((e) => h('li', { class: 'event' },
       h('strong', {}, bi(label('action', e.step))), e.comment ? ' · ' + e.comment : '', h('div', { class: 'ev-meta' }, when(e.at), ' · ', e.by_name || e.by))))));
+}
+
+// moneyTable is the month's pay and money per technician (docs/money.md): every part of pay,
+// the total, and what is shown apart from pay, with the record ids behind the figures.
+function moneyTable(rows, tot) {
+  const cols = ['技术员 Technician', '底薪 Base salary', '提成 Commissions', '取消提成 Forfeited', '欠款承担 Liabilities', '私收费扣款 Unreported', '合计 Total', '报销 Expenses', '维修费 Repair fees', '款项记录 Records'];
+  const cells = (r) => [yuan(r.base_salary_fen), yuan(r.commission_fen), yuan(r.commission_forfeited_fen), yuan(-(r.liability_fen || 0)),
+    yuan(-(r.unreported_fen || 0)), yuan(r.total_fen), yuan(r.expenses_fen), yuan(r.repair_fees_fen)].map((v) => h('td', { class: 'num' }, v));
+  return h('section', { class: 'card', id: 'month-money' }, h('h2', {}, bi('工资与款项 Pay and money')),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'month' },
+      h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, bi(c))))),
+      h('tbody', {}, rows.map((r) => h('tr', {}, h('th', { scope: 'row' }, r.technician?.name), cells(r),
+        h('td', { class: 'muted' }, (r.money_ids || []).join(' '))))),
+      h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, bi('合计 Total')), cells(tot), h('td', {}))))));
 }
