@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -1203,5 +1204,68 @@ func TestFieldAppWithoutServiceWorker(t *testing.T) {
 	}
 	if st := e.ticket(id)["status"]; st != "accepted" {
 		t.Errorf("the ticket is %v on the server", st)
+	}
+}
+
+// TestFieldAppMoney: offline, tech1 asks to take a taxi, records a bus fare and a parts sale
+// on the phone; back online they reach the server; the manager approves the taxi and the
+// phone records the fare against the approval. A malformed amount is refused on the phone.
+func TestFieldAppMoney(t *testing.T) {
+	e := newEnv(t)
+	id := e.newTicket("money on the phone")
+	e.dispatch(id, "tech1")
+	px := newProxy(t, func() string { return e.addr })
+	ctx, closeTab := tab(t, phone(t, "zh-CN"))
+	defer closeTab()
+	appLogin(t, ctx, px.base(), "tech1")
+	until(t, ctx, "the customer on the phone", `fieldsync.records('customer').then(r => r.length > 0)`, 30*time.Second)
+	offline(t, ctx, px, true)
+	tap(t, ctx, `#tabs a[href="#/money"]`)
+	until(t, ctx, "the money screen", `!!document.querySelector('#money-request')`, 20*time.Second)
+	setField(t, ctx, "#req-amount", "50.001")
+	setField(t, ctx, "#req-reason", "配件太重 heavy part")
+	tap(t, ctx, "#money-request button[type=submit]")
+	until(t, ctx, "the amount refused on the phone", `document.querySelector('#req-error').textContent.includes('12.50')`, 10*time.Second)
+	setField(t, ctx, "#req-amount", "50")
+	tap(t, ctx, "#money-request button[type=submit]")
+	until(t, ctx, "the request saved and listed", `document.querySelectorAll('#money-mine li').length === 1`, 10*time.Second)
+	setField(t, ctx, "#exp-amount", "6")
+	tap(t, ctx, "#money-expense button[type=submit]")
+	until(t, ctx, "the bus fare saved and listed", `document.querySelectorAll('#money-mine li').length === 2`, 10*time.Second)
+	setField(t, ctx, "#money-sale .sale-line .item", "硬盘 2TB drive")
+	setField(t, ctx, "#money-sale .sale-line .qty", "2")
+	setField(t, ctx, "#money-sale .sale-line .price", "500")
+	shotTop(t, ctx, "app-money.png")
+	tap(t, ctx, "#money-sale button[type=submit]")
+	until(t, ctx, "the sale saved and listed", `document.querySelectorAll('#money-mine li').length === 3`, 10*time.Second)
+
+	offline(t, ctx, px, false)
+	until(t, ctx, "everything sent", `fieldsync.state.pending === 0`, 30*time.Second)
+	var approvals, expenses, sales struct{ Items []map[string]any }
+	e.must("GET", "/api/v1/approvals?technician_id="+e.users["tech1"], e.coord, nil, 200, &approvals)
+	e.must("GET", "/api/v1/expenses?technician_id="+e.users["tech1"], e.coord, nil, 200, &expenses)
+	e.must("GET", "/api/v1/sales?technician_id="+e.users["tech1"], e.coord, nil, 200, &sales)
+	if len(approvals.Items) != 1 || fmt.Sprint(approvals.Items[0]["amount_fen"]) != "5000" || approvals.Items[0]["kind"] != "taxi" {
+		t.Fatalf("approvals on the server %v", approvals.Items)
+	}
+	if len(expenses.Items) != 1 || fmt.Sprint(expenses.Items[0]["amount_fen"]) != "600" || len(sales.Items) != 1 || fmt.Sprint(sales.Items[0]["total_fen"]) != "100000" {
+		t.Fatalf("expenses %v sales %v", expenses.Items, sales.Items)
+	}
+	taxi := approvals.Items[0]["id"].(string)
+	e.must("POST", "/api/v1/approvals/"+taxi+"/actions/approve", e.login("manager"), map[string]any{"note": "同意"}, 200, nil)
+	until(t, ctx, "the approval on the phone", `fieldsync.record('approval', '`+taxi+`').then(r => r && r.data.status === 'approved')`, 30*time.Second)
+	tap(t, ctx, `#tabs a[href="#/"]`)
+	tap(t, ctx, `#tabs a[href="#/money"]`)
+	until(t, ctx, "the approval to choose", `!!document.querySelector('#exp-approval option[value="`+taxi+`"]')`, 20*time.Second)
+	eval[bool](t, ctx, `(() => { document.querySelector('#exp-kind').value = 'taxi'; document.querySelector('#exp-approval').value = '`+taxi+`'; return true; })()`)
+	setField(t, ctx, "#exp-amount", "45")
+	tap(t, ctx, "#money-expense button[type=submit]")
+	until(t, ctx, "the taxi fare sent", `fieldsync.records('expense').then(r => r.length === 2 && r.every(x => !x.pending))`, 30*time.Second)
+	if rej := eval[int](t, ctx, `fieldsync.rejections().then(r => r.length)`); rej != 0 {
+		t.Fatalf("%d rejections", rej)
+	}
+	e.must("GET", "/api/v1/expenses?kind=taxi&technician_id="+e.users["tech1"], e.coord, nil, 200, &expenses)
+	if len(expenses.Items) != 1 || expenses.Items[0]["approval_id"] != taxi || fmt.Sprint(expenses.Items[0]["amount_fen"]) != "4500" {
+		t.Fatalf("the taxi fare on the server %v", expenses.Items)
 	}
 }

@@ -39,7 +39,7 @@ var appShell atomic.Pointer[AppShell]
 func init() { appShell.Store(buildAppShell(nil)) }
 
 // appShellFiles are the files the service worker caches for an offline start.
-var appShellFiles = []string{"", "index.html", "app.css", "main.js", "ui.js", "i18n.js", "fieldsync.js", "completeness.js",
+var appShellFiles = []string{"", "index.html", "app.css", "main.js", "ui.js", "i18n.js", "fieldsync.js", "completeness.js", "money.js",
 	"meta.json", "manifest.webmanifest", "icon.svg", "icon-192.png", "icon-512.png"}
 
 // buildAppShell reads the embedded files, with changed replacing some of them.

@@ -1,10 +1,11 @@
 // main.js: the field app's screens. Everything about the server goes through fieldsync.js;
 // this file only draws and reacts. Routes are the URL's hash: #/ (tickets), #/t/{id},
-// #/t/{id}/visit, #/t/{id}/sheet, #/status, #/month, #/report, #/login.
+// #/t/{id}/visit, #/t/{id}/sheet, #/status, #/money, #/month, #/report, #/login.
 import { FieldSync, FieldSyncError, newID } from './fieldsync.js';
 import { sheetCompleteness } from './completeness.js';
 import { t, lang, setLang, statusLabel, fieldLabel, explain } from './i18n.js';
 import { h, toast, ask, fmtTime, yuan } from './ui.js';
+import { moneyScreen } from './money.js';
 
 const main = document.getElementById('main');
 const bar = document.getElementById('bar');
@@ -107,7 +108,7 @@ function drawBar(title, back) {
 function drawTabs(active) {
   const tab = (href, key, name) => h('a', { href, class: active === name ? 'active' : '' }, t(key));
   tabs.replaceChildren(tab('#/', 'tab_tickets', 'tickets'), tab('#/report', 'tab_report', 'report'),
-    tab('#/month', 'tab_month', 'month'), tab('#/status', 'tab_sync', 'status'));
+    tab('#/money', 'tab_money', 'money'), tab('#/month', 'tab_month', 'month'), tab('#/status', 'tab_sync', 'status'));
 }
 
 // ---- screens ----
@@ -647,6 +648,7 @@ async function routeNow() {
   else if (hash === '#/status') screen = { fn: statusScreen, live: true };
   else if (hash === '#/month') screen = { fn: monthScreen, live: false };
   else if (hash === '#/report') screen = { fn: reportScreen, live: false };
+  else if (hash === '#/money') screen = { fn: () => { drawBar(t('tab_money')); drawTabs('money'); return moneyScreen({ fs, show, go, photoBytes: stampBytes, maxBlob: meta.blob_max_bytes }); }, live: false };
   else screen = { fn: ticketsScreen, live: true };
   current = { hash, ...screen };
   await screen.fn();
