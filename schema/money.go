@@ -50,10 +50,10 @@ var (
 // MoneyStep is one action on a money record and who may take it: the same kind of table as
 // TicketSteps, for approvals, expenses and sales.
 type MoneyStep struct {
-	Entity string
-	Action string
-	Roles  []string
-	Params []string
+	Entity string   `json:"entity"`
+	Action string   `json:"action"`
+	Roles  []string `json:"roles"`
+	Params []string `json:"params"`
 }
 
 var moneyOffice = []string{RoleAdmin, RoleCoordinator, RoleManager, RoleLeader, RoleCommerce}

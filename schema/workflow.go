@@ -379,5 +379,6 @@ func WorkflowMeta() map[string]any {
 		"outcomes":         Outcomes,
 		"sheet_status":     SheetStatuses,
 		"sheet_requirable": SheetRequirable,
+		"money_steps":      MoneySteps, // who takes which step on a money record (docs/money.md)
 	}
 }

@@ -488,6 +488,20 @@ func TestProbationHistoryDecidesTheMonth(t *testing.T) {
 	if r := env.do("PATCH", "/api/v1/users/"+id, tok["admin"], map[string]any{"employment": []map[string]any{{"from": "2026-10-01", "probation": false, "dedicated": true}, {"from": "2026-09-01", "probation": true, "dedicated": true}}}, "If-Match", version); r.Status != 400 || !strings.Contains(string(r.Raw), "must come after") {
 		t.Errorf("an unordered history: %d %s", r.Status, r.Raw)
 	}
+
+	// The base salary is part of the same history: the entry in force on the month's first
+	// day is the month's; a salary that is not whole fen, or negative, is refused.
+	for _, bad := range []any{-1, 1.5, "5000"} {
+		if r := env.do("PATCH", "/api/v1/users/"+id, tok["admin"], map[string]any{"employment": []map[string]any{{"from": "2026-01-01", "probation": false, "dedicated": true, "base_salary_fen": bad}}}, "If-Match", version); r.Status != 400 || !strings.Contains(string(r.Raw), "base_salary_fen must be an integer") {
+			t.Errorf("base_salary_fen %v: %d %s", bad, r.Status, r.Raw)
+		}
+	}
+	patch([]map[string]any{{"from": "2026-01-01", "probation": true, "dedicated": true, "base_salary_fen": 500000},
+		{"from": "2026-10-01", "probation": false, "dedicated": true, "base_salary_fen": 550000}, {"from": "2026-10-16", "probation": false, "dedicated": true, "base_salary_fen": 600000}})
+	row := monthRow(t, env.must(env.do("POST", "/api/v1/months/2026-10/compile", tok["coord"], nil), 200).Body, id)
+	if fmt.Sprint(row["base_salary_fen"]) != "550000" || fmt.Sprint(row["total_fen"]) != fmt.Sprint(550000+int(row["allowance_fen"].(float64))+int(row["bonus_fen"].(float64))) {
+		t.Errorf("October's base salary %v total %v, want the 550000 in force on 1 October in the total", row["base_salary_fen"], row["total_fen"])
+	}
 }
 
 // TestMonthTicketCountsOnceAtTheTicketsMode: the month pays a ticket once, at the mode the

@@ -57,6 +57,17 @@ func TestRepairReturnOutOfWarranty(t *testing.T) {
 	if d.Str("collected_at") == "" || d.Int("paid_fen") != 32000 || d.Str("status") != schema.RepReturned {
 		t.Fatalf("collected %v", d)
 	}
+	// The fee shows in the month it was collected, apart from pay, under its handler.
+	put(t, m.e, schema.EntUser, schema.Doc{"id": "coord", "name": "王芳", "role": "coordinator", "active": true})
+	*m.now = time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	rep, err := m.e.CompileMonth(context.Background(), schema.Actor{UserID: "coord", Role: schema.RoleCoordinator}, "2026-11", computeWithReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := monthRow(t, rep)
+	if fen(row["repair_fees_fen"]) != 32000 || fen(row["total_fen"]) != 20000 || !slices.Equal(rep.Strings("money_ids"), []string{"repair:r1"}) {
+		t.Fatalf("month: repair fees %v total %v money ids %v (want 32000 apart; the total is the no-complaint reward)", row["repair_fees_fen"], row["total_fen"], rep.Strings("money_ids"))
+	}
 	// The repair is on the technician's phone.
 	if err := m.e.run(context.Background(), func(w *wtx) error {
 		if !w.inScope("tech", schema.EntRepair, "r1") {

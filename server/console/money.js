@@ -5,7 +5,7 @@
 import { api } from './api.js';
 import { h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
 import { label, when, yuan } from './i18n.js';
-import { me, userName, customerNames, customerName } from './state.js';
+import { me, state, userName, customerNames, customerName } from './state.js';
 
 const enc = encodeURIComponent;
 
@@ -38,40 +38,46 @@ export function fen(text) {
   return Number(m[1]) * 100 + Number((m[2] || '').padEnd(2, '0'));
 }
 
-// The steps, who may take them and from where: what the server enforces (schema.MoneySteps),
-// here only to show the buttons a role can use.
-const PAY_DESK = ['commerce', 'coordinator', 'manager', 'admin'];
+// The steps and when each applies, here only to show the forms a role can use; who may take
+// a step comes from the server's own table (meta.json's money_steps, schema.MoneySteps), and
+// the server decides.
+const ENTITY = { approvals: 'approval', expenses: 'expense', sales: 'sale', repairs: 'repair' };
+function mayTake(collection, action, role) {
+  if (action === 'cost') return ['commerce', 'coordinator', 'manager', 'leader', 'admin'].includes(role); // an edit of cost_fen
+  const s = (state.meta?.money_steps || []).find((x) => x.entity === ENTITY[collection] && x.action === action);
+  return !!s && s.roles.includes(role);
+}
 const STEPS = {
   approvals: [
     { action: 'approve', when: (r) => r.status === 'pending' && me()?.role === r.decider_role, inputs: [['note', '意见 Note']] },
     { action: 'decline', when: (r) => r.status === 'pending' && me()?.role === r.decider_role, inputs: [['note', '原因 Reason', true]], danger: true },
   ],
   expenses: [
-    { action: 'reimburse', roles: ['manager', 'coordinator', 'admin'], when: (r) => r.status === 'submitted' },
-    { action: 'refuse', roles: ['manager', 'admin'], when: (r) => r.status === 'submitted', inputs: [['note', '原因 Reason', true]], danger: true },
+    { action: 'reimburse', when: (r) => r.status === 'submitted' },
+    { action: 'refuse', when: (r) => r.status === 'submitted', inputs: [['note', '原因 Reason', true]], danger: true },
   ],
   sales: [
-    { action: 'cost', roles: ['commerce', 'coordinator', 'manager', 'leader', 'admin'], when: (r) => r.kind === 'parts' && !r.collected_at, inputs: [['cost_fen', '成本（元） Cost (yuan)', true, 'money']] },
-    { action: 'pay', roles: PAY_DESK, when: (r) => Number(r.paid_fen) < Number(r.total_fen), inputs: [['amount_fen', '金额（元） Amount (yuan)', true, 'money']] },
-    { action: 'ship', roles: PAY_DESK, when: (r) => !r.shipped_at, inputs: [['credit_approval_id', '赊销审批（欠款时） Credit approval (if owed)']] },
-    { action: 'invoice', roles: PAY_DESK, when: (r) => !r.invoice_issued_at },
+    { action: 'cost', when: (r) => r.kind === 'parts' && !r.collected_at, inputs: [['cost_fen', '成本（元） Cost (yuan)', true, 'money']] },
+    { action: 'pay', when: (r) => Number(r.paid_fen) < Number(r.total_fen), inputs: [['amount_fen', '金额（元） Amount (yuan)', true, 'money']] },
+    { action: 'ship', when: (r) => !r.shipped_at, inputs: [['credit_approval_id', '赊销审批（欠款时） Credit approval (if owed)']] },
+    { action: 'invoice', when: (r) => !r.invoice_issued_at },
   ],
   repairs: [
-    { action: 'answer_warranty', roles: ['commerce', 'admin'], when: (r) => r.status === 'reported', inputs: [['in_warranty', '保修期内 In warranty', false, 'bool'], ['manufacturer_onsite', '厂家上门服务 Manufacturer on site', false, 'bool']] },
-    { action: 'quote', roles: ['commerce', 'admin'], when: (r) => r.status === 'answered', inputs: [['repair_fen', '维修费（元） Repair (yuan)', true, 'money'], ['shipping_fen', '运费（元） Shipping (yuan)', true, 'money']] },
-    { action: 'confirm', roles: ['coordinator', 'manager', 'commerce', 'admin'], when: (r) => r.status === 'quoted', inputs: [['confirmed_by', '客户确认人 Confirmed by', true]] },
-    { action: 'ship', roles: ['coordinator', 'commerce', 'admin'], when: (r) => r.status === 'confirmed' },
-    { action: 'receive', roles: ['commerce', 'admin'], when: (r) => r.status === 'shipped' },
-    { action: 'repaired', roles: ['commerce', 'admin'], when: (r) => r.status === 'received' },
-    { action: 'return', roles: ['commerce', 'coordinator', 'admin'], when: (r) => r.status === 'repaired' },
-    { action: 'pay', roles: PAY_DESK, when: (r) => ['confirmed', 'shipped', 'received', 'repaired', 'returned'].includes(r.status) && Number(r.paid_fen) < Number(r.quote_fen), inputs: [['amount_fen', '金额（元） Amount (yuan)', true, 'money']] },
+    { action: 'answer_warranty', when: (r) => r.status === 'reported', inputs: [['in_warranty', '保修期内 In warranty', false, 'bool'], ['manufacturer_onsite', '厂家上门服务 Manufacturer on site', false, 'bool']] },
+    { action: 'quote', when: (r) => r.status === 'answered', inputs: [['repair_fen', '维修费（元） Repair (yuan)', true, 'money'], ['shipping_fen', '运费（元） Shipping (yuan)', true, 'money']] },
+    { action: 'confirm', when: (r) => r.status === 'quoted', inputs: [['confirmed_by', '客户确认人 Confirmed by', true]] },
+    { action: 'ship', when: (r) => r.status === 'confirmed' },
+    { action: 'receive', when: (r) => r.status === 'shipped' },
+    { action: 'repaired', when: (r) => r.status === 'received' },
+    { action: 'return', when: (r) => r.status === 'repaired' },
+    { action: 'pay', when: (r) => ['confirmed', 'shipped', 'received', 'repaired', 'returned'].includes(r.status) && Number(r.paid_fen) < Number(r.quote_fen), inputs: [['amount_fen', '金额（元） Amount (yuan)', true, 'money']] },
   ],
 };
 
 // actionForms are the steps the logged-in role may take on record r of the collection.
 function actionForms(collection, r, reload) {
   const role = me()?.role;
-  return STEPS[collection].filter((s) => (!s.roles || s.roles.includes(role)) && s.when(r)).map((s) => {
+  return STEPS[collection].filter((s) => mayTake(collection, s.action, role) && s.when(r)).map((s) => {
     const box = errorBox();
     const inputs = (s.inputs || []).map(([name, text, required, type]) => {
       const input = type === 'bool' ? h('input', { type: 'checkbox', name }) : h('input', { name, required: !!required, size: type === 'money' ? 8 : 14, inputmode: type === 'money' ? 'decimal' : null });
