@@ -1003,6 +1003,17 @@ func TestConsoleMoney(t *testing.T) {
 	if e := env.must(env.do("GET", "/api/v1/expenses/"+exp, mgr, nil), 200).Body; e["status"] != "reimbursed" {
 		t.Fatalf("expense %v", e)
 	}
+	// Leadership charges a debt to its handler only once it is a year old: the server says so.
+	login("leader")
+	lrow := `#money-sales tr[data-id="` + sale + `"] form[data-action=charge_liability]`
+	step(t, ctx, "a debt too young to charge",
+		chromedp.Navigate(base+"/console/#/money/sales"),
+		chromedp.WaitVisible(css(lrow+` button`)),
+		chromedp.SendKeys(css(lrow+` input[name=share_pct]`), "90"),
+		chromedp.Click(css(lrow+` button`)),
+		waitJS(`document.querySelector('`+lrow+` .error')?.textContent.includes('once open 365 days')`),
+	)
+
 	// The month shows the money with the record ids behind it.
 	month := env.srv.Engine.Now().In(env.srv.Engine.Settings().Location()).Format("2006-01")
 	env.must(env.do("POST", "/api/v1/months/"+month+"/compile", coord, nil), 200)

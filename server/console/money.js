@@ -61,6 +61,7 @@ const STEPS = {
     { action: 'pay', when: (r) => Number(r.paid_fen) < Number(r.total_fen), inputs: [['amount_fen', '金额（元） Amount (yuan)', true, 'money']] },
     { action: 'ship', when: (r) => !r.shipped_at, inputs: [['credit_approval_id', '赊销审批（欠款时） Credit approval (if owed)']] },
     { action: 'invoice', when: (r) => !r.invoice_issued_at },
+    { action: 'charge_liability', when: (r) => r.shipped_at && Number(r.paid_fen) < Number(r.total_fen) && !r.liability_at, inputs: [['share_pct', '承担比例（%） Share (%)', true, 'int']], danger: true },
   ],
   repairs: [
     { action: 'answer_warranty', when: (r) => r.status === 'reported', inputs: [['in_warranty', '保修期内 In warranty', false, 'bool'], ['manufacturer_onsite', '厂家上门服务 Manufacturer on site', false, 'bool']] },
@@ -80,7 +81,7 @@ function actionForms(collection, r, reload) {
   return STEPS[collection].filter((s) => mayTake(collection, s.action, role) && s.when(r)).map((s) => {
     const box = errorBox();
     const inputs = (s.inputs || []).map(([name, text, required, type]) => {
-      const input = type === 'bool' ? h('input', { type: 'checkbox', name }) : h('input', { name, required: !!required, size: type === 'money' ? 8 : 14, inputmode: type === 'money' ? 'decimal' : null });
+      const input = type === 'bool' ? h('input', { type: 'checkbox', name }) : h('input', { name, required: !!required, size: type === 'money' ? 8 : (type === 'int' ? 4 : 14), inputmode: type === 'money' ? 'decimal' : (type === 'int' ? 'numeric' : null) });
       input.dataset.type = type || 'text';
       return field(text, input);
     });
@@ -100,6 +101,12 @@ function actionForms(collection, r, reload) {
               return;
             }
             body[el.name] = v;
+          } else if (el.dataset.type === 'int') {
+            if (!/^\d{1,3}$/.test(el.value.trim())) {
+              showError(form, box, { message: `请填整数 ${el.name} must be a whole number`, field: el.name });
+              return;
+            }
+            body[el.name] = Number(el.value.trim());
           } else if (el.value.trim() !== '') body[el.name] = el.value.trim();
         }
         try {
