@@ -21,13 +21,16 @@ func (s *Server) moneyRoutes(office fiber.Router) {
 		{"/expenses", schema.EntExpense, "data ->> 'created_at' DESC, id", []string{"status", "kind", "technician_id", "approval_id"}},
 		{"/sales", schema.EntSale, "data ->> 'created_at' DESC, id", []string{"kind", "technician_id", "customer_id"}},
 		{"/repairs", schema.EntRepair, "data ->> 'created_at' DESC, id", []string{"status", "technician_id", "customer_id", "asset_id"}},
-		{"/unreported-charges", schema.EntUnreported, "data ->> 'created_at' DESC, id", []string{"technician_id", "complaint_id"}},
 	} {
 		office.Post(r.path, s.createRecord(r.entity, nil))
 		office.Get(r.path, s.listFiltered(r.entity, r.order, r.filters))
 		office.Get(r.path+"/:id", s.getRecord(r.entity))
 		office.Post(r.path+"/:id/actions/:action", s.action(r.entity))
 	}
+	// An unreported charge takes no steps: it is recorded, and read.
+	office.Post("/unreported-charges", s.createRecord(schema.EntUnreported, nil))
+	office.Get("/unreported-charges", s.listFiltered(schema.EntUnreported, "data ->> 'created_at' DESC, id", []string{"technician_id", "complaint_id"}))
+	office.Get("/unreported-charges/:id", s.getRecord(schema.EntUnreported))
 	office.Patch("/sales/:id", s.patchRecord(schema.EntSale))
 	office.Get("/receivables", s.listReceivables)
 }
