@@ -2,10 +2,11 @@ package reports
 
 import (
 	"encoding/csv"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
+
+	"fieldsync/schema"
 )
 
 // monthBOM starts the CSV file because Excel reads a CSV without it in the
@@ -41,18 +42,18 @@ var monthCSVColumns = []monthCSVColumn{
 	{"有效投诉", "Upheld complaints", true, func(r Row, _ string) string { return strconv.Itoa(r.Complaints) }},
 	{"参与奖惩", "Bonus eligible", false, func(r Row, lang string) string { return monthYesNo(r.BonusEligible, lang) }},
 	{"奖金取消", "Bonus forfeited", false, func(r Row, lang string) string { return monthYesNo(r.BonusForfeited, lang) }},
-	{"服务补助（元）", "Allowance (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.AllowanceFen) }},
-	{"奖惩（元）", "Bonus (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.BonusFen) }},
-	{"劳务费（元）", "Labour (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.LabourFen) }},
+	{"服务补助（元）", "Allowance (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.AllowanceFen) }},
+	{"奖惩（元）", "Bonus (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.BonusFen) }},
+	{"劳务费（元）", "Labour (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.LabourFen) }},
 	// The money of docs/money.md: the parts of pay, then what is shown apart from it.
-	{"底薪（元）", "Base salary (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.BaseSalaryFen) }},
-	{"提成（元）", "Commissions (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.CommissionFen) }},
-	{"取消的提成（元）", "Commissions forfeited (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.CommissionForfeitedFen) }},
-	{"欠款承担（元）", "Liabilities (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.LiabilityFen) }},
-	{"私收费扣款及罚款（元）", "Unreported charges and penalties (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.UnreportedFen) }},
-	{"合计（元）", "Total (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.TotalFen) }},
-	{"报销费用（元）", "Expenses reimbursed (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.ExpensesFen) }},
-	{"收回维修费（元）", "Repair fees collected (yuan)", true, func(r Row, _ string) string { return FormatYuan(r.RepairFeesFen) }},
+	{"底薪（元）", "Base salary (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.BaseSalaryFen) }},
+	{"提成（元）", "Commissions (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.CommissionFen) }},
+	{"取消的提成（元）", "Commissions forfeited (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.CommissionForfeitedFen) }},
+	{"欠款承担（元）", "Liabilities (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.LiabilityFen) }},
+	{"私收费扣款及罚款（元）", "Unreported charges and penalties (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.UnreportedFen) }},
+	{"合计（元）", "Total (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.TotalFen) }},
+	{"报销费用（元）", "Expenses reimbursed (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.ExpensesFen) }},
+	{"收回维修费（元）", "Repair fees collected (yuan)", true, func(r Row, _ string) string { return schema.Yuan(r.RepairFeesFen) }},
 	{"款项记录", "Money records", false, func(r Row, _ string) string { return monthCSVText(strings.Join(r.MoneyIDs, " ")) }},
 	{"备注", "Notes", false, func(r Row, _ string) string { return monthCSVText(strings.Join(r.Notes, "; ")) }},
 }
@@ -161,16 +162,4 @@ func monthYesNo(b bool, lang string) string {
 		return monthText("是", "yes", lang)
 	}
 	return monthText("否", "no", lang)
-}
-
-// FormatYuan renders an amount in fen as yuan with two decimals ("150.00",
-// "-0.50"), using integer arithmetic so no rounding can creep in.
-func FormatYuan(fen int64) string {
-	sign := ""
-	u := uint64(fen)
-	if fen < 0 {
-		sign = "-"
-		u = uint64(-(fen + 1)) + 1 // safe for math.MinInt64
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
 }

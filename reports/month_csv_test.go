@@ -7,9 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"fieldsync/schema"
 )
 
-func TestFormatYuan(t *testing.T) {
+func TestYuan(t *testing.T) {
 	tests := []struct {
 		fen  int64
 		want string
@@ -24,7 +26,7 @@ func TestFormatYuan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
-			if got := FormatYuan(tc.fen); got != tc.want {
+			if got := schema.Yuan(tc.fen); got != tc.want {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
 		})

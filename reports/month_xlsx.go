@@ -84,7 +84,7 @@ func WriteMonthXLSX(w io.Writer, m *MonthReportData, receivables []schema.Receiv
 		}
 		for _, u := range r.Unreported {
 			x.row(name, monthText("私收费扣款及罚款", "Unreported charge and penalty", lang), u.ID, yuan(-u.AmountFen-u.PenaltyFen),
-				FormatYuan(u.AmountFen)+" + "+FormatYuan(u.PenaltyFen), monthYesNo(u.Late, lang))
+				schema.Yuan(u.AmountFen)+" + "+schema.Yuan(u.PenaltyFen), monthYesNo(u.Late, lang))
 		}
 		x.row(name, monthText("合计", "Total", lang), "", yuan(r.TotalFen), "", "")
 	}
@@ -217,7 +217,7 @@ func (x *xlsxBook) row(cells ...any) {
 		}
 		switch v := v.(type) {
 		case yuan:
-			err = x.f.SetCellDefault(x.cur, cell, FormatYuan(int64(v)))
+			err = x.f.SetCellDefault(x.cur, cell, schema.Yuan(int64(v)))
 			if err == nil {
 				err = x.f.SetCellStyle(x.cur, cell, cell, x.money)
 			}

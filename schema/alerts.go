@@ -217,11 +217,14 @@ func shortID(id string) string {
 	return id
 }
 
-// Yuan writes an amount in fen as yuan with two decimals ("1234.50"), exactly.
+// Yuan writes an amount in fen as yuan with two decimals ("1234.50", "-0.50") in integer
+// arithmetic, so no rounding can creep in; every screen, PDF, CSV and message uses it.
 func Yuan(fen int64) string {
 	sign := ""
+	u := uint64(fen)
 	if fen < 0 {
-		sign, fen = "-", -fen
+		sign = "-"
+		u = uint64(-(fen + 1)) + 1 // safe for math.MinInt64
 	}
-	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
+	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
 }
