@@ -143,7 +143,7 @@ func writerAllows(s schema.Side, role string) bool {
 
 func (w *wtx) createFromMutation(actor schema.Actor, ent *schema.Entity, m Mutation) (schema.Doc, error) {
 	if !slices.Contains(ent.CreateRoles, actor.Role) {
-		return nil, schema.Errorf(schema.CodeForbidden, "a %s may not create %s records", actor.Role, ent.Name)
+		return nil, schema.Errorf(schema.CodeForbidden, "%s 不能新建 %s 记录 / a %s may not create %s records (allowed: %s)", actor.Role, ent.Name, actor.Role, ent.Name, strings.Join(ent.CreateRoles, ", "))
 	}
 	fields, err := decodeFields(actor, ent, m.Fields, true)
 	if err != nil {
@@ -180,7 +180,11 @@ func (w *wtx) create(actor schema.Actor, entity, id string, fields schema.Doc, d
 	if deviceAt != "" {
 		d["device_created_at"] = deviceAt
 	}
-	return w.write(actor, entity, nil, d, "create", "", nil)
+	out, err := w.write(actor, entity, nil, d, "create", "", nil)
+	if err == nil && entity == schema.EntSheet && out.Str("origin") == schema.OriginPaper {
+		err = w.afterPaperSheet(actor, out)
+	}
+	return out, err
 }
 
 // onCreate runs the entity's rules for a new record.
