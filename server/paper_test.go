@@ -243,7 +243,9 @@ func TestMonthShowsPaperExceptionAndNoSheet(t *testing.T) {
 	f.sheet("ex1", excepted, "tech1", "phone", false, true, true, "stamp_blob")
 	noSheet := f.completed("tech2", "2026-09-05 10:00")
 	e.must(e.do("POST", "/api/v1/tickets/"+noSheet+"/actions/receive_sheet", mgr, map[string]any{"no_sheet_reason": "客户单位搬迁，无法盖章签字"}), 200)
-	number := func(id string) string { return str(e.must(e.do("GET", "/api/v1/tickets/"+id, coord, nil), 200).Body, "number") }
+	number := func(id string) string {
+		return str(e.must(e.do("GET", "/api/v1/tickets/"+id, coord, nil), 200).Body, "number")
+	}
 	paperNo, exNo, noNo := number(paper), number(excepted), number(noSheet)
 
 	f.clock.set(shanghai("2026-10-01 10:00"))

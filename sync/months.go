@@ -247,7 +247,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			ExceptionAccepted: sd.Bool("exception_accepted"), ExceptionNote: cmp.Or(sd.Str("exception_note"), sd.Str("absent_reason")),
 			Origin: cmp.Or(sd.Str("origin"), schema.OriginDevice), EnteredBy: sd.Str("entered_by_name"),
 			Received: sd.Str("status") == "received",
-			Rating:            int(sd.Int("rating")),
+			Rating:   int(sd.Int("rating")),
 		}
 		countsNow := fact.Sealed && (fact.Complete || fact.ExceptionAccepted) && fact.Received
 		in, late := ledger.place(month, schema.MonthOf(anchor, loc), ledger.countedSheets[fact.SheetID], ledger.listedSheets[fact.SheetID], countsNow)
