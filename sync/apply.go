@@ -394,8 +394,7 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 	var conflicts []Conflict
 	if m.BaseVersion < version {
 		if !opts.Merge {
-			return nil, nil, &schema.Error{Code: schema.CodeConflict, Record: cur,
-				Message: fmt.Sprintf("%s %s changed since version %d (it is at version %d): reload and apply your edit again", ent.Name, m.ID, m.BaseVersion, version)}
+			return nil, nil, w.staleEdit(ent, cur, m, version)
 		}
 		theirs, err := w.changedSince(ent.Name, m.ID, m.BaseVersion, opts.Device)
 		if err != nil {
@@ -425,6 +424,40 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 }
 
 func ownerName(s schema.Side) string { return s.String() }
+
+// staleEdit is the answer to an API edit based on version m.BaseVersion of a record now at
+// version: precondition_failed, naming the fields changed meanwhile that the edit also sets
+// (fields: the collisions the editor must decide) and every editable field changed meanwhile
+// (changed), with the current record (their values).
+func (w *wtx) staleEdit(ent *schema.Entity, cur schema.Doc, m Mutation, version int64) error {
+	theirs, err := w.changedSince(ent.Name, m.ID, m.BaseVersion, "")
+	if err != nil {
+		return err
+	}
+	changed, both := []string{}, []string{}
+	for _, name := range slices.Sorted(maps.Keys(theirs)) {
+		if f, ok := ent.Field(name); !ok || f.Writers == schema.SideServer {
+			continue // bookkeeping and what the rules derive (deadlines, stamps)
+		}
+		changed = append(changed, name)
+		if _, mine := m.Fields[name]; mine {
+			both = append(both, name)
+		}
+	}
+	what := cmp.Or(cur.Str("number"), m.ID)
+	zh, en := "请核对对方修改的内容后再保存", "compare and save again"
+	if len(both) > 0 {
+		zh = "双方都改了：" + strings.Join(both, "、") + "。请选择保留哪一个值"
+		en = "both of you changed " + strings.Join(both, ", ") + ": choose which value to keep"
+	} else if len(changed) > 0 {
+		zh = "对方改了：" + strings.Join(changed, "、") + "，与您的修改不冲突，请确认后再保存"
+		en = "they changed " + strings.Join(changed, ", ") + ", none of which you edit: check and save again"
+	}
+	return &schema.Error{Code: schema.CodePreconditionFailed, Record: cur, Field: "If-Match",
+		Extra: map[string]any{"fields": both, "changed": changed, "your_version": m.BaseVersion, "current_version": version},
+		Message: fmt.Sprintf("%s %s 在您编辑期间已被他人修改（您的版本 %d，现为 %d）；%s / %s %s was changed by someone else while you edited it (your version %d, now %d): %s",
+			ent.Name, what, m.BaseVersion, version, zh, ent.Name, what, m.BaseVersion, version, en)}
+}
 
 // changedSince returns the fields of a record changed by writes after version base, leaving
 // out the writes of device itself: a phone's earlier mutations in the same offline session
