@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,4 +53,62 @@ func TestStaleTicketEditIs412NamingTheFields(t *testing.T) {
 	}
 	// With the current version (the user chose), it goes through.
 	o.must(o.do("PATCH", "/api/v1/tickets/"+id, o.coord, map[string]any{"contact_phone": "138-0000-0000"}, "If-Match", "2"), 200)
+}
+
+// The ticket list finds tickets by the customer's phone, the equipment's serial and the
+// technician, filters by urgency and date, and sorts (issue 13).
+func TestTicketListFiltersAndSorts(t *testing.T) {
+	o := newOffice(t)
+	other := str(o.must(o.do("POST", "/api/v1/customers", o.coord, map[string]any{"name": "杭州湾电厂", "phone": "0571-8888-7777"}), 201).Body, "id")
+	otherAsset := str(o.must(o.do("POST", "/api/v1/assets", o.coord, map[string]any{"customer_id": other, "model": "DCS-3", "serial": "HZ-DCS-0042"}), 201).Body, "id")
+	a := o.intake(map[string]any{"urgency": "low"})                                                                        // 0574-1234, NB-QC9-0001
+	b := o.intake(map[string]any{"customer_id": other, "site_id": nil, "asset_id": otherAsset, "urgency": "critical"})     // 0571-…, HZ-DCS-0042
+	c := o.intake(map[string]any{"customer_id": other, "site_id": nil, "asset_id": nil, "contact_phone": "139-5555-0000"}) // only the contact's phone
+	o.must(o.act(o.coord, str(b, "id"), "dispatch", map[string]any{"technician_id": o.users["tech1"]}), 200)
+	o.must(o.act(o.coord, str(c, "id"), "dispatch", map[string]any{"technician_id": o.users["tech2"]}), 200)
+	var techName string
+	for _, u := range o.must(o.do("GET", "/api/v1/users?limit=100", o.coord, nil), 200).Body["items"].([]any) {
+		if str(u.(map[string]any), "id") == o.users["tech1"] {
+			techName = str(u.(map[string]any), "name")
+		}
+	}
+
+	numbers := func(query string) string {
+		t.Helper()
+		r := o.must(o.do("GET", "/api/v1/tickets?"+query, o.coord, nil), 200)
+		var out []string
+		for _, it := range r.Body["items"].([]any) {
+			n := str(it.(map[string]any), "number")
+			for name, tk := range map[string]map[string]any{"a": a, "b": b, "c": c} {
+				if str(tk, "number") == n {
+					out = append(out, name)
+				}
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct{ query, want string }{
+		{"phone=0571-8888", "c,b"},  // the customer's phone, newest first
+		{"phone=88887777", "c,b"},   // digits only, as said on the phone
+		{"phone=139-5555", "c"},     // the contact's phone on the ticket
+		{"serial=HZ-DCS-0042", "b"}, // the equipment's serial
+		{"serial=nb-qc9", "a"},      // part of it, any case
+		{"technician=" + o.users["tech1"], "b"},
+		{"technician=" + url.QueryEscape(techName), "b"}, // or by name
+		{"urgency=critical,low&sort=urgency", "b,a"},
+		{"sort=received_at", "a,b,c"},
+		{"sort=-received_at", "c,b,a"},
+		{"sort=number", "a,b,c"},
+	} {
+		if got := numbers(c.query); got != c.want {
+			t.Errorf("GET /tickets?%s: %s, want %s", c.query, got, c.want)
+		}
+	}
+	for _, bad := range []struct{ query, field string }{
+		{"sort=colour", "sort"}, {"urgency=urgent", "urgency"}, {"from=yesterday", "from"}, {"phone=%20", "phone"},
+	} {
+		if r := o.do("GET", "/api/v1/tickets?"+bad.query, o.coord, nil); r.Status != 400 || r.errField() != bad.field {
+			t.Errorf("GET /tickets?%s: %d %s, want 400 naming %s", bad.query, r.Status, r.Raw, bad.field)
+		}
+	}
 }
