@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ func init() {
 	apiDoc = append(apiDoc, []routeDoc{
 		{"GET", "/api/v1/tickets/lookup", "find a ticket by what the printed form carries (?code= the ticket number from its QR code, or an id)", "office", false},
 		{"POST", "/api/v1/tickets/{id}/paper-sheet", "enter the ticket's signed and stamped paper sheet (id or number): {scan_blobs: [sha256, ...], signature_present, stamp_present, technician_signature_present, fault_symptoms, inspection_record, handling_result, rating, rating_comment, signer_name, arrived_at, departed_at, service_mode, parts, absent_reason}; sealed at entry with origin paper; 409 already_signed when the ticket has a sealed sheet", "coordinator, admin", true},
+		{"POST", "/api/v1/blobs", "upload a whole scan page in one request (the body, up to the body limit): PNG, JPEG, WebP or PDF → 201 {sha256, size, type}", "coordinator, admin", true},
 		{"HEAD", "/api/v1/blobs/{sha256}", "blob status for an office upload (a paper sheet's scan): 200 whole, 404 with Upload-Offset", "coordinator, admin", false},
 		{"PATCH", "/api/v1/blobs/{sha256}", "append a chunk of a scan (Upload-Offset, Upload-Length): PNG, JPEG, WebP or PDF", "coordinator, admin", true},
 		{"GET", "/api/v1/blobs/{sha256}", "download a blob (a sheet's image or scan page)", "office", false},
@@ -32,6 +35,7 @@ func (s *Server) paperRoutes(office fiber.Router) {
 	entry := roles(schema.RoleCoordinator, schema.RoleAdmin)
 	office.Get("/tickets/lookup", s.lookupTicket) // before /tickets/:id
 	office.Post("/tickets/:id/paper-sheet", s.enterPaperSheet)
+	office.Post("/blobs", entry, s.blobPost)
 	office.Head("/blobs/:sha", entry, s.blobHead)
 	office.Patch("/blobs/:sha", entry, s.blobPatch)
 	office.Get("/blobs/:sha", s.blobGet)
@@ -76,6 +80,28 @@ func (s *Server) enterPaperSheet(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(d)
+}
+
+// blobPost stores a whole file sent as the body under its SHA-256, for a browser that
+// cannot hash it itself (crypto.subtle exists only on https and localhost).
+func (s *Server) blobPost(c *fiber.Ctx) error {
+	body := c.Body()
+	if len(body) == 0 {
+		return schema.FieldError(schema.CodeValidation, "body", "请选择扫描件文件 / send the file as the request body")
+	}
+	sum := sha256.Sum256(body)
+	name := hex.EncodeToString(sum[:])
+	if !s.Engine.Blobs.Has(name) {
+		if _, _, err := s.Engine.Blobs.Append("user:"+session(c).Actor.UserID, name, 0, int64(len(body)), bytes.NewReader(body)); err != nil {
+			return err
+		}
+	}
+	r, size, typ, err := s.Engine.Blobs.Open(name)
+	if err != nil {
+		return err
+	}
+	r.Close()
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"sha256": name, "size": size, "type": typ})
 }
 
 func (s *Server) blobHead(c *fiber.Ctx) error {

@@ -33,7 +33,7 @@ func TestStaleTicketEditIs412NamingTheFields(t *testing.T) {
 		t.Errorf("changed %v, want every field changed meanwhile: [contact_phone urgency]", e["changed"])
 	}
 	msg := str(e, "message")
-	if !strings.Contains(msg, "contact_phone") {
+	if !strings.Contains(msg, "contact_phone") || !strings.Contains(msg, "工单 ") {
 		t.Errorf("the message does not name the field: %s", msg)
 	}
 	rec := e["record"].(map[string]any)

@@ -425,6 +425,9 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 
 func ownerName(s schema.Side) string { return s.String() }
 
+// entityZH names the records the office edits, in Chinese.
+var entityZH = map[string]string{schema.EntTicket: "工单", schema.EntCustomer: "客户", schema.EntSite: "地点", schema.EntAsset: "设备", schema.EntUser: "用户", schema.EntSale: "销售单"}
+
 // staleEdit is the answer to an API edit based on version m.BaseVersion of a record now at
 // version: precondition_failed, naming the fields changed meanwhile that the edit also sets
 // (fields: the collisions the editor must decide) and every editable field changed meanwhile
@@ -456,7 +459,7 @@ func (w *wtx) staleEdit(ent *schema.Entity, cur schema.Doc, m Mutation, version 
 	return &schema.Error{Code: schema.CodePreconditionFailed, Record: cur, Field: "If-Match",
 		Extra: map[string]any{"fields": both, "changed": changed, "your_version": m.BaseVersion, "current_version": version},
 		Message: fmt.Sprintf("%s %s 在您编辑期间已被他人修改（您的版本 %d，现为 %d）；%s / %s %s was changed by someone else while you edited it (your version %d, now %d): %s",
-			ent.Name, what, m.BaseVersion, version, zh, ent.Name, what, m.BaseVersion, version, en)}
+			cmp.Or(entityZH[ent.Name], ent.Name), what, m.BaseVersion, version, zh, ent.Name, what, m.BaseVersion, version, en)}
 }
 
 // changedSince returns the fields of a record changed by writes after version base, leaving
