@@ -81,6 +81,8 @@ type ServiceLine struct {
 	// (EnteredBy names them), else "device".
 	Origin    string `json:"origin,omitempty"`
 	EnteredBy string `json:"entered_by,omitempty"`
+	// OnBehalf: the office recorded the completion on the technician's behalf.
+	OnBehalf bool `json:"recorded_by_office,omitempty"`
 	// Exception is set when the sheet was incomplete and counted because a manager
 	// accepted the exception.
 	Exception *ExceptionLine `json:"exception,omitempty"`
@@ -360,7 +362,7 @@ func ComputeMonth(in MonthInput) MonthResult {
 		line := ServiceLine{
 			SheetID: s.SheetID, TicketNumber: s.TicketNumber, Customer: s.Customer,
 			Mode: s.ServiceMode, CompletedAt: s.CompletedAt, Rating: s.Rating, Late: s.Late, ClockFlag: s.ClockFlag,
-			Origin: s.Origin, EnteredBy: s.EnteredBy,
+			Origin: s.Origin, EnteredBy: s.EnteredBy, OnBehalf: s.OnBehalf,
 		}
 		if line.Origin == schema.OriginPaper {
 			r.PaperServices++

@@ -121,6 +121,10 @@ func MonthSpecialServices(r MonthResult, lang string) []SpecialService {
 				out = append(out, SpecialService{monthText("纸质反馈单", "Paper sheet", lang), row.Technician.Name, s.TicketNumber,
 					monthText("由 "+s.EnteredBy+" 录入", "entered by "+s.EnteredBy, lang)})
 			}
+			if s.OnBehalf {
+				out = append(out, SpecialService{monthText("代技术员记录", "Recorded for the technician", lang), row.Technician.Name, s.TicketNumber,
+					monthText("完成步骤由办公室代为记录", "the office recorded the completion on the technician's behalf", lang)})
+			}
 			if e := s.Exception; e != nil {
 				out = append(out, SpecialService{monthText("例外计入", "Counted by exception", lang), row.Technician.Name, s.TicketNumber,
 					monthText("缺 "+MissingIn(e.Missing, "zh")+"；经理 "+e.By+" 接受："+e.Note,

@@ -345,6 +345,9 @@ func (l *monthLayout) technician(r *Row) {
 			if s.Exception != nil {
 				marks = append(marks, l.label("例外", "exception"))
 			}
+			if s.OnBehalf {
+				marks = append(marks, l.label("代录", "for tech"))
+			}
 			note := strings.Join(marks, " ")
 			rows[i] = []string{strconv.Itoa(i + 1), s.TicketNumber, s.Customer, l.modeLabel(s.Mode),
 				fmtTime(s.CompletedAt, l.loc()), rating, note}
@@ -358,7 +361,7 @@ func (l *monthLayout) technician(r *Row) {
 		for i, x := range special {
 			rows[i] = []string{x.Kind, x.Ticket, x.Detail}
 		}
-		l.subheading(l.label("纸质反馈单、例外计入与无反馈单", "Paper sheets, services counted by exception, services with no sheet"))
+		l.subheading(l.label("纸质反馈单、代录、例外计入与无反馈单", "Paper sheets, steps recorded for the technician, services counted by exception, services with no sheet"))
 		l.wrapTable(cols, rows, nil, 2)
 	}
 	if len(r.Excluded) > 0 {

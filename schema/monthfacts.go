@@ -59,8 +59,10 @@ type SheetFact struct {
 	// paper form (EnteredBy names them), else "device".
 	Origin    string
 	EnteredBy string
-	Received  bool // a coordinator received the sheet
-	Rating    int  // customer satisfaction 1-5; 0 when not rated
+	// OnBehalf: the office recorded the ticket's completion on the technician's behalf.
+	OnBehalf bool
+	Received bool // a coordinator received the sheet
+	Rating   int  // customer satisfaction 1-5; 0 when not rated
 	// RespondedOnTime: its ticket was accepted by the response deadline; ArrivedOnTime: an
 	// on-site service whose technician arrived by the arrival deadline (P5).
 	RespondedOnTime bool

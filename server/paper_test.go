@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -182,6 +183,7 @@ func TestPaperSheetRolesAndBadInput(t *testing.T) {
 		{"scan page twice", func(m map[string]any) { m["scan_blobs"] = []string{scan, scan} }, 400, "scan_blobs"},
 		{"signature as an image", func(m map[string]any) { m["signature_blob"] = e.sig }, 400, "signature_blob"},
 		{"rating 6", func(m map[string]any) { m["rating"] = 6 }, 400, "rating"},
+		{"departed tomorrow", func(m map[string]any) { m["departed_at"] = time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339) }, 400, "departed_at"},
 		{"unknown field", func(m map[string]any) { m["stamp_colour"] = "red" }, 400, "stamp_colour"},
 		{"ticket id in the body", func(m map[string]any) { m["ticket_id"] = tk }, 400, "ticket_id"},
 	} {
@@ -238,7 +240,9 @@ func TestMonthShowsPaperExceptionAndNoSheet(t *testing.T) {
 	coordName, mgrName := me(coord), me(mgr)
 
 	paper := f.completed("tech1", "2026-09-03 10:00")
-	e.must(e.do("POST", "/api/v1/tickets/"+paper+"/paper-sheet", coord, paperFields(scan)), 201)
+	pf := paperFields(scan)
+	pf["arrived_at"], pf["departed_at"] = shanghai("2026-09-03 09:00").Format(time.RFC3339), shanghai("2026-09-03 09:50").Format(time.RFC3339)
+	e.must(e.do("POST", "/api/v1/tickets/"+paper+"/paper-sheet", coord, pf), 201)
 	excepted := f.completed("tech1", "2026-09-04 10:00")
 	f.sheet("ex1", excepted, "tech1", "phone", false, true, true, "stamp_blob")
 	noSheet := f.completed("tech2", "2026-09-05 10:00")
@@ -258,7 +262,7 @@ func TestMonthShowsPaperExceptionAndNoSheet(t *testing.T) {
 		s := x.(map[string]any)
 		switch s["ticket_number"] {
 		case paperNo:
-			if s["origin"] != "paper" || s["entered_by"] != coordName {
+			if s["origin"] != "paper" || s["entered_by"] != coordName || s["recorded_by_office"] != true {
 				t.Errorf("the paper service: %v", s)
 			}
 		case exNo:
@@ -281,6 +285,20 @@ func TestMonthShowsPaperExceptionAndNoSheet(t *testing.T) {
 		t.Errorf("totals: %v", tot)
 	}
 
+	// The coordinator took the technician's steps (the fixture does): the history says on
+	// whose behalf.
+	hist := e.must(e.do("GET", "/api/v1/tickets/"+paper+"/events?limit=100", coord, nil), 200).Body["items"].([]any)
+	behalf := 0
+	for _, x := range hist {
+		ev := x.(map[string]any)
+		if d, _ := ev["details"].(map[string]any); d != nil && d["on_behalf_of"] == f.users["tech1"] {
+			behalf++
+		}
+	}
+	if behalf != 3 { // accept, start, complete
+		t.Errorf("%d steps marked as recorded on tech1's behalf, want 3: %v", behalf, hist)
+	}
+
 	for _, lang := range []struct{ code, paper, exception, none string }{
 		{"en", "Paper sheet", "Counted by exception", "No sheet (not counted)"},
 		{"zh", "纸质反馈单", "例外计入", "无反馈单（不计入）"},
@@ -288,7 +306,8 @@ func TestMonthShowsPaperExceptionAndNoSheet(t *testing.T) {
 		csv := string(e.must(e.do("GET", "/api/v1/months/2026-09/report.csv?lang="+lang.code, coord, nil), 200).Raw)
 		pdf := pdfText(t, e.must(e.do("GET", "/api/v1/months/2026-09/report.pdf?lang="+lang.code, coord, nil), 200).Raw)
 		for name, doc := range map[string]string{"CSV": csv, "PDF": strings.Join(strings.Fields(pdf), " ")} {
-			for _, want := range []string{lang.paper, lang.exception, lang.none, paperNo, exNo, noNo, "客户单位搬迁", mgrName, coordName} {
+			for _, want := range []string{lang.paper, lang.exception, lang.none, paperNo, exNo, noNo, "客户单位搬迁", mgrName, coordName,
+				map[string]string{"en": "Recorded for the technician", "zh": "代技术员记录"}[lang.code]} {
 				if !strings.Contains(doc, want) {
 					t.Errorf("the %s %s does not show %q:\n%s", lang.code, name, want, doc)
 				}

@@ -663,8 +663,13 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 		return nil, err
 	}
 	if entity == schema.EntTicket {
+		details := maps.Clone(map[string]any(params))
+		if fieldStep[action] && actor.Role != schema.RoleTechnician && cur.Str("assignee_id") != "" {
+			// The office recorded the technician's step (the paper path): the history says so.
+			details["on_behalf_of"] = cur.Str("assignee_id")
+		}
 		ev := schema.Doc{"ticket_id": cur.Str("id"), "kind": "action", "action": action, "from_status": cur.Str("status"),
-			"to_status": next.Str("status"), "actor_id": actor.UserID, "device_id": actor.DeviceID, "at": schema.Stamp(w.now), "details": map[string]any(params)}
+			"to_status": next.Str("status"), "actor_id": actor.UserID, "device_id": actor.DeviceID, "at": schema.Stamp(w.now), "details": details}
 		if r := params.Str("reason"); r != "" {
 			ev["note"] = r
 		}
@@ -688,6 +693,10 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 	}
 	return out, nil
 }
+
+// fieldStep are the ticket steps that are the technician's own work; taken by anyone else
+// they are recorded on the technician's behalf.
+var fieldStep = map[string]bool{"accept": true, "en_route": true, "arrive": true, "start": true, "complete": true}
 
 // sheetOrReason lets a ticket move to sheet_received only when one of its feedback sheets
 // was received, or when a manager records that there is no sheet and why (the month report

@@ -225,6 +225,16 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			settledTickets[p.s.Str("ticket_id")] = true
 		}
 	}
+	// Tickets whose completion the office recorded on the technician's behalf.
+	onBehalf := map[string]bool{}
+	events, err := queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0
+		AND data ->> 'action' = 'complete' AND COALESCE(data ->> '$.details.on_behalf_of', '') != ''`, schema.EntTicketEvent)
+	if err != nil {
+		return f, nil, err
+	}
+	for _, ev := range events {
+		onBehalf[ev.Str("ticket_id")] = true
+	}
 	for _, p := range sheets {
 		sd, td := p.s, p.t
 		completed := td.Time("completed_at")
@@ -263,6 +273,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {
 			return f, nil, err
 		}
+		fact.OnBehalf = onBehalf[fact.TicketID]
 		if fact.ExceptionAccepted {
 			if fact.ExceptionBy, err = userName(sd.Str("exception_by")); err != nil {
 				return f, nil, err

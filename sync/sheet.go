@@ -550,6 +550,11 @@ func (w *wtx) enterPaperSheet(actor schema.Actor, d schema.Doc) error {
 	if err := w.checkSheetContent(t, d, d); err != nil {
 		return err
 	}
+	for _, f := range []string{"arrived_at", "departed_at"} {
+		if at := d.Time(f); at.After(w.now) {
+			return schema.FieldError(schema.CodeValidation, f, "%s %s 晚于现在：纸质反馈单记录的是已经发生的服务 / %s %s is in the future: a paper sheet records a service that took place", f, d.Str(f), f, d.Str(f))
+		}
+	}
 	w.sheetCompleteness(d)
 	d["signed_at"] = cmp.Or(d.Str("departed_at"), now)
 	d["received_at"] = now

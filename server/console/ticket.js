@@ -161,6 +161,7 @@ function eventsSection(t) {
       if (d.technician_id) extra.push('→ ' + userName(d.technician_id));
       if (d.reason) extra.push(d.reason);
       if (d.service_mode) extra.push(label('service_mode', d.service_mode));
+      if (d.on_behalf_of) extra.push(`代 ${userName(d.on_behalf_of)} 记录 recorded on ${userName(d.on_behalf_of)}'s behalf`);
       return h('li', { class: 'event' },
         h('div', { class: 'ev-head' }, h('strong', {}, bi(label('action', e.kind === 'action' ? e.action : e.kind))),
           e.from_status && e.to_status && e.from_status !== e.to_status
