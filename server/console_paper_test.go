@@ -91,6 +91,20 @@ func TestConsolePaperSheetAndFilters(t *testing.T) {
 		t.Fatalf("sheets of the ticket: %v", sheets)
 	}
 
+	// The month page names the service as counted from paper, recorded for the technician.
+	step(t, ctx, "month",
+		chromedp.Navigate(base+"/console/#/months"),
+		chromedp.WaitVisible(css(".month-actions button")),
+		chromedp.Click(css(".month-actions button")),
+		chromedp.WaitVisible(css(".month-actions .confirm")),
+		chromedp.Click(css(".month-actions .confirm-yes")),
+		chromedp.WaitVisible(css("#month-special")),
+	)
+	if m := text(t, ctx, "#month-special"); !strings.Contains(m, number) || !strings.Contains(m, "纸质反馈单 Paper sheet") || !strings.Contains(m, "王芳 Wang Fang") ||
+		!strings.Contains(m, "代技术员记录") {
+		t.Errorf("the month page's special services:\n%s", m)
+	}
+
 	// The list finds the ticket by the customer's phone as said on the phone, and by serial.
 	for _, f := range []struct{ name, value string }{{"phone", "66665555"}, {"serial", "paper-0077"}} {
 		step(t, ctx, "filter by "+f.name,

@@ -315,3 +315,21 @@ func TestMonthShowsPaperExceptionAndNoSheet(t *testing.T) {
 		}
 	}
 }
+
+// A paper sheet may come in before the completion was recorded: the ticket keeps its status,
+// and moves on to sheet_received the moment it is completed, whoever records that.
+func TestPaperSheetBeforeCompletion(t *testing.T) {
+	e := newSheetEnv(t)
+	scan := e.officeUpload(e.coord, testPNG(31))
+	tk := e.ticket(e.t1ID, schema.StAccepted, false)
+	e.must(e.do("POST", "/api/v1/tickets/"+tk+"/paper-sheet", e.coord, paperFields(scan)), 201)
+	if st := e.must(e.do("GET", "/api/v1/tickets/"+tk, e.coord, nil), 200).Body["status"]; st != "accepted" {
+		t.Fatalf("after the paper sheet the ticket is %v, want it still accepted", st)
+	}
+	// The technician's phone records the work.
+	applied(t, e.pushOne(e.t1, map[string]any{"entity": "ticket", "id": tk, "op": "action", "action": "start"}))
+	r := applied(t, e.pushOne(e.t1, map[string]any{"entity": "ticket", "id": tk, "op": "action", "action": "complete", "fields": map[string]any{"service_mode": "phone"}}))
+	if r["status"] != "sheet_received" {
+		t.Errorf("completed with its paper sheet already received: %v, want sheet_received", r["status"])
+	}
+}

@@ -691,6 +691,22 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 			}
 		}
 	}
+	if entity == schema.EntTicket && action == "complete" {
+		// A sheet received before the work was recorded complete (a paper sheet entered
+		// early) moves the ticket on at once, as its receipt would have: done by fieldsync,
+		// since the one completing (a technician) may not take the office's step.
+		var one int
+		err := w.tx.QueryRow(`SELECT 1 FROM records WHERE entity = ? AND deleted = 0 AND ticket_id = ? AND status = ? LIMIT 1`,
+			schema.EntSheet, cur.Str("id"), schema.SheetReceived).Scan(&one)
+		if err == nil {
+			if _, err := w.applyAction(schema.System, entity, out.Clone(), "receive_sheet", schema.Doc{}); err != nil {
+				return nil, err
+			}
+			return w.Get(entity, cur.Str("id"))
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
