@@ -169,7 +169,7 @@ func (a *API) blobGet(c *fiber.Ctx) error {
 	// takes it for anything but the image type it was checked to be.
 	c.Set(fiber.HeaderContentType, typ)
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+sum+"."+strings.TrimPrefix(typ, "image/")+`"`)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+sum+"."+typ[strings.LastIndex(typ, "/")+1:]+`"`)
 	c.Set(fiber.HeaderCacheControl, "private, max-age=31536000, immutable")
 	return c.SendStream(r, int(size))
 }

@@ -238,6 +238,12 @@ func shortID(id string) string {
 	return id
 }
 
+// FindTicket reads a ticket by id or, failing that, by its number (what the printed form's
+// QR code carries).
+func FindTicket(ctx context.Context, e *syncer.Engine, key string) (schema.Doc, error) {
+	return findTicket(ctx, e, key)
+}
+
 // findTicket reads a ticket by id or, failing that, by its number.
 func findTicket(ctx context.Context, e *syncer.Engine, key string) (schema.Doc, error) {
 	t, err := e.Get(ctx, schema.EntTicket, key)
@@ -417,6 +423,19 @@ func sheetData(sheet, ticket, customer, site, asset, technician schema.Doc, st *
 			return nil, fmt.Errorf("feedback sheet %s: %s %s: %w", s.SheetID, img.field, sum, err)
 		}
 		*img.dst = b
+	}
+	if sheet.Str("origin") == schema.OriginPaper {
+		s.PaperEnteredBy = sheet.Str("entered_by_name")
+		for i, sum := range sheet.Strings("scan_blobs") {
+			b, err := blob(sum)
+			if err != nil {
+				return nil, fmt.Errorf("feedback sheet %s: scan page %d %s: %w", s.SheetID, i+1, sum, err)
+			}
+			if bytes.HasPrefix(b, []byte("%PDF-")) {
+				b = nil // named on its page, not drawn
+			}
+			s.Scans, s.ScanSums = append(s.Scans, b), append(s.ScanSums, sum)
+		}
 	}
 	s.SignedAt = timePtr(sheet, "signed_at")
 	s.ServerReceivedAt = timePtr(sheet, "received_at")

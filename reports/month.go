@@ -77,6 +77,32 @@ type ServiceLine struct {
 	Rating       int       `json:"rating"`
 	Late         bool      `json:"late"`
 	ClockFlag    string    `json:"clock_flag,omitempty"` // why its phone times are not credible
+	// Origin is "paper" when a coordinator entered the sheet from the paper form
+	// (EnteredBy names them), else "device".
+	Origin    string `json:"origin,omitempty"`
+	EnteredBy string `json:"entered_by,omitempty"`
+	// OnBehalf: the office recorded the completion on the technician's behalf.
+	OnBehalf bool `json:"recorded_by_office,omitempty"`
+	// Exception is set when the sheet was incomplete and counted because a manager
+	// accepted the exception.
+	Exception *ExceptionLine `json:"exception,omitempty"`
+}
+
+// ExceptionLine says who accepted an incomplete sheet, why, and what it lacked.
+type ExceptionLine struct {
+	By      string   `json:"by"`
+	Note    string   `json:"note"`
+	Missing []string `json:"missing"`
+}
+
+// NoSheetLine is a service whose ticket moved on without a sheet: a manager recorded that
+// there is none (By) and why. It is not counted.
+type NoSheetLine struct {
+	TicketNumber string    `json:"ticket_number"`
+	Customer     string    `json:"customer"`
+	CompletedAt  time.Time `json:"completed_at"`
+	Reason       string    `json:"reason"`
+	By           string    `json:"by"`
 }
 
 // Exclusion is a sheet that did not count, with the reason the report shows.
@@ -84,6 +110,7 @@ type Exclusion struct {
 	SheetID      string `json:"sheet_id"`
 	TicketNumber string `json:"ticket_number"`
 	Reason       string `json:"reason"`
+	Origin       string `json:"origin,omitempty"` // "paper" or "device", as the loader says
 }
 
 // ComplaintLine is one complaint against the technician, whatever its status,
@@ -118,6 +145,13 @@ type Row struct {
 	Dedicated        bool          `json:"dedicated"`
 	CountedServices  int           `json:"counted_services"`
 	ExcludedServices int           `json:"excluded_services"`
+	// PaperServices and ExceptionServices count the counted services whose sheet came from
+	// paper, and those counted through a manager's exception; NoSheetServices the services
+	// listed in NoSheet (never counted).
+	PaperServices     int           `json:"paper_services"`
+	ExceptionServices int           `json:"exception_services"`
+	NoSheetServices   int           `json:"no_sheet_services"`
+	NoSheet           []NoSheetLine `json:"no_sheet"`
 	// Complaints counts upheld complaints only, the ones that affect pay.
 	Complaints     int   `json:"complaints"`
 	BonusEligible  bool  `json:"bonus_eligible"`
@@ -218,14 +252,17 @@ type UnreportedLine struct {
 
 // Totals sums the rows, for the table's last line.
 type Totals struct {
-	Technicians      int   `json:"technicians"`
-	CountedServices  int   `json:"counted_services"`
-	ExcludedServices int   `json:"excluded_services"`
-	Complaints       int   `json:"complaints"`
-	AllowanceFen     int64 `json:"allowance_fen"`
-	BonusFen         int64 `json:"bonus_fen"`
-	LabourFen        int64 `json:"labour_fen"`
-	CommissionFen    int64 `json:"commission_fen"`
+	Technicians       int   `json:"technicians"`
+	CountedServices   int   `json:"counted_services"`
+	ExcludedServices  int   `json:"excluded_services"`
+	PaperServices     int   `json:"paper_services"`
+	ExceptionServices int   `json:"exception_services"`
+	NoSheetServices   int   `json:"no_sheet_services"`
+	Complaints        int   `json:"complaints"`
+	AllowanceFen      int64 `json:"allowance_fen"`
+	BonusFen          int64 `json:"bonus_fen"`
+	LabourFen         int64 `json:"labour_fen"`
+	CommissionFen     int64 `json:"commission_fen"`
 	// CommissionForfeitedFen sums the commissions K upheld complaints withheld.
 	CommissionForfeitedFen int64 `json:"commission_forfeited_fen"`
 	LiabilityFen           int64 `json:"liability_fen"`
@@ -284,6 +321,7 @@ func ComputeMonth(in MonthInput) MonthResult {
 			BaseSalaryFen: t.BaseSalaryFen,
 			// Empty, not nil, so the JSON shows [] rather than null.
 			Excluded:      []Exclusion{},
+			NoSheet:       []NoSheetLine{},
 			ComplaintIDs:  []string{},
 			ComplaintList: []ComplaintLine{},
 			Notes:         []string{},
@@ -352,14 +390,23 @@ func ComputeMonth(in MonthInput) MonthResult {
 			reasons = append(reasons, ReasonTicketCounted)
 		}
 		if len(reasons) > 0 {
-			r.Excluded = append(r.Excluded, Exclusion{SheetID: s.SheetID, TicketNumber: s.TicketNumber, Reason: strings.Join(reasons, "; ")})
+			r.Excluded = append(r.Excluded, Exclusion{SheetID: s.SheetID, TicketNumber: s.TicketNumber, Reason: strings.Join(reasons, "; "), Origin: s.Origin})
 			continue
 		}
 		r.CountedSheetIDs = append(r.CountedSheetIDs, s.SheetID)
-		r.Counted = append(r.Counted, ServiceLine{
+		line := ServiceLine{
 			SheetID: s.SheetID, TicketNumber: s.TicketNumber, Customer: s.Customer,
 			Mode: s.ServiceMode, CompletedAt: s.CompletedAt, Rating: s.Rating, Late: s.Late, ClockFlag: s.ClockFlag,
-		})
+			Origin: s.Origin, EnteredBy: s.EnteredBy, OnBehalf: s.OnBehalf,
+		}
+		if line.Origin == schema.OriginPaper {
+			r.PaperServices++
+		}
+		if !s.Complete {
+			line.Exception = &ExceptionLine{By: s.ExceptionBy, Note: s.ExceptionNote, Missing: append([]string{}, s.Missing...)}
+			r.ExceptionServices++
+		}
+		r.Counted = append(r.Counted, line)
 		switch s.ServiceMode {
 		case ModeOnsite:
 			r.Modes.Onsite++
@@ -379,6 +426,14 @@ func ComputeMonth(in MonthInput) MonthResult {
 		if s.Rating >= 1 && s.Rating <= 5 {
 			r.RatedServices++
 			ratingSum[i] += s.Rating
+		}
+	}
+
+	for _, n := range in.NoSheets {
+		if i, ok := rowOf("no-sheet ticket", n.TicketNumber, n.TechnicianID); ok {
+			r := &res.Rows[i]
+			r.NoSheet = append(r.NoSheet, NoSheetLine{TicketNumber: n.TicketNumber, Customer: n.Customer, CompletedAt: n.CompletedAt, Reason: n.Reason, By: n.By})
+			r.NoSheetServices++
 		}
 	}
 
@@ -497,6 +552,9 @@ func ComputeMonth(in MonthInput) MonthResult {
 	for _, r := range res.Rows {
 		res.Totals.CountedServices += r.CountedServices
 		res.Totals.ExcludedServices += r.ExcludedServices
+		res.Totals.PaperServices += r.PaperServices
+		res.Totals.ExceptionServices += r.ExceptionServices
+		res.Totals.NoSheetServices += r.NoSheetServices
 		res.Totals.Complaints += r.Complaints
 		res.Totals.AllowanceFen += r.AllowanceFen
 		res.Totals.BonusFen += r.BonusFen

@@ -30,6 +30,9 @@ var monthCSVColumns = []monthCSVColumn{
 	{"试用期", "Probation", false, func(r Row, lang string) string { return monthYesNo(r.Probation, lang) }},
 	{"计入服务数", "Counted services", true, func(r Row, _ string) string { return strconv.Itoa(r.CountedServices) }},
 	{"未计入服务数", "Excluded services", true, func(r Row, _ string) string { return strconv.Itoa(r.ExcludedServices) }},
+	{"纸质反馈单", "Paper sheets", true, func(r Row, _ string) string { return strconv.Itoa(r.PaperServices) }},
+	{"例外计入", "Counted by exception", true, func(r Row, _ string) string { return strconv.Itoa(r.ExceptionServices) }},
+	{"无反馈单", "No sheet", true, func(r Row, _ string) string { return strconv.Itoa(r.NoSheetServices) }},
 	{"现场维修", "On-site", false, func(r Row, _ string) string { return strconv.Itoa(r.Modes.Onsite) }},
 	{"电话服务", "Phone", false, func(r Row, _ string) string { return strconv.Itoa(r.Modes.Phone) }},
 	{"网络在线服务", "Online", false, func(r Row, _ string) string { return strconv.Itoa(r.Modes.Online) }},
@@ -88,6 +91,15 @@ func WriteMonthCSV(w io.Writer, r MonthResult, lang string) error {
 	if err := cw.Write(monthTotalsRecord(r.Totals, lang)); err != nil {
 		return err
 	}
+	// Then the services the table's special counts stand for, one a line: a sheet entered
+	// from paper, a sheet counted through a manager's exception, a service with no sheet.
+	for _, d := range MonthSpecialServices(r, lang) {
+		clear(record)
+		record[0], record[1], record[2], record[3] = d.Kind, monthCSVText(d.Technician), monthCSVText(d.Ticket), monthCSVText(d.Detail)
+		if err := cw.Write(record); err != nil {
+			return err
+		}
+	}
 	// Warnings follow the table, one a line (as wide as the table, so the file stays
 	// rectangular), as the printed report lists them.
 	for _, w := range r.Warnings {
@@ -101,26 +113,86 @@ func WriteMonthCSV(w io.Writer, r MonthResult, lang string) error {
 	return cw.Error()
 }
 
+// SpecialService is one service the month report names apart: counted from a paper sheet,
+// counted through a manager's exception, or listed with no sheet.
+type SpecialService struct {
+	Kind, Technician, Ticket, Detail string
+}
+
+// MonthSpecialServices lists, technician by technician, the services counted from paper,
+// counted through an exception, and recorded with no sheet, in lang.
+func MonthSpecialServices(r MonthResult, lang string) []SpecialService {
+	var out []SpecialService
+	for _, row := range r.Rows {
+		for _, s := range row.Counted {
+			if s.Origin == schema.OriginPaper {
+				out = append(out, SpecialService{monthText("纸质反馈单", "Paper sheet", lang), row.Technician.Name, s.TicketNumber,
+					monthText("由 "+s.EnteredBy+" 录入", "entered by "+s.EnteredBy, lang)})
+			}
+			if s.OnBehalf {
+				out = append(out, SpecialService{monthText("代技术员记录", "Recorded for the technician", lang), row.Technician.Name, s.TicketNumber,
+					monthText("完成步骤由办公室代为记录", "the office recorded the completion on the technician's behalf", lang)})
+			}
+			if e := s.Exception; e != nil {
+				out = append(out, SpecialService{monthText("例外计入", "Counted by exception", lang), row.Technician.Name, s.TicketNumber,
+					monthText("缺 "+MissingIn(e.Missing, "zh")+"；经理 "+e.By+" 接受："+e.Note,
+						"missing "+MissingIn(e.Missing, "en")+"; accepted by the manager "+e.By+": "+e.Note, lang)})
+			}
+		}
+		for _, n := range row.NoSheet {
+			out = append(out, SpecialService{monthText("无反馈单（不计入）", "No sheet (not counted)", lang), row.Technician.Name, n.TicketNumber,
+				monthText("经理 "+n.By+" 登记："+n.Reason, "recorded by the manager "+n.By+": "+n.Reason, lang)})
+		}
+	}
+	return out
+}
+
+// MissingIn names the missing sheet items in words, in lang ("zh", "en", or both).
+func MissingIn(items []string, lang string) string {
+	names := map[string][2]string{
+		"fault_symptoms": {"故障现象", "fault symptoms"}, "inspection_record": {"检查记录", "inspection record"},
+		"handling_result": {"处理结果", "handling result"}, "rating": {"满意度", "rating"}, "signer_name": {"签字人姓名", "signer's name"},
+		"signature_blob": {"客户签字", "customer's signature"}, "stamp_blob": {"客户盖章", "customer's stamp"},
+		"technician_signature_blob": {"技术员签字", "technician's signature"}, "arrived_at": {"到达时间", "arrival time"}, "departed_at": {"离开时间", "departure time"},
+	}
+	out := make([]string, len(items))
+	for i, m := range items {
+		n, ok := names[m]
+		if !ok {
+			n = [2]string{m, m}
+		}
+		out[i] = monthText(n[0], n[1], lang)
+	}
+	sep := ", "
+	if lang == "zh" {
+		sep = "、"
+	}
+	return strings.Join(out, sep)
+}
+
 // monthTotalsRecord is the CSV's last line. Only the columns that add up are
 // filled; averages and flags are left blank rather than summed.
 func monthTotalsRecord(t Totals, lang string) []string {
 	sum := Row{
-		Technician:       TechnicianRef{Name: monthText("合计", "Total", lang)},
-		CountedServices:  t.CountedServices,
-		ExcludedServices: t.ExcludedServices,
-		Complaints:       t.Complaints,
-		OnTimeResponses:  t.OnTimeResponses,
-		OnTimeArrivals:   t.OnTimeArrivals,
-		AllowanceFen:     t.AllowanceFen,
-		BonusFen:         t.BonusFen,
-		LabourFen:        t.LabourFen,
-		TotalFen:         t.TotalFen,
-		BaseSalaryFen:    t.BaseSalaryFen,
-		CommissionFen:    t.CommissionFen,
-		LiabilityFen:     t.LiabilityFen,
-		UnreportedFen:    t.UnreportedFen,
-		ExpensesFen:      t.ExpensesFen,
-		RepairFeesFen:    t.RepairFeesFen,
+		Technician:        TechnicianRef{Name: monthText("合计", "Total", lang)},
+		CountedServices:   t.CountedServices,
+		ExcludedServices:  t.ExcludedServices,
+		PaperServices:     t.PaperServices,
+		ExceptionServices: t.ExceptionServices,
+		NoSheetServices:   t.NoSheetServices,
+		Complaints:        t.Complaints,
+		OnTimeResponses:   t.OnTimeResponses,
+		OnTimeArrivals:    t.OnTimeArrivals,
+		AllowanceFen:      t.AllowanceFen,
+		BonusFen:          t.BonusFen,
+		LabourFen:         t.LabourFen,
+		TotalFen:          t.TotalFen,
+		BaseSalaryFen:     t.BaseSalaryFen,
+		CommissionFen:     t.CommissionFen,
+		LiabilityFen:      t.LiabilityFen,
+		UnreportedFen:     t.UnreportedFen,
+		ExpensesFen:       t.ExpensesFen,
+		RepairFeesFen:     t.RepairFeesFen,
 		// Forfeits are summed too.
 		CommissionForfeitedFen: t.CommissionForfeitedFen,
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"fieldsync/schema"
 )
 
 // TrailEntry is one step of a month's approval trail: who compiled, reviewed, returned or
@@ -334,15 +336,34 @@ func (l *monthLayout) technician(r *Row) {
 			if s.Rating > 0 {
 				rating = strconv.Itoa(s.Rating)
 			}
-			note := ""
+			var marks []string
 			if s.Late {
-				note = l.label("补报", "late")
+				marks = append(marks, l.label("补报", "late"))
 			}
+			if s.Origin == schema.OriginPaper {
+				marks = append(marks, l.label("纸质", "paper"))
+			}
+			if s.Exception != nil {
+				marks = append(marks, l.label("例外", "exception"))
+			}
+			if s.OnBehalf {
+				marks = append(marks, l.label("代录", "for tech"))
+			}
+			note := strings.Join(marks, " ")
 			rows[i] = []string{strconv.Itoa(i + 1), s.TicketNumber, s.Customer, l.modeLabel(s.Mode),
 				fmtTime(s.CompletedAt, l.loc()), rating, note}
 		}
 		l.subheading(l.label("计入的服务", "Counted services"))
 		l.table(cols, rows, nil)
+	}
+	if special := MonthSpecialServices(MonthResult{Rows: []Row{*r}}, string(l.lang)); len(special) > 0 {
+		cols := []column{{42, "类别", "Kind", "L"}, {30, "单号", "Ticket", "L"}, {118, "说明", "Details", "L"}}
+		rows := make([][]string, len(special))
+		for i, x := range special {
+			rows[i] = []string{x.Kind, x.Ticket, x.Detail}
+		}
+		l.subheading(l.label("纸质反馈单、代录、例外计入与无反馈单", "Paper sheets, steps recorded for the technician, services counted by exception, services with no sheet"))
+		l.wrapTable(cols, rows, nil, 2)
 	}
 	if len(r.Excluded) > 0 {
 		cols := []column{{30, "单号", "Ticket", "L"}, {50, "反馈单", "Sheet", "L"}, {110, "未计入原因", "Reason not counted", "L"}}
@@ -367,7 +388,7 @@ func (l *monthLayout) technician(r *Row) {
 		l.wrapTable(cols, rows, nil, 2)
 	}
 	money := l.moneyLines(r)
-	if len(r.Counted) == 0 && len(r.Excluded) == 0 && len(r.ComplaintList) == 0 && !money {
+	if len(r.Counted) == 0 && len(r.Excluded) == 0 && len(r.ComplaintList) == 0 && len(r.NoSheet) == 0 && !money {
 		l.paragraph(l.label("本月无服务、无投诉。", "No services and no complaints this month."), 7.5, colMuted)
 	}
 	l.y += 1.5

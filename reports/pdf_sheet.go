@@ -93,8 +93,13 @@ type SheetData struct {
 	ExceptionBy   string
 	ExceptionAt   *time.Time
 	ExceptionNote string
-	Fingerprint   string // hex SHA-256 of the sealed content
-	VerifyURL     string // the public verify page; the sheet's QR code links to it
+	// A paper sheet: who entered it, and its scan, page by page (nil for a page that is a
+	// PDF file, which is named, not drawn). PaperEnteredBy "" means a phone's sheet.
+	PaperEnteredBy string
+	Scans          [][]byte
+	ScanSums       []string
+	Fingerprint    string // hex SHA-256 of the sealed content
+	VerifyURL      string // the public verify page; the sheet's QR code links to it
 	// Device is the phone's own signature of the sheet, printed under the signatures; nil
 	// prints nothing (a form, an unsealed sheet).
 	Device *DeviceSignature
@@ -172,8 +177,40 @@ func render(w io.Writer, s *SheetData, blank, form bool, o Options) error {
 	if err := l.body(); err != nil {
 		return err
 	}
+	if err := l.scanPages(); err != nil {
+		return err
+	}
 	d.footer(footerTop, l.footerText())
 	return d.output(w)
+}
+
+// paragraphText writes text across the content width, wrapped, and moves below it.
+func (l *sheetLayout) paragraphText(text string) {
+	lines := l.wrap(text, contentW)
+	l.ensure(float64(len(lines))*l.lineH() + 2)
+	l.textLines(marginX, l.y, lines)
+	l.y += float64(len(lines))*l.lineH() + 2
+}
+
+// scanPages appends a paper sheet's scan, one page each; a page that is a PDF file is
+// named by its SHA-256 (the console offers it for download).
+func (l *sheetLayout) scanPages() error {
+	for i, sum := range l.s.ScanSums {
+		l.newPage()
+		l.setFont(9, true)
+		title := l.label(fmt.Sprintf("扫描件第 %d/%d 页", i+1, len(l.s.ScanSums)), fmt.Sprintf("Scan, page %d of %d", i+1, len(l.s.ScanSums)))
+		l.cell(marginX, l.y, contentW, 5, title, "L")
+		l.y += 6
+		l.setFont(9, false)
+		if i >= len(l.s.Scans) || l.s.Scans[i] == nil {
+			l.paragraphText(l.label("此页为 PDF 文件，SHA-256 ", "This page is a PDF file, SHA-256 ") + sum)
+			continue
+		}
+		if err := l.image(fmt.Sprintf("scan page %d", i+1), l.s.Scans[i], marginX, l.y, contentW, l.bottom-l.y); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // header draws the page header and returns the y below it.
@@ -271,6 +308,12 @@ func (l *sheetLayout) body() error {
 	loc := s.Location
 	if !l.form && !s.Complete {
 		l.incompleteBlock()
+	}
+	if !l.form && s.PaperEnteredBy != "" {
+		l.setFont(8.5, true)
+		l.paragraphText(l.label(fmt.Sprintf("纸质反馈单：由 %s 据客户签字盖章的纸质表单录入，附扫描件 %d 页（见后页）。", s.PaperEnteredBy, len(s.ScanSums)),
+			fmt.Sprintf("Paper sheet: entered by %s from the paper form the customer signed and stamped; its scan of %d page(s) follows.", s.PaperEnteredBy, len(s.ScanSums))))
+		l.setFont(9, false)
 	}
 
 	// Request.

@@ -104,6 +104,9 @@ func JoinFlags(flags ...string) string {
 // phone clock's offset when it signed, its times (device time, signing, departure, arrival)
 // against the server's receipt, and its arrival against its ticket's dispatch.
 func SheetClockFlag(sheet, ticket Doc, toleranceSeconds int64) string {
+	if sheet.Str("origin") == OriginPaper {
+		return "" // typed in from paper: no phone clock is involved
+	}
 	tol := time.Duration(toleranceSeconds) * time.Second
 	if v, ok := sheet["device_clock_offset_ms"]; ok && v != nil {
 		off := time.Duration(sheet.Int("device_clock_offset_ms")) * time.Millisecond

@@ -9,26 +9,29 @@ import (
 // decided in exactly one place (the server's error handler), and the sync protocol sends the
 // code as is in `error` frames and `rejected` results.
 const (
-	CodeBadRequest        = "bad_request"        // malformed JSON, wrong types, unknown fields
-	CodeValidation        = "validation"         // a value breaks a rule; Field names it
-	CodeUnauthenticated   = "unauthenticated"    // no, wrong, expired or revoked credentials
-	CodeForbidden         = "forbidden"          // the actor's role may not do this
-	CodeOutOfScope        = "out_of_scope"       // the record is not in the device's scope
-	CodeNotFound          = "not_found"          // no such record or route
-	CodeMethodNotAllowed  = "method_not_allowed" // route exists, method does not
-	CodeConflict          = "conflict"           // stale version (If-Match / base_version)
-	CodeInvalidTransition = "invalid_transition" // workflow step not allowed in this state
-	CodeSealed            = "sealed"             // the feedback sheet is signed and sealed
-	CodeMissingBlob       = "missing_blob"       // a referenced blob is not held whole yet
-	CodeDependsOnRejected = "depends_on_rejected"
-	CodeTooLarge          = "too_large"          // body, frame, blob or batch over its limit
-	CodeUnsupportedMedia  = "unsupported_media"  // blob content of a type not accepted
-	CodeHashMismatch      = "hash_mismatch"      // blob content does not hash to its name
-	CodeDeviceSignature   = "device_signature"   // a sheet's device signature is missing or wrong
-	CodeRateLimited       = "rate_limited"       // too many attempts
-	CodeCheckpointExpired = "checkpoint_expired" // pull checkpoint older than tombstones kept
-	CodeUnavailable       = "unavailable"        // shutting down, database not answering
-	CodeInternal          = "internal"           // a bug or an I/O failure; details only in the log
+	CodeBadRequest       = "bad_request"        // malformed JSON, wrong types, unknown fields
+	CodeValidation       = "validation"         // a value breaks a rule; Field names it
+	CodeUnauthenticated  = "unauthenticated"    // no, wrong, expired or revoked credentials
+	CodeForbidden        = "forbidden"          // the actor's role may not do this
+	CodeOutOfScope       = "out_of_scope"       // the record is not in the device's scope
+	CodeNotFound         = "not_found"          // no such record or route
+	CodeMethodNotAllowed = "method_not_allowed" // route exists, method does not
+	CodeConflict         = "conflict"           // stale version (base_version), or an id taken
+	// CodePreconditionFailed: an API edit's If-Match names a version the record has moved
+	// past; the answer names the fields changed meanwhile and carries the current record.
+	CodePreconditionFailed = "precondition_failed"
+	CodeInvalidTransition  = "invalid_transition" // workflow step not allowed in this state
+	CodeSealed             = "sealed"             // the feedback sheet is signed and sealed
+	CodeMissingBlob        = "missing_blob"       // a referenced blob is not held whole yet
+	CodeDependsOnRejected  = "depends_on_rejected"
+	CodeTooLarge           = "too_large"          // body, frame, blob or batch over its limit
+	CodeUnsupportedMedia   = "unsupported_media"  // blob content of a type not accepted
+	CodeHashMismatch       = "hash_mismatch"      // blob content does not hash to its name
+	CodeDeviceSignature    = "device_signature"   // a sheet's device signature is missing or wrong
+	CodeRateLimited        = "rate_limited"       // too many attempts
+	CodeCheckpointExpired  = "checkpoint_expired" // pull checkpoint older than tombstones kept
+	CodeUnavailable        = "unavailable"        // shutting down, database not answering
+	CodeInternal           = "internal"           // a bug or an I/O failure; details only in the log
 )
 
 // Error is the one error type of fieldsync: a code, a message a person can read, and the
@@ -39,6 +42,9 @@ type Error struct {
 	Message string
 	Field   string
 	Record  any
+	// Extra holds further members of the error's JSON answer, e.g. the fields a stale edit
+	// collides on.
+	Extra map[string]any
 }
 
 func (e *Error) Error() string {

@@ -53,10 +53,19 @@ type SheetFact struct {
 	Sealed      bool     // the technician sealed it with the customer's signature
 	Complete    bool     // every required field is filled in
 	Missing     []string // what an incomplete sheet lacks, e.g. "signature", "stamp"
-	// ExceptionAccepted is set when a coordinator accepted an incomplete sheet anyway.
+	// ExceptionAccepted is set when a manager accepted an incomplete sheet anyway;
+	// ExceptionBy names them and ExceptionNote says why.
 	ExceptionAccepted bool
-	Received          bool // a coordinator received the sheet
-	Rating            int  // customer satisfaction 1-5; 0 when not rated
+	ExceptionBy       string
+	ExceptionNote     string
+	// Origin is "paper" for a sheet a coordinator entered from the signed and stamped
+	// paper form (EnteredBy names them), else "device".
+	Origin    string
+	EnteredBy string
+	// OnBehalf: the office recorded the ticket's completion on the technician's behalf.
+	OnBehalf bool
+	Received bool // a coordinator received the sheet
+	Rating   int  // customer satisfaction 1-5; 0 when not rated
 	// RespondedOnTime: its ticket was accepted by the response deadline; ArrivedOnTime: an
 	// on-site service whose technician arrived by the arrival deadline (P5).
 	RespondedOnTime bool
@@ -71,6 +80,19 @@ type SheetFact struct {
 	// they are): the phone clock was off by more than the tolerance setting, a phone time
 	// comes after the server received it, or an arrival before the dispatch.
 	ClockFlag string
+}
+
+// NoSheetFact is a service completed in the month whose ticket moved on without a feedback
+// sheet, because a manager recorded that there is none and why. It never counts (policy
+// 4.2); the month lists it so the record is seen.
+type NoSheetFact struct {
+	TicketID     string
+	TicketNumber string
+	TechnicianID string
+	Customer     string
+	CompletedAt  time.Time
+	Reason       string
+	By           string // the manager's name
 }
 
 // ComplaintFact is one complaint recorded against a technician's ticket.
@@ -102,6 +124,7 @@ type MonthInput struct {
 	Settings    PaySettings
 	Technicians []MonthTechnician
 	Sheets      []SheetFact
+	NoSheets    []NoSheetFact
 	Complaints  []ComplaintFact
 	Followups   []FollowupFact
 	Sales       []SaleFact

@@ -60,28 +60,94 @@ var SheetSealedFields = []string{
 	"chain_index", "prev_sheet_id", "prev_fingerprint",
 }
 
+// Sheet origins: written and signed on the technician's device, or entered by a coordinator
+// from the signed and stamped paper form.
+const (
+	OriginDevice = "device"
+	OriginPaper  = "paper"
+)
+
+// SheetOrigins lists every origin.
+var SheetOrigins = []string{OriginDevice, OriginPaper}
+
+// SheetPaperSealed are the fields a paper sheet adds to what its seal covers (fingerprint
+// format 3): where it came from, who entered it, and what was ticked as present on the paper.
+var SheetPaperSealed = []string{"origin", "entered_by", "entered_by_name", "signature_present", "stamp_present", "technician_signature_present"}
+
+// MaxScanPages bounds the pages of a paper sheet's scan.
+const MaxScanPages = 10
+
+// PaperPresence maps the image fields completeness checks to the paper sheet's ticks: on
+// paper, the customer's signature and stamp are on the scanned form, not separate images.
+var PaperPresence = map[string]string{"signature_blob": "signature_present", "stamp_blob": "stamp_present", "technician_signature_blob": "technician_signature_present"}
+
+// PaperView returns what completeness is judged on for a paper sheet: the sheet with each
+// image item standing for its tick. A device sheet is returned as it is.
+func PaperView(sheet Doc) Doc {
+	if sheet.Str("origin") != OriginPaper {
+		return sheet
+	}
+	v := sheet.Clone()
+	for img, tick := range PaperPresence {
+		v[img] = sheet.Bool(tick)
+	}
+	return v
+}
+
+// ScanKey names the i-th scan page in the image sums SheetCanonical takes.
+func ScanKey(i int) string { return fmt.Sprintf("scan_blobs/%d", i) }
+
+// checkScans accepts a list of 1 to MaxScanPages distinct blob names (SHA-256, hex).
+func checkScans(v any) error {
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		return fmt.Errorf("must be a list of the scan's pages (SHA-256 of each uploaded file), at least one")
+	}
+	if len(list) > MaxScanPages {
+		return fmt.Errorf("has %d pages; at most %d", len(list), MaxScanPages)
+	}
+	seen := map[string]bool{}
+	for i, x := range list {
+		s, _ := x.(string)
+		if !ValidBlobSum(s) {
+			return fmt.Errorf("page %d is not a SHA-256 (64 lower-case hex digits)", i+1)
+		}
+		if seen[s] {
+			return fmt.Errorf("page %d repeats an earlier page", i+1)
+		}
+		seen[s] = true
+	}
+	return nil
+}
+
 // SheetFormat is the version of the canonical form fingerprints are computed over.
 const SheetFormat = 1
 
 func init() {
 	tech := []string{RoleTechnician}
+	// The content is written by the technician on the phone, or typed by a coordinator from
+	// a paper sheet (origin paper, sealed at entry): both sides may set it on create; only
+	// the technician edits a draft.
 	f := func(name string, kind Kind) Field {
-		return Field{Name: name, Kind: kind, Writers: SideField, Owner: SideField}
+		return Field{Name: name, Kind: kind, Writers: SideBoth, Owner: SideField}
 	}
-	register(&Entity{Name: EntSheet, CreateRoles: tech, UpdateRoles: tech, Fields: []Field{
-		{Name: "ticket_id", Kind: KRef, Ref: EntTicket, Required: true, Writers: SideField, CreateOnly: true, Owner: SideField},
+	paper := func(name string, kind Kind, check func(any) error) Field {
+		return Field{Name: name, Kind: kind, Writers: SideOffice, CreateOnly: true, Owner: SideOffice, Check: check}
+	}
+	register(&Entity{Name: EntSheet, CreateRoles: []string{RoleTechnician, RoleCoordinator, RoleAdmin}, UpdateRoles: tech, Fields: []Field{
+		{Name: "ticket_id", Kind: KRef, Ref: EntTicket, Required: true, Writers: SideBoth, CreateOnly: true, Owner: SideField},
 		{Name: "supersedes_id", Kind: KRef, Ref: EntSheet, Writers: SideField, CreateOnly: true, Owner: SideField},
-		{Name: "service_mode", Kind: KEnum, Enum: ServiceModes, Writers: SideField, Owner: SideField},
+		{Name: "service_mode", Kind: KEnum, Enum: ServiceModes, Writers: SideBoth, Owner: SideField},
 		f("arrived_at", KTime),
 		f("departed_at", KTime),
 		f("fault_symptoms", KText),
 		f("inspection_record", KText),
 		f("handling_result", KText),
-		{Name: "parts", Kind: KJSON, Writers: SideField, Owner: SideField, Check: checkParts},
+		{Name: "parts", Kind: KJSON, Writers: SideBoth, Owner: SideField, Check: checkParts},
 		f("labour_fen", KMoney),
 		f("parts_fen", KMoney),
 		f("shipping_fen", KMoney),
-		{Name: "rating", Kind: KJSON, Writers: SideField, Owner: SideField, Check: checkRating},
+		{Name: "rating", Kind: KJSON, Writers: SideBoth, Owner: SideField, Check: checkRating},
 		f("rating_comment", KText),
 		f("signer_name", KString),
 		f("signature_blob", KString),
@@ -89,6 +155,16 @@ func init() {
 		f("technician_signature_blob", KString),
 		f("absent_reason", KText),
 		f("location", KString),
+		// A paper sheet (docs/feedback-sheets.md, "Paper sheets"): the scan's pages, and what
+		// the coordinator saw on the paper.
+		paper("scan_blobs", KJSON, checkScans),
+		paper("signature_present", KBool, nil),
+		paper("stamp_present", KBool, nil),
+		paper("technician_signature_present", KBool, nil),
+		// Set by the server: "paper" when the office entered the sheet, else the device's.
+		{Name: "origin", Kind: KEnum, Enum: SheetOrigins},
+		{Name: "entered_by", Kind: KRef, Ref: EntUser},
+		{Name: "entered_by_name", Kind: KString},
 		// Set by the server.
 		{Name: "number", Kind: KString},
 		{Name: "technician_id", Kind: KRef, Ref: EntUser},
@@ -300,6 +376,20 @@ func SheetCanonical(sheet Doc, imageSums map[string]string) []byte {
 		if sheet.Str(k) != "" {
 			images[k] = imageSums[k]
 		}
+	}
+	if sheet.Str("origin") == OriginPaper {
+		// Entered from paper (format 3): the seal covers the origin, who entered it, the
+		// ticks, and the content hash of every page of the scan, in order.
+		format = 3
+		for _, k := range SheetPaperSealed {
+			content[k] = normalizeSealed(sheet[k])
+		}
+		pages := sheet.Strings("scan_blobs")
+		scans := make([]any, len(pages))
+		for i := range pages {
+			scans[i] = imageSums[ScanKey(i)]
+		}
+		images["scan_blobs"] = scans
 	}
 	b, err := CanonicalJSON(map[string]any{"format": format, "sheet": content, "images": images})
 	if err != nil {

@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +24,7 @@ func (s *Server) apply(c *fiber.Ctx, m syncer.Mutation) (schema.Doc, error) {
 	}
 	r := res[0]
 	if r.Status == syncer.StatusRejected {
-		se := &schema.Error{Code: r.Code, Message: r.Message, Field: r.Field}
+		se := &schema.Error{Code: r.Code, Message: r.Message, Field: r.Field, Extra: r.Extra}
 		if len(r.Record) > 0 {
 			se.Record = json.RawMessage(r.Record)
 		}
@@ -204,7 +206,7 @@ func parseTime(field, v string) (string, error) {
 }
 
 func (s *Server) listTickets(c *fiber.Ctx) error {
-	q := syncer.Query{Entity: schema.EntTicket, Order: "data ->> 'received_at' DESC, id"}
+	q := syncer.Query{Entity: schema.EntTicket, Order: "data ->> 'received_at' DESC, id DESC"}
 	if v := c.Query("status"); v != "" {
 		for _, st := range strings.Split(v, ",") {
 			if !slices.Contains(schema.Statuses, st) {
@@ -225,6 +227,48 @@ func (s *Server) listTickets(c *fiber.Ctx) error {
 	}
 	if v := c.Query("customer_id"); v != "" {
 		q.Where, q.Args = append(q.Where, "customer_id = ?"), append(q.Args, v)
+	}
+	if v := c.Query("urgency"); v != "" {
+		for _, u := range strings.Split(v, ",") {
+			if !slices.Contains(schema.Urgencies, u) {
+				return schema.FieldError(schema.CodeValidation, "urgency", "urgency %q is not one of %s", u, strings.Join(schema.Urgencies, ", "))
+			}
+		}
+		q.Where = append(q.Where, "data ->> 'urgency' IN (SELECT value FROM json_each(?))")
+		q.Args = append(q.Args, string(schema.MustJSON(strings.Split(v, ","))))
+	}
+	if v, ok := c.Queries()["phone"]; ok {
+		digits := strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, v)
+		if digits == "" {
+			return schema.FieldError(schema.CodeValidation, "phone", "phone %q has no digits: give the number, or part of it", v)
+		}
+		// Digits only on both sides: 0571-8888 7777, (0571) 88887777 and 057188887777 match.
+		q.Where = append(q.Where, `(`+digitsOnly("data ->> 'contact_phone'")+` LIKE ? OR customer_id IN (SELECT id FROM records WHERE entity = 'customer' AND `+digitsOnly("data ->> 'phone'")+` LIKE ?))`)
+		q.Args = append(q.Args, "%"+digits+"%", "%"+digits+"%")
+	}
+	if v := strings.TrimSpace(c.Query("serial")); v != "" {
+		q.Where = append(q.Where, `data ->> 'asset_id' IN (SELECT id FROM records WHERE entity = 'asset' AND data ->> 'serial' LIKE ? ESCAPE '\')`)
+		q.Args = append(q.Args, likeArg(v))
+	}
+	if v := strings.TrimSpace(c.Query("technician")); v != "" {
+		q.Where = append(q.Where, `(assignee_id = ? OR data ->> 'completed_by' = ? OR assignee_id IN (SELECT id FROM records WHERE entity = 'user' AND data ->> 'name' LIKE ? ESCAPE '\'))`)
+		q.Args = append(q.Args, v, v, likeArg(v))
+	}
+	if v := c.Query("sort"); v != "" {
+		order, ok := ticketSorts[strings.TrimPrefix(v, "-")]
+		if !ok {
+			return schema.FieldError(schema.CodeValidation, "sort", "sort %q is not one of %s (a leading - sorts descending)", v, strings.Join(slices.Sorted(maps.Keys(ticketSorts)), ", "))
+		}
+		dir := " ASC"
+		if strings.HasPrefix(v, "-") {
+			dir = " DESC"
+		}
+		q.Order = order + dir + ", id" + dir
 	}
 	if v := c.Query("q"); v != "" {
 		q.Where = append(q.Where, `data ->> 'number' LIKE ? ESCAPE '\' OR data ->> 'fault_symptoms' LIKE ? ESCAPE '\' OR data ->> 'contact_name' LIKE ? ESCAPE '\'
@@ -256,6 +300,34 @@ func (s *Server) listTickets(c *fiber.Ctx) error {
 		q.Where, q.Args = append(q.Where, cond), append(q.Args, now, now)
 	}
 	return s.list(c, q)
+}
+
+// ticketSorts are the orders GET /tickets?sort= offers, by name; "-name" reverses one.
+var ticketSorts = map[string]string{
+	"received_at":  "data ->> 'received_at'",
+	"due":          "data ->> 'due_response_at'",
+	"completed_at": "data ->> 'completed_at'",
+	"number":       "data ->> 'number'",
+	"urgency":      "CASE data ->> 'urgency' WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END",
+	"status":       "CASE status " + statusOrder() + " END",
+	"customer":     "(SELECT data ->> 'name' FROM records c WHERE c.entity = 'customer' AND c.id = records.customer_id)",
+}
+
+// statusOrder is the WHEN list that sorts statuses in workflow order.
+func statusOrder() string {
+	var b strings.Builder
+	for i, st := range schema.Statuses {
+		fmt.Fprintf(&b, "WHEN '%s' THEN %d ", st, i)
+	}
+	return b.String()
+}
+
+// digitsOnly is the SQL for expr with the separators people write in phone numbers removed.
+func digitsOnly(expr string) string {
+	for _, sep := range []string{"-", " ", "+", "(", ")", "."} {
+		expr = "replace(" + expr + ", '" + sep + "', '')"
+	}
+	return expr
 }
 
 // getTicket returns a ticket with its events, sheets, complaints and follow-ups.

@@ -55,6 +55,7 @@ func (s *Server) routes() {
 	office.Get("/assets/:id", s.getRecord(schema.EntAsset))
 	office.Patch("/assets/:id", s.patchRecord(schema.EntAsset))
 
+	s.paperRoutes(office) // before /tickets/:id: /tickets/lookup is not a ticket id
 	office.Post("/tickets", s.createRecord(schema.EntTicket, nil))
 	office.Get("/tickets", s.listTickets)
 	office.Get("/tickets/:id", s.getTicket)

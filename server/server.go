@@ -265,28 +265,29 @@ func (s *Server) bootstrap(ctx context.Context) error {
 
 // httpStatus is the one place where an error code becomes an HTTP status.
 var httpStatus = map[string]int{
-	schema.CodeBadRequest:        fiber.StatusBadRequest,
-	schema.CodeValidation:        fiber.StatusBadRequest,
-	schema.CodeUnauthenticated:   fiber.StatusUnauthorized,
-	schema.CodeForbidden:         fiber.StatusForbidden,
-	schema.CodeOutOfScope:        fiber.StatusForbidden,
-	schema.CodeNotFound:          fiber.StatusNotFound,
-	schema.CodeMethodNotAllowed:  fiber.StatusMethodNotAllowed,
-	schema.CodeConflict:          fiber.StatusConflict,
-	schema.CodeInvalidTransition: fiber.StatusConflict,
-	schema.CodeSealed:            fiber.StatusConflict,
-	schema.CodeTicketCancelled:   fiber.StatusConflict,
-	schema.CodeAlreadySigned:     fiber.StatusConflict,
-	schema.CodeMissingBlob:       fiber.StatusConflict,
-	schema.CodeDependsOnRejected: fiber.StatusConflict,
-	schema.CodeTooLarge:          fiber.StatusRequestEntityTooLarge,
-	schema.CodeUnsupportedMedia:  fiber.StatusUnsupportedMediaType,
-	schema.CodeHashMismatch:      fiber.StatusUnprocessableEntity,
-	schema.CodeDeviceSignature:   fiber.StatusUnprocessableEntity,
-	schema.CodeRateLimited:       fiber.StatusTooManyRequests,
-	schema.CodeCheckpointExpired: fiber.StatusGone,
-	schema.CodeUnavailable:       fiber.StatusServiceUnavailable,
-	schema.CodeInternal:          fiber.StatusInternalServerError,
+	schema.CodeBadRequest:         fiber.StatusBadRequest,
+	schema.CodeValidation:         fiber.StatusBadRequest,
+	schema.CodeUnauthenticated:    fiber.StatusUnauthorized,
+	schema.CodeForbidden:          fiber.StatusForbidden,
+	schema.CodeOutOfScope:         fiber.StatusForbidden,
+	schema.CodeNotFound:           fiber.StatusNotFound,
+	schema.CodeMethodNotAllowed:   fiber.StatusMethodNotAllowed,
+	schema.CodeConflict:           fiber.StatusConflict,
+	schema.CodePreconditionFailed: fiber.StatusPreconditionFailed,
+	schema.CodeInvalidTransition:  fiber.StatusConflict,
+	schema.CodeSealed:             fiber.StatusConflict,
+	schema.CodeTicketCancelled:    fiber.StatusConflict,
+	schema.CodeAlreadySigned:      fiber.StatusConflict,
+	schema.CodeMissingBlob:        fiber.StatusConflict,
+	schema.CodeDependsOnRejected:  fiber.StatusConflict,
+	schema.CodeTooLarge:           fiber.StatusRequestEntityTooLarge,
+	schema.CodeUnsupportedMedia:   fiber.StatusUnsupportedMediaType,
+	schema.CodeHashMismatch:       fiber.StatusUnprocessableEntity,
+	schema.CodeDeviceSignature:    fiber.StatusUnprocessableEntity,
+	schema.CodeRateLimited:        fiber.StatusTooManyRequests,
+	schema.CodeCheckpointExpired:  fiber.StatusGone,
+	schema.CodeUnavailable:        fiber.StatusServiceUnavailable,
+	schema.CodeInternal:           fiber.StatusInternalServerError,
 }
 
 // HTTPStatus returns the status for an error code.
@@ -317,6 +318,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if se.Record != nil {
 		body["record"] = se.Record
+	}
+	for k, v := range se.Extra {
+		if _, taken := body[k]; !taken {
+			body[k] = v
+		}
 	}
 	if se.Code == schema.CodeRateLimited && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 		c.Set(fiber.HeaderRetryAfter, "60")

@@ -216,6 +216,7 @@ code{word-break:break-all}</style></head><body>
 <tr><td>签署时间（设备）Signed (device time)</td><td>{{.SignedAt}}{{with .DeviceClockOffsetMS}}<br><small>手机时钟与服务器相差 {{offset .}}（最近一次同步时）phone clock {{offset .}} off the server's when it last synced</small>{{end}}{{if .ClockFlag}}<br><span class="bad">{{.ClockFlag}}</span>{{end}}</td></tr>
 <tr><td>服务器接收时间 Received by the server</td><td>{{.ReceivedAt}}</td></tr>
 <tr><td>状态 Status</td><td>{{.Status}}</td></tr>
+<tr><td>来源 Origin</td><td id="origin">{{if eq .Origin "paper"}}纸质反馈单，由 {{.EnteredBy}} 录入，附扫描件 {{.ScanPages}} 页 · paper sheet entered by {{.EnteredBy}}, with a scan of {{.ScanPages}} page(s){{else}}手机签署 signed on the technician's phone{{end}}</td></tr>
 <tr><td>封签 Seal</td><td>{{if .Seal}}已封签 Sealed{{else}}<span class="bad">未封签 Not sealed</span>{{end}}</td></tr>
 <tr><td>完整性 Completeness</td><td>{{if .Complete}}完整 Complete{{else}}<span class="bad">不完整 Incomplete</span>{{if .Missing}}：缺 missing {{range $i, $m := .Missing}}{{if $i}}, {{end}}{{$m}}{{end}}{{end}}{{end}}</td></tr>
 <tr><td>例外 Exception</td><td>{{if .ExceptionAccepted}}已接受 accepted · {{.ExceptionBy}} · {{.ExceptionAt}}{{if .ExceptionNote}} · {{.ExceptionNote}}{{end}}{{else}}无 none{{end}}</td></tr>

@@ -239,7 +239,7 @@ func TestStaleIfMatchIsAConflict(t *testing.T) {
 		t.Errorf("urgency change did not move the deadlines: %v", r.Body)
 	}
 	r = o.do("PATCH", "/api/v1/tickets/"+id, o.coord, map[string]any{"agreed_handling": "电话指导"}, "If-Match", v)
-	if r.Status != 409 || r.errCode() != schema.CodeConflict {
+	if r.Status != 412 || r.errCode() != schema.CodePreconditionFailed {
 		t.Fatalf("stale If-Match: %d %s", r.Status, r.Raw)
 	}
 	if rec := r.Body["error"].(map[string]any)["record"].(map[string]any); rec["urgency"] != "critical" {
@@ -310,7 +310,7 @@ func TestConcurrentEditsLoseNothing(t *testing.T) {
 						mu.Unlock()
 						break
 					}
-					if r.errCode() != schema.CodeConflict {
+					if r.errCode() != schema.CodePreconditionFailed {
 						t.Errorf("%s: %d %s", f, r.Status, r.Raw)
 						return
 					}

@@ -143,7 +143,7 @@ func writerAllows(s schema.Side, role string) bool {
 
 func (w *wtx) createFromMutation(actor schema.Actor, ent *schema.Entity, m Mutation) (schema.Doc, error) {
 	if !slices.Contains(ent.CreateRoles, actor.Role) {
-		return nil, schema.Errorf(schema.CodeForbidden, "a %s may not create %s records", actor.Role, ent.Name)
+		return nil, schema.Errorf(schema.CodeForbidden, "%s 不能新建 %s 记录 / a %s may not create %s records (allowed: %s)", actor.Role, ent.Name, actor.Role, ent.Name, strings.Join(ent.CreateRoles, ", "))
 	}
 	fields, err := decodeFields(actor, ent, m.Fields, true)
 	if err != nil {
@@ -180,7 +180,11 @@ func (w *wtx) create(actor schema.Actor, entity, id string, fields schema.Doc, d
 	if deviceAt != "" {
 		d["device_created_at"] = deviceAt
 	}
-	return w.write(actor, entity, nil, d, "create", "", nil)
+	out, err := w.write(actor, entity, nil, d, "create", "", nil)
+	if err == nil && entity == schema.EntSheet && out.Str("origin") == schema.OriginPaper {
+		err = w.afterPaperSheet(actor, out)
+	}
+	return out, err
 }
 
 // onCreate runs the entity's rules for a new record.
@@ -400,8 +404,7 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 	var conflicts []Conflict
 	if m.BaseVersion < version {
 		if !opts.Merge {
-			return nil, nil, &schema.Error{Code: schema.CodeConflict, Record: cur,
-				Message: fmt.Sprintf("%s %s changed since version %d (it is at version %d): reload and apply your edit again", ent.Name, m.ID, m.BaseVersion, version)}
+			return nil, nil, w.staleEdit(ent, cur, m, version)
 		}
 		theirs, err := w.changedSince(ent.Name, m.ID, m.BaseVersion, opts.Device)
 		if err != nil {
@@ -431,6 +434,43 @@ func (w *wtx) update(actor schema.Actor, ent *schema.Entity, m Mutation, opts Op
 }
 
 func ownerName(s schema.Side) string { return s.String() }
+
+// entityZH names the records the office edits, in Chinese.
+var entityZH = map[string]string{schema.EntTicket: "工单", schema.EntCustomer: "客户", schema.EntSite: "地点", schema.EntAsset: "设备", schema.EntUser: "用户", schema.EntSale: "销售单"}
+
+// staleEdit is the answer to an API edit based on version m.BaseVersion of a record now at
+// version: precondition_failed, naming the fields changed meanwhile that the edit also sets
+// (fields: the collisions the editor must decide) and every editable field changed meanwhile
+// (changed), with the current record (their values).
+func (w *wtx) staleEdit(ent *schema.Entity, cur schema.Doc, m Mutation, version int64) error {
+	theirs, err := w.changedSince(ent.Name, m.ID, m.BaseVersion, "")
+	if err != nil {
+		return err
+	}
+	changed, both := []string{}, []string{}
+	for _, name := range slices.Sorted(maps.Keys(theirs)) {
+		if f, ok := ent.Field(name); !ok || f.Writers == schema.SideServer {
+			continue // bookkeeping and what the rules derive (deadlines, stamps)
+		}
+		changed = append(changed, name)
+		if _, mine := m.Fields[name]; mine {
+			both = append(both, name)
+		}
+	}
+	what := cmp.Or(cur.Str("number"), m.ID)
+	zh, en := "请核对对方修改的内容后再保存", "compare and save again"
+	if len(both) > 0 {
+		zh = "双方都改了：" + strings.Join(both, "、") + "。请选择保留哪一个值"
+		en = "both of you changed " + strings.Join(both, ", ") + ": choose which value to keep"
+	} else if len(changed) > 0 {
+		zh = "对方改了：" + strings.Join(changed, "、") + "，与您的修改不冲突，请确认后再保存"
+		en = "they changed " + strings.Join(changed, ", ") + ", none of which you edit: check and save again"
+	}
+	return &schema.Error{Code: schema.CodePreconditionFailed, Record: cur, Field: "If-Match",
+		Extra: map[string]any{"fields": both, "changed": changed, "your_version": m.BaseVersion, "current_version": version},
+		Message: fmt.Sprintf("%s %s 在您编辑期间已被他人修改（您的版本 %d，现为 %d）；%s / %s %s was changed by someone else while you edited it (your version %d, now %d): %s",
+			cmp.Or(entityZH[ent.Name], ent.Name), what, m.BaseVersion, version, zh, ent.Name, what, m.BaseVersion, version, en)}
+}
 
 // changedSince returns the fields of a record changed by writes after version base, leaving
 // out the writes of device itself: a phone's earlier mutations in the same offline session
@@ -635,8 +675,13 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 		return nil, err
 	}
 	if entity == schema.EntTicket {
+		details := maps.Clone(map[string]any(params))
+		if fieldStep[action] && actor.Role != schema.RoleTechnician && cur.Str("assignee_id") != "" {
+			// The office recorded the technician's step (the paper path): the history says so.
+			details["on_behalf_of"] = cur.Str("assignee_id")
+		}
 		ev := schema.Doc{"ticket_id": cur.Str("id"), "kind": "action", "action": action, "from_status": cur.Str("status"),
-			"to_status": next.Str("status"), "actor_id": actor.UserID, "device_id": actor.DeviceID, "at": schema.Stamp(w.now), "details": map[string]any(params)}
+			"to_status": next.Str("status"), "actor_id": actor.UserID, "device_id": actor.DeviceID, "at": schema.Stamp(w.now), "details": details}
 		if r := params.Str("reason"); r != "" {
 			ev["note"] = r
 		}
@@ -658,8 +703,28 @@ func (w *wtx) applyAction(actor schema.Actor, entity string, cur schema.Doc, act
 			}
 		}
 	}
+	if entity == schema.EntTicket && action == "complete" {
+		// A sheet received before the work was recorded complete (a paper sheet entered
+		// early) moves the ticket on at once, as its receipt would have: done by fieldsync,
+		// since the one completing (a technician) may not take the office's step.
+		var one int
+		err := w.tx.QueryRow(`SELECT 1 FROM records WHERE entity = ? AND deleted = 0 AND ticket_id = ? AND status = ? LIMIT 1`,
+			schema.EntSheet, cur.Str("id"), schema.SheetReceived).Scan(&one)
+		if err == nil {
+			if _, err := w.applyAction(schema.System, entity, out.Clone(), "receive_sheet", schema.Doc{}); err != nil {
+				return nil, err
+			}
+			return w.Get(entity, cur.Str("id"))
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
 	return out, nil
 }
+
+// fieldStep are the ticket steps that are the technician's own work; taken by anyone else
+// they are recorded on the technician's behalf.
+var fieldStep = map[string]bool{"accept": true, "en_route": true, "arrive": true, "start": true, "complete": true}
 
 // sheetOrReason lets a ticket move to sheet_received only when one of its feedback sheets
 // was received, or when a manager records that there is no sheet and why (the month report

@@ -353,7 +353,7 @@ func (s *BlobStore) checkPartialMedia(sum string) error {
 	if MediaType(head) == "" {
 		s.discard(sum)
 		return schema.FieldError(schema.CodeUnsupportedMedia, "sha256",
-			"blob %s: content starting %q is not a PNG, JPEG or WebP image; upload discarded", sum, head)
+			"blob %s: content starting %q is not a PNG, JPEG or WebP image or a PDF; upload discarded", sum, head)
 	}
 	return nil
 }
@@ -392,6 +392,8 @@ func checkImage(data []byte, maxPixels int64) error {
 	var decodeConfig func(io.Reader) (image.Config, error)
 	var decode func(io.Reader) (image.Image, error)
 	switch MediaType(data) {
+	case "application/pdf":
+		return checkPDF(data)
 	case "image/png":
 		decodeConfig, decode = png.DecodeConfig, png.Decode
 	case "image/jpeg":
@@ -411,6 +413,17 @@ func checkImage(data []byte, maxPixels int64) error {
 	}
 	if _, err := decode(bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("not a whole %s image: %v", name, err)
+	}
+	return nil
+}
+
+// checkPDF accepts a whole PDF file: its header, and the end-of-file marker in its last
+// kilobyte (a truncated upload has none). The server never renders it; it is kept, hashed
+// into the paper sheet's seal and handed back as a download.
+func checkPDF(data []byte) error {
+	tail := data[max(0, len(data)-1024):]
+	if !bytes.Contains(tail, []byte("%%EOF")) {
+		return errors.New("not a whole PDF file (no %%EOF at its end)")
 	}
 	return nil
 }
@@ -518,8 +531,9 @@ type blobStamp struct {
 // HashedBytes is how many bytes of stored blobs Rehash has read since the store opened.
 func (s *BlobStore) HashedBytes() int64 { return s.hashed.Load() }
 
-// MediaType names the image type of content from its first bytes: "image/png", "image/jpeg" or
-// "image/webp", the only types phones send, or "" for anything else. It looks at magic bytes,
+// MediaType names the type of content from its first bytes: "image/png", "image/jpeg" or
+// "image/webp", the only types phones send, "application/pdf" (a paper sheet's scan), or ""
+// for anything else. It looks at magic bytes,
 // never at a header, because a client can claim any type.
 func MediaType(data []byte) string {
 	switch {
@@ -529,6 +543,8 @@ func MediaType(data []byte) string {
 		return "image/jpeg"
 	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
 		return "image/webp"
+	case bytes.HasPrefix(data, []byte("%PDF-")):
+		return "application/pdf" // a paper sheet's scan; never taken for a signature or stamp
 	}
 	return ""
 }

@@ -263,13 +263,15 @@ func TestBlobHashMismatch(t *testing.T) {
 }
 
 func TestBlobRefusesNonImages(t *testing.T) {
-	pdf := []byte("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+	gif := []byte("GIF89a\x01\x00\x01\x00")
 	tests := []struct {
 		name    string
 		content []byte
 	}{
 		{"text", []byte("this is a signature, honestly")},
-		{"pdf", pdf},
+		{"gif", gif},
+		// A PDF is taken (a paper sheet's scan) only whole: a cut-off one is refused.
+		{"pdf cut short", []byte("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer")},
 		{"wav", []byte("RIFF\x24\x00\x00\x00WAVEfmt ")},
 		{"short", []byte("hi")},
 	}
@@ -288,7 +290,7 @@ func TestBlobRefusesNonImages(t *testing.T) {
 
 	t.Run("refused at the first chunk", func(t *testing.T) {
 		s, dir := newBlobStore(t, 1<<20)
-		big := append(bytes.Clone(pdf), bytes.Repeat([]byte("0"), 10_000)...)
+		big := append(bytes.Clone(gif), bytes.Repeat([]byte("0"), 10_000)...)
 		sum := blobSum(big)
 		_, _, err := s.Append("", sum, 0, int64(len(big)), bytes.NewReader(big[:100]))
 		wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
@@ -509,7 +511,7 @@ func TestBlobMediaTypes(t *testing.T) {
 		{"png", blobPNG(t, 2, 2), "image/png"},
 		{"jpeg", jpg, "image/jpeg"},
 		{"webp", blobWebP, "image/webp"},
-		{"pdf", []byte("%PDF-1.7\n"), ""},
+		{"pdf", []byte("%PDF-1.7\n%%EOF\n"), "application/pdf"},
 		{"gif", []byte("GIF89a\x01\x00\x01\x00"), ""},
 		{"riff but wav", []byte("RIFF\x24\x00\x00\x00WAVEfmt "), ""},
 		{"png cut short", []byte("\x89PNG\r\n"), ""},

@@ -745,7 +745,7 @@ func (w *wtx) remembered(device string, muts []Mutation) (map[string][]byte, err
 
 func rejection(m Mutation, se *schema.Error) Result {
 	r := Result{MID: m.MID, Status: StatusRejected, Code: se.Code, Message: se.Message, Field: se.Field, Entity: m.Entity, ID: m.ID,
-		Retryable: se.Code == schema.CodeMissingBlob || se.Code == schema.CodeUnavailable}
+		Retryable: se.Code == schema.CodeMissingBlob || se.Code == schema.CodeUnavailable, Extra: se.Extra}
 	if d, ok := se.Record.(schema.Doc); ok {
 		r.Record = schema.MustJSON(d)
 		r.Version = d.Int("version")

@@ -138,7 +138,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		CommissionPartsPct:        s.Int("commission_parts_pct"),
 		CommissionSoftwarePct:     s.Int("commission_software_pct"),
 		Location:                  loc,
-	}, Technicians: []schema.MonthTechnician{}, Sheets: []schema.SheetFact{}, Complaints: []schema.ComplaintFact{}, Followups: []schema.FollowupFact{},
+	}, Technicians: []schema.MonthTechnician{}, Sheets: []schema.SheetFact{}, NoSheets: []schema.NoSheetFact{}, Complaints: []schema.ComplaintFact{}, Followups: []schema.FollowupFact{},
 		Sales: []schema.SaleFact{}, Expenses: []schema.ExpenseFact{}, Liabilities: []schema.LiabilityFact{},
 		Repairs: []schema.RepairFact{}, Unreported: []schema.UnreportedFact{}}
 	ledger, err := loadLedger(ctx, q)
@@ -164,6 +164,25 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			n = docs[0].Str("name")
 		}
 		customers[id] = n
+		return n, nil
+	}
+	userNames := map[string]string{}
+	userName := func(id string) (string, error) {
+		if id == "" {
+			return "", nil
+		}
+		if n, ok := userNames[id]; ok {
+			return n, nil
+		}
+		docs, err := queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND id = ?`, schema.EntUser, id)
+		if err != nil {
+			return "", err
+		}
+		n := id
+		if len(docs) > 0 {
+			n = docs[0].Str("name")
+		}
+		userNames[id] = n
 		return n, nil
 	}
 	used := map[string]bool{} // technicians with facts this month
@@ -207,6 +226,16 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			settledTickets[p.s.Str("ticket_id")] = true
 		}
 	}
+	// Tickets whose completion the office recorded on the technician's behalf.
+	onBehalf := map[string]bool{}
+	events, err := queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0
+		AND data ->> 'action' = 'complete' AND COALESCE(data ->> '$.details.on_behalf_of', '') != ''`, schema.EntTicketEvent)
+	if err != nil {
+		return f, nil, err
+	}
+	for _, ev := range events {
+		onBehalf[ev.Str("ticket_id")] = true
+	}
 	for _, p := range sheets {
 		sd, td := p.s, p.t
 		completed := td.Time("completed_at")
@@ -226,9 +255,10 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 			CompletedAt: completed,
 			Sealed:      sd.Str("seal") != "",
 			Complete:    sd.Bool("complete"), Missing: sd.Strings("missing"),
-			ExceptionAccepted: sd.Bool("exception_accepted"),
-			Received:          sd.Str("status") == "received",
-			Rating:            int(sd.Int("rating")),
+			ExceptionAccepted: sd.Bool("exception_accepted"), ExceptionNote: cmp.Or(sd.Str("exception_note"), sd.Str("absent_reason")),
+			Origin: cmp.Or(sd.Str("origin"), schema.OriginDevice), EnteredBy: sd.Str("entered_by_name"),
+			Received: sd.Str("status") == "received",
+			Rating:   int(sd.Int("rating")),
 		}
 		countsNow := fact.Sealed && (fact.Complete || fact.ExceptionAccepted) && fact.Received
 		in, late := ledger.place(month, schema.MonthOf(anchor, loc), ledger.countedSheets[fact.SheetID], ledger.listedSheets[fact.SheetID], countsNow)
@@ -244,8 +274,35 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {
 			return f, nil, err
 		}
+		fact.OnBehalf = onBehalf[fact.TicketID]
+		if fact.ExceptionAccepted {
+			if fact.ExceptionBy, err = userName(sd.Str("exception_by")); err != nil {
+				return f, nil, err
+			}
+		}
 		used[fact.TechnicianID] = true
 		f.Sheets = append(f.Sheets, fact)
+	}
+
+	// Services a manager recorded as having no sheet, in the month their ticket was
+	// completed: listed, never counted.
+	noSheet, err := queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0
+		AND COALESCE(data ->> 'no_sheet_reason', '') != '' AND data ->> 'completed_at' >= ? AND data ->> 'completed_at' < ?
+		ORDER BY data ->> 'completed_at', id`, schema.EntTicket, schema.Stamp(start), endStamp)
+	if err != nil {
+		return f, nil, err
+	}
+	for _, td := range noSheet {
+		fact := schema.NoSheetFact{TicketID: td.Str("id"), TicketNumber: td.Str("number"),
+			TechnicianID: cmp.Or(td.Str("completed_by"), td.Str("assignee_id")), CompletedAt: td.Time("completed_at"), Reason: td.Str("no_sheet_reason")}
+		if fact.Customer, err = customerName(td.Str("customer_id")); err != nil {
+			return f, nil, err
+		}
+		if fact.By, err = userName(td.Str("no_sheet_by")); err != nil {
+			return f, nil, err
+		}
+		used[fact.TechnicianID] = true
+		f.NoSheets = append(f.NoSheets, fact)
 	}
 
 	// Complaints, by the time they were received.

@@ -44,6 +44,13 @@ func (w *wtx) sheetTicket(actor schema.Actor, ticketID string) (schema.Doc, erro
 }
 
 func (w *wtx) onSheetCreate(actor schema.Actor, d schema.Doc) error {
+	if schema.SideOf(actor.Role) == schema.SideOffice {
+		return w.enterPaperSheet(actor, d)
+	}
+	for _, k := range []string{"scan_blobs", "signature_present", "stamp_present", "technician_signature_present"} {
+		delete(d, k) // office fields: decodeFields already refused them from a technician
+	}
+	d["origin"] = schema.OriginDevice
 	t, err := w.sheetTicket(actor, d.Str("ticket_id"))
 	if err != nil {
 		return err
@@ -77,7 +84,7 @@ func (w *wtx) onSheetCreate(actor schema.Actor, d schema.Doc) error {
 	if d["parts"] == nil {
 		d["parts"] = []any{}
 	}
-	if err := w.snapshotNames(actor, t, d); err != nil {
+	if err := w.snapshotNames(actor.UserID, t, d); err != nil {
 		return err
 	}
 	if err := w.checkSheetContent(t, d, d); err != nil {
@@ -123,12 +130,12 @@ func (w *wtx) checkSupersedes(actor schema.Actor, d schema.Doc, oldID string) er
 
 // snapshotNames copies the names printed on the sheet into it, so the sealed sheet shows
 // them as they were when the customer signed.
-func (w *wtx) snapshotNames(actor schema.Actor, t, d schema.Doc) error {
+func (w *wtx) snapshotNames(technician string, t, d schema.Doc) error {
 	d["ticket_number"] = t.Str("number")
 	if c, err := w.Get(schema.EntCustomer, t.Str("customer_id")); err == nil {
 		d["customer_name"] = c.Str("name")
 	}
-	u, err := w.Get(schema.EntUser, actor.UserID)
+	u, err := w.Get(schema.EntUser, technician)
 	if err != nil {
 		return err
 	}
@@ -137,7 +144,7 @@ func (w *wtx) snapshotNames(actor schema.Actor, t, d schema.Doc) error {
 }
 
 func (w *wtx) sheetCompleteness(d schema.Doc) {
-	complete, missing := schema.SheetCompleteness(d, w.Settings().List(schema.SheetRequiredSetting(d.Str("service_mode"))))
+	complete, missing := schema.SheetCompleteness(schema.PaperView(d), w.Settings().List(schema.SheetRequiredSetting(d.Str("service_mode"))))
 	list := make([]any, len(missing))
 	for i, m := range missing {
 		list[i] = m
@@ -191,7 +198,7 @@ func (w *wtx) checkBlob(field, sum string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if typ == "" {
+	if !strings.HasPrefix(typ, "image/") {
 		return "", schema.FieldError(schema.CodeUnsupportedMedia, field, "%s %s is not a PNG, JPEG or WebP image", field, sum)
 	}
 	if limit := w.Settings().Int("blob_max_bytes"); size > limit {
@@ -393,7 +400,10 @@ func (w *wtx) signSheet(actor schema.Actor, cur schema.Doc, params schema.Doc) (
 			break
 		}
 	}
-	if err := w.snapshotNames(actor, t, next); err != nil {
+	if err := w.snapshotNames(actor.UserID, t, next); err != nil {
+		return nil, err
+	}
+	if err := w.noSealedSheet(t, cur.Str("id"), cur.Str("supersedes_id"), true); err != nil {
 		return nil, err
 	}
 	w.sheetCompleteness(next)
@@ -406,17 +416,9 @@ func (w *wtx) signSheet(actor schema.Actor, cur schema.Doc, params schema.Doc) (
 	}
 	next["received_at"] = schema.Stamp(w.now)
 	next["status"] = schema.SheetSigned
-	prev, err := w.lastSealed(actor.UserID)
-	if err != nil {
+	if err := w.seal(next, sums); err != nil {
 		return nil, err
 	}
-	next["chain_index"], next["prev_sheet_id"], next["prev_fingerprint"] = schema.Num(1), nil, nil
-	if prev != nil {
-		next["chain_index"] = schema.Num(prev.Int("chain_index") + 1)
-		next["prev_sheet_id"], next["prev_fingerprint"] = prev.Str("id"), prev.Str("fingerprint")
-	}
-	fp := schema.SheetFingerprint(next, sums)
-	next["fingerprint"], next["seal"] = fp, w.e.Sealer.Seal(fp)
 	if id := cur.Str("supersedes_id"); id != "" {
 		old, err := w.Get(schema.EntSheet, id)
 		if err != nil {
@@ -429,6 +431,177 @@ func (w *wtx) signSheet(actor schema.Actor, cur schema.Doc, params schema.Doc) (
 		}
 	}
 	return next, nil
+}
+
+// seal links sheet d into its technician's chain of sealed sheets, fingerprints it over its
+// content and the content hashes of its images (sums), and seals the fingerprint.
+func (w *wtx) seal(d schema.Doc, sums map[string]string) error {
+	prev, err := w.lastSealed(d.Str("technician_id"))
+	if err != nil {
+		return err
+	}
+	d["chain_index"], d["prev_sheet_id"], d["prev_fingerprint"] = schema.Num(1), nil, nil
+	if prev != nil {
+		d["chain_index"] = schema.Num(prev.Int("chain_index") + 1)
+		d["prev_sheet_id"], d["prev_fingerprint"] = prev.Str("id"), prev.Str("fingerprint")
+	}
+	fp := schema.SheetFingerprint(d, sums)
+	d["fingerprint"], d["seal"] = fp, w.e.Sealer.Seal(fp)
+	return nil
+}
+
+// noSealedSheet refuses a second sealed sheet for ticket t: one from paper when any sheet of
+// the ticket is sealed, or a phone's signing (deviceSign) when the office entered the ticket's
+// paper sheet. A correction (supersedes) of the sealed sheet is not a second sheet.
+func (w *wtx) noSealedSheet(t schema.Doc, self, supersedes string, deviceSign bool) error {
+	q := `SELECT data FROM records WHERE entity = 'feedback_sheet' AND deleted = 0 AND ticket_id = ? AND id != ? AND id != ?
+		AND status != 'void' AND COALESCE(data ->> 'seal', '') != ''`
+	if deviceSign {
+		q += ` AND data ->> 'origin' = 'paper'`
+	}
+	var b []byte
+	err := w.tx.QueryRow(q+` LIMIT 1`, t.Str("id"), self, supersedes).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	other, err := schema.DecodeDoc(b)
+	if err != nil {
+		return err
+	}
+	how := "手机签署 signed on a phone"
+	if other.Str("origin") == schema.OriginPaper {
+		how = "纸质录入 entered from paper"
+	}
+	return &schema.Error{Code: schema.CodeAlreadySigned, Field: "ticket_id", Record: other, Message: fmt.Sprintf(
+		"工单 %s 已有封签的反馈单 %s（%s，%s）：一个工单只有一张有效反馈单 / ticket %s already has a sealed feedback sheet %s (%s, %s): a ticket takes one; a second cannot be sealed",
+		t.Str("number"), other.Str("number"), how, other.Str("signed_at"), t.Str("number"), other.Str("number"), how, other.Str("signed_at"))}
+}
+
+// enterPaperSheet is the create of a sheet by the office: a coordinator types in the paper
+// form the customer signed and stamped, with its scan. It is sealed at once with origin
+// paper and the coordinator's name, and received (the coordinator holds the paper).
+func (w *wtx) enterPaperSheet(actor schema.Actor, d schema.Doc) error {
+	if !slices.Contains(sheetOffice, actor.Role) {
+		return schema.Errorf(schema.CodeForbidden, "纸质反馈单由专职协调员录入，%s 不能录入 / a paper feedback sheet is entered by a coordinator (or admin), not a %s", actor.Role, actor.Role)
+	}
+	if w.e.Sealer == nil {
+		return errors.New("enter paper sheet: the server has no seal key")
+	}
+	t, err := w.Get(schema.EntTicket, d.Str("ticket_id"))
+	if err != nil {
+		return schema.FieldError(schema.CodeValidation, "ticket_id", "没有工单 %q / no ticket %q", d.Str("ticket_id"), d.Str("ticket_id"))
+	}
+	if err := w.noSealedSheet(t, d.Str("id"), "", false); err != nil {
+		return err
+	}
+	switch st := t.Str("status"); st {
+	case schema.StDispatched, schema.StAccepted, schema.StEnRoute, schema.StOnSite, schema.StCompleted:
+	case schema.StCancelled:
+		return &schema.Error{Code: schema.CodeTicketCancelled, Field: "ticket_id", Record: t, Message: fmt.Sprintf(
+			"工单 %s 已取消，不收反馈单 / ticket %s was cancelled (%s): it takes no feedback sheet", t.Str("number"), t.Str("number"), t.Str("cancel_reason"))}
+	default:
+		return &schema.Error{Code: schema.CodeInvalidTransition, Field: "ticket_id", Record: t, Message: fmt.Sprintf(
+			"工单 %s 状态为 %s：纸质反馈单在派工之后、接收反馈单之前录入 / ticket %s is %s: a paper sheet is entered once the ticket is dispatched and before its sheet is received",
+			t.Str("number"), st, t.Str("number"), st)}
+	}
+	tech := cmp.Or(t.Str("completed_by"), t.Str("assignee_id"))
+	if tech == "" {
+		return schema.FieldError(schema.CodeValidation, "ticket_id", "工单 %s 没有技术员 / ticket %s has no technician: dispatch it first", t.Str("number"), t.Str("number"))
+	}
+	for _, f := range schema.SheetBlobFields {
+		if d.Str(f) != "" {
+			return schema.FieldError(schema.CodeValidation, f, "纸质反馈单以扫描件为凭，签字和盖章请勾选“纸上有” / a paper sheet carries its scan: tick %s instead of sending %s", schema.PaperPresence[f], f)
+		}
+	}
+	if d["scan_blobs"] == nil {
+		return schema.FieldError(schema.CodeValidation, "scan_blobs", "请上传纸质反馈单的扫描件或照片 / upload the scan or photo of the paper sheet (scan_blobs)")
+	}
+	sums := map[string]string{}
+	for i, sum := range d.Strings("scan_blobs") {
+		actual, err := w.checkScan(i, sum)
+		if err != nil {
+			return err
+		}
+		sums[schema.ScanKey(i)] = actual
+	}
+	var n int64
+	if err := w.tx.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'feedback_sheet' AND ticket_id = ?`, t.Str("id")).Scan(&n); err != nil {
+		return err
+	}
+	u, err := w.Get(schema.EntUser, actor.UserID)
+	if err != nil {
+		return err
+	}
+	now := schema.Stamp(w.now)
+	d["number"] = fmt.Sprintf("%s/%d", t.Str("number"), n+1)
+	d["origin"], d["entered_by"], d["entered_by_name"] = schema.OriginPaper, actor.UserID, u.Str("name")
+	d["technician_id"] = tech
+	if d.Str("service_mode") == "" {
+		d["service_mode"] = cmp.Or(t.Str("actual_service_mode"), t.Str("service_mode"))
+	}
+	if d["parts"] == nil {
+		d["parts"] = []any{}
+	}
+	if err := w.snapshotNames(tech, t, d); err != nil {
+		return err
+	}
+	if err := w.checkSheetContent(t, d, d); err != nil {
+		return err
+	}
+	for _, f := range []string{"arrived_at", "departed_at"} {
+		if at := d.Time(f); at.After(w.now) {
+			return schema.FieldError(schema.CodeValidation, f, "%s %s 晚于现在：纸质反馈单记录的是已经发生的服务 / %s %s is in the future: a paper sheet records a service that took place", f, d.Str(f), f, d.Str(f))
+		}
+	}
+	w.sheetCompleteness(d)
+	d["signed_at"] = cmp.Or(d.Str("departed_at"), now)
+	d["received_at"] = now
+	d["status"] = schema.SheetReceived
+	d["coordinator_received_at"], d["coordinator_received_by"] = now, actor.UserID
+	if err := w.seal(d, sums); err != nil {
+		return err
+	}
+	return nil
+}
+
+// afterPaperSheet moves a completed ticket on once its paper sheet is written: the sheet
+// was received at entry.
+func (w *wtx) afterPaperSheet(actor schema.Actor, d schema.Doc) error {
+	t, err := w.Get(schema.EntTicket, d.Str("ticket_id"))
+	if err != nil || t.Str("status") != schema.StCompleted {
+		return err
+	}
+	_, err = w.applyAction(actor, schema.EntTicket, t, "receive_sheet", schema.Doc{})
+	return err
+}
+
+// checkScan checks page i of a paper sheet's scan: held whole, a PNG, JPEG, WebP image or a
+// PDF, within the size limit. It returns the SHA-256 of the content held.
+func (w *wtx) checkScan(i int, sum string) (string, error) {
+	field := "scan_blobs"
+	blobs := w.e.Blobs
+	if blobs == nil {
+		return "", schema.Errorf(schema.CodeUnavailable, "this server keeps no blobs")
+	}
+	if !blobs.Has(sum) {
+		return "", schema.FieldError(schema.CodeMissingBlob, field, "扫描件第 %d 页 %s 尚未完整上传 / page %d of the scan (%s) is not uploaded whole yet: upload it, then send this again", i+1, sum, i+1, sum)
+	}
+	actual, size, typ, err := hashBlob(blobs, sum)
+	if err != nil {
+		return "", err
+	}
+	if typ == "" {
+		return "", schema.FieldError(schema.CodeUnsupportedMedia, field, "扫描件第 %d 页不是图片或 PDF / page %d of the scan is not a PNG, JPEG, WebP image or a PDF", i+1, i+1)
+	}
+	if limit := w.Settings().Int("blob_max_bytes"); size > limit {
+		return "", schema.FieldError(schema.CodeTooLarge, field, "扫描件第 %d 页 %d 字节，超过上限 %d / page %d of the scan is %d bytes, over the limit of %d", i+1, size, limit, i+1, size, limit)
+	}
+	if actual != sum {
+		return "", schema.FieldError(schema.CodeHashMismatch, field, "page %d of the scan (%s) now hashes to %s: upload it again", i+1, sum, actual)
+	}
+	return actual, nil
 }
 
 // deviceSignature checks the device's signature of the sheet, when the device registered a
@@ -501,6 +674,10 @@ func (w *wtx) lastSealed(technician string) (schema.Doc, error) {
 // deviceVerdict checks the device's signature of sheet d.
 func (v *SheetVerdict) deviceVerdict(d schema.Doc) {
 	v.DeviceSig = d.Str("device_signature")
+	if d.Str("origin") == schema.OriginPaper {
+		v.DeviceNote = "纸质反馈单，无设备签名 / a paper sheet: no device signature"
+		return
+	}
 	if v.DeviceSig == "" {
 		v.DeviceNote = "未在设备上签名（旧版应用）/ not signed on the device (an app without device keys)"
 		return
@@ -613,6 +790,11 @@ type SheetVerdict struct {
 	ExceptionBy       string   `json:"exception_by,omitempty"` // the manager's name
 	ExceptionAt       string   `json:"exception_at,omitempty"` // in the company's time zone
 	ExceptionNote     string   `json:"exception_note,omitempty"`
+	// Origin is "paper" for a sheet a coordinator entered from the signed and stamped paper
+	// form (EnteredBy names them, ScanPages counts the scan's pages), else "device".
+	Origin    string `json:"origin"`
+	EnteredBy string `json:"entered_by,omitempty"`
+	ScanPages int    `json:"scan_pages,omitempty"`
 }
 
 // withhold clears what the sheet says (names, number, times, fingerprint, seal), keeping
@@ -624,6 +806,7 @@ func (v *SheetVerdict) withhold() {
 	v.DeviceName, v.DeviceUser, v.DeviceRevokedAt = "", "", ""
 	v.ChainIndex = 0
 	v.ExceptionBy, v.ExceptionAt, v.ExceptionNote = "", "", ""
+	v.EnteredBy, v.ScanPages = "", 0
 	v.Withheld = true
 }
 
@@ -645,6 +828,10 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 		v.Date = t.In(e.Settings().Location()).Format(time.DateOnly)
 	}
 	v.Complete, v.Missing = d.Bool("complete"), d.Strings("missing")
+	v.Origin = cmp.Or(d.Str("origin"), schema.OriginDevice)
+	if v.Origin == schema.OriginPaper {
+		v.EnteredBy, v.ScanPages = d.Str("entered_by_name"), len(d.Strings("scan_blobs"))
+	}
 	if v.Missing == nil {
 		v.Missing = []string{}
 	}
@@ -696,6 +883,24 @@ func (e *Engine) VerifySheet(ctx context.Context, id, given string) (*SheetVerdi
 			v.Reasons = append(v.Reasons, fmt.Sprintf("the image %s was changed after sealing", f))
 		}
 		sums[f] = actual
+	}
+	for i, sum := range d.Strings("scan_blobs") {
+		actual := ""
+		if e.Blobs != nil {
+			if a, err := e.Blobs.Rehash(sum); err == nil {
+				actual = a
+			} else if se, ok := schema.AsError(err); !ok || (se.Code != schema.CodeNotFound && se.Code != schema.CodeValidation) {
+				return nil, err
+			}
+		}
+		switch actual {
+		case "":
+			v.Reasons = append(v.Reasons, fmt.Sprintf("扫描件第 %d 页不在服务器上 / page %d of the paper scan is missing from the server", i+1, i+1))
+		case sum:
+		default:
+			v.Reasons = append(v.Reasons, fmt.Sprintf("扫描件第 %d 页在封签后被改动 / page %d of the paper scan was changed after sealing", i+1, i+1))
+		}
+		sums[schema.ScanKey(i)] = actual
 	}
 	if fp := schema.SheetFingerprint(d, sums); fp != v.Fingerprint {
 		v.Reasons = append(v.Reasons, "the sheet's content was changed after sealing: it no longer matches its fingerprint")

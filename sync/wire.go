@@ -47,6 +47,9 @@ type Result struct {
 	Message   string          `json:"message,omitempty"`
 	Field     string          `json:"field,omitempty"`
 	Retryable bool            `json:"retryable,omitempty"`
+	// Extra is the rejection's further detail for the office API's answer (schema.Error's
+	// Extra); phones are not sent it.
+	Extra map[string]any `json:"-"`
 	// Entity and ID echo the target, so a result can be read without its mutation.
 	Entity string `json:"entity,omitempty"`
 	ID     string `json:"id,omitempty"`

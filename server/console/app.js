@@ -2,7 +2,8 @@
 import { api, session, setUnauthenticatedHandler } from './api.js';
 import { h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
 import { label, when } from './i18n.js';
-import { state, loadMeta, loadSession, me, userName, customerNames, customerName } from './state.js';
+import { state, loadMeta, loadSession, me, userName, customerNames, customerName, technicians } from './state.js';
+import { lookupForm } from './paper.js';
 import { ticketPage } from './ticket.js';
 import { intakePage } from './intake.js';
 import { monthsPage } from './months.js';
@@ -55,7 +56,7 @@ async function route() {
       loaded = true;
     }
     let page;
-    if (parts[0] === 'tickets' && parts[1]) page = await ticketPage(parts[1]);
+    if (parts[0] === 'tickets' && parts[1]) page = await ticketPage(parts[1], query);
     else if (parts[0] === 'intake') page = await intakePage(query);
     else if (parts[0] === 'customers') page = parts[1] ? await customerPage(parts[1]) : await customersPage(query);
     else if (parts[0] === 'import') page = await importPage();
@@ -182,6 +183,12 @@ function due(t) {
 
 const PAGE = 20;
 
+// LIST_FILTERS are the ticket list's finding filters, named as the API names them.
+const LIST_FILTERS = ['phone', 'serial', 'technician', 'urgency', 'from', 'to', 'sort'];
+const SORTS = [['', '最新受理在前 Newest first'], ['received_at', '最早受理在前 Oldest first'], ['urgency', '紧急在前 Most urgent first'],
+  ['due', '时限最近在前 Due soonest first'], ['-completed_at', '最近完成在前 Completed latest first'], ['number', '单号 Number'],
+  ['status', '按流程状态 By status'], ['customer', '按客户 By customer']];
+
 async function ticketsPage(query) {
   document.title = '工单 Tickets · fieldsync';
   const status = query.get('status') || '';
@@ -193,13 +200,23 @@ async function ticketsPage(query) {
   else if (status) params.set('status', status);
   if (overdue) params.set('overdue', 'true');
   if (q) params.set('q', q);
+  // The finding filters pass through as the API takes them (docs/api.md).
+  for (const k of LIST_FILTERS) if (query.get(k)) params.set(k, query.get(k));
   const res = await api.get('tickets?' + params);
   await customerNames(res.items.map((t) => t.customer_id));
 
   const statusOpts = [['', '全部 All'], ['open', '未结 Open'], ...state.meta.statuses.map((s) => [s, label('status', s)])];
+  const v = (k) => query.get(k) || '';
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': '筛选 Filters' },
     field('状态 Status', select('status', statusOpts, status)),
     field('搜索 Search', h('input', { type: 'search', name: 'q', value: q, placeholder: '单号、客户、故障… number, customer, fault…' })),
+    field('电话 Phone', h('input', { type: 'search', name: 'phone', value: v('phone'), inputmode: 'tel', placeholder: '客户或联系人 customer or contact' })),
+    field('设备序列号 Serial', h('input', { type: 'search', name: 'serial', value: v('serial') })),
+    field('技术员 Technician', select('technician', [['', '全部 All'], ...technicians().map((u) => [u.id, u.name])], v('technician'))),
+    field('紧急程度 Urgency', select('urgency', [['', '全部 All'], ...state.meta.urgencies.map((u) => [u, label('urgency', u)])], v('urgency'))),
+    field('受理自 Received from', h('input', { type: 'date', name: 'from', value: v('from') })),
+    field('受理至 Received before', h('input', { type: 'date', name: 'to', value: v('to') })),
+    field('排序 Sort', select('sort', SORTS, v('sort'))),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'overdue', checked: overdue }), ' ', bi('仅超时 Overdue only')),
     h('button', { type: 'submit', class: 'primary' }, bi('筛选 Filter')));
   form.addEventListener('submit', (ev) => {
@@ -208,6 +225,7 @@ async function ticketsPage(query) {
     const fd = new FormData(form);
     if (fd.get('status')) p.set('status', fd.get('status'));
     if (fd.get('q')) p.set('q', fd.get('q').trim());
+    for (const k of LIST_FILTERS) if (String(fd.get(k) || '').trim()) p.set(k, String(fd.get(k)).trim());
     if (fd.get('overdue')) p.set('overdue', 'true');
     location.hash = '#/tickets' + (p.size ? '?' + p : '');
   });
@@ -232,6 +250,7 @@ async function ticketsPage(query) {
     h('div', { class: 'page-head' }, h('h1', {}, bi('工单 Tickets')),
       h('a', { class: 'button primary', href: '#/intake' }, bi('＋ 登记新请求 New request'))),
     form,
+    lookupForm(),
     res.items.length === 0
       ? h('p', { class: 'empty' }, '没有符合条件的工单 No tickets match')
       : h('div', { class: 'table-wrap' }, h('table', { class: 'tickets' },

@@ -38,7 +38,7 @@ function recordForm(id, title, controls, names, rec, save, done) {
         flash('已保存 Saved');
         done(saved);
       } catch (e) {
-        if (e.code === 'conflict') e.message = '此记录已被他人修改，请刷新后重试 Someone else changed this record meanwhile; reload and try again. ' + e.message;
+        if (e.code === 'precondition_failed') e.message = '此记录已被他人修改，请刷新后重试 Someone else changed this record meanwhile; reload and try again. ' + e.message;
         showError(form, box, e);
       }
     });

@@ -91,6 +91,17 @@ export async function monthsPage(month) {
       h('td', { class: 'num' }, yuan(tot.bonus_fen)), h('td', { class: 'num' }, yuan(tot.labour_fen)), h('td', { class: 'num strong' }, yuan(tot.total_fen))))));
   const money = moneyTable(rows, tot);
   const excluded = rep.excluded || [];
+  // The services the policy asks to see apart: sheets from paper, steps the office recorded
+  // for the technician, incomplete sheets counted by a manager's exception, and no sheet.
+  const special = [];
+  for (const r of rows) {
+    for (const s of r.counted || []) {
+      if (s.origin === 'paper') special.push([s.ticket_number, r.technician?.name, '纸质反馈单 Paper sheet', `由 ${s.entered_by} 录入 entered by ${s.entered_by}`]);
+      if (s.recorded_by_office) special.push([s.ticket_number, r.technician?.name, '代技术员记录 Recorded for the technician', '完成步骤由办公室代录 the office recorded the completion']);
+      if (s.exception) special.push([s.ticket_number, r.technician?.name, '例外计入 Counted by exception', `${s.exception.by}: ${s.exception.note}`]);
+    }
+    for (const n of r.no_sheet || []) special.push([n.ticket_number, r.technician?.name, '无反馈单（不计入）No sheet (not counted)', `${n.by}: ${n.reason}`]);
+  }
   return h('section', {}, head, picker,
     h('div', { class: 'card' },
       h('p', { class: 'links' },
@@ -99,6 +110,8 @@ export async function monthsPage(month) {
         h('button', { type: 'button', class: 'link', onclick: () => download(`/api/v1/months/${enc(month)}/report.xlsx`, `month-${month}.xlsx`).catch((e) => flash(e.message, 'err')) }, bi('工作簿 XLSX Workbook XLSX'))),
       steps),
     h('section', { class: 'card' }, h('h2', {}, bi('统计表 Statistics table')), table),
+    special.length ? h('section', { class: 'card', id: 'month-special' }, h('h2', {}, bi('纸质、代录、例外与无反馈单 Paper, recorded for, exceptions, no sheet')),
+      h('ul', { class: 'plain items' }, special.map(([no, tech, kind, detail]) => h('li', {}, h('strong', {}, no), ' · ', tech || '', ' · ', bi(kind), ' · ', detail)))) : null,
     money,
     excluded.length ? h('section', { class: 'card' }, h('h2', {}, bi('未计入的服务 Services not counted')),
       h('ul', { class: 'plain items' }, excluded.map((x) => h('li', {}, h('strong', {}, x.ticket_number), ' · ', x.technician?.name || '', ' · ', x.reason)))) : null,

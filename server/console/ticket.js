@@ -4,10 +4,12 @@ import { api, openDocument } from './api.js';
 import { askFirst, h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
 import { label, when } from './i18n.js';
 import { state, me, userName, deviceName, technicians, customerNames, customerName, allowedSteps } from './state.js';
+import { canEnterPaper, paperSheetForm, scanLinks } from './paper.js';
+import { editSection } from './ticketedit.js';
 
 const enc = encodeURIComponent;
 
-export async function ticketPage(id) {
+export async function ticketPage(id, query) {
   const t = await api.get('tickets/' + enc(id));
   await customerNames([t.customer_id]);
   const [site, asset] = await Promise.all([
@@ -31,7 +33,8 @@ export async function ticketPage(id) {
     h('div', { class: 'cols' },
       h('div', { class: 'col-main' },
         details(t, site, asset),
-        sheetsSection(t, reload),
+        editSection(t, reload),
+        sheetsSection(t, reload, query?.get('paper') === '1'),
         complaintsSection(t, reload),
         followupsSection(t, reload)),
       h('div', { class: 'col-side' },
@@ -158,6 +161,7 @@ function eventsSection(t) {
       if (d.technician_id) extra.push('→ ' + userName(d.technician_id));
       if (d.reason) extra.push(d.reason);
       if (d.service_mode) extra.push(label('service_mode', d.service_mode));
+      if (d.on_behalf_of) extra.push(`代 ${userName(d.on_behalf_of)} 记录 recorded on ${userName(d.on_behalf_of)}'s behalf`);
       return h('li', { class: 'event' },
         h('div', { class: 'ev-head' }, h('strong', {}, bi(label('action', e.kind === 'action' ? e.action : e.kind))),
           e.from_status && e.to_status && e.from_status !== e.to_status
@@ -189,12 +193,18 @@ function noteForm(t) {
 
 // ---- feedback sheets ----
 
-function sheetsSection(t, reload) {
+function sheetsSection(t, reload, openPaper) {
   const sheets = t.sheets || [];
+  let paper = null;
+  if (canEnterPaper(t, me()?.role)) {
+    paper = paperSheetForm(t, reload);
+    paper.open = openPaper;
+  }
   return h('section', { class: 'card', 'aria-labelledby': 'sheets-title' },
     h('h2', { id: 'sheets-title' }, bi('服务反馈单 Feedback sheets')),
     sheets.length === 0 ? h('p', { class: 'muted' }, '技术员尚未提交反馈单 No feedback sheet from the technician yet')
-      : sheets.map((s) => sheetCard(s, reload)));
+      : sheets.map((s) => sheetCard(s, reload)),
+    paper);
 }
 
 function missingText(s) {
@@ -218,8 +228,11 @@ function sheetCard(s, reload) {
   }
   return h('div', { class: 'sheet', dataset: { sheet: s.id } },
     h('div', { class: 'sheet-head' }, h('strong', {}, s.number), ' ', badge(label('sheet_status', s.status), 'sh-' + s.status), ' ', sealed ? complete : null,
-      s.exception_accepted ? [' ', badge('例外已接受 Exception accepted', 'ok')] : null),
+      s.exception_accepted ? [' ', badge('例外已接受 Exception accepted', 'ok')] : null,
+      s.origin === 'paper' ? [' ', badge('纸质 Paper', 'paper')] : null),
     dl([
+      s.origin === 'paper' ? ['来源 Origin', ['纸质反馈单，由 ', s.entered_by_name || userName(s.entered_by), ' 录入 · paper sheet entered by ', s.entered_by_name || userName(s.entered_by)]] : null,
+      s.origin === 'paper' ? ['扫描件 Scan', scanLinks(s, (path) => pdf(null, path.replace('/api/v1/', '')))] : null,
       ['技术员 Technician', s.technician_name || userName(s.technician_id)],
       ['服务方式 Service mode', label('service_mode', s.service_mode)],
       ['签署时间 Signed', when(s.signed_at)],
