@@ -591,6 +591,22 @@ func TestFieldAppOffline(t *testing.T) {
 	// Back online: everything goes up once.
 	offline(t, ctx, px, false)
 	until(t, ctx, "the outbox empty", `fieldsync.state.pending === 0 && fieldsync.state.connected`, 60*time.Second)
+	// The hello that reconnected said which app it is and how much waited on the phone: the
+	// office's device list shows it.
+	var devs struct{ Items []map[string]any }
+	e.must("GET", "/api/v1/devices", e.login("coord"), nil, 200, &devs)
+	reported := false
+	for _, d := range devs.Items {
+		if d["app_version"] == "web-1" && d["pending"] != nil {
+			reported = true
+			if n, _ := d["pending"].(float64); int(n) > pending || (n > 0) != (d["pending_since"] != nil) {
+				t.Errorf("the phone reported %v pending since %v; it had %d", d["pending"], d["pending_since"], pending)
+			}
+		}
+	}
+	if !reported {
+		t.Errorf("no device reported the field app's version and outbox: %v", devs.Items)
+	}
 	do(t, ctx, "the sheet", chromedp.Navigate(px.base()+"/app/#/t/"+id+"/sheet"))
 	until(t, ctx, "the sheet sealed on the phone", `!!document.querySelector('#sealed') && document.querySelector('#sealed').innerText.includes('已封存')`, 20*time.Second)
 	shotTop(t, ctx, "app-sealed.png")

@@ -540,11 +540,19 @@ type Device struct {
 	// ClockOffsetMS its clock minus the server's as it last reported it.
 	PublicKey     *string `json:"public_key"`
 	ClockOffsetMS *int64  `json:"clock_offset_ms"`
+	// AppVersion, Pending and PendingSince are what the device said in its last hello
+	// (ReportedAt): its app's version, the mutations waiting in its outbox and when the
+	// oldest of them was made. Pending is nil until a hello reported it.
+	AppVersion   string  `json:"app_version"`
+	Pending      *int64  `json:"pending"`
+	PendingSince *string `json:"pending_since"`
+	ReportedAt   *string `json:"reported_at"`
 }
 
 // Devices lists the devices of a user ("" for all).
 func (e *Engine) Devices(ctx context.Context, userID string) ([]Device, error) {
-	rows, err := e.db.R.QueryContext(ctx, `SELECT id, user_id, device_id, name, created_at, last_seen_at, revoked_at, public_key, clock_offset_ms FROM devices
+	rows, err := e.db.R.QueryContext(ctx, `SELECT id, user_id, device_id, name, created_at, last_seen_at, revoked_at, public_key, clock_offset_ms,
+		app_version, pending, pending_since, reported_at FROM devices
 		WHERE ? = '' OR user_id = ? ORDER BY created_at`, userID, userID)
 	if err != nil {
 		return nil, err
@@ -553,7 +561,8 @@ func (e *Engine) Devices(ctx context.Context, userID string) ([]Device, error) {
 	out := []Device{}
 	for rows.Next() {
 		var d Device
-		if err := rows.Scan(&d.ID, &d.UserID, &d.DeviceID, &d.Name, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt, &d.PublicKey, &d.ClockOffsetMS); err != nil {
+		if err := rows.Scan(&d.ID, &d.UserID, &d.DeviceID, &d.Name, &d.CreatedAt, &d.LastSeenAt, &d.RevokedAt, &d.PublicKey, &d.ClockOffsetMS,
+			&d.AppVersion, &d.Pending, &d.PendingSince, &d.ReportedAt); err != nil {
 			return nil, err
 		}
 		out = append(out, d)
@@ -623,24 +632,85 @@ func (e *Engine) RecordClock(ctx context.Context, device, clientTime string) err
 	if clientTime == "" || device == "" {
 		return nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, clientTime)
+	t, err := parseClientTime(clientTime)
 	if err != nil {
-		return schema.FieldError(schema.CodeValidation, "client_time", "client_time %q is not an RFC 3339 time (e.g. 2026-11-26T09:30:00.000Z)", clientTime)
+		return err
+	}
+	return e.run(ctx, func(w *wtx) error { return w.recordClock(device, t) })
+}
+
+func parseClientTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, schema.FieldError(schema.CodeValidation, "client_time", "client_time %q is not an RFC 3339 time (e.g. 2026-11-26T09:30:00.000Z)", s)
+	}
+	return t, nil
+}
+
+func (w *wtx) recordClock(device string, t time.Time) error {
+	offset := t.Sub(w.now).Milliseconds()
+	var last sql.NullInt64
+	if err := w.tx.QueryRow(`SELECT clock_offset_ms FROM devices WHERE id = ?`, device).Scan(&last); err != nil {
+		return err
+	}
+	if _, err := w.tx.Exec(`UPDATE devices SET clock_offset_ms = ?, clock_at = ? WHERE id = ?`, offset, schema.Stamp(w.now), device); err != nil {
+		return err
+	}
+	if !last.Valid || max(offset-last.Int64, last.Int64-offset) > 1000 {
+		_, err := w.tx.Exec(`INSERT INTO device_clock (device, at, offset_ms) VALUES (?, ?, ?)`, device, schema.Stamp(w.now), offset)
+		return err
+	}
+	return nil
+}
+
+// MaxAppVersion bounds the app version a hello may report.
+const MaxAppVersion = 64
+
+// RecordHello records what a device reports in its hello: its clock (RecordClock), its app's
+// version and its outbox (pending, pending_since). A report that breaks a rule is a
+// validation error naming the field, and nothing is recorded.
+func (e *Engine) RecordHello(ctx context.Context, device string, f *Frame) error {
+	if device == "" {
+		return nil
+	}
+	if len(f.AppVersion) > MaxAppVersion || !utf8.ValidString(f.AppVersion) {
+		return schema.FieldError(schema.CodeValidation, "app_version", "app_version is at most %d bytes of text", MaxAppVersion)
+	}
+	var since any
+	if f.Pending != nil && *f.Pending < 0 {
+		return schema.FieldError(schema.CodeValidation, "pending", "pending is a count of outbox mutations, not negative (got %d)", *f.Pending)
+	}
+	if f.PendingSince != "" {
+		t, err := time.Parse(time.RFC3339Nano, f.PendingSince)
+		if err != nil {
+			return schema.FieldError(schema.CodeValidation, "pending_since", "pending_since %q is not an RFC 3339 time (e.g. 2026-11-26T09:30:00Z)", f.PendingSince)
+		}
+		since = schema.Stamp(t)
+		if f.Pending == nil || *f.Pending == 0 {
+			since = nil
+		}
+	}
+	var clock time.Time
+	if f.ClientTime != "" {
+		t, err := parseClientTime(f.ClientTime)
+		if err != nil {
+			return err
+		}
+		clock = t
 	}
 	return e.run(ctx, func(w *wtx) error {
-		offset := t.Sub(w.now).Milliseconds()
-		var last sql.NullInt64
-		if err := w.tx.QueryRow(`SELECT clock_offset_ms FROM devices WHERE id = ?`, device).Scan(&last); err != nil {
+		var pending any
+		if f.Pending != nil {
+			pending = *f.Pending
+		}
+		if _, err := w.tx.Exec(`UPDATE devices SET app_version = ?, pending = ?, pending_since = ?, reported_at = ? WHERE id = ?`,
+			f.AppVersion, pending, since, schema.Stamp(w.now), device); err != nil {
 			return err
 		}
-		if _, err := w.tx.Exec(`UPDATE devices SET clock_offset_ms = ?, clock_at = ? WHERE id = ?`, offset, schema.Stamp(w.now), device); err != nil {
-			return err
+		if clock.IsZero() {
+			return nil
 		}
-		if !last.Valid || max(offset-last.Int64, last.Int64-offset) > 1000 {
-			_, err := w.tx.Exec(`INSERT INTO device_clock (device, at, offset_ms) VALUES (?, ?, ?)`, device, schema.Stamp(w.now), offset)
-			return err
-		}
-		return nil
+		return w.recordClock(device, clock)
 	})
 }
 

@@ -138,8 +138,11 @@ func (e *Engine) hello(ctx context.Context, cv *Conversation, f *Frame) ([]Frame
 	if cv.Session.Actor.DeviceID == "" {
 		return nil, &CloseError{Code: CloseUnauthenticated, Reason: "sync needs a device token (POST /mobile/v1/auth/login)"}
 	}
-	if err := e.RecordClock(ctx, cv.Session.Actor.DeviceID, f.ClientTime); err != nil {
-		return []Frame{ErrorFrame(f.ID, err)}, nil
+	if err := e.RecordHello(ctx, cv.Session.Actor.DeviceID, f); err != nil {
+		if _, ok := schema.AsError(err); ok {
+			return []Frame{ErrorFrame(f.ID, err)}, nil
+		}
+		return nil, err
 	}
 	cv.Welcomed = true
 	u := cv.Session.User

@@ -89,6 +89,11 @@ type Frame struct {
 	// ClientTime is the device's clock (RFC 3339) in hello and in an HTTP push: the
 	// server records the device's offset (docs/feedback-sheets.md, "Device time").
 	ClientTime string `json:"client_time,omitempty"`
+	// Pending is how many mutations wait in the device's outbox as it says hello, and
+	// PendingSince when the oldest of them was made (RFC 3339): the office sees a phone
+	// whose work is not reaching the server. Both optional.
+	Pending      *int   `json:"pending,omitempty"`
+	PendingSince string `json:"pending_since,omitempty"`
 
 	// welcome
 	ServerTime string  `json:"server_time,omitempty"`

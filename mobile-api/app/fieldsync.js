@@ -337,6 +337,15 @@ export class FieldSync extends EventTarget {
 
   // ---- the local store ----
 
+  /** What hello tells the server of the outbox: {pending, pending_since} (the oldest's time). */
+  async outboxReport() {
+    return txn(this.db, ['outbox'], 'readonly', async (s) => {
+      const pending = await req(s.outbox.count());
+      const first = pending ? await req(s.outbox.openCursor()) : null;
+      return first ? { pending, pending_since: first.value.at } : { pending };
+    });
+  }
+
   async countPending() {
     const n = await txn(this.db, ['outbox'], 'readonly', (s) => req(s.outbox.count()));
     if (n !== this.st.pending) this.setState({ pending: n });
@@ -744,13 +753,14 @@ export class FieldSync extends EventTarget {
   }
 
   /** One WebSocket session; resolves with whether the server welcomed it. */
-  runWS() {
+  async runWS() {
+    const report = await this.outboxReport().catch(() => ({}));
     return new Promise((resolve) => {
       const url = new URL(this.base || location.href);
       const ws = new WebSocket(`${url.protocol === 'https:' ? 'wss' : 'ws'}://${url.host}/mobile/v1/sync`, SUBPROTOCOL);
       const s = new WSSession(this, ws);
       this.session = s;
-      ws.onopen = () => s.send({ type: 'hello', id: s.newID('h'), protocol: PROTOCOL, device_id: this.deviceID, app_version: this.appVersion, schema_version: SCHEMA_VERSION, token: this.token, client_time: new Date().toISOString() });
+      ws.onopen = () => s.send({ type: 'hello', id: s.newID('h'), protocol: PROTOCOL, device_id: this.deviceID, app_version: this.appVersion, schema_version: SCHEMA_VERSION, token: this.token, client_time: new Date().toISOString(), ...report });
       ws.onmessage = (ev) => s.receive(ev.data);
       ws.onerror = () => {};
       ws.onclose = async (ev) => {

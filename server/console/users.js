@@ -72,6 +72,14 @@ function employment(u, formOf, patch) {
 
 // userRow is one user with the admin's controls: role (If-Match), disable/enable, a password
 // reset, the dated employment facts, and their phones.
+// outbox says how much waits on a phone as it last reported (its hello): many changes, or
+// old ones, mean work that is not reaching the office.
+function outbox(d) {
+  if (d.pending === null || d.pending === undefined) return null;
+  if (!d.pending) return h('span', { class: 'pending muted' }, bi('待上传 0 unsent'));
+  return badge(`待上传 ${d.pending} unsent` + (d.pending_since ? ` · 最早 oldest ${when(d.pending_since)}` : ''), d.pending >= 50 ? 'danger' : 'warn');
+}
+
 function userRow(u, devices, reload) {
   const box = errorBox();
   const role = select('role', state.meta.roles.map((r) => [r, label('role', r)]), u.role);
@@ -111,6 +119,8 @@ function userRow(u, devices, reload) {
     u.role === 'technician' ? employment(u, () => form, patch) : null,
     devices.length ? h('ul', { class: 'plain devices' }, devices.map((d) => h('li', {},
       h('span', {}, d.name || d.device_id), ' · ', h('span', { class: 'muted' }, '最近在线 last seen ', d.last_seen_at ? when(d.last_seen_at) : '—'), ' ',
+      d.app_version ? h('span', { class: 'muted app-version' }, '版本 version ', d.app_version, ' ') : null,
+      outbox(d), ' ',
       d.revoked_at ? badge('已吊销 Revoked', 'danger') : h('button', { type: 'button', class: 'link', onclick: () => busy(form, async () => {
         try {
           await api.post(`devices/${enc(d.id)}/revoke`);

@@ -873,3 +873,26 @@ func TestUnauthorizedStops(t *testing.T) {
 		t.Errorf("state = %+v", st)
 	}
 }
+
+// TestHelloReportsOutbox: hello carries how many mutations wait in the outbox and when the
+// oldest was made, so the office sees a phone whose work is stuck.
+func TestHelloReportsOutbox(t *testing.T) {
+	p := newPeer(t)
+	seed(p, 1)
+	clock := newTestClock()
+	c := p.open(Config{Now: clock.now})
+	first := clock.now().UTC().Format(time.RFC3339Nano)
+	c.Mutate("ticket", "t00", "update", 1, map[string]any{"notes": "one"}, "")
+	clock.advance(time.Minute)
+	c.Mutate("ticket", "t00", "update", 1, map[string]any{"notes": "two"}, "")
+	p.set(func() { p.decide = func(syncer.Mutation) *syncer.Result { return nil } })
+	if err := c.SyncNow(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	h := p.hellos[0]
+	p.mu.Unlock()
+	if h.Pending == nil || *h.Pending != 2 || h.PendingSince != first {
+		t.Fatalf("hello pending %v since %q, want 2 since %s", h.Pending, h.PendingSince, first)
+	}
+}

@@ -315,6 +315,16 @@ func (s *store) pending() (int, error) {
 	return n, nil
 }
 
+// outboxReport is what hello tells the server of the outbox: how many mutations wait and
+// when the oldest was made ("" when none).
+func (s *store) outboxReport() (n int, oldest string, err error) {
+	var at sql.NullString
+	if err := s.r.QueryRow(`SELECT count(*), min(at) FROM outbox`).Scan(&n, &at); err != nil {
+		return 0, "", fmt.Errorf("client: reading the outbox: %w", err)
+	}
+	return n, at.String, nil
+}
+
 // resultAction tells what applyResults did with one result, for logging and tests.
 type resultAction int
 

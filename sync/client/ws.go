@@ -173,9 +173,13 @@ func (w *wsConn) newID(prefix string) string {
 func (w *wsConn) hello(ctx context.Context) error {
 	c := w.c
 	id := w.newID("h")
-	err := w.send(syncer.Frame{
+	pending, since, err := c.st.outboxReport()
+	if err != nil {
+		return err
+	}
+	err = w.send(syncer.Frame{
 		Type: syncer.MsgHello, ID: id, Protocol: syncer.ProtocolVersion, DeviceID: c.cfg.DeviceID, ClientTime: c.cfg.Now().UTC().Format(time.RFC3339Nano),
-		AppVersion: c.cfg.AppVersion, SchemaVersion: c.cfg.SchemaVersion, Token: c.token(),
+		AppVersion: c.cfg.AppVersion, SchemaVersion: c.cfg.SchemaVersion, Token: c.token(), Pending: &pending, PendingSince: since,
 	})
 	if err != nil {
 		return err
