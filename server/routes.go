@@ -34,6 +34,7 @@ func (s *Server) routes() {
 
 	office := auth.Group("", officeOnly)
 	admin := roles(schema.RoleAdmin)
+	office.Get("/live", s.live)
 	office.Get("/users", s.listUsers)
 	office.Post("/users", admin, s.createUser)
 	office.Patch("/users/:id", admin, s.patchRecord(schema.EntUser))

@@ -68,6 +68,7 @@ type Server struct {
 	stopBg  context.CancelFunc
 	tls     *tls.Config // nil: plain HTTP
 	metrics *metrics
+	feeds   liveFeeds // the consoles' open live feeds per user
 }
 
 // DefaultBodyLimit bounds request bodies (blob chunks included).

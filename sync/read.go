@@ -153,3 +153,40 @@ func (e *Engine) BlobInScope(ctx context.Context, actor schema.Actor, sum string
 		AND ? IN (r.data ->> 'signature_blob', r.data ->> 'stamp_blob', r.data ->> 'technician_signature_blob')`, actor.UserID, sum).Scan(&n)
 	return n > 0, err
 }
+
+// ChangeRef names one committed change without its content: what an office console needs
+// to know which of the lists and records it shows to read again. TicketID is the ticket a
+// child record (event, sheet, complaint, follow-up) belongs to.
+type ChangeRef struct {
+	Seq      int64  `json:"seq"`
+	Entity   string `json:"entity"`
+	ID       string `json:"id"`
+	Op       string `json:"op"`
+	Action   string `json:"action,omitempty"`
+	TicketID string `json:"ticket_id,omitempty"`
+}
+
+// Changed lists at most limit changes committed after seq, oldest first, and whether more
+// follow. It is the office's feed: every record, no scope.
+func (e *Engine) Changed(ctx context.Context, since int64, limit int) (refs []ChangeRef, more bool, err error) {
+	rows, err := e.db.R.QueryContext(ctx, `SELECT c.seq, c.entity, c.id, c.op, c.action,
+		COALESCE(CASE WHEN c.entity = 'ticket' THEN c.id ELSE r.ticket_id END, '')
+		FROM changes c LEFT JOIN records r ON r.entity = c.entity AND r.id = c.id
+		WHERE c.seq > ? ORDER BY c.seq LIMIT ?`, since, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	refs = []ChangeRef{}
+	for rows.Next() {
+		var r ChangeRef
+		if err := rows.Scan(&r.Seq, &r.Entity, &r.ID, &r.Op, &r.Action, &r.TicketID); err != nil {
+			return nil, false, err
+		}
+		refs = append(refs, r)
+	}
+	if len(refs) > limit {
+		return refs[:limit], true, rows.Err()
+	}
+	return refs, false, rows.Err()
+}

@@ -1,5 +1,5 @@
 // app.js: the console's entry point: the hash router, the login page and the ticket list.
-import { api, session, setUnauthenticatedHandler } from './api.js';
+import { api, session, setUnauthenticatedHandler, onUnauthenticated } from './api.js';
 import { h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
 import { label, when } from './i18n.js';
 import { state, loadMeta, loadSession, me, userName, customerNames, customerName, technicians } from './state.js';
@@ -13,11 +13,13 @@ import { usersPage } from './users.js';
 import { settingsPage } from './settings.js';
 import { renderQueues } from './queues.js';
 import { moneyPage } from './money.js';
+import { startLive, stopLive, deadline } from './live.js';
 
 const main = () => document.getElementById('main');
 let loaded = false;
 
 setUnauthenticatedHandler(() => {
+  stopLive();
   session.clear();
   loaded = false;
   flash('登录已过期，请重新登录 Your session ended; please log in again', 'err');
@@ -30,7 +32,32 @@ function parseHash() {
   return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query || '') };
 }
 
-async function route() {
+// liveChanged is the live feed's news: the page shown is read again when a change concerns
+// it (any ticket for the list, this ticket or its records for a ticket page; everything
+// after a gap), unless the user is typing in it: then a notice offers the refresh. The
+// work-queue counts are read again on any ticket change.
+function liveChanged(refs, more) {
+  const { parts } = parseHash();
+  const tickets = more || refs.some((r) => r.entity === 'ticket' || r.ticket_id);
+  if (!tickets || !session.token || parts[0] === 'login') return;
+  renderQueues(document.getElementById('queues')).catch(() => {});
+  const onList = !parts[0] || (parts[0] === 'tickets' && !parts[1]);
+  const onTicket = parts[0] === 'tickets' && parts[1] &&
+    (more || refs.some((r) => r.id === parts[1] || r.ticket_id === parts[1]));
+  if (!onList && !onTicket) return;
+  const m = main();
+  const typing = m.contains(document.activeElement) && document.activeElement.matches('input, textarea, select');
+  if (typing || m.querySelector('form[data-dirty]')) {
+    if (!document.getElementById('live-stale')) {
+      m.prepend(h('p', { id: 'live-stale', class: 'notice', role: 'status' }, '此页有新的变更 This page changed elsewhere ',
+        h('button', { type: 'button', class: 'link', onclick: () => route({ live: true }) }, bi('刷新 Refresh'))));
+    }
+    return;
+  }
+  route({ live: true });
+}
+
+async function route({ live = false } = {}) {
   const { parts, query } = parseHash();
   const top = document.getElementById('top');
   if (!session.token || parts[0] === 'login') {
@@ -54,6 +81,11 @@ async function route() {
     if (!loaded) {
       await loadSession();
       loaded = true;
+      startLive({
+        onChanges: liveChanged,
+        onEnd: () => onUnauthenticated(),
+        onState: (up) => { document.getElementById('live').hidden = !up; },
+      });
     }
     let page;
     if (parts[0] === 'tickets' && parts[1]) page = await ticketPage(parts[1], query);
@@ -66,13 +98,15 @@ async function route() {
     else if (parts[0] === 'alerts') page = await alertsPage();
     else if (parts[0] === 'money') page = await moneyPage(parts[1], query);
     else page = await ticketsPage(query);
+    const y = window.scrollY;
     m.replaceChildren(page);
-    renderQueues(document.getElementById('queues')).catch(() => {});
+    if (live) window.scrollTo(0, y);
+    else renderQueues(document.getElementById('queues')).catch(() => {});
   } catch (e) {
     if (e.status === 401) return;
     m.replaceChildren(h('section', { class: 'card' }, h('h1', {}, bi('出错了 Something went wrong')), h('p', { class: 'error', role: 'alert' }, e.message)));
   }
-  m.focus({ preventScroll: true });
+  if (!live) m.focus({ preventScroll: true });
 }
 
 // ---- login ----
@@ -173,12 +207,10 @@ function demoHint(demo, user, pass) {
 
 // ---- ticket list ----
 
-// due is the deadline that matters now: the response until accepted, then the arrival for
-// on-site work; none once the work is done.
+// due is the deadline that matters now (live.js's deadline), formatted.
 function due(t) {
-  if (['completed', 'sheet_received', 'followed_up', 'closed', 'cancelled'].includes(t.status)) return '—';
-  if (!t.accepted_at) return when(t.due_response_at);
-  return t.service_mode === 'onsite' && !t.arrived_at ? when(t.due_arrival_at) : '—';
+  const d = deadline(t);
+  return d ? when(d) : '—';
 }
 
 const PAGE = 20;
@@ -230,8 +262,9 @@ async function ticketsPage(query) {
     location.hash = '#/tickets' + (p.size ? '?' + p : '');
   });
 
-  const rows = res.items.map((t) => h('tr', { class: t.overdue ? 'overdue' : '', dataset: { id: t.id } },
-    h('td', {}, h('a', { href: '#/tickets/' + encodeURIComponent(t.id) }, t.number), t.overdue ? [' ', badge('超时 Overdue', 'danger')] : null),
+  // A row whose deadline passes while the page is open turns red (live.js, markOverdue).
+  const rows = res.items.map((t) => h('tr', { class: t.overdue ? 'overdue' : '', dataset: { id: t.id, ...(!t.overdue && deadline(t) ? { due: deadline(t) } : {}) } },
+    h('td', { 'data-overdue-slot': '' }, h('a', { href: '#/tickets/' + encodeURIComponent(t.id) }, t.number), t.overdue ? [' ', badge('超时 Overdue', 'danger')] : null),
     h('td', { class: 'nowrap' }, when(t.received_at)),
     h('td', { class: 'customer' }, customerName(t.customer_id)),
     h('td', { class: 'symptoms' }, t.fault_symptoms),
@@ -267,6 +300,7 @@ async function ticketsPage(query) {
 // ---- start ----
 
 document.getElementById('logout').addEventListener('click', async () => {
+  stopLive();
   try { await api.post('auth/logout'); } catch { /* the token may be gone already */ }
   session.clear();
   loaded = false;

@@ -3,6 +3,7 @@
 import { api, openDocument } from './api.js';
 import { askFirst, h, bi, flash, errorBox, showError, field, select, badge, busy } from './ui.js';
 import { label, when } from './i18n.js';
+import { deadline } from './live.js';
 import { state, me, userName, deviceName, technicians, customerNames, customerName, allowedSteps } from './state.js';
 import { canEnterPaper, paperSheetForm, scanLinks } from './paper.js';
 import { editSection } from './ticketedit.js';
@@ -24,7 +25,7 @@ export async function ticketPage(id, query) {
   return h('article', { class: 'ticket', 'aria-labelledby': 'ticket-title' },
     h('div', { class: 'page-head' },
       h('h1', { id: 'ticket-title' }, t.number, ' ', h('span', { class: 'customer' }, customerName(t.customer_id))),
-      h('div', { class: 'head-badges' },
+      h('div', { class: 'head-badges', dataset: !t.overdue && deadline(t) ? { due: deadline(t) } : {} },
         badge(label('status', t.status), 's-' + t.status), ' ',
         badge(label('urgency', t.urgency), 'u-' + t.urgency),
         t.overdue ? [' ', badge('超时 Overdue', 'danger')] : null)),
