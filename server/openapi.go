@@ -1,10 +1,14 @@
 package server
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
+	gosync "sync"
 
 	"github.com/gofiber/fiber/v2"
+
+	"fieldsync/schema"
 )
 
 // routeDoc describes one route: method, path in OpenAPI form, what it does, who may call it,
@@ -102,38 +106,189 @@ var paramRe = regexp.MustCompile(`:([a-z_0-9]+)`)
 // OpenAPIPath converts a Fiber route path to OpenAPI's form.
 func OpenAPIPath(p string) string { return paramRe.ReplaceAllString(p, "{$1}") }
 
-func (s *Server) openAPI(c *fiber.Ctx) error {
+// opSchema gives a route its body and answer schemas, generated from the entity table
+// (schema.Entity.OpenAPISchema): Req is schema.SchemaCreate or SchemaPatch for a body of
+// Entity's fields (Omit: those the URL gives), Res "record" or "list" of Entity; Created says
+// the route answers 201. Ref names a hand-written component instead (logins, devices).
+type opSchema struct {
+	Entity  string
+	Req     string
+	Omit    []string
+	Res     string
+	Created bool
+	ReqRef  string
+	ResRef  string
+}
+
+// apiSchemas maps "METHOD path" to its schemas. Routes without an entry keep a free-form
+// object body and an answer described in words.
+var apiSchemas = func() map[string]opSchema {
+	m := map[string]opSchema{
+		"POST /api/v1/auth/login":              {ReqRef: "Login", ResRef: "Session"},
+		"POST /mobile/v1/auth/login":           {ReqRef: "DeviceLogin", ResRef: "Session"},
+		"GET /api/v1/me":                       {ResRef: "Me"},
+		"GET /api/v1/devices":                  {ResRef: "DeviceList"},
+		"GET /api/v1/users":                    {Entity: schema.EntUser, Res: "list"},
+		"PATCH /api/v1/users/{id}":             {Entity: schema.EntUser, Req: schema.SchemaPatch, Res: "record"},
+		"GET /api/v1/tickets/{id}":             {Entity: schema.EntTicket, Res: "record"},
+		"POST /api/v1/tickets/{id}/notes":      {Entity: schema.EntTicketEvent, Req: schema.SchemaCreate, Omit: []string{"ticket_id"}, Res: "record", Created: true},
+		"POST /api/v1/tickets/{id}/complaints": {Entity: schema.EntComplaint, Req: schema.SchemaCreate, Omit: []string{"ticket_id"}, Res: "record", Created: true},
+		"POST /api/v1/tickets/{id}/followups":  {Entity: schema.EntFollowup, Req: schema.SchemaCreate, Omit: []string{"ticket_id"}, Res: "record", Created: true},
+		"POST /api/v1/customers/{id}/sites":    {Entity: schema.EntSite, Req: schema.SchemaCreate, Omit: []string{"customer_id"}, Res: "record", Created: true},
+		"GET /api/v1/customers/{id}/sites":     {Entity: schema.EntSite, Res: "list"},
+		"GET /api/v1/complaints":               {Entity: schema.EntComplaint, Res: "list"},
+		"GET /api/v1/followups":                {Entity: schema.EntFollowup, Res: "list"},
+		"GET /api/v1/sheets/{id}":              {Entity: schema.EntSheet, Res: "record"},
+	}
+	// The plain record routes: create, list, read, edit.
+	for path, ent := range map[string]string{"customers": schema.EntCustomer, "sites": schema.EntSite, "assets": schema.EntAsset,
+		"tickets": schema.EntTicket, "approvals": schema.EntApproval, "expenses": schema.EntExpense, "sales": schema.EntSale} {
+		base := "/api/v1/" + path
+		if path != "sites" {
+			m["POST "+base] = opSchema{Entity: ent, Req: schema.SchemaCreate, Res: "record", Created: true}
+			m["GET "+base] = opSchema{Entity: ent, Res: "list"}
+		}
+		if _, ok := m["GET "+base+"/{id}"]; !ok {
+			m["GET "+base+"/{id}"] = opSchema{Entity: ent, Res: "record"}
+		}
+		if e, _ := schema.LookupEntity(ent); len(e.UpdateRoles) > 0 {
+			m["PATCH "+base+"/{id}"] = opSchema{Entity: ent, Req: schema.SchemaPatch, Res: "record"}
+		}
+	}
+	return m
+}()
+
+// schemaName is an entity's component name: feedback_sheet → FeedbackSheet.
+func schemaName(entity string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(entity, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+func ref(name string) fiber.Map { return fiber.Map{"$ref": "#/components/schemas/" + name} }
+
+func jsonContent(schema any) fiber.Map {
+	return fiber.Map{"application/json": fiber.Map{"schema": schema}}
+}
+
+// openAPIDoc builds the document.
+func openAPIDoc() fiber.Map {
 	paths := map[string]fiber.Map{}
 	for _, r := range apiDoc {
 		if paths[r.Path] == nil {
 			paths[r.Path] = fiber.Map{}
 		}
+		sc, typed := apiSchemas[r.Method+" "+r.Path]
+		ok := fiber.Map{"description": "success"}
+		switch {
+		case sc.ResRef != "":
+			ok["content"] = jsonContent(ref(sc.ResRef))
+		case sc.Res == "record":
+			ok["content"] = jsonContent(ref(schemaName(sc.Entity)))
+		case sc.Res == "list":
+			ok["content"] = jsonContent(fiber.Map{"type": "object", "required": []string{"items"}, "properties": fiber.Map{
+				"items": fiber.Map{"type": "array", "items": ref(schemaName(sc.Entity))},
+				"total": fiber.Map{"type": "integer"}, "limit": fiber.Map{"type": "integer"}, "offset": fiber.Map{"type": "integer"}}})
+		}
+		status := "200"
+		if sc.Created {
+			status = "201"
+		}
+		if !typed {
+			ok["description"] = "success (201 for creations)"
+		}
 		op := fiber.Map{"summary": r.Summary, "description": "roles: " + r.Roles,
-			"responses": fiber.Map{"200": fiber.Map{"description": "success (201 for creations)"},
-				"default": fiber.Map{"description": "error", "content": fiber.Map{"application/json": fiber.Map{"schema": fiber.Map{"$ref": "#/components/schemas/Error"}}}}}}
+			"responses": fiber.Map{status: ok, "default": fiber.Map{"description": "error", "content": jsonContent(ref("Error"))}}}
 		var params []fiber.Map
-		for _, m := range regexp.MustCompile(`\{([a-z_0-9]+)\}`).FindAllStringSubmatch(r.Path, -1) {
+		for _, m := range pathParamRe.FindAllStringSubmatch(r.Path, -1) {
 			params = append(params, fiber.Map{"name": m[1], "in": "path", "required": true, "schema": fiber.Map{"type": "string"}})
+		}
+		if sc.Req == schema.SchemaPatch {
+			params = append(params, fiber.Map{"name": "If-Match", "in": "header", "required": true,
+				"description": "the version being edited", "schema": fiber.Map{"type": "string"}})
 		}
 		if params != nil {
 			op["parameters"] = params
 		}
-		if r.Body {
-			op["requestBody"] = fiber.Map{"content": fiber.Map{"application/json": fiber.Map{"schema": fiber.Map{"type": "object"}}}}
+		switch {
+		case sc.ReqRef != "":
+			op["requestBody"] = fiber.Map{"required": true, "content": jsonContent(ref(sc.ReqRef))}
+		case sc.Req != "":
+			e, _ := schema.LookupEntity(sc.Entity)
+			op["requestBody"] = fiber.Map{"required": true, "content": jsonContent(e.OpenAPISchema(sc.Req, schema.SideOffice, sc.Omit...))}
+		case r.Body:
+			op["requestBody"] = fiber.Map{"content": jsonContent(fiber.Map{"type": "object"})}
 		}
 		if r.Roles != "public" {
 			op["security"] = []fiber.Map{{"bearer": []string{}}}
 		}
 		paths[r.Path][strings.ToLower(r.Method)] = op
 	}
-	return c.JSON(fiber.Map{
+	schemas := fiber.Map{
+		"Error": fiber.Map{"type": "object", "required": []string{"error"}, "properties": fiber.Map{"error": fiber.Map{"type": "object",
+			"required": []string{"code", "message"},
+			"properties": fiber.Map{
+				"code":    fiber.Map{"type": "string", "enum": errorCodes},
+				"message": fiber.Map{"type": "string", "description": "for a person, in the request's Accept-Language (Chinese and English when it names neither)"},
+				"field":   fiber.Map{"type": "string", "description": "the field at fault, as named in the request"},
+				"item":    fiber.Map{"type": "string", "description": "the field at fault in words, in the answer's language"},
+				"record":  fiber.Map{"type": "object", "description": "the current record (conflict, invalid_transition)"}}}}},
+		"Login": fiber.Map{"type": "object", "required": []string{"username", "password"}, "additionalProperties": false, "properties": fiber.Map{
+			"username": fiber.Map{"type": "string", "maxLength": 64, "example": "coord"}, "password": fiber.Map{"type": "string", "maxLength": 72}}},
+		"DeviceLogin": fiber.Map{"type": "object", "required": []string{"username", "password", "device_id"}, "properties": fiber.Map{
+			"username": fiber.Map{"type": "string"}, "password": fiber.Map{"type": "string"}, "device_id": fiber.Map{"type": "string"},
+			"device_name": fiber.Map{"type": "string"}, "public_key": fiber.Map{"type": "string"}}},
+		"Session": fiber.Map{"type": "object", "required": []string{"token", "expires_at", "user"}, "properties": fiber.Map{
+			"token": fiber.Map{"type": "string"}, "expires_at": fiber.Map{"type": "string", "format": "date-time"}, "user": ref("User"),
+			"device": fiber.Map{"type": "string"}, "must_change_password": fiber.Map{"type": "boolean"}}},
+		"Me": fiber.Map{"type": "object", "required": []string{"user", "expires_at"}, "properties": fiber.Map{
+			"user": ref("User"), "expires_at": fiber.Map{"type": "string", "format": "date-time"}, "device": fiber.Map{"type": "string"},
+			"must_change_password": fiber.Map{"type": "boolean"}}},
+		"DeviceList": fiber.Map{"type": "object", "required": []string{"items"}, "properties": fiber.Map{"items": fiber.Map{"type": "array", "items": ref("Device")}}},
+		"Device": fiber.Map{"type": "object", "required": []string{"id", "user_id", "device_id", "name", "last_seen_at", "app_version", "pending"}, "properties": fiber.Map{
+			"id": fiber.Map{"type": "string"}, "user_id": fiber.Map{"type": "string"}, "device_id": fiber.Map{"type": "string"}, "name": fiber.Map{"type": "string"},
+			"created_at": fiber.Map{"type": "string", "format": "date-time"}, "last_seen_at": fiber.Map{"type": "string", "format": "date-time"},
+			"revoked_at": fiber.Map{"type": "string", "format": "date-time", "nullable": true}, "public_key": fiber.Map{"type": "string", "nullable": true},
+			"clock_offset_ms": fiber.Map{"type": "integer", "nullable": true},
+			"app_version":     fiber.Map{"type": "string", "description": "应用版本 app version, from the last hello"},
+			"pending":         fiber.Map{"type": "integer", "minimum": 0, "nullable": true, "description": "待上传数 mutations waiting on the device, from the last hello"},
+			"pending_since":   fiber.Map{"type": "string", "format": "date-time", "nullable": true, "description": "最早待上传时间 when the oldest waiting one was made"},
+			"reported_at":     fiber.Map{"type": "string", "format": "date-time", "nullable": true}}},
+	}
+	for name, e := range schema.Entities() {
+		schemas[schemaName(name)] = e.OpenAPISchema(schema.SchemaRecord, schema.SideOffice)
+	}
+	return fiber.Map{
 		"openapi": "3.0.3",
-		"info":    fiber.Map{"title": "fieldsync", "version": "1", "description": "The after-sales service server's API. Errors: {\"error\": {code, message, field?, record?}}."},
-		"paths":   paths,
-		"components": fiber.Map{
-			"securitySchemes": fiber.Map{"bearer": fiber.Map{"type": "http", "scheme": "bearer"}},
-			"schemas": fiber.Map{"Error": fiber.Map{"type": "object", "properties": fiber.Map{"error": fiber.Map{"type": "object",
-				"properties": fiber.Map{"code": fiber.Map{"type": "string"}, "message": fiber.Map{"type": "string"}, "field": fiber.Map{"type": "string"}}}}}},
-		},
-	})
+		"info": fiber.Map{"title": "fieldsync", "version": "1", "description": "The after-sales service server's API (docs/api.md). " +
+			"Request and record schemas are generated from the entity table that validates writes. Errors: {\"error\": {code, message, field?, item?, record?}}."},
+		"paths":      paths,
+		"components": fiber.Map{"securitySchemes": fiber.Map{"bearer": fiber.Map{"type": "http", "scheme": "bearer"}}, "schemas": schemas},
+	}
+}
+
+var pathParamRe = regexp.MustCompile(`\{([a-z_0-9]+)\}`)
+
+// errorCodes is every code an error may carry.
+var errorCodes = []string{schema.CodeBadRequest, schema.CodeValidation, schema.CodeUnauthenticated, schema.CodeForbidden,
+	schema.CodeOutOfScope, schema.CodeNotFound, schema.CodeMethodNotAllowed, schema.CodeConflict, schema.CodeInvalidTransition,
+	schema.CodeSealed, schema.CodeMissingBlob, schema.CodeDependsOnRejected, schema.CodeTooLarge, schema.CodeUnsupportedMedia,
+	schema.CodeHashMismatch, schema.CodeDeviceSignature, schema.CodeRateLimited, schema.CodeCheckpointExpired,
+	schema.CodeUnavailable, schema.CodeInternal}
+
+var openAPIJSON = gosync.OnceValue(func() []byte {
+	b, err := json.Marshal(openAPIDoc())
+	if err != nil {
+		panic(err)
+	}
+	return b
+})
+
+func (s *Server) openAPI(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	return c.Send(openAPIJSON())
 }
