@@ -140,10 +140,10 @@ func TestOpenAPIMatchesTheServer(t *testing.T) {
 		body         map[string]any
 		headers      []string
 	}{
-		{"POST", "/api/v1/customers", map[string]any{"phone": "123"}, nil},                          // no name
-		{"POST", "/api/v1/customers", map[string]any{"name": "x", "colour": "blue"}, nil},           // unknown field
+		{"POST", "/api/v1/customers", map[string]any{"phone": "123"}, nil},                                             // no name
+		{"POST", "/api/v1/customers", map[string]any{"name": "x", "colour": "blue"}, nil},                              // unknown field
 		{"POST", "/api/v1/tickets", map[string]any{"customer_id": cid, "fault_symptoms": "x", "urgency": "soon"}, nil}, // not an urgency
-		{"PATCH", "/api/v1/tickets/" + tid, map[string]any{"status": "closed"}, []string{"If-Match", "1"}},            // the server sets it
+		{"PATCH", "/api/v1/tickets/" + tid, map[string]any{"status": "closed"}, []string{"If-Match", "1"}},             // the server sets it
 		{"POST", "/api/v1/assets", map[string]any{"customer_id": cid, "model": "m", "serial": "s", "install_date": "yesterday"}, nil},
 	} {
 		if st, _ := a.call(bad.method, bad.path, tok, bad.body, false, bad.headers...); st < 400 || st >= 500 {
