@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"fieldsync/schema"
 )
 
 // FormData is a printable feedback form pre-filled from a ticket: the
@@ -475,14 +477,16 @@ func (l *sheetLayout) code(v string) string {
 		"onsite": {"现场维修", "On-site"}, "phone": {"电话服务", "Phone"}, "online": {"网络在线服务", "Online"},
 		"hotline": {"服务热线", "Hotline"}, "technician_report": {"技术员报告", "Technician report"},
 		"leadership": {"领导指示", "Leadership"},
-		"low":        {"低", "Low"}, "normal": {"一般", "Normal"}, "high": {"高", "High"}, "critical": {"紧急", "Critical"},
-		"in": {"保修期内", "In warranty"}, "out": {"保修期外", "Out of warranty"}, "unknown": {"待确认", "To be confirmed"},
+		"in":         {"保修期内", "In warranty"}, "out": {"保修期外", "Out of warranty"}, "unknown": {"待确认", "To be confirmed"},
 		"repair": {"维修", "Repair"}, "maintenance": {"维护", "Maintenance"}, "installation": {"安装", "Installation"},
 		"inspection": {"巡检", "Inspection"}, "consultation": {"咨询", "Consultation"}, "software": {"软件服务", "Software"},
 		"other": {"其他", "Other"},
 	}
 	if lb, ok := labels[v]; ok {
 		return l.label(lb[0], lb[1])
+	}
+	if lb, ok := schema.UrgencyLabels[v]; ok {
+		return l.label(lb.Zh, lb.En)
 	}
 	return v
 }
@@ -712,25 +716,11 @@ func (l *sheetLayout) incompleteBlock() {
 	l.y += h + 1.5
 }
 
-// missingLabel names a missing field for people.
+// missingLabel names a missing field for people, in the words every screen uses
+// (schema.ItemLabel).
 func (l *sheetLayout) missingLabel(field string) string {
-	names := map[string][2]string{
-		"fault_symptoms":            {"故障现象", "fault symptoms"},
-		"inspection_record":         {"检查记录", "inspection record"},
-		"handling_result":           {"处理结果", "handling result"},
-		"rating":                    {"满意度", "satisfaction rating"},
-		"signer_name":               {"签字人姓名", "signer's name"},
-		"signature_blob":            {"客户签字", "customer signature"},
-		"stamp_blob":                {"客户盖章", "company stamp"},
-		"technician_signature_blob": {"工程师签字", "technician signature"},
-		"arrived_at":                {"到达时间", "arrival time"},
-		"departed_at":               {"离开时间", "departure time"},
-		"signed_at":                 {"签字时间", "signing time"},
-	}
-	if n, ok := names[field]; ok {
-		return l.label(n[0], n[1])
-	}
-	return field
+	n, _ := schema.ItemLabel(schema.EntSheet, field)
+	return l.label(n.Zh, n.En)
 }
 
 // footerText is the commitment, the complaint line and the validity rule.

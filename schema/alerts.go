@@ -145,7 +145,6 @@ type AlertFacts struct {
 }
 
 var deadlineZh = map[string]string{"response": "响应", "arrival": "到场"}
-var urgencyZh = map[string]string{"critical": "紧急", "high": "高", "normal": "普通", "low": "低"}
 
 // AlertText is a message in lang (zh or en): one line, short enough for a text message (at
 // most 70 characters in Chinese for the fixed part; the ticket number and a name added).
@@ -165,7 +164,7 @@ func AlertText(f AlertFacts, lang string, loc *time.Location) string {
 		case AlertDeadlineMissed:
 			return fmt.Sprintf("【超时】工单%s已超%s时限（%s）", n, deadlineZh[f.Deadline], due)
 		case AlertDispatched:
-			return fmt.Sprintf("【派单】工单%s（%s）已派给您，客户：%s", n, urgencyZh[f.Urgency], f.Customer)
+			return fmt.Sprintf("【派单】工单%s（%s）已派给您，客户：%s", n, UrgencyLabels[f.Urgency].Zh, f.Customer)
 		case AlertEscalated:
 			return fmt.Sprintf("【升级】工单%s已升级，请安排人员", n)
 		case AlertReportWaiting:
@@ -185,7 +184,7 @@ func AlertText(f AlertFacts, lang string, loc *time.Location) string {
 	case AlertDeadlineMissed:
 		return fmt.Sprintf("Ticket %s missed its %s deadline (%s)", n, f.Deadline, due)
 	case AlertDispatched:
-		return fmt.Sprintf("Ticket %s (%s) dispatched to you; customer %s", n, f.Urgency, f.Customer)
+		return fmt.Sprintf("Ticket %s (%s) dispatched to you; customer %s", n, UrgencyLabels[f.Urgency].En, f.Customer)
 	case AlertEscalated:
 		return fmt.Sprintf("Ticket %s escalated: please staff it", n)
 	case AlertReportWaiting:

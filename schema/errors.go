@@ -45,6 +45,9 @@ type Error struct {
 	// Extra holds further members of the error's JSON answer, e.g. the fields a stale edit
 	// collides on.
 	Extra map[string]any
+	// Entity is the record type Field belongs to, where known: it picks the item's own
+	// words (a customer's phone is 客户电话 customer phone).
+	Entity string
 }
 
 func (e *Error) Error() string {

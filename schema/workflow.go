@@ -380,5 +380,8 @@ func WorkflowMeta() map[string]any {
 		"sheet_status":     SheetStatuses,
 		"sheet_requirable": SheetRequirable,
 		"money_steps":      MoneySteps, // who takes which step on a money record (docs/money.md)
+		// The words people read for codes and items, one source for every screen.
+		"labels": map[string]any{"urgency": UrgencyLabels},
+		"items":  ItemLabels(),
 	}
 }

@@ -24,7 +24,7 @@ func (s *Server) apply(c *fiber.Ctx, m syncer.Mutation) (schema.Doc, error) {
 	}
 	r := res[0]
 	if r.Status == syncer.StatusRejected {
-		se := &schema.Error{Code: r.Code, Message: r.Message, Field: r.Field, Extra: r.Extra}
+		se := &schema.Error{Code: r.Code, Message: r.Message, Field: r.Field, Extra: r.Extra, Entity: m.Entity}
 		if len(r.Record) > 0 {
 			se.Record = json.RawMessage(r.Record)
 		}

@@ -307,10 +307,13 @@ func TestConsoleSheetsIntakeAndMonth(t *testing.T) {
 		chromedp.WaitVisible(css(".sheet")),
 	)
 	sheet := text(t, ctx, ".sheet")
-	for _, want := range []string{"不完整：缺 客户盖章", "incomplete: missing stamp_blob", "孙丽", "反馈单 PDF", "公开验证页"} {
+	for _, want := range []string{"不完整 Incomplete：缺 missing 客户盖章", "孙丽", "反馈单 PDF", "公开验证页"} {
 		if !strings.Contains(sheet, want) {
 			t.Errorf("the sheet does not show %q:\n%s", want, sheet)
 		}
+	}
+	if strings.Contains(sheet, "stamp_blob") {
+		t.Errorf("the sheet names an item by its field name:\n%s", sheet)
 	}
 	// Accepting the exception is the manager's decision: the coordinator is not offered it.
 	if n := read(t, ctx, "exception form", chromedp.Evaluate[int](`document.querySelectorAll('form[data-sheet-action="accept_exception"]').length`)); n != 0 {

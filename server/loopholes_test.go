@@ -125,7 +125,7 @@ func TestVerifyPageAndPDFSaySealedCompleteException(t *testing.T) {
 	// What the sheet says shows to whoever holds a copy (its fingerprint, as in the QR code).
 	page := func() string { return string(e.must(e.do("GET", "/verify/"+id+"/"+fp, "", nil), 200).Raw) }
 	before := page()
-	for _, want := range []string{"已封签 Sealed", "不完整 Incomplete", "stamp_blob", "例外 Exception", "无 none"} {
+	for _, want := range []string{"已封签 Sealed", "不完整 Incomplete", "客户盖章 company stamp", "例外 Exception", "无 none"} {
 		if !strings.Contains(before, want) {
 			t.Errorf("the verify page of an incomplete sheet does not say %q:\n%s", want, before)
 		}

@@ -313,9 +313,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.log.Error("internal error", "err", err, "request_id", rid, "method", c.Method(), "path", c.Path())
 		se = schema.Errorf(schema.CodeInternal, "internal error (request id %s)", rid)
 	}
-	body := fiber.Map{"code": se.Code, "message": se.Message}
+	msg, item := localize(se, answerLang(c.Get(fiber.HeaderAcceptLanguage)))
+	body := fiber.Map{"code": se.Code, "message": msg}
 	if se.Field != "" {
 		body["field"] = se.Field
+		body["item"] = item
 	}
 	if se.Record != nil {
 		body["record"] = se.Record

@@ -172,7 +172,8 @@ func (s *Server) verifySheet(c *fiber.Ctx) error {
 
 func (s *Server) verifyHTML(c *fiber.Ctx, status int, v *syncer.SheetVerdict, id string) error {
 	var b bytes.Buffer
-	if err := verifyPage.Execute(&b, map[string]any{"V": v, "ID": id, "Company": s.Engine.Settings().String("company_name"), "Key": s.Sealer.PublicHex()}); err != nil {
+	if err := verifyPage.Execute(&b, map[string]any{"V": v, "ID": id, "Company": s.Engine.Settings().String("company_name"), "Key": s.Sealer.PublicHex(),
+		"Loc": s.Engine.Settings().Location()}); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
@@ -181,6 +182,16 @@ func (s *Server) verifyHTML(c *fiber.Ctx, status int, v *syncer.SheetVerdict, id
 
 var verifyPage = template.Must(template.New("verify").Funcs(template.FuncMap{
 	"deref": func(b *bool) bool { return b != nil && *b },
+	// local shows an RFC 3339 time in the company's time zone (the timezone setting).
+	"local": func(loc *time.Location, s string) string {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || loc == nil {
+			return s
+		}
+		return t.In(loc).Format("2006-01-02 15:04:05") + " (" + loc.String() + ")"
+	},
+	// item names a sheet's item in words (schema.ItemLabel), never by its field name.
+	"item": func(field string) string { l, _ := schema.ItemLabel(schema.EntSheet, field); return l.Both() },
 	"offset": func(ms int64) string {
 		sign := "+"
 		if ms < 0 {
@@ -213,17 +224,17 @@ code{word-break:break-all}</style></head><body>
 <tr><td>日期 Date</td><td>{{.Date}}</td></tr>
 <tr><td>客户 Customer</td><td>{{.Customer}}</td></tr>
 <tr><td>技术员 Technician</td><td>{{.Technician}}</td></tr>
-<tr><td>签署时间（设备）Signed (device time)</td><td>{{.SignedAt}}{{with .DeviceClockOffsetMS}}<br><small>手机时钟与服务器相差 {{offset .}}（最近一次同步时）phone clock {{offset .}} off the server's when it last synced</small>{{end}}{{if .ClockFlag}}<br><span class="bad">{{.ClockFlag}}</span>{{end}}</td></tr>
-<tr><td>服务器接收时间 Received by the server</td><td>{{.ReceivedAt}}</td></tr>
+<tr><td>签署时间（设备）Signed (device time)</td><td>{{local $.Loc .SignedAt}}{{with .DeviceClockOffsetMS}}<br><small>手机时钟与服务器相差 {{offset .}}（最近一次同步时）phone clock {{offset .}} off the server's when it last synced</small>{{end}}{{if .ClockFlag}}<br><span class="bad">{{.ClockFlag}}</span>{{end}}</td></tr>
+<tr><td>服务器接收时间 Received by the server</td><td>{{local $.Loc .ReceivedAt}}</td></tr>
 <tr><td>状态 Status</td><td>{{.Status}}</td></tr>
 <tr><td>来源 Origin</td><td id="origin">{{if eq .Origin "paper"}}纸质反馈单，由 {{.EnteredBy}} 录入，附扫描件 {{.ScanPages}} 页 · paper sheet entered by {{.EnteredBy}}, with a scan of {{.ScanPages}} page(s){{else}}手机签署 signed on the technician's phone{{end}}</td></tr>
 <tr><td>封签 Seal</td><td>{{if .Seal}}已封签 Sealed{{else}}<span class="bad">未封签 Not sealed</span>{{end}}</td></tr>
-<tr><td>完整性 Completeness</td><td>{{if .Complete}}完整 Complete{{else}}<span class="bad">不完整 Incomplete</span>{{if .Missing}}：缺 missing {{range $i, $m := .Missing}}{{if $i}}, {{end}}{{$m}}{{end}}{{end}}{{end}}</td></tr>
+<tr><td>完整性 Completeness</td><td>{{if .Complete}}完整 Complete{{else}}<span class="bad">不完整 Incomplete</span>{{if .Missing}}：缺 missing {{range $i, $m := .Missing}}{{if $i}}、{{end}}{{item $m}}{{end}}{{end}}{{end}}</td></tr>
 <tr><td>例外 Exception</td><td>{{if .ExceptionAccepted}}已接受 accepted · {{.ExceptionBy}} · {{.ExceptionAt}}{{if .ExceptionNote}} · {{.ExceptionNote}}{{end}}{{else}}无 none{{end}}</td></tr>
 <tr><td>封签指纹 Fingerprint</td><td><code>{{.Fingerprint}}</code></td></tr>
 <tr><td>设备签名 Device signature</td><td>{{if .DeviceSigned}}<span id="device-signature" class="{{if and .DeviceValid (not .DeviceChainGap)}}ok{{else}}bad{{end}}">{{.DeviceNote}}</span>{{else}}<span id="device-signature">{{.DeviceNote}}</span>{{end}}</td></tr>
-{{if .DeviceSigned}}{{if .DeviceName}}<tr><td>签名手机 Signed on</td><td>{{.DeviceUser}} 的手机 · {{.DeviceUser}}'s phone: {{.DeviceName}}{{if .DeviceRevokedAt}}<br><small>停用于 revoked at {{.DeviceRevokedAt}}</small>{{end}}</td></tr>{{end}}
-<tr><td>设备时间 Device time</td><td>{{.DeviceTime}}</td></tr>
+{{if .DeviceSigned}}{{if .DeviceName}}<tr><td>签名手机 Signed on</td><td>{{.DeviceUser}} 的手机 · {{.DeviceUser}}'s phone: {{.DeviceName}}{{if .DeviceRevokedAt}}<br><small>停用于 revoked at {{local $.Loc .DeviceRevokedAt}}</small>{{end}}</td></tr>{{end}}
+<tr><td>设备时间 Device time</td><td>{{local $.Loc .DeviceTime}}</td></tr>
 <tr><td>设备指纹 Device fingerprint</td><td><code>{{.DeviceFP}}</code></td></tr>
 <tr><td>设备签名值 Device signature (r‖s, base64)</td><td><code>{{.DeviceSig}}</code></td></tr>
 <tr><td>上一设备签名 Previous device signature</td><td><code>{{.DevicePrev}}</code></td></tr>

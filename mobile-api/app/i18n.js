@@ -212,10 +212,6 @@ const M = {
   report_saved: ['已保存，联网后上报', 'Saved; it goes up when online'],
   new_version: ['有新版本。', 'A new version is ready.'],
   reload: ['重新加载', 'Reload'],
-  urgency_critical: ['特急', 'Critical'],
-  urgency_high: ['紧急', 'High'],
-  urgency_normal: ['一般', 'Normal'],
-  urgency_low: ['低', 'Low'],
   st_reported: ['已上报', 'Reported'],
   st_registered: ['已登记', 'Registered'],
   st_escalated: ['已升级', 'Escalated'],
@@ -279,6 +275,14 @@ export function t(key, ...args) {
   const m = M[key];
   const s = m ? m[current === 'zh' ? 0 : 1] : key;
   return s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(i)] ?? ''));
+}
+
+// setLabels takes the words the server's meta.json holds (schema.UrgencyLabels), so the app
+// says what the console and the printed forms say: urgency_<code>.
+export function setLabels(meta) {
+  for (const [kind, codes] of Object.entries(meta?.labels || {})) {
+    for (const [code, l] of Object.entries(codes)) M[kind + '_' + code] = [l.zh, l.en];
+  }
 }
 
 export const statusLabel = (s) => (M['st_' + s] ? t('st_' + s) : s || '');

@@ -3,7 +3,7 @@
 // #/t/{id}/visit, #/t/{id}/sheet, #/status, #/money, #/month, #/report, #/login.
 import { FieldSync, FieldSyncError, newID } from './fieldsync.js';
 import { sheetCompleteness } from './completeness.js';
-import { t, lang, setLang, statusLabel, fieldLabel, explain } from './i18n.js';
+import { t, lang, setLang, setLabels, statusLabel, fieldLabel, explain } from './i18n.js';
 import { h, toast, ask, fmtTime, yuan } from './ui.js';
 import { moneyScreen } from './money.js';
 
@@ -720,6 +720,7 @@ async function boot() {
   document.documentElement.lang = lang() === 'zh' ? 'zh-CN' : 'en';
   try {
     meta = await (await fetch('meta.json')).json();
+    setLabels(meta);
   } catch { /* the worker's cache has it; without either the defaults above stand */ }
   fs = new FieldSync({ predict, appVersion: 'web-1' });
   await fs.open();

@@ -41,7 +41,8 @@ export let onUnauthenticated = () => {};
 export function setUnauthenticatedHandler(fn) { onUnauthenticated = fn; }
 
 async function request(method, path, body, { raw = false, timeoutMs = 30000, ifMatch, file } = {}) {
-  const headers = { Accept: raw ? '*/*' : 'application/json' };
+  // Both languages, as every label of the console: the server answers errors 中文 English.
+  const headers = { Accept: raw ? '*/*' : 'application/json', 'Accept-Language': 'zh, en' };
   const token = session.token;
   if (token) headers.Authorization = 'Bearer ' + token;
   if (ifMatch) headers['If-Match'] = String(ifMatch);

@@ -57,7 +57,12 @@ function liveChanged(refs, more) {
   route({ live: true });
 }
 
+// routing counts route() calls: a page read for an earlier call (a live refresh that was
+// still loading when the user moved on) is dropped, never shown over the newer page.
+let routing = 0;
+
 async function route({ live = false } = {}) {
+  const my = ++routing;
   const { parts, query } = parseHash();
   const top = document.getElementById('top');
   if (!session.token || parts[0] === 'login') {
@@ -98,12 +103,13 @@ async function route({ live = false } = {}) {
     else if (parts[0] === 'alerts') page = await alertsPage();
     else if (parts[0] === 'money') page = await moneyPage(parts[1], query);
     else page = await ticketsPage(query);
+    if (my !== routing) return;
     const y = window.scrollY;
     m.replaceChildren(page);
     if (live) window.scrollTo(0, y);
     else renderQueues(document.getElementById('queues')).catch(() => {});
   } catch (e) {
-    if (e.status === 401) return;
+    if (e.status === 401 || my !== routing) return;
     m.replaceChildren(h('section', { class: 'card' }, h('h1', {}, bi('出错了 Something went wrong')), h('p', { class: 'error', role: 'alert' }, e.message)));
   }
   if (!live) m.focus({ preventScroll: true });

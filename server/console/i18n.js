@@ -8,7 +8,7 @@ const L = {
     on_site: '已到场 On site', completed: '已完成 Completed', sheet_received: '已收反馈单 Sheet received',
     followed_up: '已回访 Followed up', closed: '已关闭 Closed', cancelled: '已取消 Cancelled',
   },
-  urgency: { critical: '特急 Critical', high: '紧急 High', normal: '一般 Normal', low: '低 Low' },
+  urgency: {}, // from meta.json (setLabels): schema.UrgencyLabels, the one set of urgency words
   source: { hotline: '服务热线 Hotline', technician_report: '技术员上报 Technician report', leadership: '领导指示 Leadership' },
   warranty: { in: '保修期内 In warranty', out: '已过保 Out of warranty', unknown: '未知 Unknown' },
   service_mode: { onsite: '现场维修 On-site', phone: '电话服务 Phone', online: '网络在线 Online' },
@@ -56,6 +56,17 @@ export function label(kind, value) {
 }
 
 export const labels = L;
+
+// setLabels takes the words the server's meta.json holds (schema.UrgencyLabels and the
+// items' words), so the console says what the field app and the printed forms say.
+export function setLabels(meta) {
+  for (const [kind, codes] of Object.entries(meta?.labels || {})) {
+    L[kind] = Object.fromEntries(Object.entries(codes).map(([code, l]) => [code, l.zh + ' ' + l.en]));
+  }
+  for (const [k, l] of Object.entries(meta?.items || {})) {
+    if (!k.includes('.') && !L.field[k]) L.field[k] = l.zh + ' ' + l.en;
+  }
+}
 
 let zone = 'Asia/Shanghai';
 let fmt = null;

@@ -1,7 +1,7 @@
 // state.js: what every page needs once per login: the workflow table, users, devices,
 // settings, and a cache of customer names.
 import { api, session } from './api.js';
-import { setTimeZone } from './i18n.js';
+import { setTimeZone, setLabels } from './i18n.js';
 
 export const state = {
   meta: null,
@@ -12,7 +12,10 @@ export const state = {
 };
 
 export async function loadMeta() {
-  if (!state.meta) state.meta = await api.get('/console/meta.json');
+  if (!state.meta) {
+    state.meta = await api.get('/console/meta.json');
+    setLabels(state.meta);
+  }
   return state.meta;
 }
 

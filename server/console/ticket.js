@@ -218,7 +218,7 @@ function sheetCard(s, reload) {
   const sealed = s.status !== 'draft';
   const complete = s.complete
     ? badge('完整 Complete', 'ok')
-    : badge('不完整：缺 ' + missingText(s) + ' · incomplete: missing ' + (s.missing || []).join(', '), 'warn');
+    : badge('不完整 Incomplete：缺 missing ' + missingText(s), 'warn');
   const forms = [];
   if (office && s.status === 'signed') {
     forms.push(sheetAction(s, 'receive', '接收 Receive', [], reload));
