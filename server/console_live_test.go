@@ -4,12 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 )
 
 // clockEnv is a demo server whose clock the test moves forward.
@@ -110,4 +112,43 @@ func TestConsoleLive(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Error("a live feed stayed open after logout")
+}
+
+// TestConsoleDevicesShowOutbox: the people page shows each phone's app version and how many
+// changes wait unsent on it, as its hello reported, so an office sees a phone with 300.
+func TestConsoleDevicesShowOutbox(t *testing.T) {
+	e := newEnv(t, true)
+	base := e.start()
+	phone := e.deviceLogin("tech1", DemoPassword, "stuck-phone")
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{"fieldsync.v1"}}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+"/mobile/v1/sync", http.Header{"Authorization": {"Bearer " + phone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","id":"h1","protocol":1,"device_id":"stuck-phone","app_version":"2.4.0","schema_version":1,"pending":300,"pending_since":"2026-11-20T08:00:00Z"}`))
+	var welcome map[string]any
+	if err := conn.ReadJSON(&welcome); err != nil || welcome["type"] != "welcome" {
+		t.Fatalf("hello: %v %v", welcome, err)
+	}
+	conn.Close()
+
+	ctx := browser(t, time.Minute)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	step(t, ctx, "the admin's people page",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("input[name=username]"), "admin"),
+		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
+		chromedp.Click(css("#login-form button[type=submit]")),
+		chromedp.WaitVisible(css("[data-nav=users]")),
+		chromedp.Click(css("[data-nav=users]")),
+		chromedp.WaitVisible(css(`form[data-user="tech1"] .devices`)),
+	)
+	got := text(t, ctx, `form[data-user="tech1"] .devices`)
+	for _, want := range []string{"2.4.0", "待上传 300 unsent", "2026-11-20"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("tech1's devices do not show %q:\n%s", want, got)
+		}
+	}
 }

@@ -71,8 +71,8 @@ func (s *Server) live(c *fiber.Ctx) error {
 		return schema.Errorf(schema.CodeRateLimited, "最多同时打开 %d 个实时连接，请关闭其他控制台标签页 at most %d live feeds per user: close another console tab", LiveFeedsPerUser, LiveFeedsPerUser)
 	}
 	eng := s.Engine
+	sub := eng.Hub.Subscribe(user, "", true) // before reading the sequence, so no commit falls between
 	since := eng.Hub.Last()
-	sub := eng.Hub.Subscribe(user, "", true)
 	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
