@@ -472,7 +472,12 @@ func (l *monthLayout) reason(r string) string {
 			if rest == "" {
 				parts[i] = l.label("反馈单不完整", p)
 			} else {
-				parts[i] = l.label("反馈单不完整，缺："+rest, p)
+				var zh, en []string
+				for _, f := range strings.Split(rest, ", ") {
+					w, _ := schema.ItemLabel(schema.EntSheet, f)
+					zh, en = append(zh, w.Zh), append(en, w.En)
+				}
+				parts[i] = l.label("反馈单不完整，缺："+strings.Join(zh, "、"), ReasonIncomplete+": missing "+strings.Join(en, ", "))
 			}
 		}
 	}

@@ -25,7 +25,7 @@ func monthPDFSample() MonthInput {
 			CompletedAt: at(day, 10), Sealed: true, Complete: true, Received: true, Rating: rating}
 	}
 	bad := ok("sheet-bad", "SR-202611-0009", "t1", "杭州西溪数据中心", ModeOnsite, 12, 3)
-	bad.Complete, bad.Missing = false, []string{"stamp"}
+	bad.Complete, bad.Missing = false, []string{"stamp_blob"} // as a sheet records it
 	return MonthInput{
 		Month: "2026-11",
 		Settings: PaySettings{AllowancePerServiceFen: 5000, BonusRewardFen: 20000, ComplaintPenaltyFen: 5000,
@@ -71,7 +71,7 @@ func TestMonthReportText(t *testing.T) {
 		"张伟 Zhang Wei", "刘洋 Liu Yang", "陈静 Chen Jing",
 		"¥100.00", "¥200.00", "¥300.00", "¥80.00", "¥430.00", // allowance, reward, totals
 		"SR-202611-0001", "华东精密仪器有限公司", "SR-202611-0009",
-		"反馈单不完整，缺：stamp", "到场迟到两小时", "成立 / upheld",
+		"反馈单不完整，缺：客户盖章", "到场迟到两小时", "成立 / upheld",
 		"试用期：不参与投诉奖惩", "非专职售后人员",
 		"王芳 Wang Fang", "李强 Li Qiang", "赵总 Zhao Wei", "2026-12-01 15:30", "已核对",
 		"签字 / Signature", "已批准 / Approved")
@@ -109,7 +109,7 @@ func TestMonthReportDraftOnEveryPage(t *testing.T) {
 	}
 	// English only: the watermark and labels follow the language.
 	text := poppler(t, renderMonth(t, monthPDFData(monthPDFSample(), "draft"), LangEN), "pdftotext", "-raw")
-	pdfMustContain(t, text, "DRAFT", "Monthly After-sales Statistics", "张伟 Zhang Wei", "incomplete: missing stamp")
+	pdfMustContain(t, text, "DRAFT", "Monthly After-sales Statistics", "张伟 Zhang Wei", "incomplete: missing company stamp")
 	pdfMustNotContain(t, text, "草稿", "月度售后服务统计表")
 }
 

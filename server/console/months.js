@@ -7,6 +7,11 @@ import { me } from './state.js';
 
 const enc = encodeURIComponent;
 
+// reasonText names the items an incomplete sheet lacks in words, not by their field names.
+function reasonText(r) {
+  return String(r || '').replace(/missing ([a-z_]+(?:, [a-z_]+)*)/, (_, list) => '缺 missing ' + list.split(', ').map((f) => label('field', f)).join('、'));
+}
+
 export async function monthsPage(month) {
   month = /^\d{4}-\d{2}$/.test(month || '') ? month : thisMonth();
   document.title = '月末统计 Month-end ' + month + ' · fieldsync';
@@ -114,7 +119,7 @@ export async function monthsPage(month) {
       h('ul', { class: 'plain items' }, special.map(([no, tech, kind, detail]) => h('li', {}, h('strong', {}, no), ' · ', tech || '', ' · ', bi(kind), ' · ', detail)))) : null,
     money,
     excluded.length ? h('section', { class: 'card' }, h('h2', {}, bi('未计入的服务 Services not counted')),
-      h('ul', { class: 'plain items' }, excluded.map((x) => h('li', {}, h('strong', {}, x.ticket_number), ' · ', x.technician?.name || '', ' · ', x.reason)))) : null,
+      h('ul', { class: 'plain items' }, excluded.map((x) => h('li', {}, h('strong', {}, x.ticket_number), ' · ', x.technician?.name || '', ' · ', reasonText(x.reason))))) : null,
     (rep.warnings || []).length ? h('section', { class: 'card' }, h('h2', {}, bi('提示 Warnings')), h('ul', {}, rep.warnings.map((w) => h('li', {}, w)))) : null,
     h('section', { class: 'card' }, h('h2', {}, bi('流程记录 Trail')), h('ol', { class: 'events' }, (rep.trail || []).map((e) => h('li', { class: 'event' },
       h('strong', {}, bi(label('action', e.step))), e.comment ? ' · ' + e.comment : '', h('div', { class: 'ev-meta' }, when(e.at), ' · ', e.by_name || e.by))))));
