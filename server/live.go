@@ -100,6 +100,18 @@ func (s *Server) live(c *fiber.Ctx) error {
 		defer beat.Stop()
 		expiry := time.NewTimer(time.Until(sess.ExpiresAt))
 		defer expiry.Stop()
+		// recheck checks the session again (its account changed, or its token reached its
+		// expiry); false means it ended and the feed said so.
+		recheck := func() bool {
+			ns, err := eng.Revalidate(ctx, sess)
+			if err != nil {
+				end(err)
+				return false
+			}
+			sess = ns
+			expiry.Reset(time.Until(sess.ExpiresAt))
+			return true
+		}
 		for {
 			select {
 			case <-sub.Wake:
@@ -119,20 +131,12 @@ func (s *Server) live(c *fiber.Ctx) error {
 					return
 				}
 			case <-sub.Recheck:
-				if ns, err := eng.Revalidate(ctx, sess); err != nil {
-					end(err)
+				if !recheck() {
 					return
-				} else {
-					sess = ns
-					expiry.Reset(time.Until(sess.ExpiresAt))
 				}
 			case <-expiry.C:
-				if ns, err := eng.Revalidate(ctx, sess); err != nil {
-					end(err)
+				if !recheck() {
 					return
-				} else {
-					sess = ns
-					expiry.Reset(time.Until(sess.ExpiresAt))
 				}
 			case <-beat.C:
 				if !send("ping", fiber.Map{"server_time": schema.Stamp(eng.Now())}) {
