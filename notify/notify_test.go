@@ -285,7 +285,7 @@ func TestEveryChannelDeliversTheExactMessage(t *testing.T) {
 	})
 	w.s.TLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 	num := w.dispatch()
-	text := "【派单】工单" + num + "（紧急）已派给您，客户：华东精密"
+	text := "【派单】工单" + num + "（特急）已派给您，客户：华东精密" // critical: schema.UrgencyLabels, as on screen and paper
 	if sent, failed := w.tick(); sent != 5 || failed != 0 {
 		fails, _ := notify.Failed(context.Background(), w.db, 10)
 		t.Fatalf("sent %d, failed %d, want 5 and 0: %+v", sent, failed, fails)

@@ -106,7 +106,7 @@ func testTicketFormPDF(t *testing.T, env *testEnv) {
 		for _, want := range []string{
 			number, "华东精密仪器有限公司", "上海市浦东新区张江路88号", "张江研发中心", // customer and site address
 			"孙丽", "139-1234-5678", "PLC-X200控制柜", "HX-2023-0001", "2027-06-30", // contact and equipment
-			"紧急", "Critical", "现场维修", "On-site", // critical, onsite: codes shown as labels
+			"特急", "Critical", "现场维修", "On-site", // critical, onsite: codes shown as labels
 			"故障现象", "Faultsymptoms", "客户单位", "Customer",
 			squash(received),                             // the company's time zone, not UTC
 			"华东系统工程有限公司", "400-800-1234", "400-800-5678", // company settings
