@@ -47,7 +47,7 @@ function liveChanged(refs, more) {
   if (!onList && !onTicket) return;
   const m = main();
   const typing = m.contains(document.activeElement) && document.activeElement.matches('input, textarea, select');
-  if (typing || m.querySelector('form[data-dirty]')) {
+  if (typing || m.querySelector('form[data-dirty]') || unsaved(m)) {
     if (!document.getElementById('live-stale')) {
       m.prepend(h('p', { id: 'live-stale', class: 'notice', role: 'status' }, '此页有新的变更 This page changed elsewhere ',
         h('button', { type: 'button', class: 'link', onclick: () => route({ live: true }) }, bi('刷新 Refresh'))));
@@ -60,6 +60,20 @@ function liveChanged(refs, more) {
 // routing counts route() calls: a page read for an earlier call (a live refresh that was
 // still loading when the user moved on) is dropped, never shown over the newer page.
 let routing = 0;
+
+// unsaved says whether any field in el holds input the user has not saved: a value other
+// than the one the page was drawn with.
+function unsaved(el) {
+  for (const f of el.querySelectorAll('input, textarea, select')) {
+    if (f.type === 'checkbox' || f.type === 'radio') { if (f.checked !== f.defaultChecked) return true; }
+    else if (f.tagName === 'SELECT') {
+      const drawn = Math.max(0, [...f.options].findIndex((o) => o.defaultSelected));
+      if (f.options.length && f.selectedIndex !== drawn) return true;
+    }
+    else if (f.type !== 'file' && f.value !== f.defaultValue) return true;
+  }
+  return false;
+}
 
 async function route({ live = false } = {}) {
   const my = ++routing;
