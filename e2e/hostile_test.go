@@ -404,11 +404,12 @@ func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 		hostileFrames.Load(), floodApplied.Load(), tooBig.Load(), edits.Load(), during>>20)
 	// Fairness: the flood is slowed, not the coordinator. Her edits' 90th percentile under
 	// the flood stays within a generous bound of the same run's calm one (a shared, loaded
-	// machine, perhaps -race: before the write queue was fair it was 100 to 700 times it).
+	// machine, -race, other packages' tests beside it: before the write queue was fair it was
+	// 100 to 700 times it; fair, 5 to 17 times, the high end in a full parallel run).
 	cm, c90 := percentile(calm, 50), percentile(calm, 90)
 	lm, l90 := percentile(loaded, 50), percentile(loaded, 90)
 	t.Logf("coordinator edit: calm p50 %v p90 %v (%d); under the flood p50 %v p90 %v (%d)", cm, c90, len(calm), lm, l90, len(loaded))
-	if bound := 10*c90 + 250*time.Millisecond; l90 > bound {
+	if bound := 25*c90 + 500*time.Millisecond; l90 > bound {
 		t.Errorf("the flood slowed the coordinator's edits: p90 %v under the flood, %v calm (bound %v)", l90, c90, bound)
 	}
 	if floodApplied.Load() == 0 {
