@@ -279,6 +279,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		!strings.Contains(events, "网页 Web") {
 		t.Errorf("the history does not show the dispatch by whom, to whom, from where:\n%s", events)
 	}
+	// The history begins with the registration (its source) and takes in every complaint, newest first.
+	if reg, disp := strings.Index(events, "登记 Registered"), strings.Index(events, "派工 Dispatch"); reg < 0 || reg < disp ||
+		!strings.Contains(events[reg:], "服务热线 Hotline") {
+		t.Errorf("the history does not end with the registration from the hotline:\n%s", events)
+	}
+	step(t, ctx, "complaint",
+		chromedp.SendKeys(css(`form[data-form=complaint] textarea[name=description]`), "到场太晚 came late"),
+		chromedp.Click(css(`form[data-form=complaint] button[type=submit]`)),
+		waitJS(`document.querySelector('.events')?.textContent.includes('到场太晚 came late')`),
+	)
+	if events := text(t, ctx, ".events"); !strings.HasPrefix(strings.TrimSpace(events), "投诉 Complaint") || !strings.Contains(events, "登记 Registered") {
+		t.Errorf("the new complaint is not the newest entry of the history:\n%s", events)
+	}
 	if a := read(t, ctx, "assignee", chromedp.Text(chromedp.Search(`//dt[contains(., '技术员')]/following-sibling::dd[1]`))); !strings.Contains(a, "张伟 Zhang Wei") {
 		t.Errorf("assignee shown: %q", a)
 	}

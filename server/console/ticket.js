@@ -151,27 +151,47 @@ function actionForm(t, step, reload) {
 
 // ---- events ----
 
+// eventsSection is the ticket's history, newest first: its steps and notes, every complaint,
+// and, when the whole history is shown, the registration it began with.
 function eventsSection(t) {
-  const items = [...(t.events || [])].reverse();
+  const events = t.events || [];
+  const entries = events.map((e) => ({ at: e.at, node: eventItem(e) }));
+  for (const c of t.complaints || []) {
+    entries.push({ at: c.received_at, node: h('li', { class: 'event complaint' },
+      h('div', { class: 'ev-head' }, h('strong', {}, bi('投诉 Complaint')), ' ', badge(label('complaint_status', c.status), c.status === 'upheld' ? 'danger' : '')),
+      c.description ? h('div', { class: 'pre' }, c.description) : null,
+      h('div', { class: 'ev-meta' }, h('time', { datetime: c.received_at }, when(c.received_at)), ' · ', userName(c.technician_id))) });
+  }
+  const whole = !(t.events_total > events.length);
+  if (whole && t.received_at) {
+    entries.push({ at: t.received_at, node: h('li', { class: 'event registered' },
+      h('div', { class: 'ev-head' }, h('strong', {}, bi('登记 Registered')), ' ', h('span', { class: 'muted' }, label('source', t.source))),
+      h('div', { class: 'ev-meta' }, h('time', { datetime: t.received_at }, when(t.received_at)),
+        t.reported_by ? [' · ', userName(t.reported_by)] : null)) });
+  }
+  // Newest first; at the same instant the later entry (a step after the registration) first.
+  const order = entries.map((x, i) => ({ ...x, i, ms: Date.parse(x.at) || 0 })).sort((a, b) => b.ms - a.ms || b.i - a.i);
   return h('section', { class: 'card', 'aria-labelledby': 'events-title' },
     h('h2', { id: 'events-title' }, bi('处理记录 History')),
-    t.events_total > items.length ? h('p', { class: 'muted' }, `显示最近 ${items.length} 条，共 ${t.events_total} 条 Showing the latest ${items.length} of ${t.events_total}`) : null,
-    items.length === 0 ? h('p', { class: 'muted' }, '暂无 None yet') : h('ol', { class: 'events' }, items.map((e) => {
-      const d = e.details || {};
-      const extra = [];
-      if (d.technician_id) extra.push('→ ' + userName(d.technician_id));
-      if (d.reason) extra.push(d.reason);
-      if (d.service_mode) extra.push(label('service_mode', d.service_mode));
-      if (d.on_behalf_of) extra.push(`代 ${userName(d.on_behalf_of)} 记录 recorded on ${userName(d.on_behalf_of)}'s behalf`);
-      return h('li', { class: 'event' },
-        h('div', { class: 'ev-head' }, h('strong', {}, bi(label('action', e.kind === 'action' ? e.action : e.kind))),
-          e.from_status && e.to_status && e.from_status !== e.to_status
-            ? h('span', { class: 'muted' }, ` ${label('status', e.from_status)} → ${label('status', e.to_status)}`) : null),
-        extra.length ? h('div', {}, extra.join(' · ')) : null,
-        e.note ? h('div', { class: 'pre' }, e.note) : null,
-        h('div', { class: 'ev-meta' }, h('time', { datetime: e.at }, when(e.at)), ' · ', userName(e.actor_id), ' · ', deviceName(e.device_id)));
-    })),
+    whole ? null : h('p', { class: 'muted' }, `显示最近 ${events.length} 条，共 ${t.events_total} 条 Showing the latest ${events.length} of ${t.events_total}`),
+    order.length === 0 ? h('p', { class: 'muted' }, '暂无 None yet') : h('ol', { class: 'events' }, order.map((x) => x.node)),
     noteForm(t));
+}
+
+function eventItem(e) {
+  const d = e.details || {};
+  const extra = [];
+  if (d.technician_id) extra.push('→ ' + userName(d.technician_id));
+  if (d.reason) extra.push(d.reason);
+  if (d.service_mode) extra.push(label('service_mode', d.service_mode));
+  if (d.on_behalf_of) extra.push(`代 ${userName(d.on_behalf_of)} 记录 recorded on ${userName(d.on_behalf_of)}'s behalf`);
+  return h('li', { class: 'event' },
+    h('div', { class: 'ev-head' }, h('strong', {}, bi(label('action', e.kind === 'action' ? e.action : e.kind))),
+      e.from_status && e.to_status && e.from_status !== e.to_status
+        ? h('span', { class: 'muted' }, ` ${label('status', e.from_status)} → ${label('status', e.to_status)}`) : null),
+    extra.length ? h('div', {}, extra.join(' · ')) : null,
+    e.note ? h('div', { class: 'pre' }, e.note) : null,
+    h('div', { class: 'ev-meta' }, h('time', { datetime: e.at }, when(e.at)), ' · ', userName(e.actor_id), ' · ', deviceName(e.device_id)));
 }
 
 function noteForm(t) {
