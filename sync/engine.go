@@ -392,7 +392,7 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 				r.rejected = map[string]bool{}
 			}
 			w.rejectedCreates, w.start, w.applied = r.rejected, time.Now(), 0
-			w.sliceable = r.opts.Device != "" && !r.opts.Whole && !r.opts.DryRun
+			w.sliceable = r.opts.Device != "" && !r.opts.Whole && !r.opts.DryRun && len(r.muts) > maxUncut
 			res, err = w.applyMuts(r.actor, r.muts[r.off:], r.opts)
 		}
 		if err == nil {
@@ -565,9 +565,15 @@ func changeInsert(n int) string {
 	return q
 }
 
+// maxUncut is the largest device push never sliced: a phone's usual push (up to 50) costs
+// a few milliseconds of the writer, and cutting it would only cost it more turns through the
+// queue and more commits (push throughput halved when every push was sliced); the large
+// pushes a flooding device sends are sliced.
+const maxUncut = 64
+
 // yield reports whether the batch being applied stops here for this transaction: it is a
-// device push that applied something and used its share of SliceBudget, and other
-// requests wait.
+// device push larger than maxUncut that applied something and used its share of
+// SliceBudget, and other requests wait.
 func (w *wtx) yield() bool {
 	return w.sliceable && w.applied > 0 && time.Since(w.start) > w.budget && (w.others || len(w.e.reqs) > 0)
 }
