@@ -258,29 +258,11 @@ func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
 		// Only tickets with a deadline unmet and near are read (stamps compare as strings);
 		// schema.PendingDeadlines has the last word.
 		near := schema.Stamp(w.now.Add(warn))
-		rows, err := w.tx.Query(`SELECT data FROM records WHERE entity = 'ticket' AND deleted = 0 AND status IN (SELECT value FROM json_each(?))
+		tickets, err := queryDocs(ctx, w.tx, `SELECT data FROM records WHERE entity = 'ticket' AND deleted = 0 AND status IN (SELECT value FROM json_each(?))
 			AND ((COALESCE(data ->> 'accepted_at', '') = '' AND data ->> 'due_response_at' <= ?)
 			  OR (COALESCE(data ->> 'arrived_at', '') = '' AND data ->> 'due_arrival_at' <= ?))
 			ORDER BY id`, schema.MustJSON(openStatuses), near, near)
 		if err != nil {
-			return err
-		}
-		var tickets []schema.Doc
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return err
-			}
-			d, err := schema.DecodeDoc(b)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			tickets = append(tickets, d)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, t := range tickets {
@@ -396,27 +378,9 @@ func (e *Engine) WatchReceivables(ctx context.Context) (int, error) {
 		n = 0
 		// Only sales shipped at least the first threshold ago and still owed are read.
 		first := schema.Stamp(w.now.Add(-time.Duration(schema.ReceivableThresholds[0]) * 24 * time.Hour))
-		rows, err := w.tx.Query(`SELECT data FROM records WHERE entity = ? AND deleted = 0 AND data ->> 'shipped_at' <= ?
+		sales, err := queryDocs(ctx, w.tx, `SELECT data FROM records WHERE entity = ? AND deleted = 0 AND data ->> 'shipped_at' <= ?
 			AND CAST(data ->> 'paid_fen' AS INTEGER) < CAST(data ->> 'total_fen' AS INTEGER) ORDER BY id`, schema.EntSale, first)
 		if err != nil {
-			return err
-		}
-		var sales []schema.Doc
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return err
-			}
-			d, err := schema.DecodeDoc(b)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			sales = append(sales, d)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, cur := range sales {
