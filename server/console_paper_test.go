@@ -42,14 +42,7 @@ func TestConsolePaperSheetAndFilters(t *testing.T) {
 
 	ctx := browser(t, 2*time.Minute)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step(t, ctx, "log in",
-		chromedp.Navigate(base+"/console/"),
-		chromedp.WaitVisible(css("#login-form")),
-		chromedp.SendKeys(css("input[name=username]"), "coord"),
-		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
-		chromedp.Click(css("#login-form button[type=submit]")),
-		chromedp.WaitVisible(css("table.tickets")),
-	)
+	logIn(t, ctx, base, "coord")
 	step(t, ctx, "an unknown form number",
 		chromedp.SendKeys(css("#lookup-form input[name=code]"), "SR-000000-0000"),
 		chromedp.Click(css("#lookup-form button[type=submit]")),

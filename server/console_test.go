@@ -108,6 +108,20 @@ func browser(t *testing.T, limit time.Duration) context.Context {
 	return ctx
 }
 
+// logIn opens the console at base and logs in as username with the demo password, then
+// waits for the ticket list every role lands on.
+func logIn(t *testing.T, ctx context.Context, base, username string) {
+	t.Helper()
+	step(t, ctx, "log in as "+username,
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("input[name=username]"), username),
+		chromedp.SendKeys(chromedp.CSS("input[name=password]"), DemoPassword),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("table.tickets")),
+	)
+}
+
 // pageText is the page's visible text, for failure messages.
 func pageText(ctx context.Context) string {
 	c, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -303,14 +317,7 @@ func TestConsoleSheetsIntakeAndMonth(t *testing.T) {
 	base := env.start()
 	ctx := browser(t, 2*time.Minute)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step(t, ctx, "log in",
-		chromedp.Navigate(base+"/console/"),
-		chromedp.WaitVisible(css("#login-form")),
-		chromedp.SendKeys(css("input[name=username]"), "coord"),
-		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
-		chromedp.Click(css("#login-form button[type=submit]")),
-		chromedp.WaitVisible(css("table.tickets")),
-	)
+	logIn(t, ctx, base, "coord")
 
 	// The completed demo ticket has a signed sheet without the customer's stamp.
 	step(t, ctx, "completed ticket",
@@ -486,14 +493,7 @@ func TestConsoleCustomersAndImport(t *testing.T) {
 	base := env.start()
 	ctx := browser(t, 3*time.Minute)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	step(t, ctx, "log in",
-		chromedp.Navigate(base+"/console/"),
-		chromedp.WaitVisible(css("#login-form")),
-		chromedp.SendKeys(css("input[name=username]"), "coord"),
-		chromedp.SendKeys(css("input[name=password]"), DemoPassword),
-		chromedp.Click(css("#login-form button[type=submit]")),
-		chromedp.WaitVisible(css("table.tickets")),
-	)
+	logIn(t, ctx, base, "coord")
 
 	// A hotline call from a new customer: customer, site and equipment are created without
 	// leaving intake, and the request is registered against them.

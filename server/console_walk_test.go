@@ -45,18 +45,7 @@ func TestConsoleWalkthrough(t *testing.T) {
 		t.Fatalf("open the second browser context: %v", err)
 	}
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	login := func(ctx context.Context, who string) {
-		t.Helper()
-		step(t, ctx, "log in as "+who,
-			chromedp.Navigate(base+"/console/"),
-			chromedp.WaitVisible(css("#login-form")),
-			chromedp.SendKeys(css("input[name=username]"), who),
-			chromedp.SendKeys(css("input[name=password]"), DemoPassword),
-			chromedp.Click(css("#login-form button[type=submit]")),
-			chromedp.WaitVisible(css("table.tickets")),
-		)
-	}
-	login(desk, "coord")
+	logIn(t, desk, base, "coord")
 	if who := text(t, desk, "#who"); !strings.Contains(who, "王芳 Wang Fang") {
 		t.Errorf("the coordinator's header: %q", who)
 	}
@@ -100,7 +89,7 @@ func TestConsoleWalkthrough(t *testing.T) {
 
 	// 2. The manager, on another desk, has the new ticket open; the coordinator dispatches it
 	// to 张伟 and the manager's page follows without reload.
-	login(other, "manager")
+	logIn(t, other, base, "manager")
 	step(t, other, "the manager opens the ticket from the list",
 		chromedp.WaitVisible(css(`tr[data-id="`+id+`"] a`)),
 		chromedp.Click(css(`tr[data-id="`+id+`"] a`)),
@@ -231,7 +220,7 @@ func TestConsoleWalkthrough(t *testing.T) {
 		waitJS(`document.querySelector('.page-head')?.textContent.includes('已审核 Reviewed')`),
 	)
 	step(t, desk, "log out", chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#login-form")))
-	login(desk, "leader")
+	logIn(t, desk, base, "leader")
 	step(t, desk, "the leader approves",
 		chromedp.Navigate(base+"/console/#/months/"+month),
 		waitJS(`document.querySelector('.page-head')?.textContent.includes('已审核 Reviewed')`),
