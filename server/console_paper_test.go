@@ -102,8 +102,12 @@ func TestConsolePaperSheetAndFilters(t *testing.T) {
 	for _, f := range []struct{ name, value string }{{"phone", "66665555"}, {"serial", "paper-0077"}} {
 		step(t, ctx, "filter by "+f.name,
 			chromedp.Navigate(base+"/console/#/tickets"),
-			chromedp.WaitVisible(css("form.filters")),
+			// The unfiltered list is drawn anew (the previous filter's form, still on screen
+			// for a moment, would swallow the typing).
+			waitJS(`location.hash === '#/tickets' && document.querySelector('form.filters input[name=phone]')?.value === '' &&
+				document.querySelectorAll('table.tickets tbody tr').length > 1`),
 			chromedp.SendKeys(css("form.filters input[name="+f.name+"]"), f.value),
+			waitJS(`document.querySelector('form.filters input[name=`+f.name+`]')?.value === '`+f.value+`'`),
 			chromedp.Click(css("form.filters button[type=submit]")),
 			waitJS(`location.hash.includes('`+f.name+`=') && document.querySelectorAll('table.tickets tbody tr').length === 1 &&
 				document.querySelector('table.tickets tbody').textContent.includes('`+number+`')`),
