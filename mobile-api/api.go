@@ -127,6 +127,13 @@ func (a *API) blobHead(c *fiber.Ctx) error {
 }
 
 func (a *API) blobPatch(c *fiber.Ctx) error {
+	return AppendBlob(c, a.e.Blobs, sess(c).Actor.DeviceID)
+}
+
+// AppendBlob answers a resumable upload's PATCH (Upload-Offset, optional Upload-Length, the
+// bytes as body) into store for owner, whose unfinished uploads count against one quota: a
+// device here, an office user on the coordinator API.
+func AppendBlob(c *fiber.Ctx, store *syncer.BlobStore, owner string) error {
 	sum := strings.Clone(c.Params("sha"))
 	off, err := strconv.ParseInt(c.Get("Upload-Offset"), 10, 64)
 	if err != nil || off < 0 {
@@ -138,7 +145,7 @@ func (a *API) blobPatch(c *fiber.Ctx) error {
 			return schema.FieldError(schema.CodeValidation, "Upload-Length", "Upload-Length must be the blob's size in bytes")
 		}
 	}
-	n, complete, err := a.e.Blobs.Append(sess(c).Actor.DeviceID, sum, off, length, bytes.NewReader(c.Body()))
+	n, complete, err := store.Append(owner, sum, off, length, bytes.NewReader(c.Body()))
 	c.Set("Upload-Offset", strconv.FormatInt(n, 10))
 	if err != nil {
 		return err

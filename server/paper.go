@@ -118,26 +118,7 @@ func (s *Server) blobHead(c *fiber.Ctx) error {
 }
 
 func (s *Server) blobPatch(c *fiber.Ctx) error {
-	sum := strings.Clone(c.Params("sha"))
-	off, err := strconv.ParseInt(c.Get("Upload-Offset"), 10, 64)
-	if err != nil || off < 0 {
-		return schema.FieldError(schema.CodeValidation, "Upload-Offset", "Upload-Offset must be the number of bytes the server holds (HEAD tells)")
-	}
-	length := int64(-1)
-	if v := c.Get("Upload-Length"); v != "" {
-		if length, err = strconv.ParseInt(v, 10, 64); err != nil || length < 0 {
-			return schema.FieldError(schema.CodeValidation, "Upload-Length", "Upload-Length must be the blob's size in bytes")
-		}
-	}
-	n, complete, err := s.Engine.Blobs.Append("user:"+session(c).Actor.UserID, sum, off, length, bytes.NewReader(c.Body()))
-	c.Set("Upload-Offset", strconv.FormatInt(n, 10))
-	if err != nil {
-		return err
-	}
-	if complete {
-		return c.Status(fiber.StatusCreated).JSON(fiber.Map{"sha256": sum, "size": n, "complete": true})
-	}
-	return c.SendStatus(fiber.StatusNoContent)
+	return mobileapi.AppendBlob(c, s.Engine.Blobs, "user:"+session(c).Actor.UserID)
 }
 
 // blobGet sends a blob to an office user: shown inline (the console shows a scan beside the
