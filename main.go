@@ -104,6 +104,7 @@ func cmdServe(args []string) error {
 	fs := newFlags("serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert FILE --tls-key FILE] [--metrics HOST:PORT]")
 	addr := fs.String("addr", envOr("FIELDSYNC_ADDR", ":8080"), "listen address (env FIELDSYNC_ADDR)")
 	data := dataFlag(fs)
+	dbURL := fs.String("db", os.Getenv("FIELDSYNC_DB"), "the store: empty for SQLite in --data, or a postgres:// URL that several instances share (env FIELDSYNC_DB)")
 	demo := fs.Bool("demo", os.Getenv("FIELDSYNC_DEMO") == "1", "seed a demo company into an empty database (env FIELDSYNC_DEMO=1)")
 	pprofAddr := fs.String("pprof", os.Getenv("FIELDSYNC_PPROF"), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env FIELDSYNC_PPROF)")
 	tlsCert := fs.String("tls-cert", os.Getenv("FIELDSYNC_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS and wss only; needs --tls-key (env FIELDSYNC_TLS_CERT)")
@@ -123,7 +124,7 @@ func cmdServe(args []string) error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, server.Config{Addr: *addr, DataDir: *data, Demo: *demo, Log: log,
+	srv, err := server.New(ctx, server.Config{Addr: *addr, DataDir: *data, DB: *dbURL, Demo: *demo, Log: log,
 		TLSCert: *tlsCert, TLSKey: *tlsKey, MetricsAddr: *metricsAddr, Out: func(s string) { fmt.Println(s) }})
 	if err != nil {
 		return err

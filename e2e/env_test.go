@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 	"fieldsync/server"
 	"fieldsync/sync/client"
@@ -84,7 +85,7 @@ func newEnvAt(t *testing.T, now func() time.Time) *env {
 // boot opens the server on e.dir and serves it on e.addr (a fresh port the first time).
 func (e *env) boot() {
 	e.t.Helper()
-	srv, err := server.New(context.Background(), server.Config{DataDir: e.dir, Demo: true, AdminPassword: "admin-pass-1", Now: e.now,
+	srv, err := server.New(context.Background(), server.Config{DataDir: e.dir, DB: testpg.For(e.t, e.dir), Demo: true, AdminPassword: "admin-pass-1", Now: e.now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		e.t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 	"fieldsync/server"
 	syncer "fieldsync/sync"
@@ -54,7 +55,7 @@ func hostileRaw(addr, token string, hello bool) (*websocket.Conn, error) {
 func TestHostileClientsDoNotHurtOthers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), AdminPassword: "hostile-admin-1",
+	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), DB: testpg.For(t, t.TempDir()), AdminPassword: "hostile-admin-1",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		t.Fatal(err)

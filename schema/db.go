@@ -24,16 +24,20 @@ import (
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations_pg/*.sql
 var migrationFiles embed.FS
 
 // DB is the store: one writer connection (SQLite allows one writer at a time, so a pool of
 // writers would only queue on the lock) and a pool of readers that see committed snapshots
-// thanks to WAL mode.
+// thanks to WAL mode. On PostgreSQL the same: one writer connection per instance (the
+// instances' writers take turns on the engine_state row lock) and a pool of readers, each
+// of whose transactions reads one snapshot (repeatable read).
 type DB struct {
-	W    *sql.DB // the single writer
-	R    *sql.DB // the read pool
-	Path string
+	W        *sql.DB // the single writer
+	R        *sql.DB // the read pool
+	Path     string  // the SQLite file; "" on PostgreSQL
+	URL      string  // the PostgreSQL database; "" on SQLite
+	Postgres bool
 }
 
 // dsn puts the pragmas in the connection string so that every pooled connection gets them.
@@ -89,6 +93,59 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	return &DB{W: w, R: r, Path: path}, nil
 }
 
+// OpenStore opens the store a --db value names: "" for SQLite in dataDir (see Open), or a
+// postgres:// URL. On PostgreSQL it brings the database to the binary's schema version
+// under an advisory lock, so that instances starting together migrate it once.
+func OpenStore(ctx context.Context, dataDir, dbURL string) (*DB, error) {
+	if dbURL == "" {
+		return Open(ctx, dataDir)
+	}
+	if !IsPostgresURL(dbURL) {
+		return nil, fmt.Errorf("--db %q: give a postgres:// URL, or nothing for SQLite in --data", redactURL(dbURL))
+	}
+	w, err := openPostgres(dbURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	if err := migratePostgres(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("--db %s: %w", redactURL(dbURL), err)
+	}
+	r, err := openPostgres(dbURL, map[string]string{
+		"default_transaction_isolation": "repeatable read",
+		"default_transaction_read_only": "on",
+	})
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	return &DB{W: w, R: r, URL: dbURL, Postgres: true}, nil
+}
+
+// migrationLock is the advisory lock key PostgreSQL migrations run under.
+const migrationLock = 0x6669656c6473796e // "fieldsyn"
+
+func migratePostgres(ctx context.Context, w *sql.DB) error {
+	conn, err := w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(?)`, migrationLock); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(?)`, migrationLock)
+	migs, err := migrationsIn("migrations_pg")
+	if err != nil {
+		return err
+	}
+	return applyMigrations(ctx, conn, migs)
+}
+
 // OpenExisting opens the database of a data folder that already holds one, for the
 // commands that read or change an existing company (user, backup, pdf, report): unlike
 // Open it refuses, and leaves untouched, a folder that is missing, empty, or whose
@@ -135,9 +192,14 @@ type Migration struct {
 	Checksum string
 }
 
-// Migrations returns the embedded migrations in order. Files are named NNNN_name.sql.
-func Migrations() ([]Migration, error) {
-	entries, err := migrationFiles.ReadDir("migrations")
+// Migrations returns the embedded SQLite migrations in order. Files are named NNNN_name.sql.
+func Migrations() ([]Migration, error) { return migrationsIn("migrations") }
+
+// PostgresMigrations returns the embedded PostgreSQL migrations in order.
+func PostgresMigrations() ([]Migration, error) { return migrationsIn("migrations_pg") }
+
+func migrationsIn(dir string) ([]Migration, error) {
+	entries, err := migrationFiles.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +211,7 @@ func Migrations() ([]Migration, error) {
 		if !ok || err != nil {
 			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", name)
 		}
-		b, err := migrationFiles.ReadFile("migrations/" + name)
+		b, err := migrationFiles.ReadFile(dir + "/" + name)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +237,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 
 // applyMigrations applies the missing migrations, each in its own transaction, after
 // checking that those already applied are the ones this binary knows, byte for byte.
-func applyMigrations(ctx context.Context, db *sql.DB, migs []Migration) error {
+func applyMigrations(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, migs []Migration) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)

@@ -12,6 +12,8 @@ import (
 	gosync "sync"
 	"testing"
 	"time"
+
+	"fieldsync/internal/testpg"
 )
 
 func TestAlertSecretsAndPreferencesOverTheAPI(t *testing.T) {
@@ -107,7 +109,7 @@ func TestDeadlineCrossedWhileServerDownIsAlertedOnceAfterStart(t *testing.T) {
 		clock.Lock()
 		now = at
 		clock.Unlock()
-		srv, err := New(context.Background(), Config{DataDir: dir, AdminPassword: "admin-pass-1", Log: slog.New(slog.DiscardHandler), Out: func(string) {},
+		srv, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), AdminPassword: "admin-pass-1", Log: slog.New(slog.DiscardHandler), Out: func(string) {},
 			Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
 		if err != nil {
 			t.Fatal(err)

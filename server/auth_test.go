@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 )
 
@@ -327,7 +328,7 @@ func TestLoginLimitDoesNotLockOutOthers(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
 	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
 	dir := t.TempDir()
-	srv, err := New(context.Background(), Config{DataDir: dir, Demo: true, Now: clock,
+	srv, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), Demo: true, Now: clock,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +391,7 @@ func TestLoginLimitDoesNotLockOutOthers(t *testing.T) {
 func TestFailedLoginsAreLogged(t *testing.T) {
 	var buf syncBuffer
 	dir := t.TempDir()
-	srv, err := New(context.Background(), Config{DataDir: dir, AdminPassword: "admin-pass-1",
+	srv, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), AdminPassword: "admin-pass-1",
 		Log: slog.New(slog.NewJSONHandler(&buf, nil)), Out: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -450,7 +451,7 @@ func TestWeakPasswordsRefused(t *testing.T) {
 // no device may log in with it. Demo accounts are exempt.
 func TestFirstAdminMustChangePassword(t *testing.T) {
 	var printed string
-	srv, err := New(context.Background(), Config{DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	srv, err := New(context.Background(), Config{DataDir: t.TempDir(), DB: testpg.For(t, t.TempDir()), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Out: func(s string) { printed += s }})
 	if err != nil {
 		t.Fatal(err)
@@ -513,7 +514,7 @@ func TestTokensSlideWhileInUse(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
 	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
 	dir := t.TempDir()
-	srv, err := New(context.Background(), Config{DataDir: dir, AdminPassword: "admin-pass-1", Now: clock,
+	srv, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), AdminPassword: "admin-pass-1", Now: clock,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		t.Fatal(err)

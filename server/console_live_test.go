@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fieldsync/internal/testpg"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,7 +19,7 @@ import (
 func clockEnv(t *testing.T, ahead *atomic.Int64) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := New(context.Background(), Config{DataDir: dir, Demo: true,
+	srv, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), Demo: true,
 		Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) },
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {

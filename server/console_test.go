@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fieldsync/internal/testpg"
 	"flag"
 	"fmt"
 	"io"
@@ -193,7 +194,7 @@ func demoLater(t *testing.T, skew time.Duration) *testEnv {
 		}
 		return time.Now()
 	}
-	srv, err := New(context.Background(), Config{DataDir: dir, Demo: true, Now: now,
+	srv, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), Demo: true, Now: now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +443,7 @@ func TestConsoleAlertsPage(t *testing.T) {
 func TestConsoleFirstLoginChangesPassword(t *testing.T) {
 	var printed string
 	dir := t.TempDir()
-	srv, err := New(context.Background(), Config{DataDir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	srv, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Out: func(s string) { printed += s }})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fieldsync/internal/testpg"
 	"io"
 	"log/slog"
 	"net"
@@ -36,7 +37,7 @@ type testEnv struct {
 func newEnv(t *testing.T, demo bool, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, Demo: demo, AdminPassword: "admin-pass-1",
+	cfg := Config{DataDir: dir, DB: testpg.For(t, dir), Demo: demo, AdminPassword: "admin-pass-1",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}}
 	for _, o := range opts {
 		o(&cfg)

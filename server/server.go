@@ -29,10 +29,13 @@ import (
 
 // Config is what a deployment sets.
 type Config struct {
-	Addr      string // listen address, e.g. :8080
-	DataDir   string // database, blobs, keys
-	Demo      bool   // seed the demo company on an empty database
-	BodyLimit int    // largest request body in bytes
+	Addr    string // listen address, e.g. :8080
+	DataDir string // database, blobs, keys
+	// DB is the store: "" for SQLite in DataDir, or a postgres:// URL shared by several
+	// instances (docs/operations.md, "Several instances").
+	DB        string
+	Demo      bool // seed the demo company on an empty database
+	BodyLimit int  // largest request body in bytes
 	Log       *slog.Logger
 	Now       func() time.Time
 	// AdminPassword, when set, is the first admin's password instead of a random one
@@ -93,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := schema.Open(ctx, cfg.DataDir)
+	db, err := schema.OpenStore(ctx, cfg.DataDir, cfg.DB)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,8 @@ func (s *Server) listSheets(c *fiber.Ctx) error {
 		if v != "true" && v != "false" {
 			return schema.FieldError(schema.CodeValidation, "complete", "complete must be true or false")
 		}
-		q.Where, q.Args = append(q.Where, "COALESCE(data ->> 'complete', 0) = ?"), append(q.Args, map[string]int{"true": 1, "false": 0}[v])
+		// data -> 'complete' is the JSON text true or false in both stores.
+		q.Where, q.Args = append(q.Where, "COALESCE(CAST(data -> 'complete' AS TEXT), 'false') = ?"), append(q.Args, v)
 	}
 	if v := c.Query("month"); v != "" {
 		start, end, err := schema.ParseMonth(v, s.Engine.Settings().Location(), time.Time{})

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -297,9 +298,19 @@ func TestSheetOfflineCreateSignSyncSealed(t *testing.T) {
 }
 
 // tamper changes a sheet's stored JSON directly in the database, bypassing the write path.
+// path is "$.field", a top-level field.
 func (e *sheetEnv) tamper(id, path, jsonValue string) {
 	e.t.Helper()
-	if _, err := e.srv.DB.W.Exec(`UPDATE records SET data = json_set(data, ?, json(?)) WHERE entity = 'feedback_sheet' AND id = ?`, path, jsonValue, id); err != nil {
+	var data []byte
+	if err := e.srv.DB.W.QueryRow(`SELECT data FROM records WHERE entity = 'feedback_sheet' AND id = ?`, id).Scan(&data); err != nil {
+		e.t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(data, &doc); err != nil {
+		e.t.Fatal(err)
+	}
+	doc[strings.TrimPrefix(path, "$.")] = json.RawMessage(jsonValue)
+	if _, err := e.srv.DB.W.Exec(`UPDATE records SET data = ? WHERE entity = 'feedback_sheet' AND id = ?`, string(schema.MustJSON(doc)), id); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -479,7 +479,7 @@ func (e *Engine) session(ctx context.Context, h string, use bool) (s *Session, d
 	var device sql.NullString
 	var revoked, mustChange bool
 	err = e.db.R.QueryRowContext(ctx, `SELECT t.user_id, t.expires_at, t.device, t.revoked_at IS NOT NULL,
-		COALESCE((SELECT revoked_at IS NOT NULL FROM devices d WHERE d.id = t.device), 0),
+		EXISTS (SELECT 1 FROM devices d WHERE d.id = t.device AND d.revoked_at IS NOT NULL),
 		COALESCE((SELECT must_change_password FROM credentials c WHERE c.user_id = t.user_id), 0)
 		FROM tokens t WHERE t.hash = ?`, h).Scan(&userID, &expires, &device, &revoked, &deviceRevoked, &mustChange)
 	if errors.Is(err, sql.ErrNoRows) {

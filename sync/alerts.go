@@ -345,7 +345,7 @@ func (w *wtx) deadlineEvent(t schema.Doc, kind string, dl schema.Deadline, extra
 	due := schema.Stamp(dl.Due)
 	var have int
 	if err := w.tx.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'ticket_event' AND ticket_id = ? AND deleted = 0
-		AND data ->> 'kind' = ? AND data ->> '$.details.deadline' = ? AND data ->> '$.details.due_at' = ?`,
+		AND data ->> 'kind' = ? AND data -> 'details' ->> 'deadline' = ? AND data -> 'details' ->> 'due_at' = ?`,
 		t.Str("id"), kind, dl.Name, due).Scan(&have); err != nil || have > 0 {
 		return false, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 )
 
@@ -24,7 +25,7 @@ type alertWorld struct {
 
 func openAlertWorld(t *testing.T, dir string, now time.Time) *alertWorld {
 	t.Helper()
-	db, err := schema.Open(context.Background(), dir)
+	db, err := schema.OpenStore(context.Background(), dir, testpg.For(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -372,7 +372,7 @@ func (w *wtx) ticketNumber() (string, error) {
 	month := w.now.In(w.Settings().Location()).Format("200601")
 	var n int64
 	err := w.tx.QueryRow(`INSERT INTO counters(name, value) VALUES (?, 1)
-		ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value`, "ticket-"+month).Scan(&n)
+		ON CONFLICT(name) DO UPDATE SET value = counters.value + 1 RETURNING value`, "ticket-"+month).Scan(&n)
 	if err != nil {
 		return "", err
 	}
@@ -479,7 +479,7 @@ func (w *wtx) changedSince(entity, id string, base int64, device string) (map[st
 	if err := w.flushChanges(); err != nil {
 		return nil, err
 	}
-	rows, err := w.tx.Query(`SELECT fields FROM changes WHERE entity = ? AND id = ? AND version > ? AND (? = '' OR device_id IS NOT ?)`,
+	rows, err := w.tx.Query(`SELECT fields FROM changes WHERE entity = ? AND id = ? AND version > ? AND (? = '' OR device_id <> ?)`,
 		entity, id, base, device, device)
 	if err != nil {
 		return nil, err

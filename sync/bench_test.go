@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 )
 
@@ -20,7 +21,8 @@ import (
 func benchScope(b testing.TB, n int) (*Engine, schema.Actor, []string) {
 	b.Helper()
 	ctx := context.Background()
-	db, err := schema.Open(ctx, b.TempDir())
+	dir := b.TempDir()
+	db, err := schema.OpenStore(ctx, dir, testpg.For(b, dir))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -294,7 +294,7 @@ func (e *Engine) writer() {
 		if len(pending) == 0 {
 			select {
 			case <-watch.C:
-				seqMoved, authMoved, err := e.position(e.db.W)
+				seqMoved, authMoved, err := e.position(e.db.W, false)
 				if err != nil {
 					e.Log.Error("read the write position", "err", err)
 					continue
@@ -358,8 +358,11 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 		return
 	}
 	// The position is read under the write lock the transaction holds: another process may
-	// have written since our last transaction.
-	seqMoved, authMoved, err := e.position(tx)
+	// have written since our last transaction. SQLite's lock is the database's, taken at
+	// BEGIN IMMEDIATE; PostgreSQL's is this row's, held to the commit, so that writers on
+	// every instance commit one at a time, in the order of the sequence numbers they hand
+	// out: a reader never sees a later position committed before an earlier one.
+	seqMoved, authMoved, err := e.position(tx, e.db.Postgres)
 	if err != nil {
 		tx.Rollback()
 		finish(err)
@@ -454,9 +457,13 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 // moved the sequence or the accounts counter since this engine last wrote.
 func (e *Engine) position(q interface {
 	QueryRow(string, ...any) *sql.Row
-}) (seqMoved, authMoved bool, err error) {
+}, lock bool) (seqMoved, authMoved bool, err error) {
 	var seq, auth int64
-	if err := q.QueryRow(`SELECT seq, auth FROM engine_state`).Scan(&seq, &auth); err != nil {
+	query := `SELECT seq, auth FROM engine_state`
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	if err := q.QueryRow(query).Scan(&seq, &auth); err != nil {
 		return false, false, fmt.Errorf("read the write position: %w", err)
 	}
 	if seq > e.seq {

@@ -229,7 +229,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 	// Tickets whose completion the office recorded on the technician's behalf.
 	onBehalf := map[string]bool{}
 	events, err := queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0
-		AND data ->> 'action' = 'complete' AND COALESCE(data ->> '$.details.on_behalf_of', '') != ''`, schema.EntTicketEvent)
+		AND data ->> 'action' = 'complete' AND COALESCE(data -> 'details' ->> 'on_behalf_of', '') != ''`, schema.EntTicketEvent)
 	if err != nil {
 		return f, nil, err
 	}
@@ -362,7 +362,7 @@ func loadMonth(ctx context.Context, q querier, s *schema.Settings, month string,
 	// is added.
 	money := func(entity, stamp string) ([]schema.Doc, error) {
 		return queryDocs(ctx, q, `SELECT data FROM records WHERE entity = ? AND deleted = 0 AND data ->> ? < ? ORDER BY data ->> ?, id`,
-			entity, "$."+stamp, endStamp, "$."+stamp)
+			entity, stamp, endStamp, stamp)
 	}
 	placeMoney := func(key string, at time.Time, countsNow bool) (bool, bool) {
 		return ledger.place(month, schema.MonthOf(at, loc), ledger.settledMoney[key], false, countsNow)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 )
 
@@ -38,7 +39,8 @@ func TestMonthLedgerPlace(t *testing.T) {
 // monthTestEngine is an engine on a fresh store with a settable clock.
 func monthTestEngine(t *testing.T) (*Engine, *time.Time) {
 	t.Helper()
-	db, err := schema.Open(context.Background(), t.TempDir())
+	dir := t.TempDir()
+	db, err := schema.OpenStore(context.Background(), dir, testpg.For(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func TestQueueBoundPerDevice(t *testing.T) {
 		}
 	}
 	var n int
-	if err := e.db.W.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'ticket_event' AND json_extract(data, '$.note') LIKE 'note %'`).Scan(&n); err != nil {
+	if err := e.db.W.QueryRow(`SELECT COUNT(*) FROM records WHERE entity = 'ticket_event' AND data ->> 'note' LIKE 'note %'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if want := MaxQueuedMutations - 100 + 300; n != want {

@@ -190,7 +190,7 @@ func (w *wtx) leaveTicket(user string, t schema.Doc) error {
 		var n int
 		err := w.tx.QueryRow(`SELECT COUNT(*) FROM scope s JOIN records r ON r.entity = 'ticket' AND r.id = s.id
 			WHERE s.user_id = ? AND s.entity = 'ticket' AND s.present = 1 AND r.data ->> ? = ?`,
-			user, "$."+ref[0]+"_id", ref[1]).Scan(&n)
+			user, ref[0]+"_id", ref[1]).Scan(&n)
 		if err != nil {
 			return err
 		}
@@ -483,7 +483,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 				return err
 			}
 			if _, err := w.tx.Exec(`INSERT INTO counters(name, value) VALUES ('prune_floor', ?)
-				ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)`, floor.Int64); err != nil {
+				ON CONFLICT(name) DO UPDATE SET value = CASE WHEN excluded.value > counters.value THEN excluded.value ELSE counters.value END`, floor.Int64); err != nil {
 				return err
 			}
 		}
@@ -503,7 +503,7 @@ func (w *wtx) pruneDeviceClock() error {
 		return err
 	}
 	_, err := w.tx.Exec(`DELETE FROM device_clock WHERE rowid IN (SELECT rowid FROM (
-		SELECT rowid, ROW_NUMBER() OVER (PARTITION BY device ORDER BY at DESC, rowid DESC) AS n FROM device_clock) WHERE n > ?)`,
+		SELECT rowid, ROW_NUMBER() OVER (PARTITION BY device ORDER BY at DESC, rowid DESC) AS n FROM device_clock) AS ranked WHERE n > ?)`,
 		s.Int("device_clock_keep_rows"))
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
 )
@@ -33,7 +34,7 @@ func newSheetEngine(t *testing.T) *sheetEngine {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := schema.Open(ctx, dir)
+	db, err := schema.OpenStore(ctx, dir, testpg.For(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
