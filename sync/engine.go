@@ -55,9 +55,11 @@ type Engine struct {
 	// them up again for every note. Only the writer goroutine touches it; a scope row of a
 	// ticket written drops its entry, and a rollback or another process's write drops all.
 	ticketHolders map[string][]string
-	closed        chan struct{}
-	wg            gosync.WaitGroup
-	once          gosync.Once
+	// instance names this engine in its commit notifications (PostgreSQL; listen.go).
+	instance string
+	closed   chan struct{}
+	wg       gosync.WaitGroup
+	once     gosync.Once
 }
 
 // Options says how a batch of mutations is judged.
@@ -110,6 +112,11 @@ func New(db *schema.DB, log *slog.Logger) (*Engine, error) {
 	e.Hub.SetLast(e.seq)
 	e.wg.Add(1)
 	go e.writer()
+	if db.Postgres {
+		e.instance = newInstanceID()
+		e.wg.Add(1)
+		go e.listen()
+	}
 	return e, nil
 }
 
@@ -294,6 +301,9 @@ func (e *Engine) writer() {
 		if len(pending) == 0 {
 			select {
 			case <-watch.C:
+				if e.db.Postgres { // other writers' commits arrive as notifications (listen.go)
+					continue
+				}
 				seqMoved, authMoved, err := e.position(e.db.W, false)
 				if err != nil {
 					e.Log.Error("read the write position", "err", err)
@@ -433,6 +443,15 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 			finish(fmt.Errorf("write the position: %w", err))
 			return
 		}
+		if e.db.Postgres { // the other instances learn of it at the commit (listen.go)
+			if _, err := tx.Exec(`SELECT pg_notify(?, ?)`, notifyChannel, e.note(w.users, w.accounts, w.global, settingsChanged)); err != nil {
+				tx.Rollback()
+				clear(e.ticketHolders)
+				e.seq, e.auth = seqBefore, authBefore
+				finish(fmt.Errorf("announce the commit: %w", err))
+				return
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
@@ -440,6 +459,9 @@ func (e *Engine) commitGroup(group []*applyReq, others bool) {
 		e.seq, e.auth = seqBefore, authBefore
 		finish(fmt.Errorf("commit: %w", err))
 		return
+	}
+	if e.db.Postgres { // another instance's commits were announced by its notification
+		seqMoved, authMoved = false, false
 	}
 	if settingsChanged && !seqMoved { // an outside change reloads them in announce
 		if err := e.ReloadSettings(context.Background()); err != nil {

@@ -58,7 +58,12 @@ func (h *Hub) SetLast(seq int64) { h.last.Store(seq) }
 // Publish wakes the subscribers a commit concerns: users whose scope feed moved, every
 // technician when a shared record ('*', settings) moved, and office feeds for any change.
 func (h *Hub) Publish(seq int64, users map[string]bool, global bool) {
-	h.last.Store(seq)
+	for { // last only grows: instances' notifications may arrive out of order
+		old := h.last.Load()
+		if seq <= old || h.last.CompareAndSwap(old, seq) {
+			break
+		}
+	}
 	h.at.Store(time.Now().UnixNano())
 	h.mu.Lock()
 	defer h.mu.Unlock()
