@@ -64,6 +64,23 @@ type message struct {
 	Facts      json.RawMessage
 	CreatedAt  time.Time
 	Attempts   int
+	nextAt     string // as read: the claim moves it only if no one else did
+}
+
+// claimMargin is how long past a delivery's timeout a claimed row waits before another
+// sender may take it (the claimer stopped without recording an outcome).
+const claimMargin = 30 * time.Second
+
+// claim takes the row for this sender: it moves next_at beyond the delivery's timeout, if
+// the row is still as read.
+func (s *Sender) claim(ctx context.Context, m message, now time.Time, timeout time.Duration) (bool, error) {
+	res, err := s.DB.W.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE id = ? AND status = 'pending' AND attempts = ? AND next_at = ?`,
+		schema.Stamp(now.Add(timeout+claimMargin)), m.ID, m.Attempts, m.nextAt)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // Tick delivers the rows that are due at the sender's clock, at most alert_workers at once,
@@ -72,7 +89,7 @@ func (s *Sender) Tick(ctx context.Context) (sent, failed int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.Now().UTC()
-	rows, err := s.DB.R.QueryContext(ctx, `SELECT id, kind, channel, target, mentions, recipients, text, facts, created_at, attempts
+	rows, err := s.DB.R.QueryContext(ctx, `SELECT id, kind, channel, target, mentions, recipients, text, facts, created_at, attempts, next_at
 		FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, schema.Stamp(now), Batch)
 	if err != nil {
 		return 0, 0, err
@@ -81,7 +98,7 @@ func (s *Sender) Tick(ctx context.Context) (sent, failed int, err error) {
 	for rows.Next() {
 		var m message
 		var mentions, recipients, created string
-		if err := rows.Scan(&m.ID, &m.Kind, &m.Channel, &m.Target, &mentions, &recipients, &m.Text, &m.Facts, &created, &m.Attempts); err != nil {
+		if err := rows.Scan(&m.ID, &m.Kind, &m.Channel, &m.Target, &mentions, &recipients, &m.Text, &m.Facts, &created, &m.Attempts, &m.nextAt); err != nil {
 			rows.Close()
 			return 0, 0, err
 		}
@@ -111,6 +128,17 @@ func (s *Sender) Tick(ctx context.Context) (sent, failed int, err error) {
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		// Another sender (another instance on the same database) may have read the same
+		// row: only the one whose claim moves the row's next_at past the delivery's
+		// timeout delivers it. A sender that stops after claiming leaves the row to be
+		// delivered when the claim runs out, as a retry.
+		if ok, cerr := s.claim(ctx, m, now, timeout); !ok || cerr != nil {
+			<-sem
+			if cerr != nil && err == nil {
+				err = cerr
+			}
+			continue
 		}
 		wg.Add(1)
 		go func() {
