@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -357,5 +361,128 @@ func TestHelloTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < 9*time.Second || d > 12*time.Second {
 		t.Errorf("closed after %v, want about 10 s", d)
+	}
+}
+
+// TestIdleConnectionHoldsOneGoroutine: a phone that said hello and waits on its live pull
+// costs the server one goroutine (the one reading its socket), not an owner and a reader; and
+// every one of them ends when its phone goes. Counted with runtime.NumGoroutine over real
+// connections on loopback (the test's own clients read only when asked, so they add none).
+// Not parallel: other tests' goroutines would blur the count.
+func TestIdleConnectionHoldsOneGoroutine(t *testing.T) {
+	const n = 40
+	e := newEnv(t)
+	e.must("PUT", "/api/v1/settings", e.login("admin"), map[string]any{"max_devices_per_user": 50}, 200, nil)
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i], _ = e.device("tech1", fmt.Sprintf("idle-%d", i))
+	}
+	before := settledGoroutines()
+	peers := make([]*peer, n)
+	for i, tok := range tokens {
+		p := e.dial(tok)
+		p.hello(fmt.Sprintf("idle-%d", i))
+		p.send(map[string]any{"type": "pull", "id": "live", "checkpoint": "", "live": true})
+		for {
+			f := p.must()
+			if f["type"] != "changes" {
+				t.Fatalf("live pull answered %v", f)
+			}
+			if f["has_more"] == false {
+				break
+			}
+			p.send(map[string]any{"type": "pull", "id": "live", "checkpoint": f["checkpoint"], "live": true})
+		}
+		peers[i] = p
+	}
+	idle := settledGoroutines()
+	perConn := float64(idle-before) / n
+	t.Logf("%d goroutines before, %d with %d idle connections: %.2f a connection", before, idle, n, perConn)
+	if perConn > 1.2 {
+		t.Errorf("%.2f goroutines per idle connection, want 1", perConn)
+	}
+	// The idle connections still work: a change reaches every one of them.
+	id := e.newTicket("idle")
+	e.dispatch(id, "tech1")
+	for i, p := range peers {
+		for {
+			f := p.must()
+			if f["type"] != "changes" {
+				t.Fatalf("connection %d: %v", i, f)
+			}
+			if strings.Contains(fmt.Sprint(f["changes"]), id) {
+				break
+			}
+		}
+	}
+	for _, p := range peers {
+		p.conn.Close()
+	}
+	eventually(t, 10*time.Second, "every connection's goroutine ended", func() bool {
+		return runtime.NumGoroutine() <= before+5
+	})
+	t.Logf("%d goroutines after", settledGoroutines())
+}
+
+// settledGoroutines is the number of goroutines once it stopped changing (at most 2 s).
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
+}
+
+// TestHandshakeRefusals: a malformed upgrade is answered with a 400 that names the header,
+// and a client that sends frames before the upgrade's answer is disconnected, while a proper
+// handshake on the same server still works.
+func TestHandshakeRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// raw sends req on a fresh connection and returns the answer's status line, headers and
+	// body (empty when the server closed without answering).
+	raw := func(req string) string {
+		c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return ""
+		}
+		var b strings.Builder
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			io.Copy(&b, resp.Body)
+		}
+		return fmt.Sprintf("%d %v %s", resp.StatusCode, resp.Header, b.String())
+	}
+	upgrade := "GET /mobile/v1/sync HTTP/1.1\r\nHost: " + e.addr + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Protocol: fieldsync.v1\r\n"
+	got := raw(upgrade + "Sec-WebSocket-Version: 12\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	if !strings.HasPrefix(got, "400 ") || !strings.Contains(got, "Sec-Websocket-Version") || !strings.Contains(got, `"bad_request"`) {
+		t.Errorf("version 12 answered %q", got)
+	}
+	got = raw(upgrade + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n")
+	if !strings.HasPrefix(got, "400 ") || !strings.Contains(got, "Sec-WebSocket-Key") {
+		t.Errorf("a bad key answered %q", got)
+	}
+	// A masked text frame right behind the request, in the same write.
+	frame := string([]byte{0x81, 0x82, 1, 2, 3, 4, '{' ^ 1, '}' ^ 2})
+	if got = raw(upgrade + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" + frame); got != "" {
+		t.Errorf("early frame: answered %q, want the connection closed", got)
+	}
+	got = raw(upgrade + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	if !strings.HasPrefix(got, "101 ") || !strings.Contains(got, "Sec-Websocket-Protocol:[fieldsync.v1]") {
+		t.Errorf("a proper handshake answered %q", got)
 	}
 }

@@ -36,7 +36,8 @@ func New(e *syncer.Engine, log *slog.Logger) *API {
 // Register adds the routes to app.
 func (a *API) Register(app *fiber.App) {
 	m := app.Group("/mobile/v1")
-	m.Get("/sync", a.upgrade, a.websocket())
+	KeepHijacked(app)
+	m.Get("/sync", a.upgrade, a.websocket)
 	dev := m.Group("", a.auth)
 	dev.Post("/sync/pull", a.httpPull)
 	dev.Post("/sync/push", a.httpPush)

@@ -2,15 +2,19 @@ package mobileapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gorilla/websocket"
 
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
@@ -36,7 +40,7 @@ const (
 // upgrade accepts only WebSocket upgrades; a bearer token on the upgrade is checked now,
 // a token in hello later.
 func (a *API) upgrade(c *fiber.Ctx) error {
-	if !websocket.IsWebSocketUpgrade(c) {
+	if !isUpgrade(c) {
 		return schema.Errorf(schema.CodeBadRequest, "GET /mobile/v1/sync is a WebSocket endpoint (subprotocol %s); HTTP clients use POST /mobile/v1/sync/pull and /push", syncer.Subprotocol)
 	}
 	if t, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer "); ok {
@@ -49,188 +53,282 @@ func (a *API) upgrade(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-func (a *API) websocket() fiber.Handler {
-	return websocket.New(func(ws *websocket.Conn) {
-		cn := &conn{api: a, ws: ws, done: make(chan struct{}), replaced: make(chan struct{}), bye: make(chan struct{}),
-			handled: make(chan struct{}, 1)}
-		if s, ok := ws.Locals("session").(*syncer.Session); ok {
-			cn.cv.Session = s
-		}
-		cn.run()
-	}, websocket.Config{Subprotocols: []string{syncer.Subprotocol}, EnableCompression: true,
-		// Small read buffers and pooled write buffers: thousands of phones sit idle on their
-		// connections, and an idle connection then holds no write buffer at all.
-		ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: writeBuffers})
+// isUpgrade tells whether the request asks for a WebSocket (Connection: upgrade, Upgrade:
+// websocket).
+func isUpgrade(c *fiber.Ctx) bool {
+	return hasToken(c.Get(fiber.HeaderConnection), "upgrade") && hasToken(c.Get(fiber.HeaderUpgrade), "websocket")
 }
 
-// conn is one sync connection. Its owner goroutine (run) does every write and all protocol
-// work; a reader goroutine only reads frames and hands them over.
+func hasToken(header, token string) bool {
+	for _, t := range strings.Split(header, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// syncUpgrader answers the sync endpoint's handshakes. Small read buffers and pooled write
+// buffers: thousands of phones sit idle on their connections, and an idle connection then
+// holds no write buffer at all.
+var syncUpgrader = websocket.Upgrader{
+	HandshakeTimeout: writeTimeout,
+	ReadBufferSize:   1024, WriteBufferSize: 4096, WriteBufferPool: writeBuffers,
+	Subprotocols:      []string{syncer.Subprotocol},
+	EnableCompression: true,
+	// Phones are no browsers, and the field app authenticates in hello, never by cookie:
+	// any origin may connect.
+	CheckOrigin: func(*http.Request) bool { return true },
+	// A refused handshake says why, as the API's errors do.
+	Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": schema.CodeBadRequest, "message": reason.Error()}})
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		w.WriteHeader(status)
+		w.Write(b)
+	},
+}
+
+func (a *API) websocket(c *fiber.Ctx) error {
+	s, _ := c.Locals("session").(*syncer.Session)
+	return Upgrade(&syncUpgrader, func(ws *websocket.Conn) {
+		cn := &conn{api: a, ws: ws}
+		cn.cv.Session = s
+		cn.serve()
+	})(c)
+}
+
+// conn is one sync connection. Its one goroutine (serve) reads frames and answers each in
+// turn; what happens while it waits on the socket (a change to send, the session to check
+// again, a ping, the session's expiry, a newer connection of the device, shutdown) is done
+// by whichever goroutine it comes on, holding mu, so an idle connection costs one goroutine.
 type conn struct {
-	api      *API
-	ws       *websocket.Conn
-	cv       syncer.Conversation
-	sub      *syncer.Sub
-	done     chan struct{} // reader ended
-	replaced chan struct{} // a newer connection of this device took over
-	bye      chan struct{} // server shutting down
-	once     gosync.Once
-	byeOnce  gosync.Once
+	api *API
+	ws  *websocket.Conn
+
+	// mu is held for everything but reading: the conversation, the subscription and every
+	// write.
+	mu    gosync.Mutex
+	cv    syncer.Conversation
+	sub   *syncer.Sub
+	ended bool        // closing or closed: nothing more is answered or sent
+	timer *time.Timer // from welcome: the next ping or the session's expiry, whichever is due first
+	ping  time.Time   // when the next ping is due
+	// frames counts the frames since window began (floodFrames a floodWindow at most).
+	frames int
+	window time.Time
+
+	woken, rechecking atomic.Bool // a wake-up or a session check is on its way
 
 	// dl guards the read deadline: once closing, nothing extends it again.
 	dl      gosync.Mutex
 	closing bool
-	welcome atomic.Bool   // hello accepted: pongs and frames keep the connection alive
-	handled chan struct{} // the owner handled a frame (the reader waits for it before hello)
+	welcome atomic.Bool // hello accepted: pongs and frames keep the connection alive
 }
 
-type inFrame struct {
-	data []byte
-	err  error
-}
-
-func (c *conn) shutdown() { c.byeOnce.Do(func() { close(c.bye) }) }
-
-func (c *conn) run() {
+// serve reads and answers frames until the connection ends, then lets go of it.
+func (c *conn) serve() {
 	a := c.api
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	c.cv.Limits = a.Limits
 	c.cv.Authenticate = a.e.Authenticate
 	a.mu.Lock()
 	a.all[c] = struct{}{}
 	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.all, c)
-		if c.cv.Session != nil && a.conns[c.cv.Session.Actor.DeviceID] == c {
-			delete(a.conns, c.cv.Session.Actor.DeviceID)
-		}
-		a.mu.Unlock()
-		if c.sub != nil {
-			a.e.Hub.Unsubscribe(c.sub)
-		}
-		// Closing a hijacked connection is left to the server once the handler returns, and
-		// the handler waits for the reader (fasthttp then recycles the connection's
-		// buffers): the reader gets a short deadline that nothing extends.
-		cancel()
-		c.stopReading(closeGrace)
-		<-c.done
-	}()
+	defer c.release()
 
-	// Pongs keep a connection alive only once it said hello: a stranger's pongs do not
-	// hold a socket open.
-	c.ws.SetReadDeadline(time.Now().Add(IdleTimeout))
+	// A connection says hello within HelloTimeout, whatever it sends before. Pongs keep a
+	// connection alive only once it said hello: a stranger's pongs do not hold a socket open.
+	c.ws.SetReadDeadline(time.Now().Add(HelloTimeout))
 	c.ws.SetPongHandler(func(string) error {
 		if c.welcome.Load() {
 			c.extendRead()
 		}
 		return nil
 	})
-	in := make(chan inFrame, 8)
-	go func() {
-		defer close(c.done)
-		for {
-			data, err := c.readFrame()
-			select {
-			case in <- inFrame{data, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil && !errors.Is(err, errBinary) && !errors.Is(err, errTooBig) {
-				return
-			}
-			// After a frame too big the reader goes on: the next read skips the rest of
-			// that frame as it is on the wire, without inflating it, and then meets the
-			// peer's answer to the close (or the closing deadline).
-			if !c.welcome.Load() {
-				// Before hello a frame is read only once the one before it was handled:
-				// the next one's size limit depends on whether that was a good hello.
-				select {
-				case <-c.handled:
-				case <-ctx.Done():
-					return
-				}
-			}
+	c.window = time.Now()
+	for {
+		data, err := c.readFrame()
+		var more bool
+		if err == nil {
+			// A frame is answered on a goroutine of its own: answering grows a stack
+			// (decoding, the store, encoding) that the reader would keep while the phone
+			// idles.
+			ch := make(chan bool, 1)
+			go func() { ch <- c.answer(data, nil) }()
+			more = <-ch
+		} else {
+			more = c.answer(nil, err)
+		}
+		if !more {
+			return
+		}
+		if c.welcome.Load() {
 			c.extendRead()
 		}
-	}()
+	}
+}
 
-	ping := time.NewTicker(PingEvery)
-	defer ping.Stop()
-	hello := time.NewTimer(HelloTimeout)
-	defer hello.Stop()
-	var wake <-chan struct{}
-	var recheck <-chan struct{}
-	expiry := time.NewTimer(time.Hour)
-	expiry.Stop()
-	defer expiry.Stop()
-	frames, window := 0, time.Now()
-	for {
-		select {
-		case f := <-in:
-			if f.err != nil {
-				if errors.Is(f.err, errBinary) {
-					c.send(syncer.ErrorFrame("", schema.Errorf(schema.CodeBadRequest, "frames are JSON text frames")))
-					c.frameDone()
-					continue
-				}
-				if errors.Is(f.err, errTooBig) || errors.Is(f.err, websocket.ErrReadLimit) {
-					c.close(syncer.CloseTooBig, "frame over max_frame_bytes (decompressed)")
-				}
-				return
-			}
-			if time.Since(window) > floodWindow {
-				frames, window = 0, time.Now()
-			}
-			if frames++; frames > floodFrames {
-				c.close(syncer.CloseRateLimited, "too many frames; reconnect after a backoff")
-				return
-			}
-			if !c.handle(ctx, f.data) {
-				return
-			}
-			c.frameDone()
-			if c.sub != nil && wake == nil {
-				wake, recheck = c.sub.Wake, c.sub.Recheck
-				hello.Stop()
-				expiry.Reset(time.Until(c.cv.Session.ExpiresAt))
-			}
-			if c.cv.Live {
-				if !c.flushLive(ctx) {
-					return
-				}
-			}
-		case <-wake:
-			if c.cv.Live && !c.flushLive(ctx) {
-				return
-			}
-		case <-recheck:
-			if !c.revalidate(ctx, expiry) {
-				return
-			}
-		case <-expiry.C:
-			if !c.revalidate(ctx, expiry) {
-				return
-			}
-		case <-c.replaced:
-			c.close(syncer.CloseReplaced, "replaced by a newer connection of this device")
-			return
-		case <-c.bye:
-			c.close(websocket.CloseGoingAway, "server shutting down")
-			return
-		case <-hello.C:
-			if !c.cv.Welcomed {
-				c.close(syncer.CloseUnauthenticated, "no valid hello within 10 s")
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				return
-			}
-		case <-c.done:
-			return
+// answer handles what one read returned; false means reading is over.
+func (c *conn) answer(data []byte, err error) (more bool) {
+	defer c.locked()()
+	if c.ended {
+		// Closing: frames are dropped until the peer answers the close (or the closing
+		// deadline). After a frame too big the next read skips the rest of that frame as
+		// it is on the wire, without inflating it.
+		return err == nil || errors.Is(err, errBinary) || errors.Is(err, errTooBig)
+	}
+	switch {
+	case errors.Is(err, errBinary):
+		c.send(syncer.ErrorFrame("", schema.Errorf(schema.CodeBadRequest, "frames are JSON text frames")))
+	case errors.Is(err, errTooBig) || errors.Is(err, websocket.ErrReadLimit):
+		c.end(syncer.CloseTooBig, "frame over max_frame_bytes (decompressed)")
+	case err != nil:
+		if !c.cv.Welcomed && isTimeout(err) {
+			c.end(syncer.CloseUnauthenticated, "no valid hello within 10 s")
+		}
+		return false
+	default:
+		if time.Since(c.window) > floodWindow {
+			c.frames, c.window = 0, time.Now()
+		}
+		if c.frames++; c.frames > floodFrames {
+			c.end(syncer.CloseRateLimited, "too many frames; reconnect after a backoff")
+		} else if !c.handle(data) || c.cv.Live && !c.flushLive() {
+			c.end(0, "")
 		}
 	}
+	return true
+}
+
+// locked takes mu and returns what lets it go, for defer: a panic in between is logged and
+// ends the connection, as a panicking request does not take the server down.
+func (c *conn) locked() func() {
+	c.mu.Lock()
+	return func() {
+		if r := recover(); r != nil {
+			c.api.log.Error("panic", "panic", r, "stack", string(debug.Stack()))
+			c.end(0, "")
+		}
+		c.mu.Unlock()
+	}
+}
+
+// release ends the connection for good once its reader is done: nothing more wakes it, its
+// device no longer finds it, and the socket closes.
+func (c *conn) release() {
+	a := c.api
+	c.mu.Lock()
+	c.ended = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	sub, s := c.sub, c.cv.Session
+	c.mu.Unlock()
+	if sub != nil {
+		a.e.Hub.Unsubscribe(sub)
+	}
+	a.mu.Lock()
+	delete(a.all, c)
+	if s != nil && a.conns[s.Actor.DeviceID] == c {
+		delete(a.conns, s.Actor.DeviceID)
+	}
+	a.mu.Unlock()
+	c.ws.NetConn().Close()
+}
+
+// end closes the conversation (c.mu held): a close frame with code unless it is 0, then
+// the reader waits closeGrace at most for the peer's answer.
+func (c *conn) end(code int, reason string) {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if code != 0 {
+		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	}
+	c.dl.Lock()
+	defer c.dl.Unlock()
+	c.closing = true
+	c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// endLater ends the connection from another goroutine without waiting for it (a newer
+// connection of the device, shutdown): it may be answering a frame.
+func (c *conn) endLater(code int, reason string) {
+	go func() {
+		defer c.locked()()
+		c.end(code, reason)
+	}()
+}
+
+func (c *conn) shutdown() { c.endLater(websocket.CloseGoingAway, "server shutting down") }
+
+// wake is the hub's call when a change concerns the connection's user: the live pull sends
+// it, on a goroutine of its own (the hub does not wait). Wake-ups coalesce: one is on its
+// way at most, and it pulls everything new.
+func (c *conn) wake() {
+	if !c.woken.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.locked()()
+		c.woken.Store(false)
+		if !c.ended && c.cv.Live && !c.flushLive() {
+			c.end(0, "")
+		}
+	}()
+}
+
+// recheck is the hub's call when the user's account changed: the session is checked again.
+func (c *conn) recheck() {
+	if !c.rechecking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.locked()()
+		c.rechecking.Store(false)
+		if !c.ended {
+			c.revalidate()
+		}
+	}()
+}
+
+// tick sends the ping that is due and checks the session at its expiry.
+func (c *conn) tick() {
+	defer c.locked()()
+	if c.ended {
+		return
+	}
+	now := time.Now()
+	if !now.Before(c.cv.Session.ExpiresAt) && !c.revalidate() {
+		return
+	}
+	if !now.Before(c.ping) {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, now.Add(writeTimeout)); err != nil {
+			c.end(0, "")
+			return
+		}
+		c.ping = now.Add(PingEvery)
+	}
+	c.arm()
+}
+
+// arm sets the timer for the next ping or the session's expiry, whichever comes first.
+func (c *conn) arm() {
+	d := min(time.Until(c.ping), time.Until(c.cv.Session.ExpiresAt))
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.tick)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 var (
@@ -262,14 +360,6 @@ func (c *conn) readFrame() ([]byte, error) {
 	return data, nil
 }
 
-// frameDone tells a reader waiting before hello that its frame was handled.
-func (c *conn) frameDone() {
-	select {
-	case c.handled <- struct{}{}:
-	default:
-	}
-}
-
 // extendRead moves the read deadline on, unless the connection is closing.
 func (c *conn) extendRead() {
 	c.dl.Lock()
@@ -279,32 +369,25 @@ func (c *conn) extendRead() {
 	}
 }
 
-// stopReading gives the reader a last deadline that nothing extends.
-func (c *conn) stopReading(grace time.Duration) {
-	c.dl.Lock()
-	defer c.dl.Unlock()
-	c.closing = true
-	c.ws.SetReadDeadline(time.Now().Add(grace))
-}
-
 // revalidate checks the session again after its account changed or its token reached its
 // expiry; false means the connection was closed (4403 for a revoked device, else 4401).
-func (c *conn) revalidate(ctx context.Context, expiry *time.Timer) bool {
-	s, err := c.api.e.Revalidate(ctx, c.cv.Session)
+func (c *conn) revalidate() bool {
+	s, err := c.api.e.Revalidate(context.Background(), c.cv.Session)
 	switch {
 	case errors.Is(err, syncer.ErrDeviceRevoked):
-		c.close(syncer.CloseRevoked, "device revoked")
+		c.end(syncer.CloseRevoked, "device revoked")
 		return false
 	case err != nil:
 		if se, ok := schema.AsError(err); ok {
-			c.close(syncer.CloseUnauthenticated, se.Message)
+			c.end(syncer.CloseUnauthenticated, se.Message)
 		} else {
 			c.api.log.Error("revalidate session", "err", err)
+			c.end(0, "")
 		}
 		return false
 	}
 	c.cv.Session = s
-	expiry.Reset(time.Until(s.ExpiresAt))
+	c.arm()
 	return true
 }
 
@@ -318,16 +401,19 @@ func (c *conn) welcomed() {
 	s := c.cv.Session
 	a.mu.Lock()
 	if old := a.conns[s.Actor.DeviceID]; old != nil && old != c {
-		old.once.Do(func() { close(old.replaced) })
+		old.endLater(syncer.CloseReplaced, "replaced by a newer connection of this device")
 	}
 	a.conns[s.Actor.DeviceID] = c
 	a.mu.Unlock()
-	c.sub = a.e.Hub.Subscribe(s.Actor.UserID, s.Actor.DeviceID, s.Actor.Role != schema.RoleTechnician)
+	c.sub = a.e.Hub.Subscribe(s.Actor.UserID, s.Actor.DeviceID, s.Actor.Role != schema.RoleTechnician, c.wake, c.recheck)
 	c.welcome.Store(true)
+	c.ping = time.Now().Add(PingEvery)
+	c.arm()
 }
 
 // handle answers one frame; false means the connection is over.
-func (c *conn) handle(ctx context.Context, data []byte) bool {
+func (c *conn) handle(data []byte) bool {
+	ctx := context.Background()
 	f, err := syncer.DecodeFrame(data)
 	if err != nil {
 		return c.send(syncer.ErrorFrame(f.ID, err))
@@ -335,7 +421,7 @@ func (c *conn) handle(ctx context.Context, data []byte) bool {
 	replies, err := c.api.e.Handle(ctx, &c.cv, f)
 	var ce *syncer.CloseError
 	if errors.As(err, &ce) {
-		c.close(ce.Code, ce.Reason)
+		c.end(ce.Code, ce.Reason)
 		return false
 	}
 	if err != nil {
@@ -355,8 +441,8 @@ func (c *conn) handle(ctx context.Context, data []byte) bool {
 	return true
 }
 
-func (c *conn) flushLive(ctx context.Context) bool {
-	frames, err := c.api.e.LiveChanges(ctx, &c.cv)
+func (c *conn) flushLive() bool {
+	frames, err := c.api.e.LiveChanges(context.Background(), &c.cv)
 	for _, f := range frames {
 		if !c.send(f) {
 			return false
@@ -380,8 +466,4 @@ func (c *conn) send(f syncer.Frame) bool {
 	}
 	c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return c.ws.WriteMessage(websocket.TextMessage, b) == nil
-}
-
-func (c *conn) close(code int, reason string) {
-	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"fieldsync/schema"
+	syncer "fieldsync/sync"
 )
 
 // The office's live feed: GET /api/v1/live is a stream of server-sent events that tells an
@@ -71,7 +72,8 @@ func (s *Server) live(c *fiber.Ctx) error {
 		return schema.Errorf(schema.CodeRateLimited, "最多同时打开 %d 个实时连接，请关闭其他控制台标签页 at most %d live feeds per user: close another console tab", LiveFeedsPerUser, LiveFeedsPerUser)
 	}
 	eng := s.Engine
-	sub := eng.Hub.Subscribe(user, "", true) // before reading the sequence, so no commit falls between
+	wake, recheckC := make(chan struct{}, 1), make(chan struct{}, 1)
+	sub := eng.Hub.Subscribe(user, "", true, syncer.Signal(wake), syncer.Signal(recheckC)) // before reading the sequence, so no commit falls between
 	since := eng.Hub.Last()
 	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
@@ -114,7 +116,7 @@ func (s *Server) live(c *fiber.Ctx) error {
 		}
 		for {
 			select {
-			case <-sub.Wake:
+			case <-wake:
 				refs, more, err := eng.Changed(ctx, since, liveBatch)
 				if err != nil {
 					s.log.Error("live feed: changes", "err", err)
@@ -130,7 +132,7 @@ func (s *Server) live(c *fiber.Ctx) error {
 				if !send("changes", fiber.Map{"seq": since, "changes": refs, "more": more}) {
 					return
 				}
-			case <-sub.Recheck:
+			case <-recheckC:
 				if !recheck() {
 					return
 				}

@@ -22,20 +22,22 @@ type Sub struct {
 	user   string
 	device string
 	all    bool // an office feed: woken by every change
-	Wake   chan struct{}
-	// Recheck is signalled when the user's account, devices or tokens changed (disabled,
+	wake   func()
+	// recheck is called when the user's account, devices or tokens changed (disabled,
 	// role changed, logged out, device revoked), here or in another process: the
 	// connection checks its session again and closes if it no longer holds.
-	Recheck chan struct{}
+	recheck func()
 }
 
 // NewHub returns an empty hub.
 func NewHub() *Hub { return &Hub{subs: map[*Sub]struct{}{}} }
 
 // Subscribe registers a live subscription for a device of user; all is true for office
-// feeds.
-func (h *Hub) Subscribe(user, device string, all bool) *Sub {
-	s := &Sub{user: user, device: device, all: all, Wake: make(chan struct{}, 1), Recheck: make(chan struct{}, 1)}
+// feeds. The hub calls wake when a change concerns the subscriber and recheck when its
+// session must be checked again; both are called with the hub locked, so they must not
+// block (a connection waits for them on no goroutine of its own: see Signal).
+func (h *Hub) Subscribe(user, device string, all bool, wake, recheck func()) *Sub {
+	s := &Sub{user: user, device: device, all: all, wake: wake, recheck: recheck}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -69,10 +71,7 @@ func (h *Hub) Publish(seq int64, users map[string]bool, global bool) {
 	defer h.mu.Unlock()
 	for s := range h.subs {
 		if s.all && global || users[s.user] || users["*"] {
-			select {
-			case s.Wake <- struct{}{}:
-			default:
-			}
+			s.wake()
 		}
 	}
 }
@@ -84,10 +83,18 @@ func (h *Hub) Recheck(users map[string]bool) {
 	defer h.mu.Unlock()
 	for s := range h.subs {
 		if users == nil || users[s.user] {
-			select {
-			case s.Recheck <- struct{}{}:
-			default:
-			}
+			s.recheck()
+		}
+	}
+}
+
+// Signal returns a wake or recheck function for Subscribe that signals ch (buffered, one)
+// without blocking: for a subscriber whose goroutine waits on ch.
+func Signal(ch chan struct{}) func() {
+	return func() {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
 }

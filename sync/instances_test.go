@@ -202,17 +202,18 @@ func TestInstancesWakeEachOther(t *testing.T) {
 	a, b := es[0], es[1]
 	coord := coordinatorOn(t, a)
 	ctx := context.Background()
-	office := b.Hub.Subscribe(coord.UserID, "desk", true)
+	wake, recheck := make(chan struct{}, 1), make(chan struct{}, 1)
+	office := b.Hub.Subscribe(coord.UserID, "desk", true, syncer.Signal(wake), syncer.Signal(recheck))
 	defer b.Hub.Unsubscribe(office)
 	select { // the listener's first connection wakes everyone once
-	case <-office.Wake:
+	case <-wake:
 	case <-time.After(10 * time.Second):
 	}
 	if _, err := a.Apply(ctx, coord, []syncer.Mutation{{Entity: "customer", ID: "c-wake", Op: "create", Fields: raw(map[string]any{"name": "唤醒"})}}, syncer.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-office.Wake:
+	case <-wake:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a commit on instance A did not wake an office feed on instance B within 10 s")
 	}
@@ -224,7 +225,7 @@ func TestInstancesWakeEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-office.Recheck:
+	case <-recheck:
 	case <-time.After(10 * time.Second):
 		t.Fatal("disabling an account on instance A did not make instance B check its sessions")
 	}

@@ -12,17 +12,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	gorilla "github.com/gorilla/websocket"
 	_ "github.com/mattn/go-sqlite3"
+
+	mobileapi "fieldsync/mobile-api"
 )
 
 // baseline measures what this machine allows, with the server's own building blocks and no
 // fieldsync logic: SQLite inserts through the same driver and pragmas (WAL, synchronous
 // FULL, one writer, batches of 500 rows a transaction, rows shaped like change-log entries),
-// and WebSocket echo round trips through the same stack (Fiber's contrib/websocket server,
+// and WebSocket echo round trips through the same stack (Fiber, the WebSocket upgrade of the sync endpoint,
 // gorilla clients, 64 connections, one frame in flight each, a 200-byte JSON text frame).
 func baseline(ctx context.Context, cfg *Config, res *Result) error {
 	dur := defDur(cfg.Duration, 3*time.Second)
@@ -100,7 +101,9 @@ func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, error) {
 
 func wsBaseline(ctx context.Context, dur time.Duration) (float64, error) {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/echo", websocket.New(func(c *websocket.Conn) {
+	mobileapi.KeepHijacked(app)
+	app.Get("/echo", mobileapi.Upgrade(&gorilla.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}, func(c *gorilla.Conn) {
+		defer c.Close()
 		for {
 			t, b, err := c.ReadMessage()
 			if err != nil {
@@ -110,7 +113,7 @@ func wsBaseline(ctx context.Context, dur time.Duration) (float64, error) {
 				return
 			}
 		}
-	}, websocket.Config{ReadBufferSize: 4096, WriteBufferSize: 4096}))
+	}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
