@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -484,5 +485,67 @@ func TestHandshakeRefusals(t *testing.T) {
 	got = raw(upgrade + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 	if !strings.HasPrefix(got, "101 ") || !strings.Contains(got, "Sec-Websocket-Protocol:[fieldsync.v1]") {
 		t.Errorf("a proper handshake answered %q", got)
+	}
+}
+
+// TestHeartbeat: the server pings a welcomed connection; a phone that answers stays
+// connected past the idle timeout, one that does not is dropped (timers lowered).
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.srv.Mobile.PingEvery, e.srv.Mobile.IdleTimeout = 100*time.Millisecond, 600*time.Millisecond
+	// listen reads p's frames on a goroutine of its own (pings are seen only while reading);
+	// pong says whether it answers pings.
+	listen := func(p *peer, pong bool) (pings *atomic.Int64, frames chan map[string]any, ended chan error) {
+		pings, frames, ended = new(atomic.Int64), make(chan map[string]any, 16), make(chan error, 1)
+		p.conn.SetPingHandler(func(data string) error {
+			pings.Add(1)
+			if !pong {
+				return nil
+			}
+			return p.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				_, b, err := p.conn.ReadMessage()
+				if err != nil {
+					ended <- err
+					return
+				}
+				var f map[string]any
+				json.Unmarshal(b, &f)
+				frames <- f
+			}
+		}()
+		return pings, frames, ended
+	}
+	tokA, _ := e.device("tech1", "beat-a")
+	a := e.dial(tokA)
+	a.hello("beat-a")
+	pings, frames, ended := listen(a, true)
+	eventually(t, 10*time.Second, "ten pings answered (past the idle timeout)", func() bool { return pings.Load() >= 10 })
+	a.send(map[string]any{"type": "pull", "id": "p", "checkpoint": ""})
+	select {
+	case f := <-frames:
+		if f["type"] != "changes" {
+			t.Errorf("pull answered %v", f)
+		}
+	case err := <-ended:
+		t.Fatalf("a connection that answers pings was closed: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to a pull")
+	}
+
+	tokB, _ := e.device("tech1", "beat-b")
+	b := e.dial(tokB)
+	b.hello("beat-b")
+	pingsB, _, endedB := listen(b, false)
+	select {
+	case err := <-endedB:
+		if pingsB.Load() == 0 {
+			t.Errorf("dropped (%v) without a ping first", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a connection that answers no ping is still open")
 	}
 }

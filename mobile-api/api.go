@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -21,6 +22,9 @@ type API struct {
 	e      *syncer.Engine
 	log    *slog.Logger
 	Limits syncer.Limits
+	// The heartbeat: a welcomed connection is pinged every PingEvery and closed when it sent
+	// nothing, not even a pong, for IdleTimeout. Set before serving.
+	PingEvery, IdleTimeout time.Duration
 
 	mu    gosync.Mutex
 	conns map[string]*conn // by device
@@ -30,7 +34,7 @@ type API struct {
 // New builds the mobile API over an engine.
 func New(e *syncer.Engine, log *slog.Logger) *API {
 	return &API{e: e, log: log, Limits: syncer.Limits{MaxBatch: syncer.DefaultMaxBatch, MaxFrameBytes: syncer.DefaultMaxFrameBytes},
-		conns: map[string]*conn{}, all: map[*conn]struct{}{}}
+		PingEvery: PingEvery, IdleTimeout: IdleTimeout, conns: map[string]*conn{}, all: map[*conn]struct{}{}}
 }
 
 // Register adds the routes to app.

@@ -20,7 +20,8 @@ import (
 	syncer "fieldsync/sync"
 )
 
-// Timers of a sync connection.
+// Timers of a sync connection. PingEvery and IdleTimeout are the defaults of API.PingEvery
+// and API.IdleTimeout.
 const (
 	PingEvery    = 25 * time.Second
 	IdleTimeout  = 60 * time.Second
@@ -311,7 +312,7 @@ func (c *conn) tick() {
 			c.end(0, "")
 			return
 		}
-		c.ping = now.Add(PingEvery)
+		c.ping = now.Add(c.api.PingEvery)
 	}
 	c.arm()
 }
@@ -365,7 +366,7 @@ func (c *conn) extendRead() {
 	c.dl.Lock()
 	defer c.dl.Unlock()
 	if !c.closing {
-		c.ws.SetReadDeadline(time.Now().Add(IdleTimeout))
+		c.ws.SetReadDeadline(time.Now().Add(c.api.IdleTimeout))
 	}
 }
 
@@ -386,9 +387,17 @@ func (c *conn) revalidate() bool {
 		}
 		return false
 	}
-	c.cv.Session = s
+	c.cv.Session = held(s)
 	c.arm()
 	return true
+}
+
+// held is what a welcomed connection keeps of its session: not the user's record, which
+// only the welcome shows.
+func held(s *syncer.Session) *syncer.Session {
+	h := *s
+	h.User = nil
+	return &h
 }
 
 // writeBuffers is shared by every sync connection's writes.
@@ -398,7 +407,8 @@ var writeBuffers = &gosync.Pool{}
 // wake-ups.
 func (c *conn) welcomed() {
 	a := c.api
-	s := c.cv.Session
+	s := held(c.cv.Session)
+	c.cv.Session = s
 	a.mu.Lock()
 	if old := a.conns[s.Actor.DeviceID]; old != nil && old != c {
 		old.endLater(syncer.CloseReplaced, "replaced by a newer connection of this device")
@@ -407,7 +417,7 @@ func (c *conn) welcomed() {
 	a.mu.Unlock()
 	c.sub = a.e.Hub.Subscribe(s.Actor.UserID, s.Actor.DeviceID, s.Actor.Role != schema.RoleTechnician, c.wake, c.recheck)
 	c.welcome.Store(true)
-	c.ping = time.Now().Add(PingEvery)
+	c.ping = time.Now().Add(a.PingEvery)
 	c.arm()
 }
 
