@@ -17,12 +17,12 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, command{"bench", "bench SCENARIO [--url URL | --spawn] [--devices N] [--duration D] [--json]   measure", cmdBench})
+	extraCommands = append(extraCommands, command{"bench", "bench SCENARIO [--url URL | --spawn] [--db postgres://… [--instances N]] [--devices N] [--duration D] [--json]   measure", cmdBench})
 }
 
 // cmdBench runs one scenario of internal/bench and exits non-zero when its checks fail.
 func cmdBench(args []string) error {
-	fs := newFlags("bench", "bench SCENARIO [--url URL | --spawn] [--devices N] [--duration D] [--json]\n  scenarios: initial-sync, push, flood, fanout, morning, connections, reconnect, baseline")
+	fs := newFlags("bench", "bench SCENARIO [--url URL | --spawn] [--db postgres://… [--instances N]] [--devices N] [--duration D] [--json]\n  scenarios: initial-sync, push, flood, fanout, morning, connections, reconnect, baseline")
 	var cfg bench.Config
 	fs.StringVar(&cfg.URL, "url", "", "measure the running server at this base URL (default: spawn one)")
 	spawn := fs.Bool("spawn", false, "start a server on a temporary data folder on 127.0.0.1 and seed it (the default)")
@@ -38,6 +38,8 @@ func cmdBench(args []string) error {
 	fs.BoolVar(&cfg.InProcess, "in-process", false, "serve the spawned server in the bench's own process (memory figures then include the clients)")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the spawned server's data folder, and the --store-records store for the next run")
 	fs.IntVar(&cfg.StoreRecords, "store-records", 0, "spawned server: its store already holds N records of other technicians (seeded once into $TMPDIR/fieldsync-bench-store-N, copied for each run)")
+	fs.StringVar(&cfg.DB, "db", "", "spawned server: store on PostgreSQL, in a database created for the run in this cluster (postgres://… of a user that may create databases) and dropped after it (kept with --keep)")
+	fs.IntVar(&cfg.Instances, "instances", 1, "with --db: serve with N instances on the one database, each its own process (or in-process server) and port; fanout's coordinators use instance 1 and its phones the others, the other scenarios' devices take the instances in turn")
 	rates := fs.String("rates", "", "push: run the open loop at each of these offered rates in turn (comma-separated, e.g. 1000,2000,3000), each on its own server")
 	plot := fs.String("plot", "", "with push --rates: draw acknowledgement latency against offered load into this PNG file")
 	asJSON := fs.Bool("json", false, "print one JSON object (with --rates: one a line)")
@@ -60,6 +62,9 @@ func cmdBench(args []string) error {
 	}
 	if *spawn && cfg.URL != "" {
 		return errors.New("--spawn and --url exclude each other")
+	}
+	if cfg.Instances < 1 {
+		return fmt.Errorf("--instances %d: give 1 or more", cfg.Instances)
 	}
 	cfg.Scenario = scenario
 	if !*quiet {

@@ -14,6 +14,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -23,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"fieldsync/schema"
 )
 
 // Scenarios lists the scenario names in the order the docs give them.
@@ -55,6 +58,13 @@ type Config struct {
 	// StoreRecords: the spawned server's store already holds this many records of other
 	// technicians (seeded once; kept for later runs with KeepDir).
 	StoreRecords int
+	// DB is a PostgreSQL cluster (postgres://… of a user that may create databases): the
+	// spawned server then stores on PostgreSQL, in a database created for the run and
+	// dropped after it (kept with KeepDir), instead of SQLite in its data folder.
+	DB string
+	// Instances is how many server instances share DB (default 1), each its own process
+	// (or in-process server) on its own port; see target.phones for who talks to which.
+	Instances int
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -68,8 +78,12 @@ type Result struct {
 	Scenario string
 	OK       bool
 	Error    string
-	Figures  map[string]float64
-	Notes    []string
+	// Store is what the spawned server stored on ("sqlite" or "postgres") and Instances how
+	// many instances served; both unset for a server at a URL and for baseline.
+	Store     string
+	Instances int
+	Figures   map[string]float64
+	Notes     []string
 }
 
 func (r *Result) set(k string, v float64) {
@@ -90,6 +104,9 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		e, _ := json.Marshal(r.Error)
 		b.WriteString(`,"error":`)
 		b.Write(e)
+	}
+	if r.Store != "" {
+		fmt.Fprintf(&b, `,"store":%q,"instances":%d`, r.Store, r.Instances)
 	}
 	keys := make([]string, 0, len(r.Figures))
 	for k := range r.Figures {
@@ -127,6 +144,9 @@ func (r Result) Text() string {
 		st = "FAILED: " + r.Error
 	}
 	fmt.Fprintf(&b, "%s: %s\n", r.Scenario, st)
+	if r.Store != "" {
+		fmt.Fprintf(&b, "  %-26s %s, %d instance(s)\n", "store", r.Store, r.Instances)
+	}
 	keys := make([]string, 0, len(r.Figures))
 	for k := range r.Figures {
 		keys = append(keys, k)
@@ -147,8 +167,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if !slices.Contains(Scenarios, cfg.Scenario) {
 		return Result{}, fmt.Errorf("unknown scenario %q (one of %s)", cfg.Scenario, strings.Join(Scenarios, ", "))
 	}
+	cfg.Instances = max(cfg.Instances, 1)
+	switch {
+	case cfg.DB != "" && cfg.URL != "":
+		return Result{}, errors.New("--db and --url exclude each other: the server at --url has its own store")
+	case cfg.DB != "" && !schema.IsPostgresURL(cfg.DB):
+		return Result{}, errors.New("--db: give the postgres:// URL of a PostgreSQL cluster where the bench may create a database")
+	case cfg.Instances > 1 && cfg.DB == "":
+		return Result{}, errors.New("--instances: several instances share one PostgreSQL database: give --db")
+	}
 	RaiseFileLimit()
 	res := Result{Scenario: cfg.Scenario}
+	if cfg.URL == "" && cfg.Scenario != "baseline" {
+		res.Store, res.Instances = "sqlite", cfg.Instances
+		if cfg.DB != "" {
+			res.Store = "postgres"
+		}
+	}
 	var err error
 	switch cfg.Scenario {
 	case "initial-sync":
@@ -212,24 +247,20 @@ func pct(sorted []time.Duration, q float64) float64 {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
-// rssKB reads VmRSS of a process from /proc (pid 0: this process).
-func rssKB(pid int) (int64, error) {
-	p := "/proc/self/status"
-	if pid > 0 {
-		p = fmt.Sprintf("/proc/%d/status", pid)
-	}
-	b, err := os.ReadFile(p)
+// procKB reads a memory field (VmRSS, VmHWM) of a process from /proc/PID/status.
+func procKB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			var kb int64
 			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
 			return kb, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in %s", p)
+	return 0, fmt.Errorf("no %s for process %d", field, pid)
 }
 
 func defInt(v, d int) int {

@@ -36,10 +36,7 @@ func connections(ctx context.Context, cfg *Config, res *Result, again bool) erro
 	defer t.Close()
 	t.devices = t.devices[:nDev]
 	time.Sleep(500 * time.Millisecond)
-	rss0, rssErr := rssKB(t.pid)
-	if t.pid == 0 {
-		rssErr = fmt.Errorf("the server's process id is unknown (--pid)")
-	}
+	rss0, rssErr := t.serverKB("VmRSS")
 	conns := make([]*lean, nDev)
 	var mu gosync.Mutex
 	// seen[i] is the highest version of its technician's ticket device i has received.
@@ -56,7 +53,7 @@ func connections(ctx context.Context, cfg *Config, res *Result, again bool) erro
 	}
 	start := time.Now()
 	failures := dialAll(ctx, nDev, 256, 60*time.Second, func(ctx context.Context, i int) error {
-		l, err := dialLean(ctx, t.wsURL(), t.devices[i], onFrame(i))
+		l, err := dialLean(ctx, t.wsURL(i), t.devices[i], onFrame(i))
 		if err != nil {
 			return err
 		}
@@ -88,7 +85,7 @@ func connections(ctx context.Context, cfg *Config, res *Result, again bool) erro
 	}
 	if !again {
 		time.Sleep(dur)
-		rss1, err := rssKB(t.pid)
+		rss1, err := t.serverKB("VmRSS")
 		if err != nil {
 			rssErr = err
 		}
@@ -156,7 +153,7 @@ func connections(ctx context.Context, cfg *Config, res *Result, again bool) erro
 	var lastMu gosync.Mutex
 	var last time.Duration
 	failures = dialAll(ctx, nDev, nDev, 60*time.Second, func(ctx context.Context, i int) error {
-		l, err := dialLean(ctx, t.wsURL(), t.devices[i], onFrame(i))
+		l, err := dialLean(ctx, t.wsURL(i), t.devices[i], onFrame(i))
 		if err != nil {
 			return err
 		}

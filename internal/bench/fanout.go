@@ -22,7 +22,8 @@ type delivery struct {
 // the HTTP API, as the web console does) edit the technicians' tickets and dispatch new ones
 // at Rate changes a second for Duration. Measured: time from the coordinator sending the
 // change to each device in scope receiving it (so it includes the commit and its fsync),
-// p50/p99/max. Checked: every device in scope receives every change (or a later version of
+// p50/p99/max. With several instances (Config.Instances) the coordinators use instance 1
+// and the phones the others, round-robin. Checked: every device in scope receives every change (or a later version of
 // the same ticket), and never the same version twice.
 func fanout(ctx context.Context, cfg *Config, res *Result) error {
 	nDev := defInt(cfg.Devices, 1000)
@@ -39,6 +40,10 @@ func fanout(ctx context.Context, cfg *Config, res *Result) error {
 	}
 	defer t.Close()
 	t.devices = t.devices[:nDev]
+	// With several instances the coordinators edit on instance 1 and the phones listen on
+	// the others: what is measured is the path across instances (commit, NOTIFY, the other
+	// instance's hub, the phone).
+	t.phonesAvoidFirst()
 
 	type devLog struct {
 		mu   gosync.Mutex
@@ -60,7 +65,7 @@ func fanout(ctx context.Context, cfg *Config, res *Result) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			lg := logs[i]
-			l, err := dialLean(ctx, t.wsURL(), t.devices[i], func(f *syncer.Frame, at time.Time) {
+			l, err := dialLean(ctx, t.wsURL(i), t.devices[i], func(f *syncer.Frame, at time.Time) {
 				lg.mu.Lock()
 				for _, c := range f.Changes {
 					if c.Entity == schema.EntTicket && c.Op == syncer.OpUpsert {
@@ -101,6 +106,9 @@ func fanout(ctx context.Context, cfg *Config, res *Result) error {
 		lg.mu.Unlock()
 	}
 	cfg.logf("fanout: %d devices (%d technicians) connected; %d changes/s for %s", nDev, nTech, rate, dur)
+	if len(t.bases) > 1 {
+		cfg.logf("fanout: coordinators on instance 1, phones on instances 2 to %d", len(t.bases))
+	}
 
 	h := &httpAPI{base: t.base}
 	coord, err := h.login(ctx, t.coordUser, t.coordPass)

@@ -28,7 +28,7 @@ func initialSync(ctx context.Context, cfg *Config, res *Result) error {
 	defer os.RemoveAll(dir)
 	dev := t.devices[0]
 	start := time.Now()
-	c, err := client.Open(client.Config{BaseURL: t.base, DBPath: filepath.Join(dir, "device.db"), Token: dev.Token, DeviceID: dev.DeviceID,
+	c, err := client.Open(client.Config{BaseURL: t.deviceBase(0), DBPath: filepath.Join(dir, "device.db"), Token: dev.Token, DeviceID: dev.DeviceID,
 		PullLimit: syncer.MaxPullLimit, AppVersion: "bench"})
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -69,7 +68,7 @@ func morning(ctx context.Context, cfg *Config, res *Result) error {
 		} else if err := func() error {
 			// Each phone logs in from its own loopback address, as phones reach a server from
 			// their own networks (the server slows many logins at once from one address).
-			h := &httpAPI{base: t.base}
+			h := &httpAPI{base: t.deviceBase(i)}
 			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(i%250+1))}}
 			h.c.Transport = &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
 			l0 := time.Now()
@@ -91,7 +90,7 @@ func morning(ctx context.Context, cfg *Config, res *Result) error {
 		// held is what the phone holds: entity/id -> version.
 		held := map[string]int64{}
 		var hmu gosync.Mutex
-		l, err := dialLean(ctx, t.wsURL(), dev, func(f *syncer.Frame, _ time.Time) {
+		l, err := dialLean(ctx, t.wsURL(i), dev, func(f *syncer.Frame, _ time.Time) {
 			hmu.Lock()
 			for _, c := range f.Changes {
 				k := c.Entity + "\n" + c.ID
@@ -164,7 +163,7 @@ func morning(ctx context.Context, cfg *Config, res *Result) error {
 	res.set("sync_p50_ms", pct(syncs, 0.5))
 	res.set("sync_p99_ms", pct(syncs, 0.99))
 	res.set("bcrypt_ms", ms(bcryptTime))
-	if kb, err := peakKB(t.pid); err == nil && t.pid > 0 {
+	if kb, err := t.serverKB("VmHWM"); err == nil {
 		res.set("server_peak_rss_kb", float64(kb))
 		if cfg.InProcess {
 			res.Notes = append(res.Notes, "in-process server: the peak memory includes the seeding and the bench's own clients")
@@ -202,20 +201,4 @@ func digestOf(held map[string]int64) (int64, string) {
 		fmt.Fprintf(h, "%s\n%d\n", k, held[k])
 	}
 	return int64(len(keys)), hex.EncodeToString(h.Sum(nil))
-}
-
-// peakKB reads VmHWM (peak resident memory) of a process from /proc.
-func peakKB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			return kb, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM for process %d", pid)
 }

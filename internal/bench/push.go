@@ -25,7 +25,8 @@ import (
 // the moment it was due to be sent, so that a slow server does not hide its own queue,
 // to results received). Checked: every result is applied and names the record sent; every
 // device receives each of its notes back exactly once on its live stream; on a spawned
-// server the database holds exactly the applied notes, each remembered once.
+// server the database holds exactly the applied notes, each remembered once. With several
+// instances (Config.Instances) the devices are spread over them, round-robin.
 func push(ctx context.Context, cfg *Config, res *Result) error {
 	nDev := defInt(cfg.Devices, 100)
 	batch := defInt(cfg.Batch, 50)
@@ -96,7 +97,7 @@ func connectPushers(ctx context.Context, t *target, n int) ([]*pusher, error) {
 	ps := make([]*pusher, 0, n)
 	for i := range n {
 		p := &pusher{i: i, ticket: t.techs[t.devices[i].Tech].Tickets[0].ID, sent: map[string]bool{}, got: map[string]int{}}
-		l, err := dialLean(ctx, t.wsURL(), t.devices[i], func(f *syncer.Frame, _ time.Time) {
+		l, err := dialLean(ctx, t.wsURL(i), t.devices[i], func(f *syncer.Frame, _ time.Time) {
 			p.mu.Lock()
 			for _, c := range f.Changes {
 				if c.Entity == schema.EntTicketEvent && c.Op == syncer.OpUpsert {
@@ -275,14 +276,18 @@ func checkDelivered(ps []*pusher) error {
 	return nil
 }
 
-// checkNotesStored: on a spawned server, the database holds exactly total notes, each
-// remembered once as an applied mutation.
+// checkNotesStored: on a spawned server, the database (SQLite or PostgreSQL) holds exactly
+// total notes, each remembered once as an applied mutation.
 func checkNotesStored(ctx context.Context, t *target, res *Result, total int64) error {
 	if t.dir == "" {
 		res.Notes = append(res.Notes, "durability not checked in the database (--url): checked on the live streams only")
 		return nil
 	}
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.dir, schema.DBFile)+"?mode=ro&_busy_timeout=5000")
+	driver, dsn := "sqlite3", "file:"+filepath.Join(t.dir, schema.DBFile)+"?mode=ro&_busy_timeout=5000"
+	if t.db != "" {
+		driver, dsn = "pgx", t.db
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return err
 	}

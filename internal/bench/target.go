@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver: the run's database is created and dropped in the cluster
 	"golang.org/x/crypto/bcrypt"
 
 	"fieldsync/schema"
@@ -64,16 +67,22 @@ type device struct {
 	Token    string
 }
 
-// target is the server under measurement with the fixture's data in it.
+// target is the server under measurement with the fixture's data in it: one instance, or
+// several on one PostgreSQL database (Config.Instances).
 type target struct {
-	base      string // http://127.0.0.1:PORT
-	dir       string // data folder (spawned servers)
-	pid       int    // server process, for memory (0: unknown)
+	base  string   // instance 1 (http://127.0.0.1:PORT): the coordinators' HTTP API goes here
+	bases []string // every instance; bases[0] == base
+	// phones are the instances devices connect to: device i to bases[phones[i%len(phones)]].
+	// Every instance by default; fanout leaves instance 1 to the coordinators.
+	phones    []int
+	dir       string // data folder (spawned servers; blobs and keys on PostgreSQL)
+	db        string // the run's PostgreSQL database ("" on SQLite)
+	pids      []int  // server processes, for memory (none: unknown)
 	techs     []tech
 	devices   []device
 	coordUser string
 	coordPass string
-	stop      func() error
+	stops     []func() error // each instance's, in start order
 	cfg       *Config
 }
 
@@ -82,16 +91,64 @@ const (
 	benchPass      = "bench-pass-2026"
 )
 
-func (t *target) wsURL() string { return "ws" + strings.TrimPrefix(t.base, "http") + "/mobile/v1/sync" }
+// deviceBase is the instance device i talks to.
+func (t *target) deviceBase(i int) string { return t.bases[t.phones[i%len(t.phones)]] }
 
-// Close stops a spawned server and removes its data folder.
+func (t *target) wsURL(i int) string {
+	return "ws" + strings.TrimPrefix(t.deviceBase(i), "http") + "/mobile/v1/sync"
+}
+
+// phonesAvoidFirst sends the devices to instances 2..N when there are several, so that
+// what the coordinators do on instance 1 reaches them across instances.
+func (t *target) phonesAvoidFirst() {
+	if len(t.phones) > 1 && t.phones[0] == 0 {
+		t.phones = t.phones[1:]
+	}
+}
+
+// serverKB sums a memory field of /proc/PID/status (VmRSS, VmHWM) over the server's
+// processes.
+func (t *target) serverKB(field string) (int64, error) {
+	if len(t.pids) == 0 {
+		return 0, errors.New("the server's process id is unknown (--pid)")
+	}
+	var sum int64
+	for _, pid := range t.pids {
+		kb, err := procKB(pid, field)
+		if err != nil {
+			return 0, err
+		}
+		sum += kb
+	}
+	return sum, nil
+}
+
+// Close stops the instances, then removes the data folder and drops the run's database
+// (both kept with KeepDir).
 func (t *target) Close() error {
 	var err error
-	if t.stop != nil {
-		err = t.stop()
+	for i := len(t.stops) - 1; i >= 0; i-- {
+		if e := t.stops[i](); err == nil {
+			err = e
+		}
 	}
-	if t.dir != "" && !t.cfg.KeepDir {
+	t.stops = nil
+	if t.cfg.KeepDir {
+		if t.dir != "" {
+			t.cfg.logf("kept the data folder %s", t.dir)
+		}
+		if t.db != "" {
+			t.cfg.logf("kept the database %s", dbName(t.db))
+		}
+		return err
+	}
+	if t.dir != "" {
 		os.RemoveAll(t.dir)
+	}
+	if t.db != "" {
+		if e := dropDatabase(t.cfg.DB, dbName(t.db)); err == nil {
+			err = e
+		}
 	}
 	return err
 }
@@ -107,9 +164,12 @@ func setup(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
 	return spawn(ctx, cfg, fx)
 }
 
-// spawn seeds a fresh data folder in this process through the engine (the write path, in
-// batches), then serves it: as a child process running `fieldsync serve` (so its memory is
-// its own and it has its own file descriptors), or in this process with InProcess.
+// spawn seeds a fresh store in this process through the engine (the write path, in
+// batches), then serves it with Config.Instances instances: as child processes running
+// `fieldsync serve` (so their memory is their own and they have their own file
+// descriptors), or in this process with InProcess. The store is SQLite in a temporary data
+// folder, or with Config.DB a PostgreSQL database created for the run in that cluster;
+// the instances then share it and the data folder (blobs and keys).
 func spawn(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
 	dir, err := os.MkdirTemp("", "fieldsync-bench-")
 	if err != nil {
@@ -125,12 +185,20 @@ func spawn(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
 	start := time.Now()
 	quiet := slog.New(slog.DiscardHandler)
 	if cfg.StoreRecords > 0 {
-		if err := historyStore(ctx, cfg, dir); err != nil {
+		if err := historyStore(ctx, cfg, t); err != nil {
 			return nil, err
 		}
 		start = time.Now()
+	} else if cfg.DB != "" {
+		if t.db, err = createDatabase(ctx, cfg.DB, ""); err != nil {
+			return nil, err
+		}
 	}
-	srv, err := server.New(ctx, server.Config{DataDir: dir, AdminPassword: benchAdminPass, Log: quiet, Out: func(string) {}})
+	if t.db != "" {
+		cfg.logf("PostgreSQL database %s for this run", dbName(t.db))
+	}
+	scfg := server.Config{DataDir: dir, DB: t.db, AdminPassword: benchAdminPass, Log: quiet, Out: func(string) {}}
+	srv, err := server.New(ctx, scfg)
 	if err != nil {
 		return nil, err
 	}
@@ -139,64 +207,170 @@ func spawn(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
 		return nil, err
 	}
 	cfg.logf("seeded %d technicians, %d devices, %d tickets in %s", len(t.techs), len(t.devices), fx.techs*fx.ticketsPerTech, time.Since(start).Round(time.Millisecond))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		srv.Shutdown(context.Background())
-		return nil, err
+	n := max(cfg.Instances, 1)
+	lns := make([]net.Listener, n)
+	for i := range lns {
+		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			for _, ln := range lns[:i] {
+				ln.Close()
+			}
+			srv.Shutdown(context.Background())
+			return nil, err
+		}
+		t.bases = append(t.bases, "http://"+lns[i].Addr().String())
+		t.phones = append(t.phones, i)
 	}
-	t.base = "http://" + ln.Addr().String()
+	t.base = t.bases[0]
 	if cfg.InProcess {
-		go srv.App.Listener(ln)
-		t.pid = os.Getpid()
-		t.stop = func() error {
-			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return srv.Shutdown(c)
+		t.pids = []int{os.Getpid()}
+		for i, ln := range lns {
+			if i > 0 {
+				if srv, err = server.New(ctx, scfg); err != nil {
+					for _, ln := range lns[i:] {
+						ln.Close()
+					}
+					return nil, fmt.Errorf("instance %d: %w", i+1, err)
+				}
+			}
+			s := srv
+			go s.App.Listener(ln)
+			t.stops = append(t.stops, func() error {
+				c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return s.Shutdown(c)
+			})
 		}
 	} else {
-		addr := ln.Addr().String()
-		ln.Close()
+		for _, ln := range lns {
+			ln.Close()
+		}
 		if err := srv.Shutdown(context.Background()); err != nil {
 			return nil, err
 		}
-		bin := cfg.Binary
-		if bin == "" {
-			if bin, err = os.Executable(); err != nil {
+		for i := range n {
+			if err := t.serve(ctx, i); err != nil {
 				return nil, err
 			}
-		}
-		logf, err := os.Create(filepath.Join(dir, "server.log"))
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(bin, "serve", "--addr", addr, "--data", dir)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.Env = append(os.Environ(), "FIELDSYNC_DEMO=0")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return nil, fmt.Errorf("start %s serve: %w", bin, err)
-		}
-		t.pid = cmd.Process.Pid
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait(); logf.Close() }()
-		t.stop = func() error {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(20 * time.Second):
-				cmd.Process.Kill()
-				<-exited
-			}
-			return nil
-		}
-		if err := waitHealthy(ctx, t.base, exited); err != nil {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			return nil, fmt.Errorf("%w\nserver log:\n%s", err, tail(log, 2000))
 		}
 	}
 	ok = true
 	return t, nil
+}
+
+// serve starts instance i as a child process `fieldsync serve` on its address and waits
+// until it answers /healthz. Its log goes to server.log in the data folder (instance 1) or
+// server-N.log.
+func (t *target) serve(ctx context.Context, i int) error {
+	bin := t.cfg.Binary
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	logName := "server.log"
+	if i > 0 {
+		logName = fmt.Sprintf("server-%d.log", i+1)
+	}
+	logPath := filepath.Join(t.dir, logName)
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", "--addr", strings.TrimPrefix(t.bases[i], "http://"), "--data", t.dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// The store goes in the environment, not on the command line where ps shows it; set
+	// even when empty, so that a FIELDSYNC_DB of the caller's never reaches a SQLite run.
+	cmd.Env = append(os.Environ(), "FIELDSYNC_DEMO=0", "FIELDSYNC_DB="+t.db)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s serve: %w", bin, err)
+	}
+	t.pids = append(t.pids, cmd.Process.Pid)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); logf.Close() }()
+	t.stops = append(t.stops, func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		return nil
+	})
+	if err := waitHealthy(ctx, t.bases[i], exited); err != nil {
+		log, _ := os.ReadFile(logPath)
+		return fmt.Errorf("instance %d: %w\nserver log:\n%s", i+1, err, tail(log, 2000))
+	}
+	return nil
+}
+
+// createDatabase creates an empty database for a run in the cluster of clusterURL (as a
+// copy of template when given) and returns its URL: the cluster's URL naming the new
+// database.
+func createDatabase(ctx context.Context, clusterURL, template string) (string, error) {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return createNamedDatabase(ctx, clusterURL, "fieldsync_bench_"+hex.EncodeToString(b), template)
+}
+
+func createNamedDatabase(ctx context.Context, clusterURL, name, template string) (string, error) {
+	u, err := url.Parse(clusterURL)
+	if err != nil {
+		return "", fmt.Errorf("--db: %w", err)
+	}
+	admin, err := sql.Open("pgx", clusterURL)
+	if err != nil {
+		return "", fmt.Errorf("--db: %w", err)
+	}
+	defer admin.Close()
+	q := "CREATE DATABASE " + name
+	if template != "" {
+		q += " TEMPLATE " + template
+	}
+	if _, err := admin.ExecContext(ctx, q); err != nil {
+		return "", fmt.Errorf("--db: create the run's database %s in the cluster: %w", name, err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// dropDatabase drops a database of the cluster of clusterURL, if it exists, closing its
+// connections.
+func dropDatabase(clusterURL, name string) error {
+	admin, err := sql.Open("pgx", clusterURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop the run's database %s: %w", name, err)
+	}
+	return nil
+}
+
+// databaseExists reports whether the cluster of clusterURL holds a database of that name.
+func databaseExists(ctx context.Context, clusterURL, name string) bool {
+	admin, err := sql.Open("pgx", clusterURL)
+	if err != nil {
+		return false
+	}
+	defer admin.Close()
+	var one int
+	return admin.QueryRowContext(ctx, "SELECT 1 FROM pg_database WHERE datname = $1", name).Scan(&one) == nil
+}
+
+// dbName is the database a postgres:// URL names.
+func dbName(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(u.Path, "/")
 }
 
 func tail(b []byte, n int) string {
@@ -427,7 +601,11 @@ func ticketFields(cust, site, asset string, textBytes, i int) map[string]any {
 // go through POST /mobile/v1/auth/login, which the server limits to 10 a minute from one
 // address: runs with many devices belong to --spawn.
 func setupRemote(ctx context.Context, cfg *Config, fx fixture) (*target, error) {
-	t := &target{base: strings.TrimRight(cfg.URL, "/"), pid: cfg.PID, cfg: cfg}
+	t := &target{base: strings.TrimRight(cfg.URL, "/"), cfg: cfg}
+	t.bases, t.phones = []string{t.base}, []int{0}
+	if cfg.PID > 0 {
+		t.pids = []int{cfg.PID}
+	}
 	if cfg.AdminPassword == "" {
 		return nil, errors.New("--url needs the admin's password (--admin-password or FIELDSYNC_ADMIN_PASSWORD) to create the bench's accounts")
 	}
@@ -575,25 +753,48 @@ func (h *httpAPI) do(ctx context.Context, method, path, token, ifMatch string, b
 	return nil
 }
 
-// historyStore fills dir with a copy of a store already holding cfg.StoreRecords records of
-// other technicians: their closed tickets (each dispatched, then cancelled), and
-// the customers, sites and assets these reference. The store is seeded once through the
-// engine's write path into the temporary folder fieldsync-bench-store-N and copied for each
-// run; --keep keeps it for the next run, without it is removed after this one.
-func historyStore(ctx context.Context, cfg *Config, dir string) error {
+// historyStore gives the run (t.dir, and t.db on PostgreSQL) a copy of a store already
+// holding cfg.StoreRecords records of other technicians: their closed tickets (each
+// dispatched, then cancelled), and the customers, sites and assets these reference. The
+// store is seeded once through the engine's write path into the temporary folder
+// fieldsync-bench-store-N (on PostgreSQL: fieldsync-bench-store-N-pg and the database
+// fieldsync_bench_store_N of the --db cluster) and copied for each run (the database as a
+// template); --keep keeps it for the next run, without it is removed after this one.
+func historyStore(ctx context.Context, cfg *Config, t *target) error {
 	n := cfg.StoreRecords
-	base := filepath.Join(os.TempDir(), fmt.Sprintf("fieldsync-bench-store-%d", n))
+	name := fmt.Sprintf("fieldsync-bench-store-%d", n)
+	tmpl := fmt.Sprintf("fieldsync_bench_store_%d", n)
+	if cfg.DB != "" {
+		name += "-pg"
+	}
+	base := filepath.Join(os.TempDir(), name)
 	ready := filepath.Join(base, "seeded")
 	if !cfg.KeepDir {
 		defer os.RemoveAll(base)
+		if cfg.DB != "" {
+			defer dropDatabase(cfg.DB, tmpl)
+		}
 	}
-	if _, err := os.Stat(ready); err != nil {
+	_, err := os.Stat(ready)
+	if err == nil && cfg.DB != "" && !databaseExists(ctx, cfg.DB, tmpl) {
+		err = errors.New("the seeded database is gone")
+	}
+	if err != nil {
 		os.RemoveAll(base)
 		if err := os.MkdirAll(base, 0o700); err != nil {
 			return err
 		}
 		start := time.Now()
-		srv, err := server.New(ctx, server.Config{DataDir: base, AdminPassword: benchAdminPass, Log: slog.New(slog.DiscardHandler), Out: func(string) {}})
+		var dbURL string
+		if cfg.DB != "" {
+			if err := dropDatabase(cfg.DB, tmpl); err != nil {
+				return err
+			}
+			if dbURL, err = createNamedDatabase(ctx, cfg.DB, tmpl, ""); err != nil {
+				return err
+			}
+		}
+		srv, err := server.New(ctx, server.Config{DataDir: base, DB: dbURL, AdminPassword: benchAdminPass, Log: slog.New(slog.DiscardHandler), Out: func(string) {}})
 		if err != nil {
 			return err
 		}
@@ -610,19 +811,22 @@ func historyStore(ctx context.Context, cfg *Config, dir string) error {
 		cfg.logf("seeded a store of %d records of other technicians in %s (%s)", n, time.Since(start).Round(time.Second), base)
 	}
 	start := time.Now()
-	err := filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+	err = filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(base, p)
 		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o700)
+			return os.MkdirAll(filepath.Join(t.dir, rel), 0o700)
 		}
 		if rel == "seeded" {
 			return nil
 		}
-		return copyFile(p, filepath.Join(dir, rel))
+		return copyFile(p, filepath.Join(t.dir, rel))
 	})
+	if err == nil && cfg.DB != "" {
+		t.db, err = createDatabase(ctx, cfg.DB, tmpl)
+	}
 	cfg.logf("copied the store of %d records in %s", n, time.Since(start).Round(time.Millisecond))
 	return err
 }
