@@ -25,6 +25,8 @@ import (
 // FULL, one writer, batches of 500 rows a transaction, rows shaped like change-log entries),
 // and WebSocket echo round trips through the same stack (Fiber, the WebSocket upgrade of the sync endpoint,
 // gorilla clients, 64 connections, one frame in flight each, a 200-byte JSON text frame).
+// With Config.DB, also the same inserts into a database created for the run in that
+// PostgreSQL cluster (through pgx, one connection, synchronous_commit as the cluster has it).
 func baseline(ctx context.Context, cfg *Config, res *Result) error {
 	dur := defDur(cfg.Duration, 3*time.Second)
 	rows, err := sqliteBaseline(ctx, dur)
@@ -32,6 +34,12 @@ func baseline(ctx context.Context, cfg *Config, res *Result) error {
 		return err
 	}
 	res.set("sqlite_rows_per_s", rows)
+	if cfg.DB != "" {
+		if rows, err = postgresBaseline(ctx, cfg, dur); err != nil {
+			return err
+		}
+		res.set("postgres_rows_per_s", rows)
+	}
 	rts, err := wsBaseline(ctx, dur)
 	if err != nil {
 		return err
@@ -64,6 +72,39 @@ func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, error) {
 	if _, err := db.Exec(`CREATE INDEX t_id ON t (entity, id)`); err != nil {
 		return 0, err
 	}
+	return insertRows(ctx, db, dur, `INSERT INTO t(seq, entity, id, version, data) VALUES (?, 'ticket_event', ?, 1, ?)`)
+}
+
+// postgresBaseline is sqliteBaseline's inserts into a database created for the run in the
+// cluster of cfg.DB (dropped after it unless KeepDir).
+func postgresBaseline(ctx context.Context, cfg *Config, dur time.Duration) (float64, error) {
+	dbURL, err := createDatabase(ctx, cfg.DB, "")
+	if err != nil {
+		return 0, err
+	}
+	if cfg.KeepDir {
+		cfg.logf("keeping the database %s", dbName(dbURL))
+	} else {
+		defer dropDatabase(cfg.DB, dbName(dbURL))
+	}
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE t (seq bigint PRIMARY KEY, entity text NOT NULL, id text NOT NULL, version bigint NOT NULL, data json NOT NULL)`); err != nil {
+		return 0, err
+	}
+	if _, err := db.Exec(`CREATE INDEX t_id ON t (entity, id)`); err != nil {
+		return 0, err
+	}
+	return insertRows(ctx, db, dur, `INSERT INTO t(seq, entity, id, version, data) VALUES ($1, 'ticket_event', $2, 1, $3)`)
+}
+
+// insertRows inserts rows shaped like change-log entries into table t of db with insert,
+// 500 a transaction, for dur, checks they are all there and returns the rows a second.
+func insertRows(ctx context.Context, db *sql.DB, dur time.Duration, insert string) (float64, error) {
 	data := fmt.Sprintf(`{"ticket_id":"%s","kind":"note","note":"到场前电话确认 / called ahead, note 0-0","actor_id":"%s","at":"2026-01-01T00:00:00Z"}`, uuid.NewString(), uuid.NewString())
 	var n int64
 	start := time.Now()
@@ -72,7 +113,7 @@ func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		st, err := tx.Prepare(`INSERT INTO t(seq, entity, id, version, data) VALUES (?, 'ticket_event', ?, 1, ?)`)
+		st, err := tx.Prepare(insert)
 		if err != nil {
 			tx.Rollback()
 			return 0, err
@@ -94,7 +135,7 @@ func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, error) {
 		return 0, err
 	}
 	if got != n {
-		return 0, failf("sqlite baseline: %d rows stored, %d inserted", got, n)
+		return 0, failf("baseline: %d rows stored, %d inserted", got, n)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }

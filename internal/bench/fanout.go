@@ -107,7 +107,7 @@ func fanout(ctx context.Context, cfg *Config, res *Result) error {
 	}
 	cfg.logf("fanout: %d devices (%d technicians) connected; %d changes/s for %s", nDev, nTech, rate, dur)
 	if len(t.bases) > 1 {
-		cfg.logf("fanout: coordinators on instance 1, phones on instances 2 to %d", len(t.bases))
+		cfg.logf("fanout: coordinators on instance 1, phones on the other %d", len(t.bases)-1)
 	}
 
 	h := &httpAPI{base: t.base}
