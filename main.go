@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // profiles for --pprof
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -96,15 +98,46 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", envOr("FIELDSYNC_DATA", "./data"), "data folder (env FIELDSYNC_DATA)")
+// store is where a command finds the company: the data folder (--data: the SQLite
+// database, the seal key, the blobs) and the store (--db: "" for SQLite in the data folder,
+// or a postgres:// URL). Every command that opens the store takes both, through storeFlags.
+type store struct{ data, db *string }
+
+func storeFlags(fs *flag.FlagSet) store {
+	return store{
+		data: fs.String("data", envOr("FIELDSYNC_DATA", "./data"), "data folder: the SQLite database, seal key, blobs (env FIELDSYNC_DATA)"),
+		db:   fs.String("db", os.Getenv("FIELDSYNC_DB"), "the store: empty for SQLite in --data, or a postgres:// URL that several instances share (env FIELDSYNC_DB)"),
+	}
+}
+
+// postgres reports whether the store is PostgreSQL.
+func (s store) postgres() bool { return *s.db != "" }
+
+// open opens the store of an existing company for a command-line tool; it refuses a data
+// folder without a fieldsync database, or a PostgreSQL database without fieldsync's
+// tables, rather than create one.
+func (s store) open() (*schema.DB, error) {
+	return schema.OpenExistingStore(context.Background(), *s.data, *s.db)
+}
+
+// openEngine opens the existing company (see open) and its write path.
+func (s store) openEngine() (*schema.DB, *syncer.Engine, error) {
+	db, err := s.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := syncer.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, e, nil
 }
 
 func cmdServe(args []string) error {
 	fs := newFlags("serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert FILE --tls-key FILE] [--metrics HOST:PORT]")
 	addr := fs.String("addr", envOr("FIELDSYNC_ADDR", ":8080"), "listen address (env FIELDSYNC_ADDR)")
-	data := dataFlag(fs)
-	dbURL := fs.String("db", os.Getenv("FIELDSYNC_DB"), "the store: empty for SQLite in --data, or a postgres:// URL that several instances share (env FIELDSYNC_DB)")
+	st := storeFlags(fs)
 	demo := fs.Bool("demo", os.Getenv("FIELDSYNC_DEMO") == "1", "seed a demo company into an empty database (env FIELDSYNC_DEMO=1)")
 	pprofAddr := fs.String("pprof", os.Getenv("FIELDSYNC_PPROF"), "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty (env FIELDSYNC_PPROF)")
 	tlsCert := fs.String("tls-cert", os.Getenv("FIELDSYNC_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS and wss only; needs --tls-key (env FIELDSYNC_TLS_CERT)")
@@ -124,7 +157,7 @@ func cmdServe(args []string) error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, server.Config{Addr: *addr, DataDir: *data, DB: *dbURL, Demo: *demo, Log: log,
+	srv, err := server.New(ctx, server.Config{Addr: *addr, DataDir: *st.data, DB: *st.db, Demo: *demo, Log: log,
 		TLSCert: *tlsCert, TLSKey: *tlsKey, MetricsAddr: *metricsAddr, Out: func(s string) { fmt.Println(s) }})
 	if err != nil {
 		return err
@@ -136,7 +169,7 @@ func cmdServe(args []string) error {
 		return err
 	}
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Printf("fieldsync %s listening on %s, data in %s\n", Version, ln.Addr(), *data)
+	fmt.Printf("fieldsync %s listening on %s, data in %s\n", Version, ln.Addr(), *st.data)
 	select {
 	case err := <-errc:
 		srv.Shutdown(context.Background())
@@ -147,21 +180,6 @@ func cmdServe(args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-// openEngine opens the data folder of an existing company for a command-line tool; it
-// refuses a folder without a fieldsync database rather than create one.
-func openEngine(data string) (*schema.DB, *syncer.Engine, error) {
-	db, err := schema.OpenExisting(context.Background(), data)
-	if err != nil {
-		return nil, nil, err
-	}
-	e, err := syncer.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return db, e, nil
 }
 
 func readPassword(r io.Reader) (string, error) {
@@ -185,7 +203,7 @@ func cmdUser(args []string) error {
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlags("user "+sub, "user "+sub+" --data DIR ...")
-	data := dataFlag(fs)
+	st := storeFlags(fs)
 	username := fs.String("username", "", "the account's username")
 	var name, role *string
 	var probation, nonDedicated, fromStdin *bool
@@ -209,7 +227,7 @@ func cmdUser(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, e, err := openEngine(*data)
+	db, e, err := st.openEngine()
 	if err != nil {
 		return err
 	}
@@ -263,34 +281,66 @@ func cmdUser(args []string) error {
 }
 
 func cmdBackup(args []string) error {
-	fs := newFlags("backup", "backup --data DIR --out FILE")
-	data := dataFlag(fs)
+	fs := newFlags("backup", "backup --data DIR [--db URL] --out FILE")
+	st := storeFlags(fs)
 	out := fs.String("out", "", "the backup file to write (must not exist)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out == "" {
+	if *out == "" && !st.postgres() {
 		return errors.New("--out is required")
 	}
-	db, err := schema.OpenExisting(context.Background(), *data)
+	db, err := st.open()
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if db.Postgres {
+		return pgDumpAdvice(*st.db, *out, *st.data)
+	}
 	if err := db.Backup(context.Background(), *out); err != nil {
 		return err
 	}
-	fmt.Printf("backup written to %s and verified (integrity_check ok); keep %s/%s with it\n", *out, *data, schema.SealKeyFile)
+	fmt.Printf("backup written to %s and verified (integrity_check ok); keep %s/%s with it\n", *out, *st.data, schema.SealKeyFile)
 	return nil
 }
 
+// pgDumpAdvice is backup's answer on PostgreSQL: the database is backed up with
+// PostgreSQL's own tool, pg_dump, whose version must match the server's; fieldsync does
+// not run it for the operator. The message gives the command line (the URL without its
+// password: pg_dump takes that from PGPASSWORD, ~/.pgpass or its prompt).
+func pgDumpAdvice(dbURL, out, data string) error {
+	if out == "" {
+		out = "FILE.dump"
+	}
+	u, err := url.Parse(dbURL)
+	if err == nil && u.User != nil {
+		u.User = url.User(u.User.Username())
+		dbURL = u.String()
+	}
+	return fmt.Errorf(`the store is PostgreSQL (--db): back it up with PostgreSQL's pg_dump, of the same major version as the server, e.g.
+  pg_dump --format=custom --file %s '%s'
+(the password from PGPASSWORD, ~/.pgpass or the prompt); restore with
+  pg_restore --dbname 'URL of an empty database' %s
+and keep %s and %s (the data folder's seal key and blobs) with it; docs/operations.md, "Backup and restore"`,
+		shellQuote(out), dbURL, shellQuote(out), filepath.Join(data, schema.SealKeyFile), filepath.Join(data, "blobs"))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func cmdMigrate(args []string) error {
-	fs := newFlags("migrate", "migrate --data DIR")
-	data := dataFlag(fs)
+	fs := newFlags("migrate", "migrate --data DIR [--db URL]")
+	st := storeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, err := schema.Open(context.Background(), *data)
+	db, err := schema.OpenStore(context.Background(), *st.data, *st.db)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func cmdPDF(args []string) error {
 		return fmt.Errorf("unknown document %q: form, sheet or blank", kind)
 	}
 	fs := newFlags("pdf "+kind, synopsis)
-	data := dataFlag(fs)
+	st := storeFlags(fs)
 	out := fs.String("o", "", "the PDF file to write")
 	lang := fs.String("lang", "", "labels: zh, en or both (default: the pdf_lang setting)")
 	baseURL := fs.String("base-url", os.Getenv("FIELDSYNC_BASE_URL"), "the server's public URL, for the verify link in a sheet's QR code (env FIELDSYNC_BASE_URL; default: the public_url setting)")
@@ -55,7 +55,7 @@ func cmdPDF(args []string) error {
 	if *out == "" {
 		return errors.New("-o FILE is required")
 	}
-	db, e, err := openEngine(*data)
+	db, e, err := st.openEngine()
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func cmdPDF(args []string) error {
 	case "blank":
 		pdf, _, err = mobileapi.BlankFormPDF(e, l)
 	case "sheet":
-		blobs, berr := syncer.OpenBlobStore(filepath.Join(*data, "blobs"), e.Settings().Int("blob_max_bytes"))
+		blobs, berr := syncer.OpenBlobStore(filepath.Join(*st.data, "blobs"), e.Settings().Int("blob_max_bytes"))
 		if berr != nil {
 			return berr
 		}

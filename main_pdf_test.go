@@ -12,18 +12,21 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 	"fieldsync/server"
 	syncer "fieldsync/sync"
 )
 
 // demoData seeds the demo company into a fresh data folder, stops the server, and returns
-// the folder and the number of a demo ticket.
+// the folder and the number of a demo ticket. FIELDSYNC_DB names its store for the
+// commands the test runs in its own process.
 func demoData(t *testing.T) (dir, number string) {
 	t.Helper()
 	dir = t.TempDir()
+	t.Setenv("FIELDSYNC_DB", testpg.For(t, dir))
 	ctx := context.Background()
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Demo: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
+	srv, err := server.New(ctx, server.Config{DataDir: dir, DB: testpg.For(t, dir), Demo: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,7 @@ func TestCmdPDFErrors(t *testing.T) {
 		{"no such ticket", []string{"form", "SR-000000-0000", "--data", data, "-o", out}, "SR-000000-0000"},
 		{"no such sheet", []string{"sheet", "nope", "--data", data, "-o", out}, "nope"},
 		{"bad lang", []string{"blank", "--data", data, "-o", out, "--lang", "fr"}, "lang"},
-		{"no database", []string{"blank", "--data", missing, "-o", out}, "no fieldsync database"},
+		{"no database", []string{"blank", "--data", missing, "--db", testpg.For(t, missing), "-o", out}, "no fieldsync database"},
 		{"stray argument", []string{"blank", "--data", data, "-o", out, "extra"}, `"extra"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -128,7 +131,8 @@ func TestCmdPDFErrors(t *testing.T) {
 
 func TestCmdPDFSheet(t *testing.T) {
 	data, _ := demoData(t)
-	db, e, err := openEngine(data)
+	dbURL := testpg.For(t, data)
+	db, e, err := store{&data, &dbURL}.openEngine()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func cmdReport(args []string) error {
 	}
 	month, args := args[0], args[1:]
 	fs := newFlags("report month", synopsis)
-	data := dataFlag(fs)
+	company := storeFlags(fs)
 	out := fs.String("o", "", "output file, .pdf, .csv or .xlsx")
 	lang := fs.String("lang", "", "labels: zh, en or both (default: the pdf_lang setting)")
 	if err := fs.Parse(args); err != nil {
@@ -54,7 +54,7 @@ func cmdReport(args []string) error {
 	if *out == "" || (ext != ".pdf" && ext != ".csv" && ext != ".xlsx") {
 		return fmt.Errorf("-o FILE.pdf, FILE.csv or FILE.xlsx is required (got %q)", *out)
 	}
-	db, e, err := openEngine(*data)
+	db, e, err := company.openEngine()
 	if err != nil {
 		return err
 	}

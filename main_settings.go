@@ -19,7 +19,7 @@ func cmdSettings(args []string) error {
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlags("settings "+sub, "settings list --data DIR | settings set --data DIR KEY VALUE")
-	data := dataFlag(fs)
+	st := storeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,7 +30,7 @@ func cmdSettings(args []string) error {
 	if sub == "list" && len(rest) != 0 {
 		return fmt.Errorf("settings list takes no arguments (got %q)", strings.Join(rest, " "))
 	}
-	db, e, err := openEngine(*data)
+	db, e, err := st.openEngine()
 	if err != nil {
 		return err
 	}

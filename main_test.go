@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 )
 
@@ -36,10 +39,25 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// storeEnv is the environment of a child fieldsync: FIELDSYNC_DB names the store that goes
+// with the --data folder among args (testpg.For: SQLite in it, or that folder's
+// PostgreSQL database when FIELDSYNC_TEST_PG is set), so that the same tests run on both.
+func storeEnv(t *testing.T, args []string) []string {
+	t.Helper()
+	db := ""
+	for i, a := range args {
+		if a == "--data" && i+1 < len(args) {
+			db = testpg.For(t, args[i+1])
+		}
+	}
+	return append(os.Environ(), "FIELDSYNC_DB="+db)
+}
+
 // run runs the binary with stdin and returns its output and exit code.
 func run(t *testing.T, stdin string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
+	cmd.Env = storeEnv(t, args)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	code := 0
@@ -145,6 +163,7 @@ func serve(t *testing.T, data string, extra ...string) (*exec.Cmd, string, *sync
 	t.Helper()
 	addr := freePort(t)
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--data", data}, extra...)...)
+	cmd.Env = storeEnv(t, cmd.Args)
 	out := &syncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = &bytes.Buffer{}
@@ -193,8 +212,10 @@ func TestServePrintsAdminPasswordOnceAndShutsDownGracefully(t *testing.T) {
 	case <-time.After(25 * time.Second):
 		t.Fatal("no exit 25 s after SIGTERM")
 	}
-	if err := schema.IntegrityCheck(context.Background(), filepath.Join(data, schema.DBFile)); err != nil {
-		t.Error(err)
+	if !testpg.On() {
+		if err := schema.IntegrityCheck(context.Background(), filepath.Join(data, schema.DBFile)); err != nil {
+			t.Error(err)
+		}
 	}
 	// A second start creates no new admin and prints no password.
 	_, _, out2 := serve(t, data)
@@ -204,6 +225,9 @@ func TestServePrintsAdminPasswordOnceAndShutsDownGracefully(t *testing.T) {
 }
 
 func TestBackupWhileServing(t *testing.T) {
+	if testpg.On() {
+		t.Skip("backup copies the SQLite database; on PostgreSQL it names pg_dump (TestBackupOnPostgresNamesPgDump)")
+	}
 	data := t.TempDir()
 	_, base, _ := serve(t, data, "--demo")
 	body, _ := json.Marshal(map[string]string{"username": "coord", "password": "demo-pass-2026"})
@@ -298,11 +322,21 @@ func TestCommandsRefuseAFolderWithoutADatabase(t *testing.T) {
 				}
 				before := listDir(data)
 				got, code := run(t, c.stdin, append(c.args, "--data", data)...)
-				if code == 0 || !strings.Contains(got, "no fieldsync database") || !strings.Contains(got, data) {
-					t.Errorf("%s folder: exit %d, %s; want a refusal naming the folder", kind, code, got)
+				// On PostgreSQL the store is the folder's fresh, empty database.
+				where := data
+				if db := testpg.For(t, data); db != "" {
+					where = schema.RedactURL(db)
+				}
+				if code == 0 || !strings.Contains(got, "no fieldsync database") || !strings.Contains(got, where) {
+					t.Errorf("%s folder: exit %d, %s; want a refusal naming %s", kind, code, got, where)
 				}
 				if after := listDir(data); after != before {
 					t.Errorf("%s folder changed: %q → %q", kind, before, after)
+				}
+				if db := testpg.For(t, data); db != "" {
+					if n := pgTables(t, db); n != 0 {
+						t.Errorf("%s: the empty PostgreSQL database now holds %d tables", kind, n)
+					}
 				}
 				for _, ext := range []string{".db", ".pdf", ".csv"} {
 					if _, err := os.Stat(out + ext); err == nil {
@@ -329,7 +363,61 @@ func listDir(dir string) string {
 	return b.String()
 }
 
+// pgTables counts the tables in the PostgreSQL database at url.
+func pgTables(t *testing.T, url string) int {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBackupOnPostgresNamesPgDump: on PostgreSQL, backup answers with the pg_dump command
+// line (the URL without its password) and the data folder's files to keep, exits non-zero,
+// and writes nothing.
+func TestBackupOnPostgresNamesPgDump(t *testing.T) {
+	if !testpg.On() {
+		t.Skip("needs FIELDSYNC_TEST_PG")
+	}
+	data := t.TempDir()
+	if out, code := run(t, "", "migrate", "--data", data); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	u, err := url.Parse(testpg.For(t, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "pw-never-shown")
+	backup := filepath.Join(t.TempDir(), "copy.dump")
+	cmd := exec.Command(binary, "backup", "--data", data, "--db", u.String(), "--out", backup)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("backup on PostgreSQL succeeded: %s", out)
+	}
+	u.User = url.User(u.User.Username())
+	for _, want := range []string{"pg_dump --format=custom --file " + backup, u.String(), "pg_restore", filepath.Join(data, schema.SealKeyFile), filepath.Join(data, "blobs")} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("backup on PostgreSQL: %s\nwant %q in it", out, want)
+		}
+	}
+	if strings.Contains(string(out), "pw-never-shown") {
+		t.Errorf("the message shows the password: %s", out)
+	}
+	if _, err := os.Stat(backup); err == nil {
+		t.Error("backup on PostgreSQL wrote a file")
+	}
+}
+
 func TestBackupIsPrivate(t *testing.T) {
+	if testpg.On() {
+		t.Skip("backup copies the SQLite database; on PostgreSQL it names pg_dump (TestBackupOnPostgresNamesPgDump)")
+	}
 	data := t.TempDir()
 	if out, code := run(t, "", "migrate", "--data", data); code != 0 {
 		t.Fatalf("migrate: %d %s", code, out)
@@ -352,7 +440,7 @@ func TestServeRefusesNewerDatabase(t *testing.T) {
 	if out, code := run(t, "", "migrate", "--data", data); code != 0 || !strings.Contains(out, "schema version") {
 		t.Fatalf("migrate: %d %s", code, out)
 	}
-	db, err := schema.Open(context.Background(), data)
+	db, err := schema.OpenStore(context.Background(), data, testpg.For(t, data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,11 +461,19 @@ func TestBadStoredSettingAndSettingsCommand(t *testing.T) {
 	cmd, _, _ := serve(t, data) // stores every setting with its default
 	cmd.Process.Kill()
 	cmd.Wait()
-	db, err := schema.Open(context.Background(), data)
+	db, err := schema.OpenStore(context.Background(), data, testpg.For(t, data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.W.Exec(`UPDATE records SET data = json_set(data, '$.value', 0) WHERE entity = 'setting' AND id = 'blob_max_bytes'`); err != nil {
+	var doc string
+	if err := db.R.QueryRow(`SELECT data FROM records WHERE entity = 'setting' AND id = 'blob_max_bytes'`).Scan(&doc); err != nil {
+		t.Fatal(err)
+	}
+	var setting map[string]any
+	json.Unmarshal([]byte(doc), &setting)
+	setting["value"] = 0
+	b, _ := json.Marshal(setting)
+	if _, err := db.W.Exec(`UPDATE records SET data = ? WHERE entity = 'setting' AND id = 'blob_max_bytes'`, string(b)); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -174,6 +174,36 @@ func OpenExisting(ctx context.Context, dataDir string) (*DB, error) {
 	return Open(ctx, dataDir)
 }
 
+// OpenExistingStore is OpenExisting for the store a --db value names: "" for SQLite in
+// dataDir, or a postgres:// URL, which it refuses, creating nothing, when the database
+// holds no fieldsync tables (a mistyped URL, or a database no fieldsync server ran on).
+func OpenExistingStore(ctx context.Context, dataDir, dbURL string) (*DB, error) {
+	if dbURL == "" {
+		return OpenExisting(ctx, dataDir)
+	}
+	if !IsPostgresURL(dbURL) {
+		return nil, fmt.Errorf("--db %q: give a postgres:// URL, or nothing for SQLite in --data", redactURL(dbURL))
+	}
+	probe, err := openPostgres(dbURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	err = probe.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`).Scan(&n)
+	probe.Close()
+	if err != nil {
+		return nil, fmt.Errorf("--db %s: %w", redactURL(dbURL), err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("no fieldsync database at --db %s (it holds no fieldsync tables): check --db; `fieldsync serve --db` or `fieldsync migrate --db` creates them", redactURL(dbURL))
+	}
+	return OpenStore(ctx, dataDir, dbURL)
+}
+
+// RedactURL is a database URL with its password hidden, for messages.
+func RedactURL(u string) string { return redactURL(u) }
+
 // Close closes both pools.
 func (db *DB) Close() error {
 	err1 := db.R.Close()

@@ -714,9 +714,7 @@ func (e *Engine) RecordHello(ctx context.Context, device string, f *Frame) error
 	})
 }
 
-func isUnique(err error) bool {
-	return sqliteCode(err) == sqliteConstraintUnique
-}
+func isUnique(err error) bool { return schema.IsUniqueViolation(err) }
 
 // PutSettings sets settings (key → JSON value) in one transaction: every value is checked,
 // and one bad value changes nothing.
