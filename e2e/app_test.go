@@ -916,7 +916,7 @@ func TestFieldAppServerKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &crashServer{t: t, bin: crashBuild(t), dir: e.dir, addr: crashFreeAddr(t), log: logf}
+	s := &crashServer{t: t, bin: crashBuild(t), dir: e.dir, db: e.db, addr: crashFreeAddr(t), log: logf}
 	s.start()
 	t.Cleanup(s.stop)
 	px := newProxy(t, func() string { return s.addr })

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 	"fieldsync/sync/client"
 )
@@ -28,6 +28,7 @@ type crashServer struct {
 	t    *testing.T
 	bin  string
 	dir  string
+	db   string // --db: "" for SQLite in dir, or a PostgreSQL URL
 	addr string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -48,7 +49,7 @@ func crashBuild(t *testing.T) string {
 
 func (s *crashServer) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "serve", "--addr", s.addr, "--data", s.dir)
+	s.cmd = exec.Command(s.bin, "serve", "--addr", s.addr, "--data", s.dir, "--db", s.db)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.Env = append(os.Environ(), "FIELDSYNC_DEMO=0")
 	if err := s.cmd.Start(); err != nil {
@@ -160,9 +161,10 @@ func TestCrashSafety(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20261126, 9))
 	bin := crashBuild(t)
 	dir := t.TempDir()
+	dbURL := testpg.For(t, dir)
 	const pass = "crash-pass-2026"
 	techs := []string{"crash-tech-1", "crash-tech-2", "crash-tech-3"}
-	if out, err := exec.Command(bin, "migrate", "--data", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "migrate", "--data", dir, "--db", dbURL).CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	for _, u := range append([]string{"crash-coord"}, techs...) {
@@ -170,7 +172,7 @@ func TestCrashSafety(t *testing.T) {
 		if u == "crash-coord" {
 			role = "coordinator"
 		}
-		cmd := exec.Command(bin, "user", "add", "--data", dir, "--username", u, "--name", u, "--role", role, "--password-stdin")
+		cmd := exec.Command(bin, "user", "add", "--data", dir, "--db", dbURL, "--username", u, "--name", u, "--role", role, "--password-stdin")
 		cmd.Stdin = strings.NewReader(pass + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("user add %s: %v\n%s", u, err, out)
@@ -181,7 +183,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	srv := &crashServer{t: t, bin: bin, dir: dir, addr: crashFreeAddr(t), log: logf}
+	srv := &crashServer{t: t, bin: bin, dir: dir, db: dbURL, addr: crashFreeAddr(t), log: logf}
 	srv.start()
 	defer func() {
 		if srv.cmd.ProcessState == nil {
@@ -257,8 +259,10 @@ func TestCrashSafety(t *testing.T) {
 	for cycle := range cycles {
 		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
 		srv.kill()
-		if err := schema.IntegrityCheck(context.Background(), dbPath); err != nil {
-			t.Fatalf("cycle %d: integrity check after kill -9: %v", cycle, err)
+		if dbURL == "" { // PostgreSQL's own crash safety is not fieldsync's to prove
+			if err := schema.IntegrityCheck(context.Background(), dbPath); err != nil {
+				t.Fatalf("cycle %d: integrity check after kill -9: %v", cycle, err)
+			}
 		}
 		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond)
 		srv.start()
@@ -315,17 +319,19 @@ func TestCrashSafety(t *testing.T) {
 		p.c.Close()
 	}
 	srv.stop()
-	if err := schema.IntegrityCheck(context.Background(), dbPath); err != nil {
-		t.Fatalf("integrity check at the end: %v", err)
+	if dbURL == "" {
+		if err := schema.IntegrityCheck(context.Background(), dbPath); err != nil {
+			t.Fatalf("integrity check at the end: %v", err)
+		}
 	}
-	db, err := sql.Open("sqlite3", "file:"+dbPath+"?mode=ro")
+	db, err := schema.OpenExistingStore(context.Background(), dir, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	count := func(q string, args ...any) int {
 		var n int
-		if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		if err := db.R.QueryRow(q, args...).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -30,6 +30,7 @@ import (
 type env struct {
 	t    *testing.T
 	dir  string
+	db   string // the store: "" for SQLite in dir, or a PostgreSQL URL (testpg)
 	addr string // host:port, kept across restarts so clients reconnect to it
 	srv  *server.Server
 	base string
@@ -53,7 +54,14 @@ func newEnv(t *testing.T) *env {
 // newEnvAt is newEnv with the server's clock (nil for the real one).
 func newEnvAt(t *testing.T, now func() time.Time) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), addr: "127.0.0.1:0", now: now}
+	dir := t.TempDir()
+	return newEnvOn(t, now, dir, testpg.For(t, dir))
+}
+
+// newEnvOn is newEnvAt on a given data folder and store.
+func newEnvOn(t *testing.T, now func() time.Time, dir, db string) *env {
+	t.Helper()
+	e := &env{t: t, dir: dir, db: db, addr: "127.0.0.1:0", now: now}
 	e.boot()
 	t.Cleanup(e.stop)
 	e.coord = e.login("coord")
@@ -85,7 +93,7 @@ func newEnvAt(t *testing.T, now func() time.Time) *env {
 // boot opens the server on e.dir and serves it on e.addr (a fresh port the first time).
 func (e *env) boot() {
 	e.t.Helper()
-	srv, err := server.New(context.Background(), server.Config{DataDir: e.dir, DB: testpg.For(e.t, e.dir), Demo: true, AdminPassword: "admin-pass-1", Now: e.now,
+	srv, err := server.New(context.Background(), server.Config{DataDir: e.dir, DB: e.db, Demo: true, AdminPassword: "admin-pass-1", Now: e.now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		e.t.Fatal(err)

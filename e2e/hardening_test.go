@@ -24,7 +24,7 @@ import (
 // a running server: its own connections, its own engine, its own hub.
 func (e *env) cliEngine() *syncer.Engine {
 	e.t.Helper()
-	db, err := schema.Open(context.Background(), e.dir)
+	db, err := schema.OpenExistingStore(context.Background(), e.dir, e.db)
 	if err != nil {
 		e.t.Fatal(err)
 	}
