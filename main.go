@@ -37,7 +37,7 @@ type command struct {
 // extraCommands in their init functions.
 func allCommands() []command {
 	base := []command{
-		{"serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert F --tls-key F] [--metrics HOST:PORT]   run the server", cmdServe},
+		{"serve", "serve [--addr HOST:PORT] [--data DIR] [--db URL] [--demo] [--tls-cert F --tls-key F] [--metrics HOST:PORT]   run the server", cmdServe},
 		{"user", "user add|passwd|list|disable ...                 manage accounts", cmdUser},
 		{"backup", "backup --data DIR --out FILE                     consistent copy of the live database", cmdBackup},
 		{"migrate", "migrate --data DIR                               bring the database to this version", cmdMigrate},
@@ -135,7 +135,7 @@ func (s store) openEngine() (*schema.DB, *syncer.Engine, error) {
 }
 
 func cmdServe(args []string) error {
-	fs := newFlags("serve", "serve [--addr HOST:PORT] [--data DIR] [--demo] [--tls-cert FILE --tls-key FILE] [--metrics HOST:PORT]")
+	fs := newFlags("serve", "serve [--addr HOST:PORT] [--data DIR] [--db URL] [--demo] [--tls-cert FILE --tls-key FILE] [--metrics HOST:PORT]")
 	addr := fs.String("addr", envOr("FIELDSYNC_ADDR", ":8080"), "listen address (env FIELDSYNC_ADDR)")
 	st := storeFlags(fs)
 	demo := fs.Bool("demo", os.Getenv("FIELDSYNC_DEMO") == "1", "seed a demo company into an empty database (env FIELDSYNC_DEMO=1)")
