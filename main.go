@@ -319,11 +319,11 @@ func pgDumpAdvice(dbURL, out, data string) error {
 		dbURL = u.String()
 	}
 	return fmt.Errorf(`the store is PostgreSQL (--db): back it up with PostgreSQL's pg_dump, of the same major version as the server, e.g.
-  pg_dump --format=custom --file %s '%s'
+  pg_dump --format=custom --file %s %s
 (the password from PGPASSWORD, ~/.pgpass or the prompt); restore with
   pg_restore --dbname 'URL of an empty database' %s
 and keep %s and %s (the data folder's seal key and blobs) with it; docs/operations.md, "Backup and restore"`,
-		shellQuote(out), dbURL, shellQuote(out), filepath.Join(data, schema.SealKeyFile), filepath.Join(data, "blobs"))
+		shellQuote(out), shellQuote(dbURL), shellQuote(out), filepath.Join(data, schema.SealKeyFile), filepath.Join(data, "blobs"))
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.
