@@ -78,7 +78,7 @@ func (b *balancer) cut() {
 // secondInstance starts another server on e's database, on its own port.
 func (e *env) secondInstance() *env {
 	e.t.Helper()
-	b := &env{t: e.t, dir: e.dir, addr: "127.0.0.1:0", coord: e.coord, users: e.users, cust: e.cust, site: e.site, asset: e.asset}
+	b := &env{t: e.t, dir: e.dir, db: e.db, addr: "127.0.0.1:0", coord: e.coord, users: e.users, cust: e.cust, site: e.site, asset: e.asset}
 	b.boot()
 	e.t.Cleanup(b.stop)
 	return b
