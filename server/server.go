@@ -158,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	bgCtx, stopBg := context.WithCancel(context.Background())
 	s.stopBg = stopBg
 	s.alerting(bgCtx, wake)
+	eng.Listen()
 	return s, nil
 }
 

@@ -56,10 +56,11 @@ type Engine struct {
 	// ticket written drops its entry, and a rollback or another process's write drops all.
 	ticketHolders map[string][]string
 	// instance names this engine in its commit notifications (PostgreSQL; listen.go).
-	instance string
-	closed   chan struct{}
-	wg       gosync.WaitGroup
-	once     gosync.Once
+	instance   string
+	listenOnce gosync.Once
+	closed     chan struct{}
+	wg         gosync.WaitGroup
+	once       gosync.Once
 }
 
 // Options says how a batch of mutations is judged.
@@ -114,10 +115,22 @@ func New(db *schema.DB, log *slog.Logger) (*Engine, error) {
 	go e.writer()
 	if db.Postgres {
 		e.instance = newInstanceID()
-		e.wg.Add(1)
-		go e.listen()
 	}
 	return e, nil
+}
+
+// Listen starts receiving the other instances' commits on PostgreSQL (listen.go), for an
+// engine that serves live connections; on SQLite it does nothing. Call it once the
+// engine's fields (Now, Blobs, …) are set: the listener reloads settings and wakes feeds
+// from its own goroutine.
+func (e *Engine) Listen() {
+	if !e.db.Postgres {
+		return
+	}
+	e.listenOnce.Do(func() {
+		e.wg.Add(1)
+		go e.listen()
+	})
 }
 
 // DB returns the store.

@@ -37,6 +37,7 @@ func instances(t *testing.T, n int) []*syncer.Engine {
 		if err != nil {
 			t.Fatal(err)
 		}
+		e.Listen()
 		t.Cleanup(func() { e.Close(); db.Close() })
 		out = append(out, e)
 	}

@@ -69,7 +69,7 @@ func (e *Engine) listen() {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-e.closed; cancel() }()
 	for ctx.Err() == nil {
-		err := e.listenOnce(ctx)
+		err := e.listenConn(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -82,7 +82,7 @@ func (e *Engine) listen() {
 	}
 }
 
-func (e *Engine) listenOnce(ctx context.Context) error {
+func (e *Engine) listenConn(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, e.db.URL)
 	if err != nil {
 		return err
