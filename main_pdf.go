@@ -73,10 +73,11 @@ func cmdPDF(args []string) error {
 	case "blank":
 		pdf, _, err = mobileapi.BlankFormPDF(e, l)
 	case "sheet":
-		blobs, berr := syncer.OpenBlobStore(filepath.Join(*st.data, "blobs"), e.Settings().Int("blob_max_bytes"))
+		blobs, berr := syncer.OpenBlobStoreIn(db, filepath.Join(*st.data, "blobs"), e.Settings().Int("blob_max_bytes"))
 		if berr != nil {
 			return berr
 		}
+		defer blobs.Close()
 		e.Blobs = blobs
 		if *baseURL == "" {
 			*baseURL = e.Settings().String("public_url")

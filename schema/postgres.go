@@ -169,3 +169,19 @@ func IsUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
+
+// Pool opens another pool of at most maxConns read-write connections on the PostgreSQL
+// database of db, taking statements in fieldsync's dialect (the blob store's, whose uploads
+// must not queue behind the engine's single writer). The caller closes it.
+func (db *DB) Pool(maxConns int) (*sql.DB, error) {
+	if !db.Postgres {
+		return nil, errors.New("a pool of connections is for PostgreSQL only")
+	}
+	p, err := openPostgres(db.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.SetMaxOpenConns(maxConns)
+	p.SetMaxIdleConns(maxConns)
+	return p, nil
+}

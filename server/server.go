@@ -113,11 +113,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	blobs, err := syncer.OpenBlobStore(filepath.Join(cfg.DataDir, "blobs"), eng.Settings().Int("blob_max_bytes"))
+	blobs, err := syncer.OpenBlobStoreIn(db, filepath.Join(cfg.DataDir, "blobs"), eng.Settings().Int("blob_max_bytes"))
 	if err != nil {
 		return fail(err)
 	}
 	eng.Blobs = blobs
+	fail = func(err error) (*Server, error) {
+		blobs.Close()
+		eng.Close()
+		db.Close()
+		return nil, err
+	}
 	sealer, err := schema.LoadSealKey(cfg.DataDir)
 	if err != nil {
 		return fail(err)
@@ -216,6 +222,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.bg.Wait()
 	s.metrics.close(ctx)
 	s.Engine.Close()
+	s.Engine.Blobs.Close()
 	if cerr := s.DB.Close(); err == nil {
 		err = cerr
 	}

@@ -11,9 +11,6 @@ import (
 	"image/png"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -28,19 +25,22 @@ import (
 // (WebP's "RIFF....WEBP" is the longest).
 const blobSniffLen = 12
 
-// BlobStore keeps the files phones upload (signatures, stamp photos, photos) on disk, named
-// by the lower-case hex SHA-256 of their content, so identical content is stored once and a
-// mutation can name a blob before the server holds it.
+// BlobStore keeps the files phones upload (signatures, stamp photos, photos) and the office's
+// paper scans, named by the lower-case hex SHA-256 of their content, so identical content is
+// stored once and a mutation can name a blob before the server holds it. Where the bytes live
+// is its backend's business: files in the data folder on SQLite (blobFiles), rows of the
+// database on PostgreSQL (blobRows), so that every instance reaches them. The rules below are
+// the same for both.
 //
-// Uploads are resumable: a partial upload lives in partial/<sum> with its declared length and
-// the device that began it in partial/<sum>.len, both surviving a restart. A device may hold
-// at most PartialUploadsPerDevice times the size limit in unfinished uploads, and
-// SweepPartial deletes those left untouched for PartialUploadMaxAge, so no device can fill
-// the disk with uploads it never finishes. Only content whose hash and type were checked
-// is renamed to <dir>/<sum>, so a crash never leaves a half file under a final name. One
-// process owns the directory; within it, Appends for the same sum are serialised.
+// Uploads are resumable: a partial upload keeps its bytes, its declared length and the device
+// that began it, all surviving a restart. A device may hold at most PartialUploadsPerDevice
+// times the size limit in unfinished uploads, and SweepPartial deletes those left untouched
+// for PartialUploadMaxAge, so no device can fill the store with uploads it never finishes.
+// Only content whose hash and type were checked becomes whole, so a crash never leaves half a
+// blob served. Appends for the same sum are serialised within the process and, on
+// PostgreSQL, across instances.
 type BlobStore struct {
-	dir      string
+	b        blobBackend
 	maxBytes atomic.Int64
 	hashed   atomic.Int64 // bytes read by Rehash
 	stored   atomic.Int64 // bytes of blobs completed since the store was opened (for metrics)
@@ -49,6 +49,52 @@ type BlobStore struct {
 	quota  gosync.Mutex         // serialises the quota check and start of new uploads
 	locks  map[string]*blobLock // one per sum being appended to
 	hashes map[string]blobStamp // Rehash's results, by sum
+}
+
+// blobBackend is where a BlobStore keeps bytes. Missing blobs are reported as
+// fs.ErrNotExist.
+type blobBackend interface {
+	// stat returns (true, size) for a whole blob, (false, bytes held) for a partial upload,
+	// (false, 0) for nothing. It takes no lock.
+	stat(sum string) (whole bool, n int64, err error)
+	// begin starts a change to sum, under a lock that excludes other changes to sum
+	// (across instances where there are several); close ends it.
+	begin(sum string) (blobChange, error)
+	// open opens a whole blob for reading, with its size.
+	open(sum string) (io.ReadSeekCloser, int64, error)
+	// stamp returns a value that changes whenever the content of the whole blob sum does.
+	stamp(sum string) (string, error)
+	// unfinished lists the sums of the partial uploads.
+	unfinished() ([]string, error)
+	close() error
+}
+
+// blobChange is one change to one sum, begun by blobBackend.begin. Its operations act on the
+// partial upload of the sum.
+type blobChange interface {
+	// held is stat under the change's lock.
+	held() (whole bool, n int64, err error)
+	// length returns the declared length and owner, and false when none is stored.
+	length() (declared int64, owner string, known bool, err error)
+	setLength(declared int64, owner string) error
+	// ownerBytes adds up the declared lengths of owner's partial uploads other than this
+	// one; the caller holds the store's quota lock, and on PostgreSQL owner's quota stays
+	// locked across instances until close.
+	ownerBytes(owner string) (int64, error)
+	// write appends everything r gives and returns how many bytes it kept, also when r
+	// fails (the bytes read before the failure are kept); durable once close returns nil.
+	write(held int64, r io.Reader) (int64, error)
+	truncate(n int64) error
+	// partial reads the bytes held, from the start.
+	partial() (io.ReadCloser, error)
+	// complete makes the partial upload the whole blob.
+	complete(size int64) error
+	// discard deletes the partial upload; a failure is ignored (see BlobStore.discard).
+	discard()
+	// touched is when the partial upload last received a chunk.
+	touched() (time.Time, error)
+	// close ends the change, keeping what it did; it releases the lock.
+	close() error
 }
 
 // blobLock serialises the Appends of one sum; users counts who holds or waits for it so the
@@ -65,13 +111,38 @@ func OpenBlobStore(dir string, maxBytes int64) (*BlobStore, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("blob store %s: size limit %d must be positive", dir, maxBytes)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "partial"), 0o750); err != nil {
-		return nil, fmt.Errorf("blob store %s: %w", dir, err)
+	b, err := openBlobFiles(dir)
+	if err != nil {
+		return nil, err
 	}
-	s := &BlobStore{dir: dir, locks: make(map[string]*blobLock), hashes: make(map[string]blobStamp)}
-	s.maxBytes.Store(maxBytes)
-	return s, nil
+	return newBlobStore(b, maxBytes), nil
 }
+
+// OpenBlobStoreIn opens the blob store that goes with the store db: the folder dir on
+// SQLite (see OpenBlobStore), the database itself on PostgreSQL, so that every instance
+// serves every blob. Close it after use.
+func OpenBlobStoreIn(db *schema.DB, dir string, maxBytes int64) (*BlobStore, error) {
+	if !db.Postgres {
+		return OpenBlobStore(dir, maxBytes)
+	}
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("blob store: size limit %d must be positive", maxBytes)
+	}
+	b, err := openBlobRows(db)
+	if err != nil {
+		return nil, err
+	}
+	return newBlobStore(b, maxBytes), nil
+}
+
+func newBlobStore(b blobBackend, maxBytes int64) *BlobStore {
+	s := &BlobStore{b: b, locks: make(map[string]*blobLock), hashes: make(map[string]blobStamp)}
+	s.maxBytes.Store(maxBytes)
+	return s
+}
+
+// Close releases what the store holds open (the database connections on PostgreSQL).
+func (s *BlobStore) Close() error { return s.b.close() }
 
 // StoredBytes is how many bytes of blobs were completed since the store was opened.
 func (s *BlobStore) StoredBytes() int64 { return s.stored.Load() }
@@ -88,12 +159,7 @@ func (s *BlobStore) Stat(sum string) (complete bool, offset int64, err error) {
 	if err := checkBlobSum(sum); err != nil {
 		return false, 0, err
 	}
-	size, whole, err := blobFileSize(s.finalPath(sum))
-	if err != nil || whole {
-		return whole, size, err
-	}
-	held, _, err := blobFileSize(s.partialPath(sum))
-	return false, held, err
+	return s.b.stat(sum)
 }
 
 // Append adds the chunk read from r to the upload of sum, as a PATCH with Upload-Offset offset
@@ -116,56 +182,52 @@ func (s *BlobStore) Append(owner, sum string, offset int64, length int64, r io.R
 	}
 	unlock := s.lock(sum)
 	defer unlock()
-
-	size, whole, err := blobFileSize(s.finalPath(sum))
-	if err != nil || whole {
-		return size, whole, err
-	}
-	held, _, err := blobFileSize(s.partialPath(sum))
+	c, err := s.b.begin(sum)
 	if err != nil {
-		return 0, false, err
+		return offset, false, fmt.Errorf("blob %s: %w", sum, err)
+	}
+	newOffset, complete, err = s.append(c, owner, sum, offset, length, r)
+	if cerr := c.close(); cerr != nil && err == nil {
+		return offset, false, fmt.Errorf("blob %s: %w", sum, cerr)
+	}
+	return newOffset, complete, err
+}
+
+func (s *BlobStore) append(c blobChange, owner, sum string, offset int64, length int64, r io.Reader) (newOffset int64, complete bool, err error) {
+	held, whole, err := blobHeld(c)
+	if err != nil || whole {
+		return held, whole, err
 	}
 	if offset != held {
 		return held, false, schema.Errorf(schema.CodeConflict,
 			"blob %s: Upload-Offset %d does not match the %d bytes held; resume at offset %d", sum, offset, held, held)
 	}
-	declared, err := s.declaredLength(owner, sum, held, length)
+	declared, err := s.declaredLength(c, owner, sum, held, length)
 	if err != nil {
-		held, _, _ := blobFileSize(s.partialPath(sum)) // 0 if the upload was discarded
+		held, _, _ := blobHeld(c) // 0 if the upload was discarded
 		return held, false, err
 	}
 
-	f, err := os.OpenFile(s.partialPath(sum), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return held, false, fmt.Errorf("blob %s: %w", sum, err)
-	}
-	n, readErr := io.Copy(f, io.LimitReader(r, declared-held))
+	er := &blobErrReader{r: io.LimitReader(r, declared-held)}
+	n, werr := c.write(held, er)
 	newOffset = held + n
-	if readErr == nil && newOffset == declared && blobReaderHasMore(r) {
+	if werr != nil && er.err == nil {
+		return held, false, fmt.Errorf("blob %s: writing at offset %d: %w", sum, held, werr)
+	}
+	if er.err == nil && newOffset == declared && blobReaderHasMore(r) {
 		// Refuse the whole chunk rather than keep part of it: the client has the wrong length.
-		err := f.Truncate(held)
-		f.Close()
-		if err != nil {
+		if err := c.truncate(held); err != nil {
 			return held, false, fmt.Errorf("blob %s: dropping a chunk past the declared length: %w", sum, err)
 		}
 		return held, false, schema.FieldError(schema.CodeValidation, "Upload-Length",
 			"blob %s: the chunk at offset %d runs past the declared Upload-Length %d", sum, held, declared)
 	}
-	// Sync every chunk so the offset Stat reports after a crash is bytes really on disk.
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return held, false, fmt.Errorf("blob %s: writing at offset %d: %w", sum, held, err)
-	}
-	if held == 0 {
-		if err := syncBlobDir(filepath.Join(s.dir, "partial")); err != nil {
-			return newOffset, false, err
-		}
-	}
-	if readErr != nil {
-		return newOffset, false, fmt.Errorf("blob %s: reading the chunk at offset %d (kept %d bytes): %w", sum, held, n, readErr)
+	if er.err != nil {
+		return newOffset, false, fmt.Errorf("blob %s: reading the chunk at offset %d (kept %d bytes): %w", sum, held, n, er.err)
 	}
 
 	if newOffset == declared {
-		if err := s.finish(sum, declared); err != nil {
+		if err := s.finish(c, sum, declared); err != nil {
 			return 0, false, err
 		}
 		return declared, true, nil
@@ -173,27 +235,48 @@ func (s *BlobStore) Append(owner, sum string, offset int64, length int64, r io.R
 	// Refuse a document or an archive as soon as its first bytes show it, not after the whole
 	// upload.
 	if held < blobSniffLen && newOffset >= blobSniffLen {
-		if err := s.checkPartialMedia(sum); err != nil {
+		if err := s.checkPartialMedia(c, sum); err != nil {
 			return 0, false, err
 		}
 	}
 	return newOffset, false, nil
 }
 
+// blobHeld is blobChange.held with the bytes first, as Append returns them.
+func blobHeld(c blobChange) (int64, bool, error) {
+	whole, n, err := c.held()
+	return n, whole, err
+}
+
+// blobErrReader remembers the error its reader returned, so that a failure to read the
+// client's chunk is told apart from a failure to store it.
+type blobErrReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *blobErrReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
 // declaredLength settles the total length of the upload of sum, holding held bytes, given the
 // Upload-Length of this chunk (-1 if absent), and persists it with the upload's owner so a
 // restart keeps them. The length may change only while no byte is held, and a new length is
 // checked against owner's quota.
-func (s *BlobStore) declaredLength(owner, sum string, held, length int64) (int64, error) {
+func (s *BlobStore) declaredLength(c blobChange, owner, sum string, held, length int64) (int64, error) {
 	switch {
 	case length == 0:
 		return 0, schema.FieldError(schema.CodeValidation, "Upload-Length", "blob %s: empty content is not accepted", sum)
 	case length < -1:
 		return 0, schema.FieldError(schema.CodeValidation, "Upload-Length", "blob %s: Upload-Length %d is negative", sum, length)
 	}
-	stored, storedOwner, known, err := s.readLength(sum)
+	stored, storedOwner, known, err := c.length()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("blob %s: %w", sum, err)
 	}
 	declared := stored
 	switch {
@@ -207,12 +290,12 @@ func (s *BlobStore) declaredLength(owner, sum string, held, length int64) (int64
 		declared = length
 	}
 	if limit := s.maxBytes.Load(); declared > limit {
-		s.discard(sum) // it can never complete under this limit
+		c.discard() // it can never complete under this limit
 		return 0, schema.FieldError(schema.CodeTooLarge, "Upload-Length",
 			"blob %s: %d bytes is over the limit of %d bytes", sum, declared, limit)
 	}
 	if held > declared { // only a partial file whose length file was lost
-		s.discard(sum)
+		c.discard()
 		return 0, schema.Errorf(schema.CodeConflict,
 			"blob %s: %d bytes held exceed Upload-Length %d; upload discarded, resume at offset 0", sum, held, declared)
 	}
@@ -220,7 +303,7 @@ func (s *BlobStore) declaredLength(owner, sum string, held, length int64) (int64
 		if known {
 			owner = storedOwner // the upload stays its first device's
 		}
-		if err := s.startUpload(owner, sum, declared); err != nil {
+		if err := s.startUpload(c, owner, sum, declared); err != nil {
 			return 0, err
 		}
 	}
@@ -238,120 +321,104 @@ const PartialUploadMaxAge = 48 * time.Hour
 
 // startUpload records the declared length and owner of the upload of sum, after checking
 // that owner's unfinished uploads, this one included, stay within its quota.
-func (s *BlobStore) startUpload(owner, sum string, declared int64) error {
+func (s *BlobStore) startUpload(c blobChange, owner, sum string, declared int64) error {
 	if owner == "" {
-		return s.writeLength(sum, declared, owner)
+		return wrapBlob(sum, c.setLength(declared, owner))
 	}
 	s.quota.Lock()
 	defer s.quota.Unlock()
-	used, err := s.partialBytesOf(owner, sum)
+	used, err := c.ownerBytes(owner)
 	if err != nil {
-		return err
+		return fmt.Errorf("blob store: %w", err)
 	}
 	if quota := PartialUploadsPerDevice * s.maxBytes.Load(); used+declared > quota {
-		s.discard(sum)
+		c.discard()
 		return schema.Errorf(schema.CodeRateLimited,
 			"blob %s: device %q already has %d bytes of unfinished uploads; with these %d it would pass its %d: finish them first (unfinished uploads are deleted after %s)",
 			sum, owner, used, declared, quota, PartialUploadMaxAge)
 	}
-	return s.writeLength(sum, declared, owner)
+	return wrapBlob(sum, c.setLength(declared, owner))
 }
 
-// partialBytesOf adds up the declared lengths of owner's unfinished uploads other than sum.
-func (s *BlobStore) partialBytesOf(owner, except string) (int64, error) {
-	entries, err := os.ReadDir(filepath.Join(s.dir, "partial"))
+func wrapBlob(sum string, err error) error {
 	if err != nil {
-		return 0, fmt.Errorf("blob store: %w", err)
-	}
-	var used int64
-	for _, e := range entries {
-		sum, ok := strings.CutSuffix(e.Name(), ".len")
-		if !ok || sum == except || checkBlobSum(sum) != nil {
-			continue
-		}
-		n, o, known, err := s.readLength(sum)
-		if err != nil || !known || o != owner {
-			continue // a damaged or vanished length file counts for nobody
-		}
-		used += n
-	}
-	return used, nil
-}
-
-// SweepPartial deletes the unfinished uploads whose last chunk is older than
-// PartialUploadMaxAge at now, and returns how many it deleted. The server runs it hourly.
-func (s *BlobStore) SweepPartial(now time.Time) (int, error) {
-	entries, err := os.ReadDir(filepath.Join(s.dir, "partial"))
-	if err != nil {
-		return 0, fmt.Errorf("blob store: %w", err)
-	}
-	sums := map[string]bool{}
-	for _, e := range entries {
-		sum, _, _ := strings.Cut(e.Name(), ".")
-		if checkBlobSum(sum) == nil {
-			sums[sum] = true
-		}
-	}
-	removed := 0
-	for sum := range sums {
-		unlock := s.lock(sum)
-		if s.partialLastTouched(sum).Before(now.Add(-PartialUploadMaxAge)) {
-			s.discard(sum)
-			removed++
-		}
-		unlock()
-	}
-	return removed, nil
-}
-
-// partialLastTouched is the latest modification time among the files of the upload of sum.
-func (s *BlobStore) partialLastTouched(sum string) time.Time {
-	var last time.Time
-	for _, p := range []string{s.partialPath(sum), s.lengthPath(sum), s.lengthPath(sum) + ".tmp"} {
-		if fi, err := os.Stat(p); err == nil && fi.ModTime().After(last) {
-			last = fi.ModTime()
-		}
-	}
-	return last
-}
-
-// finish checks a partial upload that has all its bytes and moves it to its final name, or
-// deletes it when its hash or type is wrong so that the client starts over.
-func (s *BlobStore) finish(sum string, size int64) error {
-	got, err := hashBlobFile(s.partialPath(sum))
-	if err != nil {
-		return err
-	}
-	if got != sum {
-		s.discard(sum)
-		return schema.FieldError(schema.CodeHashMismatch, "sha256",
-			"blob %s: the %d bytes received hash to %s; upload discarded", sum, size, got)
-	}
-	if err := s.checkPartialImage(sum); err != nil {
-		return err
-	}
-	if err := os.Rename(s.partialPath(sum), s.finalPath(sum)); err != nil {
-		return fmt.Errorf("blob %s: %w", sum, err)
-	}
-	s.stored.Add(size)
-	if err := syncBlobDir(s.dir); err != nil {
-		return err
-	}
-	if err := os.Remove(s.lengthPath(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s: %w", sum, err)
 	}
 	return nil
 }
 
-// checkPartialMedia deletes the partial upload of sum and returns CodeUnsupportedMedia unless
-// its first bytes are an accepted image type.
-func (s *BlobStore) checkPartialMedia(sum string) error {
-	head, err := readBlobHead(s.partialPath(sum))
+// SweepPartial deletes the unfinished uploads whose last chunk is older than
+// PartialUploadMaxAge at now, and returns how many it deleted. The server runs it hourly.
+func (s *BlobStore) SweepPartial(now time.Time) (int, error) {
+	sums, err := s.b.unfinished()
 	if err != nil {
+		return 0, fmt.Errorf("blob store: %w", err)
+	}
+	removed := 0
+	for _, sum := range sums {
+		unlock := s.lock(sum)
+		c, err := s.b.begin(sum)
+		if err != nil {
+			unlock()
+			return removed, fmt.Errorf("blob %s: %w", sum, err)
+		}
+		whole, _, herr := c.held()
+		last, terr := c.touched()
+		if herr == nil && terr == nil && !whole && last.Before(now.Add(-PartialUploadMaxAge)) {
+			c.discard()
+			removed++
+		}
+		err = c.close()
+		unlock()
+		if err != nil {
+			return removed, fmt.Errorf("blob %s: %w", sum, err)
+		}
+	}
+	return removed, nil
+}
+
+// finish checks a partial upload that has all its bytes and makes it whole, or deletes it
+// when its hash or type is wrong so that the client starts over.
+func (s *BlobStore) finish(c blobChange, sum string, size int64) error {
+	r, err := c.partial()
+	if err != nil {
+		return wrapBlob(sum, err)
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, r)
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("blob %s: hashing: %w", sum, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		c.discard()
+		return schema.FieldError(schema.CodeHashMismatch, "sha256",
+			"blob %s: the %d bytes received hash to %s; upload discarded", sum, size, got)
+	}
+	if err := s.checkPartialImage(c, sum); err != nil {
 		return err
 	}
+	if err := c.complete(size); err != nil {
+		return wrapBlob(sum, err)
+	}
+	s.stored.Add(size)
+	return nil
+}
+
+// checkPartialMedia deletes the partial upload of sum and returns CodeUnsupportedMedia unless
+// its first bytes are an accepted image type.
+func (s *BlobStore) checkPartialMedia(c blobChange, sum string) error {
+	r, err := c.partial()
+	if err != nil {
+		return wrapBlob(sum, err)
+	}
+	head, err := readBlobHead(r)
+	r.Close()
+	if err != nil {
+		return wrapBlob(sum, err)
+	}
 	if MediaType(head) == "" {
-		s.discard(sum)
+		c.discard()
 		return schema.FieldError(schema.CodeUnsupportedMedia, "sha256",
 			"blob %s: content starting %q is not a PNG, JPEG or WebP image or a PDF; upload discarded", sum, head)
 	}
@@ -367,16 +434,21 @@ const MaxImagePixels = 25_000_000
 // say it is, and deletes it and returns CodeUnsupportedMedia when that fails: a PNG header
 // followed by HTML, a truncated file or an absurd size is refused here, before it can be
 // sealed into a sheet whose PDF could then never be printed.
-func (s *BlobStore) checkPartialImage(sum string) error {
-	if err := s.checkPartialMedia(sum); err != nil {
+func (s *BlobStore) checkPartialImage(c blobChange, sum string) error {
+	if err := s.checkPartialMedia(c, sum); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(s.partialPath(sum))
+	r, err := c.partial()
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", sum, err)
+		return wrapBlob(sum, err)
+	}
+	data, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return wrapBlob(sum, err)
 	}
 	if err := CheckImage(data); err != nil {
-		s.discard(sum)
+		c.discard()
 		return schema.FieldError(schema.CodeUnsupportedMedia, "sha256", "blob %s: %v; upload discarded", sum, err)
 	}
 	return nil
@@ -429,30 +501,28 @@ func checkPDF(data []byte) error {
 }
 
 // Open opens the whole blob sum for download, with its size and sniffed media type. It
-// returns CodeNotFound while the blob is missing or only partly uploaded.
+// returns CodeNotFound while the blob is missing or only partly uploaded. The content is
+// read as it is sent, never held whole in memory.
 func (s *BlobStore) Open(sum string) (io.ReadSeekCloser, int64, string, error) {
 	if err := checkBlobSum(sum); err != nil {
 		return nil, 0, "", err
 	}
-	f, err := os.Open(s.finalPath(sum))
+	r, size, err := s.b.open(sum)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, "", schema.Errorf(schema.CodeNotFound, "blob %s is not held whole", sum)
 	}
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("blob %s: %w", sum, err)
 	}
-	fi, err := f.Stat()
+	head, err := readBlobHead(r)
+	if err == nil {
+		_, err = r.Seek(0, io.SeekStart)
+	}
 	if err != nil {
-		f.Close()
+		r.Close()
 		return nil, 0, "", fmt.Errorf("blob %s: %w", sum, err)
 	}
-	head := make([]byte, blobSniffLen)
-	n, err := f.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		f.Close()
-		return nil, 0, "", fmt.Errorf("blob %s: %w", sum, err)
-	}
-	return f, fi.Size(), MediaType(head[:n]), nil
+	return r, size, MediaType(head), nil
 }
 
 // Has reports whether the blob sum is held whole, which a mutation referencing it requires.
@@ -461,13 +531,13 @@ func (s *BlobStore) Has(sum string) bool {
 	if checkBlobSum(sum) != nil {
 		return false
 	}
-	fi, err := os.Stat(s.finalPath(sum))
-	return err == nil && fi.Mode().IsRegular()
+	whole, _, err := s.b.stat(sum)
+	return err == nil && whole
 }
 
 // Verify re-hashes the stored blob sum, so that sealing or checking a sheet can prove the
 // signature it shows is the one uploaded. It returns CodeNotFound when the blob is not held
-// whole and CodeHashMismatch when the file on disk has changed.
+// whole and CodeHashMismatch when the stored content has changed.
 func (s *BlobStore) Verify(sum string) error {
 	got, err := s.Rehash(sum)
 	if err != nil {
@@ -480,38 +550,45 @@ func (s *BlobStore) Verify(sum string) error {
 }
 
 // Rehash returns the SHA-256 of the content now stored under sum, which differs from sum
-// only if the file was changed on disk. It returns CodeNotFound when the blob is not held
-// whole.
+// only if the stored content was changed behind the store's back. It returns CodeNotFound
+// when the blob is not held whole.
 func (s *BlobStore) Rehash(sum string) (string, error) {
 	if err := checkBlobSum(sum); err != nil {
 		return "", err
 	}
-	path := s.finalPath(sum)
-	fi, err := os.Stat(path)
+	stamp, err := s.b.stamp(sum)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", schema.Errorf(schema.CodeNotFound, "blob %s is not held whole", sum)
 	}
 	if err != nil {
 		return "", fmt.Errorf("blob %s: %w", sum, err)
 	}
-	stamp := blobStamp{size: fi.Size(), mod: fi.ModTime()}
 	s.mu.Lock()
 	known, ok := s.hashes[sum]
 	s.mu.Unlock()
-	if ok && known.size == stamp.size && known.mod.Equal(stamp.mod) {
+	if ok && known.stamp == stamp {
 		return known.sum, nil
 	}
-	got, err := hashBlobFile(path)
-	if err != nil {
-		return "", err
+	r, size, err := s.b.open(sum)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", schema.Errorf(schema.CodeNotFound, "blob %s is not held whole", sum)
 	}
-	s.hashed.Add(stamp.size)
-	stamp.sum = got
+	if err != nil {
+		return "", fmt.Errorf("blob %s: %w", sum, err)
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, r)
+	r.Close()
+	if err != nil {
+		return "", fmt.Errorf("blob %s: hashing: %w", sum, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	s.hashed.Add(size)
 	s.mu.Lock()
 	if len(s.hashes) >= maxBlobHashes {
 		clear(s.hashes) // bound the memory; the next checks hash again
 	}
-	s.hashes[sum] = stamp
+	s.hashes[sum] = blobStamp{stamp: stamp, sum: got}
 	s.mu.Unlock()
 	return got, nil
 }
@@ -519,13 +596,13 @@ func (s *BlobStore) Rehash(sum string) (string, error) {
 // maxBlobHashes bounds how many Rehash results the store remembers (about 150 bytes each).
 const maxBlobHashes = 100_000
 
-// blobStamp is what Rehash found a stored file to hash to, and the file's size and
-// modification time then: while both are unchanged the content is taken as unchanged, so
-// that a public verify request does not read megabytes of images each time.
+// blobStamp is what Rehash found a stored blob to hash to, and the backend's stamp of it
+// then (a file's size and modification time, the row versions of a blob's chunks): while the
+// stamp is unchanged the content is taken as unchanged, so that a public verify request does
+// not read megabytes of images each time.
 type blobStamp struct {
-	size int64
-	mod  time.Time
-	sum  string
+	stamp string
+	sum   string
 }
 
 // HashedBytes is how many bytes of stored blobs Rehash has read since the store opened.
@@ -572,59 +649,6 @@ func (s *BlobStore) lock(sum string) (unlock func()) {
 	}
 }
 
-func (s *BlobStore) finalPath(sum string) string   { return filepath.Join(s.dir, sum) }
-func (s *BlobStore) partialPath(sum string) string { return filepath.Join(s.dir, "partial", sum) }
-func (s *BlobStore) lengthPath(sum string) string {
-	return filepath.Join(s.dir, "partial", sum+".len")
-}
-
-// readLength returns the declared length and the owner of the upload of sum, and false if
-// none was stored. The file holds the length on its first line and the owner, quoted, on the
-// second (absent in files written before owners were kept: no owner).
-func (s *BlobStore) readLength(sum string) (int64, string, bool, error) {
-	b, err := os.ReadFile(s.lengthPath(sum))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, "", false, nil
-	}
-	if err != nil {
-		return 0, "", false, fmt.Errorf("blob %s: %w", sum, err)
-	}
-	first, rest, _ := strings.Cut(string(b), "\n")
-	n, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
-	if err != nil {
-		return 0, "", false, fmt.Errorf("blob %s: declared length file %s: %w", sum, s.lengthPath(sum), err)
-	}
-	owner, _ := strconv.Unquote(strings.TrimSpace(rest))
-	return n, owner, true, nil
-}
-
-// writeLength stores the declared length and owner of the upload of sum, through a temporary
-// file and a rename so that a crash leaves the old value or the new one, never a torn number.
-func (s *BlobStore) writeLength(sum string, n int64, owner string) error {
-	tmp := s.lengthPath(sum) + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("blob %s: %w", sum, err)
-	}
-	_, err = fmt.Fprintf(f, "%d\n%s\n", n, strconv.Quote(owner))
-	if err := errors.Join(err, f.Sync(), f.Close()); err != nil {
-		return fmt.Errorf("blob %s: writing declared length: %w", sum, err)
-	}
-	if err := os.Rename(tmp, s.lengthPath(sum)); err != nil {
-		return fmt.Errorf("blob %s: %w", sum, err)
-	}
-	return syncBlobDir(filepath.Join(s.dir, "partial"))
-}
-
-// discard deletes the partial upload of sum and its declared length. A failure is ignored:
-// the caller is already reporting why the upload ended, and a leftover partial only makes the
-// next attempt fail the same check and try to delete it again.
-func (s *BlobStore) discard(sum string) {
-	os.Remove(s.partialPath(sum))
-	os.Remove(s.lengthPath(sum))
-	os.Remove(s.lengthPath(sum) + ".tmp")
-}
-
 // checkBlobSum refuses anything but 64 lower-case hex digits, which also keeps a sum from
 // naming a path outside the store.
 func checkBlobSum(sum string) error {
@@ -643,43 +667,12 @@ func checkBlobSum(sum string) error {
 	return nil
 }
 
-// blobFileSize returns the size of the file at path, and false if there is none.
-func blobFileSize(path string) (int64, bool, error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("blob store: %w", err)
-	}
-	return fi.Size(), true, nil
-}
-
-// hashBlobFile returns the lower-case hex SHA-256 of the file at path.
-func hashBlobFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("blob store: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("blob store: hashing %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// readBlobHead returns up to blobSniffLen first bytes of the file at path, for MediaType.
-func readBlobHead(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("blob store: %w", err)
-	}
-	defer f.Close()
+// readBlobHead returns up to blobSniffLen first bytes of r, for MediaType.
+func readBlobHead(r io.Reader) ([]byte, error) {
 	head := make([]byte, blobSniffLen)
-	n, err := io.ReadFull(f, head)
+	n, err := io.ReadFull(r, head)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, fmt.Errorf("blob store: reading %s: %w", path, err)
+		return nil, fmt.Errorf("reading: %w", err)
 	}
 	return head[:n], nil
 }
@@ -690,16 +683,4 @@ func blobReaderHasMore(r io.Reader) bool {
 	var one [1]byte
 	n, _ := io.ReadFull(r, one[:])
 	return n == 1
-}
-
-// syncBlobDir fsyncs the directory dir so that a rename or a new file in it survives a crash.
-func syncBlobDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("blob store: %w", err)
-	}
-	if err := errors.Join(d.Sync(), d.Close()); err != nil {
-		return fmt.Errorf("blob store: syncing %s: %w", dir, err)
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"image/png"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
 )
@@ -65,14 +66,27 @@ func blobSum(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-func newBlobStore(t testing.TB, maxBytes int64) (*syncer.BlobStore, string) {
+// newBlobStore opens a blob store of the store the tests run on (testpg): files in a fresh
+// folder on SQLite, a fresh database on PostgreSQL. The function it returns opens another
+// BlobStore on the same blobs, as a restart of the server or another instance would.
+func newBlobStore(t testing.TB, maxBytes int64) (*syncer.BlobStore, func() *syncer.BlobStore) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "blobs")
-	s, err := syncer.OpenBlobStore(dir, maxBytes)
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	url := testpg.For(t, dir)
+	open := func() *syncer.BlobStore {
+		t.Helper()
+		db, err := schema.OpenStore(context.Background(), dir, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := syncer.OpenBlobStoreIn(db, filepath.Join(dir, "blobs"), maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close(); db.Close() })
+		return s
 	}
-	return s, dir
+	return open(), open
 }
 
 // wantBlobError fails unless err is a *schema.Error with the code (and field, if given).
@@ -89,7 +103,7 @@ func wantBlobError(t testing.TB, err error, code, field string) *schema.Error {
 }
 
 // wantNothingHeld fails if the store holds any trace of sum, whole or partial.
-func wantNothingHeld(t testing.TB, s *syncer.BlobStore, dir, sum string) {
+func wantNothingHeld(t testing.TB, s *syncer.BlobStore, sum string) {
 	t.Helper()
 	complete, offset, err := s.Stat(sum)
 	if err != nil || complete || offset != 0 {
@@ -98,12 +112,12 @@ func wantNothingHeld(t testing.TB, s *syncer.BlobStore, dir, sum string) {
 	if s.Has(sum) {
 		t.Errorf("Has(%s) = true after a refused upload", sum)
 	}
-	entries, err := os.ReadDir(filepath.Join(dir, "partial"))
+	traces, err := syncer.PartialTraces(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		t.Errorf("partial/%s left behind", e.Name())
+	for _, name := range traces {
+		t.Errorf("%s left behind", name)
 	}
 }
 
@@ -159,7 +173,7 @@ func TestBlobSingleShot(t *testing.T) {
 }
 
 func TestBlobChunkedPNG(t *testing.T) {
-	s, dir := newBlobStore(t, 1<<20)
+	s, _ := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 160, 160)
 	if len(img) < 100_000 {
 		t.Fatalf("test image is %d bytes, want at least 100 KB", len(img))
@@ -181,8 +195,8 @@ func TestBlobChunkedPNG(t *testing.T) {
 			if s.Has(sum) {
 				t.Fatalf("chunk %d: Has = true before the last chunk", i)
 			}
-			if _, err := os.Stat(filepath.Join(dir, sum)); !os.IsNotExist(err) {
-				t.Fatalf("chunk %d: a file under the final name before the upload is whole (%v)", i, err)
+			if whole, err := syncer.WholeSums(s); err != nil || len(whole) != 0 {
+				t.Fatalf("chunk %d: whole blobs %v (%v) before the upload is whole", i, whole, err)
 			}
 			complete, held, err := s.Stat(sum)
 			if err != nil || complete || held != int64(cuts[i+1]) {
@@ -191,23 +205,20 @@ func TestBlobChunkedPNG(t *testing.T) {
 		}
 	}
 	wantBlobContent(t, s, sum, img, "image/png")
-	if entries, _ := os.ReadDir(filepath.Join(dir, "partial")); len(entries) != 0 {
-		t.Errorf("partial/ holds %d files after the upload completed", len(entries))
+	if traces, _ := syncer.PartialTraces(s); len(traces) != 0 {
+		t.Errorf("%v left of the upload after it completed", traces)
 	}
 }
 
 func TestBlobResumeAfterRestart(t *testing.T) {
-	s, dir := newBlobStore(t, 1<<20)
+	s, open := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 50, 50)
 	sum := blobSum(img)
 	if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:3000])); err != nil {
 		t.Fatal(err)
 	}
 
-	restarted, err := syncer.OpenBlobStore(dir, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
+	restarted := open()
 	complete, off, err := restarted.Stat(sum)
 	if err != nil || complete || off != 3000 {
 		t.Fatalf("Stat after restart = (%v, %d, %v), want (false, 3000, nil)", complete, off, err)
@@ -247,7 +258,7 @@ func TestBlobWrongOffset(t *testing.T) {
 }
 
 func TestBlobHashMismatch(t *testing.T) {
-	s, dir := newBlobStore(t, 1<<20)
+	s, _ := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 20, 20)
 	other := blobSum(blobPNG(t, 21, 21))
 
@@ -256,7 +267,7 @@ func TestBlobHashMismatch(t *testing.T) {
 	if complete {
 		t.Fatal("complete = true for content that does not match its sum")
 	}
-	wantNothingHeld(t, s, dir, other)
+	wantNothingHeld(t, s, other)
 	if s.Has(blobSum(img)) {
 		t.Fatal("the content was stored under its own sum")
 	}
@@ -277,24 +288,24 @@ func TestBlobRefusesNonImages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, dir := newBlobStore(t, 1<<20)
+			s, _ := newBlobStore(t, 1<<20)
 			sum := blobSum(tt.content)
 			_, complete, err := s.Append("", sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
 			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
 			if complete {
 				t.Fatal("complete = true for a refused type")
 			}
-			wantNothingHeld(t, s, dir, sum)
+			wantNothingHeld(t, s, sum)
 		})
 	}
 
 	t.Run("refused at the first chunk", func(t *testing.T) {
-		s, dir := newBlobStore(t, 1<<20)
+		s, _ := newBlobStore(t, 1<<20)
 		big := append(bytes.Clone(gif), bytes.Repeat([]byte("0"), 10_000)...)
 		sum := blobSum(big)
 		_, _, err := s.Append("", sum, 0, int64(len(big)), bytes.NewReader(big[:100]))
 		wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
-		wantNothingHeld(t, s, dir, sum)
+		wantNothingHeld(t, s, sum)
 	})
 }
 
@@ -326,14 +337,14 @@ func TestBlobRefusesDamagedImages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, dir := newBlobStore(t, 1<<20)
+			s, _ := newBlobStore(t, 1<<20)
 			sum := blobSum(tt.content)
 			_, complete, err := s.Append("", sum, 0, int64(len(tt.content)), bytes.NewReader(tt.content))
 			wantBlobError(t, err, schema.CodeUnsupportedMedia, "")
 			if complete {
 				t.Fatal("complete = true for a damaged image")
 			}
-			wantNothingHeld(t, s, dir, sum)
+			wantNothingHeld(t, s, sum)
 		})
 	}
 }
@@ -343,7 +354,7 @@ func TestBlobTooLarge(t *testing.T) {
 	sum := blobSum(img)
 
 	t.Run("refused before reading", func(t *testing.T) {
-		s, dir := newBlobStore(t, int64(len(img))-1)
+		s, _ := newBlobStore(t, int64(len(img))-1)
 		r := &blobCountingReader{r: bytes.NewReader(img)}
 		_, _, err := s.Append("", sum, 0, int64(len(img)), r)
 		e := wantBlobError(t, err, schema.CodeTooLarge, "Upload-Length")
@@ -353,18 +364,18 @@ func TestBlobTooLarge(t *testing.T) {
 		if !strings.Contains(e.Message, strconv.Itoa(len(img)-1)) {
 			t.Errorf("message %q does not name the limit", e.Message)
 		}
-		wantNothingHeld(t, s, dir, sum)
+		wantNothingHeld(t, s, sum)
 	})
 
 	t.Run("limit lowered during an upload, then raised", func(t *testing.T) {
-		s, dir := newBlobStore(t, 1<<20)
+		s, _ := newBlobStore(t, 1<<20)
 		if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
 			t.Fatal(err)
 		}
 		s.SetMaxBytes(100)
 		_, _, err := s.Append("", sum, 100, -1, bytes.NewReader(img[100:]))
 		wantBlobError(t, err, schema.CodeTooLarge, "")
-		wantNothingHeld(t, s, dir, sum)
+		wantNothingHeld(t, s, sum)
 
 		s.SetMaxBytes(int64(len(img)))
 		if _, complete, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil || !complete {
@@ -378,21 +389,21 @@ func TestBlobLengthRules(t *testing.T) {
 	sum := blobSum(img)
 
 	t.Run("empty", func(t *testing.T) {
-		s, dir := newBlobStore(t, 1<<20)
+		s, _ := newBlobStore(t, 1<<20)
 		emptySum := blobSum(nil)
 		_, _, err := s.Append("", emptySum, 0, 0, bytes.NewReader(nil))
 		e := wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
 		if !strings.Contains(e.Message, "empty") {
 			t.Errorf("message %q does not say empty", e.Message)
 		}
-		wantNothingHeld(t, s, dir, emptySum)
+		wantNothingHeld(t, s, emptySum)
 	})
 
 	t.Run("first chunk without length", func(t *testing.T) {
-		s, dir := newBlobStore(t, 1<<20)
+		s, _ := newBlobStore(t, 1<<20)
 		_, _, err := s.Append("", sum, 0, -1, bytes.NewReader(img))
 		wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
-		wantNothingHeld(t, s, dir, sum)
+		wantNothingHeld(t, s, sum)
 	})
 
 	t.Run("length changed mid-upload", func(t *testing.T) {
@@ -405,7 +416,7 @@ func TestBlobLengthRules(t *testing.T) {
 	})
 
 	t.Run("chunk past the declared length", func(t *testing.T) {
-		s, dir := newBlobStore(t, 1<<20)
+		s, _ := newBlobStore(t, 1<<20)
 		if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img[:100])); err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +426,7 @@ func TestBlobLengthRules(t *testing.T) {
 		if complete {
 			t.Fatal("complete = true for a chunk past the declared length")
 		}
-		held, err := os.ReadFile(filepath.Join(dir, "partial", sum))
+		held, err := syncer.PartialContent(s, sum)
 		if err != nil || !bytes.Equal(held, img[:100]) {
 			t.Fatalf("partial holds %d bytes (%v), want the first 100 untouched", len(held), err)
 		}
@@ -427,7 +438,7 @@ func TestBlobLengthRules(t *testing.T) {
 }
 
 func TestBlobStoredOnce(t *testing.T) {
-	s, dir := newBlobStore(t, 1<<20)
+	s, _ := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 20, 20)
 	sum := blobSum(img)
 	if _, _, err := s.Append("", sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil {
@@ -440,15 +451,9 @@ func TestBlobStoredOnce(t *testing.T) {
 		t.Fatalf("second Append = (%d, %v, %v) after %d reads, want (%d, true, nil) after none",
 			off, complete, err, r.reads, len(img))
 	}
-	entries, err := os.ReadDir(dir)
+	names, err := syncer.WholeSums(s)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if e.Name() != "partial" {
-			names = append(names, e.Name())
-		}
 	}
 	if len(names) != 1 || names[0] != sum {
 		t.Fatalf("store holds %v, want only %s", names, sum)
@@ -562,7 +567,7 @@ func TestBlobInvalidSum(t *testing.T) {
 }
 
 func TestBlobOpenAndVerify(t *testing.T) {
-	s, dir := newBlobStore(t, 1<<20)
+	s, _ := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 20, 20)
 	sum := blobSum(img)
 
@@ -584,7 +589,7 @@ func TestBlobOpenAndVerify(t *testing.T) {
 	}
 	tampered := bytes.Clone(img)
 	tampered[len(tampered)-1] ^= 0xFF
-	if err := os.WriteFile(filepath.Join(dir, sum), tampered, 0o640); err != nil {
+	if err := syncer.ReplaceBlob(s, sum, tampered); err != nil {
 		t.Fatal(err)
 	}
 	e := wantBlobError(t, s.Verify(sum), schema.CodeHashMismatch, "")
@@ -596,6 +601,15 @@ func TestBlobOpenAndVerify(t *testing.T) {
 func TestOpenBlobStoreRefusesNoLimit(t *testing.T) {
 	if _, err := syncer.OpenBlobStore(t.TempDir(), 0); err == nil {
 		t.Fatal("OpenBlobStore with limit 0 succeeded")
+	}
+	dir := t.TempDir()
+	db, err := schema.OpenStore(context.Background(), dir, testpg.For(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := syncer.OpenBlobStoreIn(db, filepath.Join(dir, "blobs"), 0); err == nil {
+		t.Fatal("OpenBlobStoreIn with limit 0 succeeded")
 	}
 }
 
@@ -611,7 +625,7 @@ func FuzzBlobAppend(f *testing.F) {
 	f.Add(blobJPEG(f), uint16(30))
 	f.Add([]byte{}, uint16(0))
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
-		s, dir := newBlobStore(t, limit)
+		s, _ := newBlobStore(t, limit)
 		sum := blobSum(data)
 		cut := min(int(split), len(data))
 
@@ -634,7 +648,7 @@ func FuzzBlobAppend(f *testing.F) {
 			wantBlobContent(t, s, sum, data, syncer.MediaType(data))
 			return
 		}
-		wantNothingHeld(t, s, dir, sum)
+		wantNothingHeld(t, s, sum)
 	})
 }
 
@@ -677,7 +691,7 @@ func TestBlobPartialQuotaPerDevice(t *testing.T) {
 // TestBlobSweepPartial checks that uploads left unfinished longer than PartialUploadMaxAge
 // are deleted (their device's quota with them), and that newer ones and whole blobs stay.
 func TestBlobSweepPartial(t *testing.T) {
-	s, dir := newBlobStore(t, 1<<20)
+	s, _ := newBlobStore(t, 1<<20)
 	img := blobPNG(t, 8, 8)
 	whole := blobSum(img)
 	if _, _, err := s.Append("dev-a", whole, 0, int64(len(img)), bytes.NewReader(img)); err != nil {
@@ -692,10 +706,8 @@ func TestBlobSweepPartial(t *testing.T) {
 	}
 	now := time.Now()
 	old := now.Add(-syncer.PartialUploadMaxAge - time.Hour)
-	for _, name := range []string{stale, stale + ".len"} {
-		if err := os.Chtimes(filepath.Join(dir, "partial", name), old, old); err != nil {
-			t.Fatal(err)
-		}
+	if err := syncer.AgeUpload(s, stale, old); err != nil {
+		t.Fatal(err)
 	}
 	n, err := s.SweepPartial(now)
 	if err != nil || n != 1 {
@@ -704,8 +716,14 @@ func TestBlobSweepPartial(t *testing.T) {
 	if _, off, _ := s.Stat(stale); off != 0 {
 		t.Errorf("the stale upload still holds %d bytes", off)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "partial", stale+".len")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the stale upload's length file is left: %v", err)
+	traces, err := syncer.PartialTraces(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range traces {
+		if !strings.Contains(name, fresh) {
+			t.Errorf("%s left after the sweep; want only the fresh upload's", name)
+		}
 	}
 	if _, off, _ := s.Stat(fresh); off != 20 {
 		t.Errorf("the fresh upload holds %d bytes, want 20", off)
