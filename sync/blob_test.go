@@ -658,11 +658,17 @@ func FuzzBlobAppend(f *testing.F) {
 // uploads already begun still resume and another device is not affected.
 func TestBlobPartialQuotaPerDevice(t *testing.T) {
 	const limit = 4096
-	s, _ := newBlobStore(t, limit)
+	s, open := newBlobStore(t, limit)
+	// Uploads begin on two instances in turn (on SQLite, one store): the quota is the
+	// device's, whichever instance it reaches.
+	instances := []*syncer.BlobStore{s, s}
+	if testpg.On() {
+		instances[1] = open()
+	}
 	head := blobPNG(t, 2, 2)[:16]
 	begin := func(owner string, i int) (string, error) {
 		sum := blobSum([]byte(fmt.Sprint(owner, i)))
-		_, _, err := s.Append(owner, sum, 0, limit, bytes.NewReader(head))
+		_, _, err := instances[i%2].Append(owner, sum, 0, limit, bytes.NewReader(head))
 		return sum, err
 	}
 	var first string
@@ -685,6 +691,32 @@ func TestBlobPartialQuotaPerDevice(t *testing.T) {
 	}
 	if _, err := begin("dev-b", 0); err != nil {
 		t.Errorf("another device: %v", err)
+	}
+
+	// Uploads of one device begun at once on both instances: exactly the quota's worth
+	// is taken.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	taken, limited := 0, 0
+	for i := range 2*syncer.PartialUploadsPerDevice + 4 {
+		wg.Go(func() {
+			_, err := begin("dev-c", i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				taken++
+			case schema.ErrorCode(err) == schema.CodeRateLimited:
+				limited++
+			default:
+				t.Errorf("upload %d of dev-c: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if taken != syncer.PartialUploadsPerDevice || limited != syncer.PartialUploadsPerDevice+4 {
+		t.Errorf("uploads begun at once: %d taken, %d refused; want %d taken, the other %d refused",
+			taken, limited, syncer.PartialUploadsPerDevice, syncer.PartialUploadsPerDevice+4)
 	}
 }
 
@@ -729,4 +761,96 @@ func TestBlobSweepPartial(t *testing.T) {
 		t.Errorf("the fresh upload holds %d bytes, want 20", off)
 	}
 	wantBlobContent(t, s, whole, img, "image/png")
+}
+
+// TestBlobAcrossInstances checks what several instances on one PostgreSQL database rely on
+// (on SQLite, the second store is the same folder opened again, as after a restart): an
+// upload begun on one instance resumes on the other, is never served by either while
+// partial, and once whole is served by both; a chunk refused for running past the declared
+// length leaves the bytes held before it, also at a chunk boundary of the database's rows.
+func TestBlobAcrossInstances(t *testing.T) {
+	a, open := newBlobStore(t, 1<<20)
+	b := open()
+	img := blobPNG(t, 400, 400) // over two rows of blob_chunks
+	if len(img) < 600_000 {
+		t.Fatalf("test image is %d bytes, want over 600 KB", len(img))
+	}
+	sum := blobSum(img)
+	const boundary = 256 << 10
+
+	if _, _, err := a.Append("dev-a", sum, 0, int64(len(img)), bytes.NewReader(img[:100_000])); err != nil {
+		t.Fatal(err)
+	}
+	complete, off, err := b.Stat(sum)
+	if err != nil || complete || off != 100_000 {
+		t.Fatalf("Stat on the other instance = (%v, %d, %v), want (false, 100000, nil)", complete, off, err)
+	}
+	if off, _, err = b.Append("dev-a", sum, off, -1, bytes.NewReader(img[off:boundary])); err != nil || off != boundary {
+		t.Fatalf("resuming on the other instance = %d, %v", off, err)
+	}
+	for _, s := range []*syncer.BlobStore{a, b} {
+		if _, _, _, err := s.Open(sum); schema.ErrorCode(err) != schema.CodeNotFound || s.Has(sum) {
+			t.Fatalf("a partial upload served: Open error %v, Has %v", err, s.Has(sum))
+		}
+	}
+	// Too much, from the boundary: refused whole, the bytes before it kept.
+	tooMuch := append(bytes.Clone(img[boundary:]), "trailing junk"...)
+	_, _, err = a.Append("dev-a", sum, boundary, -1, bytes.NewReader(tooMuch))
+	wantBlobError(t, err, schema.CodeValidation, "Upload-Length")
+	if held, err := syncer.PartialContent(b, sum); err != nil || !bytes.Equal(held, img[:boundary]) {
+		t.Fatalf("after a refused chunk %d bytes are held (%v), want the first %d untouched", len(held), err, boundary)
+	}
+	if off, complete, err := a.Append("dev-a", sum, boundary, -1, bytes.NewReader(img[boundary:])); err != nil || !complete || off != int64(len(img)) {
+		t.Fatalf("the last chunk = (%d, %v, %v), want complete", off, complete, err)
+	}
+	for _, s := range []*syncer.BlobStore{a, b} {
+		wantBlobContent(t, s, sum, img, "image/png")
+		if err := s.Verify(sum); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("racing uploads of one blob on both", func(t *testing.T) {
+		if !testpg.On() {
+			t.Skip("on SQLite the blob folder belongs to one process")
+		}
+		other := blobPNG(t, 300, 300)
+		sum := blobSum(other)
+		const chunk = 50_000
+		upload := func(s *syncer.BlobStore) error {
+			for range 1000 {
+				complete, off, err := s.Stat(sum)
+				if err != nil || complete {
+					return err
+				}
+				end := min(off+chunk, int64(len(other)))
+				_, _, err = s.Append("dev-b", sum, off, int64(len(other)), bytes.NewReader(other[off:end]))
+				if schema.ErrorCode(err) != schema.CodeConflict && err != nil {
+					return err
+				}
+			}
+			return errors.New("not whole after 1000 rounds")
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() { errs <- upload(s) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		wantBlobContent(t, a, sum, other, "image/png")
+		wantBlobContent(t, b, sum, other, "image/png")
+		if traces, _ := syncer.PartialTraces(a); len(traces) != 0 {
+			t.Errorf("%v left of the uploads", traces)
+		}
+	})
 }
