@@ -366,23 +366,18 @@ func TestSheetAnyChangedByteFailsVerification(t *testing.T) {
 	})
 	for _, f := range schema.SheetBlobFields {
 		t.Run("image "+f, func(t *testing.T) {
-			path := filepath.Join(e.dir, "blobs", str(s, f))
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			orig := bytes.Clone(b)
-			b[len(b)-1] ^= 1
-			os.WriteFile(path, b, 0o640)
+			sum := str(s, f)
+			e.flipBlobByte(sum)
 			v := e.verify(id, "")
 			if v["valid"] != false || !strings.Contains(fmt.Sprint(v["reasons"]), f) {
 				t.Errorf("changed %s: %v", f, v)
 			}
-			os.Remove(path)
+			e.flipBlobByte(sum)
+			e.hideBlob(sum, true)
 			if v := e.verify(id, ""); v["valid"] != false || !strings.Contains(fmt.Sprint(v["reasons"]), "missing") {
 				t.Errorf("removed %s: %v", f, v)
 			}
-			os.WriteFile(path, orig, 0o640)
+			e.hideBlob(sum, false)
 			if v := e.verify(id, ""); v["valid"] != true {
 				t.Fatalf("restored %s: %v", f, v)
 			}
@@ -792,4 +787,46 @@ func TestBlobPartialQuotaOverHTTP(t *testing.T) {
 		t.Errorf("one upload past the device's quota: %d %s, want 429 rate_limited", r.Status, r.Raw)
 	}
 	e.must(begin(e.t2, 0), 204)
+}
+
+// flipBlobByte changes the last byte of the stored blob sum behind the blob store's back, as
+// someone with access to the data folder or the database could; a second call restores it.
+func (e *testEnv) flipBlobByte(sum string) {
+	e.t.Helper()
+	if e.srv.DB.Postgres {
+		if _, err := e.srv.DB.W.Exec(`UPDATE blob_chunks SET data = set_byte(data, length(data) - 1, get_byte(data, length(data) - 1) # 1)
+			WHERE hash = ? AND n = (SELECT max(n) FROM blob_chunks WHERE hash = ?)`, sum, sum); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	path := filepath.Join(e.dir, "blobs", sum)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(path, b, 0o640); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// hideBlob makes the stored blob sum vanish behind the blob store's back (hidden), or come
+// back.
+func (e *testEnv) hideBlob(sum string, hidden bool) {
+	e.t.Helper()
+	if e.srv.DB.Postgres {
+		if _, err := e.srv.DB.W.Exec(`UPDATE blobs SET complete = ? WHERE hash = ?`, !hidden, sum); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	path := filepath.Join(e.dir, "blobs", sum)
+	from, to := path, path+".hidden"
+	if !hidden {
+		from, to = to, from
+	}
+	if err := os.Rename(from, to); err != nil {
+		e.t.Fatal(err)
+	}
 }

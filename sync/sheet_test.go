@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ type sheetEngine struct {
 	ticket string
 	sig    string
 	stamp  string
-	dir    string // the data folder; blobs are in dir/blobs
+	dir    string // the data folder
 }
 
 func newSheetEngine(t *testing.T) *sheetEngine {
@@ -43,9 +42,10 @@ func newSheetEngine(t *testing.T) *sheetEngine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(); db.Close() })
-	if e.Blobs, err = syncer.OpenBlobStore(filepath.Join(dir, "blobs"), 1<<20); err != nil {
+	if e.Blobs, err = syncer.OpenBlobStoreIn(db, filepath.Join(dir, "blobs"), 1<<20); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.Blobs.Close() })
 	if e.Sealer, err = schema.LoadSealKey(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -225,12 +225,9 @@ func TestVerifySheetPublicView(t *testing.T) {
 		t.Errorf("three verifications of a sealed sheet hashed %d bytes of images again", n)
 	}
 
-	// An image replaced on disk (with other content) is found despite the cache.
-	path := filepath.Join(s.dir, "blobs", s.sig)
-	if err := os.WriteFile(path, blobPNG(t, 5, 5), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(path, time.Now().Add(time.Hour), time.Now().Add(time.Hour)); err != nil {
+	// An image replaced behind the store's back (with other content) is found despite the
+	// cache.
+	if err := syncer.ReplaceBlob(s.e.Blobs, s.sig, blobPNG(t, 5, 5)); err != nil {
 		t.Fatal(err)
 	}
 	v, err = s.e.VerifySheet(ctx, id, fp)
