@@ -143,6 +143,7 @@ func cmdServe(args []string) error {
 	tlsCert := fs.String("tls-cert", os.Getenv("FIELDSYNC_TLS_CERT"), "PEM certificate (chain) file: serve HTTPS and wss only; needs --tls-key (env FIELDSYNC_TLS_CERT)")
 	tlsKey := fs.String("tls-key", os.Getenv("FIELDSYNC_TLS_KEY"), "PEM private key file of --tls-cert (env FIELDSYNC_TLS_KEY)")
 	metricsAddr := fs.String("metrics", os.Getenv("FIELDSYNC_METRICS"), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9090; off when empty (env FIELDSYNC_METRICS)")
+	sealKey := fs.String("seal-key", os.Getenv("FIELDSYNC_SEAL_KEY_FILE"), "the file of the key sealing feedback sheets, the same for every instance on one database (env FIELDSYNC_SEAL_KEY_FILE, or the key's text in FIELDSYNC_SEAL_KEY); default: seal.key in --data, made at the first start")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -158,7 +159,8 @@ func cmdServe(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, server.Config{Addr: *addr, DataDir: *st.data, DB: *st.db, Demo: *demo, Log: log,
-		TLSCert: *tlsCert, TLSKey: *tlsKey, MetricsAddr: *metricsAddr, Out: func(s string) { fmt.Println(s) }})
+		TLSCert: *tlsCert, TLSKey: *tlsKey, MetricsAddr: *metricsAddr, SealKeyFile: *sealKey, SealKey: os.Getenv("FIELDSYNC_SEAL_KEY"),
+		Out: func(s string) { fmt.Println(s) }})
 	if err != nil {
 		return err
 	}

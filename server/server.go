@@ -50,6 +50,10 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files: with both the server speaks only HTTPS (and wss);
 	// with neither, plain HTTP (behind a reverse proxy that terminates TLS).
 	TLSCert, TLSKey string
+	// SealKeyFile (--seal-key) or SealKey (FIELDSYNC_SEAL_KEY, the key's text) gives the
+	// key sealing feedback sheets, which every instance on one database must share; with
+	// neither it is DataDir/seal.key, made at the first start (docs/operations.md).
+	SealKeyFile, SealKey string
 	// MetricsAddr, when set, is where Listen serves /metrics (Prometheus), apart from the
 	// API's port.
 	MetricsAddr string
@@ -124,7 +128,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	sealer, err := schema.LoadSealKey(cfg.DataDir)
+	sealer, err := schema.OpenSealKey(ctx, db, cfg.DataDir, cfg.SealKeyFile, cfg.SealKey)
 	if err != nil {
 		return fail(err)
 	}
