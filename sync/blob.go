@@ -89,7 +89,9 @@ type blobChange interface {
 	partial() (io.ReadCloser, error)
 	// complete makes the partial upload the whole blob.
 	complete(size int64) error
-	// discard deletes the partial upload; a failure is ignored (see BlobStore.discard).
+	// discard deletes the partial upload. A failure is ignored: the caller is already
+	// reporting why the upload ended, and a leftover only makes the next attempt fail the
+	// same check and discard it again.
 	discard()
 	// touched is when the partial upload last received a chunk.
 	touched() (time.Time, error)

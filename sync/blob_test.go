@@ -506,6 +506,38 @@ func TestBlobConcurrentAppends(t *testing.T) {
 	}
 }
 
+// TestBlobTamperedPartialNeverServed checks that bytes of an unfinished upload changed
+// behind the store's back (here between a chunk taken by one instance and the last chunk
+// taken by another) are caught by the hash when the upload completes: refused
+// hash_mismatch, nothing of it kept or served, and the upload starts over cleanly.
+func TestBlobTamperedPartialNeverServed(t *testing.T) {
+	a, open := newBlobStore(t, 1<<20)
+	b := open()
+	img := blobPNG(t, 100, 100)
+	sum := blobSum(img)
+	if _, _, err := a.Append("dev-a", sum, 0, int64(len(img)), bytes.NewReader(img[:1000])); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncer.FlipPartialByte(a, sum); err != nil {
+		t.Fatal(err)
+	}
+	_, complete, err := b.Append("dev-a", sum, 1000, -1, bytes.NewReader(img[1000:]))
+	wantBlobError(t, err, schema.CodeHashMismatch, "sha256")
+	if complete {
+		t.Fatal("complete = true for tampered content")
+	}
+	for _, s := range []*syncer.BlobStore{a, b} {
+		wantNothingHeld(t, s, sum)
+		if _, _, _, err := s.Open(sum); schema.ErrorCode(err) != schema.CodeNotFound {
+			t.Fatalf("Open after a refused upload: %v, want not_found", err)
+		}
+	}
+	if _, complete, err := a.Append("dev-a", sum, 0, int64(len(img)), bytes.NewReader(img)); err != nil || !complete {
+		t.Fatalf("the upload sent again = (%v, %v), want complete", complete, err)
+	}
+	wantBlobContent(t, b, sum, img, "image/png")
+}
+
 func TestBlobMediaTypes(t *testing.T) {
 	jpg := blobJPEG(t)
 	tests := []struct {

@@ -92,6 +92,23 @@ func PartialContent(s *BlobStore, sum string) ([]byte, error) {
 	panic("unknown blob backend")
 }
 
+// FlipPartialByte changes the first byte held of the unfinished upload of sum.
+func FlipPartialByte(s *BlobStore, sum string) error {
+	switch b := s.b.(type) {
+	case *blobFiles:
+		data, err := os.ReadFile(b.partialPath(sum))
+		if err != nil {
+			return err
+		}
+		data[0] ^= 1
+		return os.WriteFile(b.partialPath(sum), data, 0o640)
+	case *blobRows:
+		_, err := b.db.Exec(`UPDATE blob_chunks SET data = set_byte(data, 0, get_byte(data, 0) # 1) WHERE hash = ? AND n = 0`, sum)
+		return err
+	}
+	panic("unknown blob backend")
+}
+
 // AgeUpload makes the unfinished upload of sum look last touched at t.
 func AgeUpload(s *BlobStore, sum string, t time.Time) error {
 	switch b := s.b.(type) {
