@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
 	"fieldsync/schema"
+	syncer "fieldsync/sync"
 )
 
 func init() {
@@ -18,7 +20,8 @@ func init() {
 // cmdMigrateStore moves a company from its SQLite database to an empty PostgreSQL one:
 // every table, in one transaction, from one snapshot of the SQLite database; then it reads
 // both stores again and compares every table (rows and a digest of them), and says what
-// it compared. --verify compares only. The seal key and the blobs stay in the data folder.
+// it compared. --verify compares only. The blobs (DATA_DIR/blobs) are copied into the
+// PostgreSQL blob store, each hash checked again on the way; the seal key stays a file.
 func cmdMigrateStore(args []string) error {
 	const synopsis = "migrate-store --from DATA_DIR --to postgres://… [--verify]"
 	fs := newFlags("migrate-store", synopsis)
@@ -65,6 +68,10 @@ func cmdMigrateStore(args []string) error {
 		}
 		fmt.Printf("copied %d rows of %d tables from %s into %s\n", total, len(copied), src.Path, schema.RedactURL(*to))
 	}
+	blobs, blobBytes, err := moveBlobs(ctx, *from, dst, *verifyOnly)
+	if err != nil {
+		return err
+	}
 	checks, err := schema.VerifyStore(ctx, src, dst)
 	fmt.Printf("%-18s %10s %10s  %s\n", "TABLE", "SQLITE", "POSTGRES", "DIGEST OF EVERY ROW")
 	for _, c := range checks {
@@ -81,7 +88,58 @@ func cmdMigrateStore(args []string) error {
 		return fmt.Errorf("%w\nthe copy is committed but wrong: was a server still writing to %s? Drop the PostgreSQL database, create it empty, stop the server and run migrate-store again", err, *from)
 	}
 	fmt.Printf("verified: every table holds the same rows in both stores (count and digest of every row, each store read in one snapshot)\n")
-	fmt.Printf("the seal key (%s) and the blobs (%s) stay in the data folder: start every instance with --data %s --db URL, or give each a copy of both\n",
-		filepath.Join(*from, schema.SealKeyFile), filepath.Join(*from, "blobs"), *from)
+	fmt.Printf("verified: %d blobs (%d bytes) from %s are whole in PostgreSQL, each read back and its SHA-256 checked\n", blobs, blobBytes, filepath.Join(*from, "blobs"))
+	fmt.Printf("the seal key (%s) stays a file: give every instance the same one (--seal-key, docs/operations.md)\n",
+		filepath.Join(*from, schema.SealKeyFile))
 	return nil
+}
+
+// moveBlobs copies every whole blob of the data folder into dst's blob store (unless
+// verifyOnly), through the store's own upload, which checks each hash and type again, and
+// then reads each back from dst and checks its hash. Unfinished uploads are left behind:
+// their phones send them again.
+func moveBlobs(ctx context.Context, dataDir string, dst *schema.DB, verifyOnly bool) (n int, size int64, err error) {
+	dir := filepath.Join(dataDir, "blobs")
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return 0, 0, nil
+	} else if err != nil {
+		return 0, 0, err
+	}
+	to, err := syncer.OpenBlobStoreIn(dst, "", math.MaxInt64)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer to.Close()
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return n, size, ctx.Err()
+		}
+		if !e.Type().IsRegular() || !syncer.ValidBlobSum(e.Name()) {
+			continue
+		}
+		sum := e.Name()
+		if !verifyOnly && !to.Has(sum) {
+			f, err := os.Open(filepath.Join(dir, sum))
+			if err != nil {
+				return n, size, err
+			}
+			st, err := f.Stat()
+			if err == nil {
+				_, _, err = to.Append("", sum, 0, st.Size(), f)
+			}
+			f.Close()
+			if err != nil {
+				return n, size, fmt.Errorf("blob %s: %w", sum, err)
+			}
+		}
+		if err := to.Verify(sum); err != nil {
+			return n, size, fmt.Errorf("blob %s in PostgreSQL: %w", sum, err)
+		}
+		if info, err := e.Info(); err == nil {
+			size += info.Size()
+		}
+		n++
+	}
+	return n, size, nil
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -72,8 +75,25 @@ func TestMigrateStoreDemo(t *testing.T) {
 			t.Errorf("table %s: %q, want a line saying it is equal\n%s", table, line, out)
 		}
 	}
-	if !strings.Contains(out, filepath.Join(data, schema.SealKeyFile)) || !strings.Contains(out, filepath.Join(data, "blobs")) {
-		t.Errorf("migrate-store does not say where the seal key and blobs stay:\n%s", out)
+	if !strings.Contains(out, filepath.Join(data, schema.SealKeyFile)) {
+		t.Errorf("migrate-store does not say where the seal key stays:\n%s", out)
+	}
+	// Every blob of the data folder is whole in PostgreSQL, with the same bytes.
+	files, err := os.ReadDir(filepath.Join(data, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []string
+	for _, f := range files {
+		if f.Type().IsRegular() && len(f.Name()) == 64 {
+			sums = append(sums, f.Name())
+		}
+	}
+	if len(sums) == 0 {
+		t.Fatal("the demo company has no blobs to move")
+	}
+	if want := fmt.Sprintf("verified: %d blobs", len(sums)); !strings.Contains(out, want) {
+		t.Errorf("migrate-store output lacks %q:\n%s", want, out)
 	}
 
 	// The copy is the demo company: the server on it finds its accounts and tickets.
@@ -91,6 +111,28 @@ func TestMigrateStoreDemo(t *testing.T) {
 	}
 	if u, tk := count(`SELECT COUNT(*) FROM credentials`), count(`SELECT COUNT(*) FROM records WHERE entity = 'ticket'`); u != 7 || tk == 0 {
 		t.Fatalf("the copy holds %d accounts and %d tickets", u, tk)
+	}
+	for _, sum := range sums {
+		want, err := os.ReadFile(filepath.Join(data, "blobs", sum))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		rows, err := db.R.Query(`SELECT c.data FROM blob_chunks c JOIN blobs b ON b.hash = c.hash AND b.complete = 1 WHERE c.hash = ? ORDER BY c.n`, sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var part []byte
+			if err := rows.Scan(&part); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, part...)
+		}
+		rows.Close()
+		if !bytes.Equal(got, want) {
+			t.Errorf("blob %s: %d bytes whole in PostgreSQL, want the file's %d", sum, len(got), len(want))
+		}
 	}
 
 	// Again into the same database: refused, and nothing changes.

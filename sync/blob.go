@@ -653,6 +653,9 @@ func (s *BlobStore) lock(sum string) (unlock func()) {
 
 // checkBlobSum refuses anything but 64 lower-case hex digits, which also keeps a sum from
 // naming a path outside the store.
+// ValidBlobSum reports whether s names a blob: 64 lower-case hex digits.
+func ValidBlobSum(s string) bool { return checkBlobSum(s) == nil }
+
 func checkBlobSum(sum string) error {
 	ok := len(sum) == 64
 	for i := 0; ok && i < len(sum); i++ {
