@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +42,7 @@ func cmdBench(args []string) error {
 	rates := fs.String("rates", "", "push: run the open loop at each of these offered rates in turn (comma-separated, e.g. 1000,2000,3000), each on its own server")
 	plot := fs.String("plot", "", "with push --rates: draw acknowledgement latency against offered load into this PNG file")
 	asJSON := fs.Bool("json", false, "print one JSON object (with --rates: one a line)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (with --in-process it includes the server)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (with --in-process it includes the server; initial-sync: the timed sync only)")
 	quiet := fs.Bool("quiet", false, "no progress lines on standard error")
 	// The scenario may come before or after the flags.
 	var scenario string
@@ -78,10 +77,7 @@ func cmdBench(args []string) error {
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		cfg.CPUProfile = f
 	}
 	var runs []int
 	if *rates != "" {

@@ -19,6 +19,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -65,6 +66,28 @@ type Config struct {
 	// Instances is how many server instances share DB (default 1), each its own process
 	// (or in-process server) on its own port; see target.phones for who talks to which.
 	Instances int
+	// CPUProfile receives a CPU profile of the measured part (initial-sync: the timed sync
+	// only, without the seeding; the other scenarios: the whole run); nil: none.
+	CPUProfile io.Writer
+	profiling  bool
+}
+
+// profile starts the CPU profile, if one is wanted and not yet running, and returns what
+// stops it.
+func (c *Config) profile() (stop func(), err error) {
+	if c.CPUProfile == nil || c.profiling {
+		return func() {}, nil
+	}
+	if err := pprof.StartCPUProfile(c.CPUProfile); err != nil {
+		return nil, err
+	}
+	c.profiling = true
+	return func() {
+		if c.profiling {
+			pprof.StopCPUProfile()
+			c.profiling = false
+		}
+	}, nil
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -185,6 +208,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	var err error
+	if cfg.Scenario != "initial-sync" {
+		stop, err := cfg.profile()
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
 	switch cfg.Scenario {
 	case "initial-sync":
 		err = initialSync(ctx, &cfg, &res)

@@ -27,6 +27,11 @@ func initialSync(ctx context.Context, cfg *Config, res *Result) error {
 	}
 	defer os.RemoveAll(dir)
 	dev := t.devices[0]
+	stopProfile, err := cfg.profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	start := time.Now()
 	c, err := client.Open(client.Config{BaseURL: t.deviceBase(0), DBPath: filepath.Join(dir, "device.db"), Token: dev.Token, DeviceID: dev.DeviceID,
 		PullLimit: syncer.MaxPullLimit, AppVersion: "bench"})
@@ -38,6 +43,7 @@ func initialSync(ctx context.Context, cfg *Config, res *Result) error {
 		return err
 	}
 	el := time.Since(start)
+	stopProfile()
 	count, _, err := c.Digest()
 	if err != nil {
 		return err
