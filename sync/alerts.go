@@ -238,56 +238,138 @@ func (e *Engine) SetAlertPrefs(ctx context.Context, userID string, p schema.Aler
 	})
 }
 
-// openStatuses are the ticket statuses whose deadlines are watched.
-var openStatuses = []string{schema.StReported, schema.StRegistered, schema.StEscalated, schema.StDispatched,
-	schema.StAccepted, schema.StEnRoute, schema.StOnSite}
+// deadlineBatch is how many tickets the deadline watcher, and sweepBatch how many leaving
+// tickets the sweep, handle in one writer transaction: between two batches the writer serves
+// whatever else waits.
+const deadlineBatch, sweepBatch = 100, 100
 
-// WatchDeadlines is one tick of the deadline watcher: for every open ticket whose response
-// deadline (not accepted) or arrival deadline (on-site, not arrived) is near or past at the
-// engine's clock, it records a deadline_warning or deadline_missed ticket event, unless the
-// ticket already has that event for that deadline. The check and the write are one
-// transaction on the write path, so an event is recorded once however often the watcher runs
-// and across restarts, and a deadline that passed while the server was down is recorded on
-// the first tick after start. A deadline already missed gets no warning. It returns how many
-// events it recorded.
+// scanStats says what the last look of the deadline watcher or the last sweep read (tickets)
+// and the most tickets it handled in one writer transaction (the tests check the bounds).
+type scanStats struct{ read, maxPerTx int }
+
+// deadlineCandidates selects the tickets one look of the deadline watcher reads: those with
+// an unmet deadline (the generated columns due_response and due_arrival, migration 0008)
+// in (from, now], missed since the last look, or in (from+warning, now+warning], near
+// since the last look; and those written since the last look (last_seq above its sequence
+// number) with an unmet deadline at or before now+warning: a deadline moved, a ticket
+// reopened. Each part reads an index, so an open backlog whose deadlines were recorded
+// costs nothing.
+const deadlineCandidates = `SELECT id FROM records WHERE due_response > ? AND due_response <= ?
+	UNION SELECT id FROM records WHERE due_response > ? AND due_response <= ?
+	UNION SELECT id FROM records WHERE due_arrival > ? AND due_arrival <= ?
+	UNION SELECT id FROM records WHERE due_arrival > ? AND due_arrival <= ?
+	UNION SELECT id FROM records WHERE last_seq > ? AND (due_response <= ? OR due_arrival <= ?)
+	ORDER BY id`
+
+// WatchDeadlines is one look of the deadline watcher: for every open ticket whose response
+// deadline (not accepted) or arrival deadline (on-site, not arrived) came near or passed
+// since the last look, at the engine's clock, it records a deadline_warning or
+// deadline_missed ticket event, unless the ticket already has that event for that deadline.
+// Where the last look ended (its time and the write position) is kept in the database
+// (counters deadline_watch_at and deadline_watch_seq), so a deadline that passed while the
+// server was down is recorded on the first look after start; the first look of all reads
+// every deadline already near. Tickets are read and written a batch per writer transaction,
+// each checking for the event in the transaction that writes it, so an event is recorded
+// once however often the watcher runs, and across restarts; the end of the look is recorded
+// with the last batch. A deadline already missed gets no warning. It returns how many events
+// it recorded.
 func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
+	now := e.Now()
+	warn := time.Duration(e.Settings().Int("deadline_warning_minutes")) * time.Minute
+	ids, seq, err := e.deadlineCandidates(ctx, now, warn)
+	if err != nil {
+		return 0, err
+	}
+	st := scanStats{read: len(ids)}
 	n := 0
-	err := e.run(ctx, func(w *wtx) error {
-		n = 0
-		warn := time.Duration(w.Settings().Int("deadline_warning_minutes")) * time.Minute
-		// Only tickets with a deadline unmet and near are read (stamps compare as strings);
-		// schema.PendingDeadlines has the last word.
-		near := schema.Stamp(w.now.Add(warn))
-		tickets, err := queryDocs(ctx, w.tx, `SELECT data FROM records WHERE entity = 'ticket' AND deleted = 0 AND status IN (SELECT value FROM json_each(?))
-			AND ((COALESCE(data ->> 'accepted_at', '') = '' AND data ->> 'due_response_at' <= ?)
-			  OR (COALESCE(data ->> 'arrived_at', '') = '' AND data ->> 'due_arrival_at' <= ?))
-			ORDER BY id`, schema.MustJSON(openStatuses), near, near)
-		if err != nil {
-			return err
-		}
-		for _, t := range tickets {
-			for _, dl := range schema.PendingDeadlines(t) {
-				kind := ""
-				switch {
-				case !w.now.Before(dl.Due):
-					kind = schema.AlertDeadlineMissed
-				case warn > 0 && !w.now.Before(dl.Due.Add(-warn)):
-					kind = schema.AlertDeadlineWarning
-				default:
-					continue
-				}
-				made, err := w.deadlineEvent(t, kind, dl, nil)
+	for i := 0; i == 0 || i < len(ids); i += deadlineBatch {
+		batch := ids[i:min(i+deadlineBatch, len(ids))]
+		last := i+deadlineBatch >= len(ids)
+		made := 0
+		err := e.run(ctx, func(w *wtx) error {
+			made = 0
+			for _, id := range batch {
+				t, err := w.Get(schema.EntTicket, id)
 				if err != nil {
+					if _, ok := schema.AsError(err); ok {
+						continue // gone since it was selected
+					}
 					return err
 				}
-				if made {
-					n++
+				for _, dl := range schema.PendingDeadlines(t) {
+					kind := ""
+					switch {
+					case !now.Before(dl.Due):
+						kind = schema.AlertDeadlineMissed
+					case warn > 0 && !now.Before(dl.Due.Add(-warn)):
+						kind = schema.AlertDeadlineWarning
+					default:
+						continue
+					}
+					ok, err := w.deadlineEvent(t, kind, dl, nil)
+					if err != nil {
+						return err
+					}
+					if ok {
+						made++
+					}
 				}
 			}
+			if !last {
+				return nil
+			}
+			_, err := w.tx.Exec(`INSERT INTO counters (name, value) VALUES ('deadline_watch_at', ?), ('deadline_watch_seq', ?)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value`, now.UnixMilli(), seq)
+			return err
+		})
+		if err != nil {
+			return n, err
 		}
-		return nil
-	})
-	return n, err
+		n += made
+		st.maxPerTx = max(st.maxPerTx, len(batch))
+	}
+	e.watchStats = st
+	return n, nil
+}
+
+// deadlineCandidates reads, in one snapshot, where the last look ended and the tickets this
+// look at now must read (deadlineCandidates); it returns them with the write position the
+// snapshot holds, where this look ends.
+func (e *Engine) deadlineCandidates(ctx context.Context, now time.Time, warn time.Duration) (ids []string, seq int64, err error) {
+	tx, err := e.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
+	var lastAt, lastSeq sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT value FROM counters WHERE name = 'deadline_watch_at'),
+		(SELECT value FROM counters WHERE name = 'deadline_watch_seq'), seq FROM engine_state`).Scan(&lastAt, &lastSeq, &seq); err != nil {
+		return nil, 0, err
+	}
+	// The first look of all reads every deadline up to now+warn ("" is below every stamp),
+	// which already holds every ticket written before it.
+	from, fromWarn, since := "", "", seq
+	if lastAt.Valid {
+		last := time.UnixMilli(lastAt.Int64)
+		if last.After(now) {
+			last = now // a clock set back: look again from now
+		}
+		from, fromWarn, since = schema.Stamp(last), schema.Stamp(last.Add(warn)), lastSeq.Int64
+	}
+	to, toWarn := schema.Stamp(now), schema.Stamp(now.Add(warn))
+	rows, err := tx.QueryContext(ctx, deadlineCandidates, from, to, fromWarn, toWarn, from, to, fromWarn, toWarn, since, toWarn, toWarn)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, 0, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, seq, rows.Err()
 }
 
 // deviceStepTime keeps, on ticket next, the phone's time of a step a device pushed

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -429,55 +430,53 @@ func (e *Engine) run(ctx context.Context, fn func(w *wtx) error) error {
 
 // Sweep evicts tickets whose time in a scope ran out (completed or cancelled more than
 // completed_scope_days ago) and prunes what is older than offline_days: scope departures
-// and remembered mutation results. Checkpoints older than what was pruned expire.
+// and remembered mutation results. Checkpoints older than what was pruned expire. It reads
+// outside the writer and writes a batch of sweepBatch tickets per writer transaction, so
+// that the first syncs after a start do not wait behind it.
 func (e *Engine) Sweep(ctx context.Context) error {
-	return e.run(ctx, func(w *wtx) error {
-		rows, err := w.tx.Query(`SELECT s.user_id, r.data, r.version FROM scope s JOIN records r ON r.entity = 'ticket' AND r.id = s.id
-			WHERE s.entity = 'ticket' AND s.present = 1 AND r.status IN ('completed', 'sheet_received', 'followed_up', 'closed', 'cancelled')`)
+	now := e.Now()
+	days := e.Settings().Int("completed_scope_days")
+	leaving, err := e.leavingTickets(ctx, now, days)
+	if err != nil {
+		return err
+	}
+	st := scanStats{read: len(leaving)}
+	for i := 0; i < len(leaving); i += sweepBatch {
+		batch := leaving[i:min(i+sweepBatch, len(leaving))]
+		err := e.run(ctx, func(w *wtx) error {
+			for _, g := range batch {
+				// Judged again in the transaction that writes: schema.TicketHolders has the
+				// last word.
+				t, err := w.Get(schema.EntTicket, g[1])
+				if err != nil {
+					if _, ok := schema.AsError(err); ok {
+						continue
+					}
+					return err
+				}
+				if slices.Contains(schema.TicketHolders(t, w.now, days), g[0]) || !w.inScope(g[0], schema.EntTicket, g[1]) {
+					continue
+				}
+				if err := w.leaveTicket(g[0], t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		type gone struct {
-			user string
-			t    schema.Doc
-		}
-		var leaving []gone
-		days := w.Settings().Int("completed_scope_days")
-		for rows.Next() {
-			var u string
-			var b []byte
-			var v int64
-			if err := rows.Scan(&u, &b, &v); err != nil {
-				rows.Close()
-				return err
-			}
-			t, err := schema.DecodeDoc(b)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			keep := false
-			for _, h := range schema.TicketHolders(t, w.now, days) {
-				keep = keep || h == u
-			}
-			if !keep {
-				leaving = append(leaving, gone{u, t})
-			}
-		}
-		rows.Close()
-		for _, g := range leaving {
-			if err := w.leaveTicket(g.user, g.t); err != nil {
-				return err
-			}
-		}
-		horizon := w.now.Add(-time.Duration(w.Settings().Int("offline_days")) * 24 * time.Hour)
-		var floor sql.NullInt64
-		if err := w.flushChanges(); err != nil {
-			return err
-		}
-		if err := w.tx.QueryRow(`SELECT MAX(seq) FROM changes WHERE at < ?`, schema.Stamp(horizon)).Scan(&floor); err != nil {
-			return err
-		}
+		st.maxPerTx = max(st.maxPerTx, len(batch))
+	}
+	e.sweepStats = st
+	horizon := schema.Stamp(now.Add(-time.Duration(e.Settings().Int("offline_days")) * 24 * time.Hour))
+	// The newest change older than the horizon, read backwards from the newest: outside the
+	// writer, as it reads the days of history kept.
+	var floor sql.NullInt64
+	if err := e.db.R.QueryRowContext(ctx, `SELECT seq FROM changes WHERE at < ? ORDER BY seq DESC LIMIT 1`, horizon).Scan(&floor); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return e.run(ctx, func(w *wtx) error {
 		if floor.Valid {
 			if _, err := w.tx.Exec(`DELETE FROM scope WHERE present = 0 AND seq <= ?`, floor.Int64); err != nil {
 				return err
@@ -487,11 +486,37 @@ func (e *Engine) Sweep(ctx context.Context) error {
 				return err
 			}
 		}
-		if _, err := w.tx.Exec(`DELETE FROM mutations WHERE at < ?`, schema.Stamp(horizon)); err != nil {
+		if _, err := w.tx.Exec(`DELETE FROM mutations WHERE at < ?`, horizon); err != nil {
 			return err
 		}
 		return w.pruneDeviceClock()
 	})
+}
+
+// leavingTickets lists the (user, ticket) pairs of the scopes whose time ran out at now: a
+// closed ticket held by someone who is not its assignee, or whose completion (cancellation)
+// is days or more ago (stamps compare as strings). Only those are read, not every closed
+// ticket still held.
+func (e *Engine) leavingTickets(ctx context.Context, now time.Time, days int64) ([][2]string, error) {
+	cut := schema.Stamp(now.Add(-time.Duration(days) * 24 * time.Hour))
+	rows, err := e.db.R.QueryContext(ctx, `SELECT s.user_id, s.id FROM scope s JOIN records r ON r.entity = 'ticket' AND r.id = s.id
+		WHERE s.entity = 'ticket' AND s.present = 1 AND r.status IN ('completed', 'sheet_received', 'followed_up', 'closed', 'cancelled')
+		AND (s.user_id <> COALESCE(r.assignee_id, '')
+		  OR COALESCE(CASE r.status WHEN 'cancelled' THEN r.data ->> 'cancelled_at' ELSE r.data ->> 'completed_at' END, '') BETWEEN '0' AND ?)
+		ORDER BY s.user_id, s.id`, cut)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var g [2]string
+		if err := rows.Scan(&g[0], &g[1]); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }
 
 // pruneDeviceClock keeps device_clock_keep_days of each device's clock history, and at most
