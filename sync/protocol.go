@@ -34,6 +34,24 @@ type Conversation struct {
 	Limits   Limits
 	// Authenticate resolves a token given in hello; the transport sets it.
 	Authenticate func(ctx context.Context, token string) (*Session, error)
+	// ahead is the next page of a paged pull, read while the page before it travels.
+	ahead *readAhead
+}
+
+// errNotAhead: no page was read ahead for this pull.
+var errNotAhead = errors.New("not read ahead")
+
+// readAhead is the page a device will ask for next while it catches up: the answer to a pull
+// from checkpoint with limit, read by actor. Reading it while the page before it is sent and
+// decoded on the device takes the server's read off the device's path; the page is what a
+// pull at the time of the read would have answered, and changes made since follow it.
+type readAhead struct {
+	actor      schema.Actor
+	checkpoint string
+	limit      int
+	done       chan struct{}
+	page       Page
+	err        error
 }
 
 // DecodeFrame parses one client frame strictly: one JSON object, valid UTF-8, known fields
@@ -158,7 +176,33 @@ func (e *Engine) pullFrame(ctx context.Context, cv *Conversation, f *Frame) ([]F
 	if f.Limit < 0 {
 		return []Frame{ErrorFrame(f.ID, schema.FieldError(schema.CodeValidation, "limit", "limit must not be negative"))}, nil
 	}
-	page, err := e.Pull(ctx, cv.Session.Actor, cp, f.Limit)
+	actor := cv.Session.Actor
+	var page Page
+	err := errNotAhead
+	if a := cv.ahead; a != nil && a.checkpoint == cp && a.limit == f.Limit && a.actor.UserID == actor.UserID && a.actor.Role == actor.Role {
+		select {
+		case <-a.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if page, err = a.page, a.err; err == nil {
+			e.metrics().Pulled(outcome(nil))
+		}
+	}
+	// Any other pull (a page read ahead is then dropped), or a read ahead that failed (its
+	// context may have ended), is read now.
+	cv.ahead = nil
+	if err != nil {
+		page, err = e.Pull(ctx, actor, cp, f.Limit)
+	}
+	if err == nil && page.HasMore {
+		a := &readAhead{actor: actor, checkpoint: page.Checkpoint, limit: f.Limit, done: make(chan struct{})}
+		cv.ahead = a
+		go func() {
+			defer close(a.done)
+			a.page, a.err = e.pull(ctx, a.actor, a.checkpoint, a.limit)
+		}()
+	}
 	if err != nil {
 		if _, ok := schema.AsError(err); ok {
 			return []Frame{ErrorFrame(f.ID, err)}, nil
