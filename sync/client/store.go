@@ -148,21 +148,38 @@ func (s *store) checkpoint() (string, error) {
 }
 
 // applyChanges applies one pulled batch and stores its checkpoint in the same transaction, so
-// that a crash leaves either both or neither.
+// that a crash leaves either both or neither. Upserts go in multi-row statements
+// (upsertRows records each), in the batch's order.
 func (s *store) applyChanges(changes []syncer.Change, checkpoint *string) ([]change, error) {
 	var notes []change
 	err := s.update(func(tx *sql.Tx) error {
 		notes = notes[:0]
+		var rows []syncer.Change // upserts not yet written, fewer than upsertRows
+		flush := func() error {
+			for _, ch := range rows {
+				if _, err := putRecord(tx, ch.Entity, ch.ID, ch.Version, ch.Record); err != nil {
+					return err
+				}
+			}
+			rows = rows[:0]
+			return nil
+		}
 		for _, ch := range changes {
 			switch ch.Op {
 			case syncer.OpUpsert:
 				if ch.Record == nil {
 					return fmt.Errorf("client: upsert of %s/%s without a record", ch.Entity, ch.ID)
 				}
-				if _, err := putRecord(tx, ch.Entity, ch.ID, ch.Version, ch.Record); err != nil {
-					return err
+				if rows = append(rows, ch); len(rows) == upsertRows {
+					if err := putRecords(tx, rows); err != nil {
+						return err
+					}
+					rows = rows[:0]
 				}
 			case syncer.OpDelete, syncer.OpEvict:
+				if err := flush(); err != nil {
+					return err
+				}
 				if _, err := tx.Exec(`DELETE FROM records WHERE entity = ? AND id = ?`, ch.Entity, ch.ID); err != nil {
 					return fmt.Errorf("client: removing %s/%s: %w", ch.Entity, ch.ID, err)
 				}
@@ -170,6 +187,9 @@ func (s *store) applyChanges(changes []syncer.Change, checkpoint *string) ([]cha
 				return fmt.Errorf("client: change of %s/%s has unknown op %q", ch.Entity, ch.ID, ch.Op)
 			}
 			notes = append(notes, change{ch.Entity, ch.ID, ch.Op})
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 		if checkpoint != nil {
 			return setMeta(tx, metaCheckpoint, *checkpoint)
@@ -179,13 +199,36 @@ func (s *store) applyChanges(changes []syncer.Change, checkpoint *string) ([]cha
 	return notes, err
 }
 
+// upsertRows is how many records one statement of applyChanges stores.
+const upsertRows = 100
+
+// upsertRecord ends the statements that store a record unless a newer version is already
+// held. The record's JSON is bound as bytes and stored as text (CAST), without a copy into
+// a Go string.
+const upsertRecord = ` ON CONFLICT (entity, id) DO UPDATE SET version = excluded.version, data = excluded.data
+	WHERE excluded.version >= records.version`
+
+var upsertMany = `INSERT INTO records (entity, id, version, data) VALUES ` +
+	strings.Repeat(`(?, ?, ?, CAST(? AS TEXT)), `, upsertRows-1) + `(?, ?, ?, CAST(? AS TEXT))` + upsertRecord
+
+// putRecords stores upsertRows records in one statement, as putRecord stores one.
+func putRecords(tx *sql.Tx, rows []syncer.Change) error {
+	args := make([]any, 0, 4*len(rows))
+	for _, ch := range rows {
+		args = append(args, ch.Entity, ch.ID, ch.Version, []byte(ch.Record))
+	}
+	if _, err := tx.Exec(upsertMany, args...); err != nil {
+		return fmt.Errorf("client: storing %d records from %s/%s: %w", len(rows), rows[0].Entity, rows[0].ID, err)
+	}
+	return nil
+}
+
 // putRecord stores the server state of a record unless a newer version is already held
 // (results and pulls can arrive in either order); it reports whether it wrote. data comes
 // from a frame that was decoded whole, so it is valid JSON.
 func putRecord(tx *sql.Tx, entity, id string, version int64, data json.RawMessage) (bool, error) {
-	res, err := tx.Exec(`INSERT INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)
-		ON CONFLICT (entity, id) DO UPDATE SET version = excluded.version, data = excluded.data
-		WHERE excluded.version >= records.version`, entity, id, version, string(data))
+	res, err := tx.Exec(`INSERT INTO records (entity, id, version, data) VALUES (?, ?, ?, CAST(? AS TEXT))`+upsertRecord,
+		entity, id, version, []byte(data))
 	if err != nil {
 		return false, fmt.Errorf("client: storing %s/%s: %w", entity, id, err)
 	}
