@@ -179,8 +179,14 @@ func EncodeFrame(f Frame) ([]byte, error) {
 		size += len(c.Record) + len(c.Entity) + len(c.ID) + 64
 	}
 	b := make([]byte, 0, size)
+	// The checkpoint and has_more come first: a client can ask for the next page as soon
+	// as it has read them, before it decodes the changes.
 	b = append(b, `{"type":"changes","re":`...)
 	b = appendString(b, f.Re)
+	b = append(b, `,"checkpoint":`...)
+	b = appendString(b, *f.Checkpoint)
+	b = append(b, `,"has_more":`...)
+	b = strconv.AppendBool(b, *f.HasMore)
 	b = append(b, `,"changes":[`...)
 	for i, c := range f.Changes {
 		if i > 0 {
@@ -202,11 +208,7 @@ func EncodeFrame(f Frame) ([]byte, error) {
 		}
 		b = append(b, '}')
 	}
-	b = append(b, `],"checkpoint":`...)
-	b = appendString(b, *f.Checkpoint)
-	b = append(b, `,"has_more":`...)
-	b = strconv.AppendBool(b, *f.HasMore)
-	return append(b, '}'), nil
+	return append(b, "]}"...), nil
 }
 
 // appendString appends s as a JSON string.

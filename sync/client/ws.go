@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,10 +20,53 @@ import (
 // server pings every 25 s.
 const readIdle = 75 * time.Second
 
-// inbound is one frame from the reader goroutine, or the error that ended the reads.
+// inbound is one frame from the reader goroutine, or the head of a changes frame it is
+// about to decode, or the error that ended the reads.
 type inbound struct {
-	f   syncer.Frame
-	err error
+	f    syncer.Frame
+	head *pageHead
+	err  error
+}
+
+// pageHead is what a changes frame says before its changes: the pull it answers, its
+// checkpoint and whether more follows (the server writes these first).
+type pageHead struct {
+	re, checkpoint string
+	more           bool
+}
+
+// changesHead reads the head of a changes frame whose checkpoint and has_more come before
+// its changes; ok is false for any other frame.
+func changesHead(data []byte) (h pageHead, ok bool) {
+	if !bytes.HasPrefix(data, []byte(`{"type":"changes",`)) {
+		return h, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.Token() // {
+	for range 4 {
+		k, err := dec.Token()
+		if err != nil {
+			return h, false
+		}
+		var dst any
+		switch k {
+		case "type":
+			var typ string
+			dst = &typ
+		case "re":
+			dst = &h.re
+		case "checkpoint":
+			dst = &h.checkpoint
+		case "has_more":
+			dst = &h.more
+		default:
+			return h, false
+		}
+		if err := dec.Decode(dst); err != nil {
+			return h, false
+		}
+	}
+	return h, true
 }
 
 // wsConn is one WebSocket session: the owner goroutine (runWS) writes and decides; a reader
@@ -36,9 +80,12 @@ type wsConn struct {
 	limits syncer.Limits
 	nextID int
 
-	pullID   string
-	push     *inflight
-	verifies map[string]verifyReq
+	pullID string
+	// ahead is the pull whose page is still being decoded while the next pull (pullID),
+	// asked for from its head, is already on its way; aheadCP is that head's checkpoint.
+	ahead, aheadCP string
+	push           *inflight
+	verifies       map[string]verifyReq
 }
 
 // inflight is the push awaiting its results.
@@ -122,8 +169,27 @@ func (w *wsConn) read() {
 			return
 		}
 		w.conn.SetReadDeadline(time.Now().Add(readIdle))
+		// The head of a page goes to the owner first, so that it can ask for the next page
+		// while this one is decoded.
+		h, paged := changesHead(data)
+		if paged {
+			select {
+			case w.in <- inbound{head: &h}:
+			case <-w.stop:
+				return
+			}
+		}
 		var f syncer.Frame
 		if err := json.Unmarshal(data, &f); err != nil {
+			if paged {
+				// The next page may already be asked for on the strength of this one's
+				// head: end the session, so that the pull starts again from what is stored.
+				select {
+				case w.in <- inbound{err: fmt.Errorf("client: undecodable changes frame: %w", err)}:
+				case <-w.stop:
+				}
+				return
+			}
 			w.c.log.Warn("fieldsync client: undecodable frame", "err", err)
 			continue
 		}
@@ -279,11 +345,32 @@ func (w *wsConn) run(ctx context.Context) error {
 			if in.err != nil {
 				return w.readFailed(in.err)
 			}
+			if in.head != nil {
+				if err := w.pullAhead(*in.head); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := w.handle(in.f); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// pullAhead asks for the next page as soon as the head of the current pull's page says
+// more follows, before that page is decoded and applied. The page is still applied first,
+// and the checkpoint is stored only with its changes.
+func (w *wsConn) pullAhead(h pageHead) error {
+	if h.re != w.pullID || !h.more || w.ahead != "" {
+		return nil
+	}
+	re := w.pullID
+	if err := w.startPull(h.checkpoint); err != nil {
+		return err
+	}
+	w.ahead, w.aheadCP = re, h.checkpoint
+	return nil
 }
 
 // accept starts what a new request needs: a round in a live session starts a fresh pull so
@@ -319,6 +406,7 @@ func (w *wsConn) startPull(checkpoint string) error {
 	}
 	w.gen++
 	w.pullID = w.newID("p")
+	w.ahead = ""
 	return w.send(syncer.Frame{Type: syncer.MsgPull, ID: w.pullID, Checkpoint: &checkpoint,
 		Limit: w.c.cfg.PullLimit, Live: w.live})
 }
@@ -328,11 +416,19 @@ func (w *wsConn) handle(f syncer.Frame) error {
 	c := w.c
 	switch f.Type {
 	case syncer.MsgChanges:
-		if f.Re != w.pullID {
+		ahead := f.Re != "" && f.Re == w.ahead
+		if f.Re != w.pullID && !ahead {
 			return nil // an earlier, superseded pull
 		}
 		more := f.HasMore != nil && *f.HasMore
-		if more {
+		if ahead {
+			// The next pull went out on this page's head: the page must say what its
+			// head said.
+			w.ahead = ""
+			if !more || f.Checkpoint == nil || *f.Checkpoint != w.aheadCP {
+				return errors.New("client: a changes frame differs from its head; reconnecting")
+			}
+		} else if more {
 			// Ask for the next page before applying this one, so the server reads it while
 			// the device writes: the checkpoint is still stored only with its changes.
 			cp := ""
@@ -409,7 +505,7 @@ func (w *wsConn) handleError(f syncer.Frame) error {
 			}
 			cp := ""
 			w.gen++
-			w.pullID = w.newID("p")
+			w.pullID, w.ahead = w.newID("p"), ""
 			return w.send(syncer.Frame{Type: syncer.MsgPull, ID: w.pullID, Checkpoint: &cp,
 				Limit: c.cfg.PullLimit, Live: w.live})
 		}
