@@ -40,8 +40,7 @@ func BenchmarkDecodePage(b *testing.B) {
 	data := pageFrame(b, 5000)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		var f syncer.Frame
-		if err := json.Unmarshal(data, &f); err != nil {
+		if _, err := decodeFrame(data); err != nil {
 			b.Fatal(err)
 		}
 	}

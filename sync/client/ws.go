@@ -179,8 +179,8 @@ func (w *wsConn) read() {
 				return
 			}
 		}
-		var f syncer.Frame
-		if err := json.Unmarshal(data, &f); err != nil {
+		f, err := decodeFrame(data)
+		if err != nil {
 			if paged {
 				// The next page may already be asked for on the strength of this one's
 				// head: end the session, so that the pull starts again from what is stored.
