@@ -243,8 +243,8 @@ func (e *Engine) SetAlertPrefs(ctx context.Context, userID string, p schema.Aler
 // whatever else waits.
 const deadlineBatch, sweepBatch = 100, 100
 
-// scanStats says what the last look of the deadline watcher or the last sweep read (tickets)
-// and the most tickets it handled in one writer transaction (the tests check the bounds).
+// scanStats says what a look of the deadline watcher or a sweep read (tickets) and the most
+// tickets it handled in one writer transaction (the tests check the bounds).
 type scanStats struct{ read, maxPerTx int }
 
 // deadlineCandidates selects the tickets one look of the deadline watcher reads: those with
@@ -274,11 +274,17 @@ const deadlineCandidates = `SELECT id FROM records WHERE due_response > ? AND du
 // with the last batch. A deadline already missed gets no warning. It returns how many events
 // it recorded.
 func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
+	n, _, err := e.watchDeadlines(ctx)
+	return n, err
+}
+
+// watchDeadlines is WatchDeadlines, saying also what the look read.
+func (e *Engine) watchDeadlines(ctx context.Context) (int, scanStats, error) {
 	now := e.Now()
 	warn := time.Duration(e.Settings().Int("deadline_warning_minutes")) * time.Minute
 	ids, seq, err := e.deadlineCandidates(ctx, now, warn)
 	if err != nil {
-		return 0, err
+		return 0, scanStats{}, err
 	}
 	st := scanStats{read: len(ids)}
 	n := 0
@@ -323,13 +329,12 @@ func (e *Engine) WatchDeadlines(ctx context.Context) (int, error) {
 			return err
 		})
 		if err != nil {
-			return n, err
+			return n, st, err
 		}
 		n += made
 		st.maxPerTx = max(st.maxPerTx, len(batch))
 	}
-	e.watchStats = st
-	return n, nil
+	return n, st, nil
 }
 
 // deadlineCandidates reads, in one snapshot, where the last look ended and the tickets this

@@ -58,11 +58,9 @@ type Engine struct {
 	// instance names this engine in its commit notifications (PostgreSQL; listen.go).
 	instance   string
 	listenOnce gosync.Once
-	// What the last look of the deadline watcher and the last sweep read (for tests).
-	watchStats, sweepStats scanStats
-	closed                 chan struct{}
-	wg                     gosync.WaitGroup
-	once                   gosync.Once
+	closed     chan struct{}
+	wg         gosync.WaitGroup
+	once       gosync.Once
 }
 
 // Options says how a batch of mutations is judged.

@@ -434,11 +434,17 @@ func (e *Engine) run(ctx context.Context, fn func(w *wtx) error) error {
 // outside the writer and writes a batch of sweepBatch tickets per writer transaction, so
 // that the first syncs after a start do not wait behind it.
 func (e *Engine) Sweep(ctx context.Context) error {
+	_, err := e.sweep(ctx)
+	return err
+}
+
+// sweep is Sweep, saying also what it read.
+func (e *Engine) sweep(ctx context.Context) (scanStats, error) {
 	now := e.Now()
 	days := e.Settings().Int("completed_scope_days")
 	leaving, err := e.leavingTickets(ctx, now, days)
 	if err != nil {
-		return err
+		return scanStats{}, err
 	}
 	st := scanStats{read: len(leaving)}
 	for i := 0; i < len(leaving); i += sweepBatch {
@@ -464,19 +470,18 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return st, err
 		}
 		st.maxPerTx = max(st.maxPerTx, len(batch))
 	}
-	e.sweepStats = st
 	horizon := schema.Stamp(now.Add(-time.Duration(e.Settings().Int("offline_days")) * 24 * time.Hour))
 	// The newest change older than the horizon, read backwards from the newest: outside the
 	// writer, as it reads the days of history kept.
 	var floor sql.NullInt64
 	if err := e.db.R.QueryRowContext(ctx, `SELECT seq FROM changes WHERE at < ? ORDER BY seq DESC LIMIT 1`, horizon).Scan(&floor); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+		return st, err
 	}
-	return e.run(ctx, func(w *wtx) error {
+	return st, e.run(ctx, func(w *wtx) error {
 		if floor.Valid {
 			if _, err := w.tx.Exec(`DELETE FROM scope WHERE present = 0 AND seq <= ?`, floor.Int64); err != nil {
 				return err

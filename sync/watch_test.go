@@ -54,11 +54,10 @@ func TestDeadlineWatcherReadsOnlyCrossedDeadlines(t *testing.T) {
 	ctx := context.Background()
 	tick := func(wantEvents, wantRead int) {
 		t.Helper()
-		n, err := w.e.WatchDeadlines(ctx)
+		n, st, err := w.e.watchDeadlines(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := w.e.watchStats
 		if n != wantEvents || st.read != wantRead {
 			t.Fatalf("at %s the watcher recorded %d events reading %d tickets, want %d events reading %d",
 				w.now.Format(time.DateTime), n, st.read, wantEvents, wantRead)
@@ -139,10 +138,10 @@ func TestSweepReadsOnlyLeavingTicketsInBatches(t *testing.T) {
 	recent := w.openTickets("recent", 40, "normal")
 	cancel(recent)
 	open := w.openTickets("open", 5, "normal")
-	if err := w.e.Sweep(context.Background()); err != nil {
+	st, err := w.e.sweep(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	st := w.e.sweepStats
 	if st.read != leaving {
 		t.Errorf("the sweep read %d tickets, want only the %d leaving", st.read, leaving)
 	}
