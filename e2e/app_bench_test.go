@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/server"
 )
 
@@ -29,7 +30,8 @@ import (
 // benchServer is a demo server on loopback for a benchmark, with the coordinator's token.
 func benchServer(b *testing.B) (base, coord string, users map[string]string, srv *server.Server) {
 	b.Helper()
-	srv, err := server.New(context.Background(), server.Config{DataDir: b.TempDir(), Demo: true, AdminPassword: "admin-pass-1",
+	dir := b.TempDir()
+	srv, err := server.New(context.Background(), server.Config{DataDir: dir, DB: testpg.For(b, dir), Demo: true, AdminPassword: "admin-pass-1",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 	if err != nil {
 		b.Fatal(err)

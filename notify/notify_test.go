@@ -33,6 +33,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"fieldsync/internal/testpg"
 	"fieldsync/notify"
 	"fieldsync/schema"
 	syncer "fieldsync/sync"
@@ -53,7 +54,8 @@ type world struct {
 
 func newWorld(t *testing.T, settings map[string]any) *world {
 	t.Helper()
-	db, err := schema.Open(context.Background(), t.TempDir())
+	dir := t.TempDir()
+	db, err := schema.OpenStore(context.Background(), dir, testpg.For(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"fieldsync/internal/testpg"
 )
 
 // TestMetrics drives real traffic through a server (logins, a phone's WebSocket sync with a
@@ -228,6 +230,7 @@ func sampleValue(m *dto.Metric) float64 {
 func serveDemo(t *testing.T, cfg Config) (*Server, net.Listener) {
 	t.Helper()
 	cfg.DataDir, cfg.Demo = t.TempDir(), true
+	cfg.DB = testpg.For(t, cfg.DataDir)
 	cfg.Log, cfg.Out = slog.New(slog.NewTextHandler(io.Discard, nil)), func(string) {}
 	srv, err := New(context.Background(), cfg)
 	if err != nil {

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"fieldsync/internal/testpg"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key into dir and
@@ -129,7 +131,8 @@ func TestServeTLS(t *testing.T) {
 		{filepath.Join(t.TempDir(), "missing.pem"), keyFile, "missing.pem"},
 		{certFile, otherKey, "key"},
 	} {
-		_, err := New(context.Background(), Config{DataDir: t.TempDir(), TLSCert: tc.cert, TLSKey: tc.key, AdminPassword: "admin-pass-1",
+		dir := t.TempDir()
+		_, err := New(context.Background(), Config{DataDir: dir, DB: testpg.For(t, dir), TLSCert: tc.cert, TLSKey: tc.key, AdminPassword: "admin-pass-1",
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: func(string) {}})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("cert %q key %q: %v, want an error naming %s", tc.cert, tc.key, err, tc.want)

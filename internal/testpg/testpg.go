@@ -80,3 +80,13 @@ func For(t testing.TB, dataDir string) string {
 	byDir[dataDir] = u.String()
 	return u.String()
 }
+
+// SQLiteOnly skips a test that is about SQLite by nature (its PRAGMAs, VACUUM INTO backups,
+// the database file itself) when the tests run against PostgreSQL, saying why; the run on
+// SQLite covers it.
+func SQLiteOnly(t testing.TB, why string) {
+	t.Helper()
+	if On() {
+		t.Skip("SQLite only: " + why)
+	}
+}
