@@ -70,18 +70,18 @@ func Rebind(query string) string {
 		case c == '?':
 			n++
 			b.WriteString("$" + strconv.Itoa(n))
-		case (c == 'I' || c == 'i') && hasFoldPrefix(query[i:], "INDEXED BY "):
+		case (c == 'I' || c == 'i') && wordAt(query, i, "INDEXED BY "):
 			// SQLite's index hint: PostgreSQL's planner chooses. Skip it and the index's name.
 			j := i + len("INDEXED BY ")
 			for j < len(query) && (query[j] == '_' || query[j] >= 'a' && query[j] <= 'z' || query[j] >= 'A' && query[j] <= 'Z' || query[j] >= '0' && query[j] <= '9') {
 				j++
 			}
 			i = j - 1
-		case (c == 'L' || c == 'l') && hasFoldPrefix(query[i:], "LIKE ") && (i == 0 || query[i-1] == ' '):
+		case (c == 'L' || c == 'l') && wordAt(query, i, "LIKE "):
 			// SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's does not.
 			b.WriteString("ILIKE ")
 			i += len("LIKE ") - 1
-		case (c == 'j' || c == 'J') && hasFoldPrefix(query[i:], "json_each(?)"):
+		case (c == 'j' || c == 'J') && wordAt(query, i, "json_each(?)"):
 			n++
 			b.WriteString("json_array_elements_text(CAST($" + strconv.Itoa(n) + " AS json))")
 			i += len("json_each(?)") - 1
@@ -94,8 +94,15 @@ func Rebind(query string) string {
 	return out
 }
 
-func hasFoldPrefix(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+// wordAt reports whether query holds word at i, case aside, not as the end of a longer name.
+func wordAt(query string, i int, word string) bool {
+	if i > 0 {
+		p := query[i-1]
+		if p == '_' || p >= 'a' && p <= 'z' || p >= 'A' && p <= 'Z' || p >= '0' && p <= '9' {
+			return false
+		}
+	}
+	return len(query)-i >= len(word) && strings.EqualFold(query[i:i+len(word)], word)
 }
 
 // pgConn is a pgx connection that takes statements in fieldsync's dialect.

@@ -20,8 +20,10 @@ func TestRebindToPostgres(t *testing.T) {
 			`SELECT x FROM t WHERE status IN (SELECT value FROM json_array_elements_text(CAST($1 AS json))) AND y = $2`},
 		{`SELECT id FROM records INDEXED BY records_ticket WHERE ticket_id = ?`, `SELECT id FROM records  WHERE ticket_id = $1`},
 		{`SELECT id FROM r WHERE name LIKE ? ESCAPE '\'`, `SELECT id FROM r WHERE name ILIKE $1 ESCAPE '\'`},
+		{"SELECT id FROM r WHERE a = ?\n\tOR (name\nLIKE ?)", "SELECT id FROM r WHERE a = $1\n\tOR (name\nILIKE $2)"},
 		// a name that merely contains the words is left alone
 		{`SELECT unlike, my_json_each FROM t WHERE a = 'LIKE ?'`, `SELECT unlike, my_json_each FROM t WHERE a = 'LIKE ?'`},
+		{`SELECT x FROM my_json_each(?)`, `SELECT x FROM my_json_each($1)`},
 	}
 	for _, c := range cases {
 		if got := schema.Rebind(c.in); got != c.want {
