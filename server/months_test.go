@@ -37,8 +37,12 @@ type monthFixture struct {
 var monthTechs = []string{"tech1", "tech2", "tech3"}
 
 func newMonthFixture(t *testing.T) *monthFixture {
-	env := newEnv(t, true)
-	f := &monthFixture{env: env, clock: &monthClock{}, users: map[string]string{}}
+	clock := &monthClock{}
+	clock.set(time.Now())
+	// The server reads the test's clock from its start: setting Engine.Now on a running
+	// server races with its writer.
+	env := newEnv(t, true, func(c *Config) { c.Now = clock.now })
+	f := &monthFixture{env: env, clock: clock, users: map[string]string{}}
 	admin := env.login("admin", DemoPassword) // a write through the engine before the clock changes hands
 	r := env.must(env.do("GET", "/api/v1/users?limit=100", admin, nil), 200)
 	for _, it := range r.Body["items"].([]any) {
@@ -49,7 +53,6 @@ func newMonthFixture(t *testing.T) *monthFixture {
 	// hours from its issue (a device token 30 days), so it stays valid while the clock is
 	// set back to earlier days.
 	f.clock.set(shanghai("2026-10-02 20:00"))
-	env.srv.Engine.Now = f.clock.now
 	f.tokens = map[string]string{}
 	for _, u := range []string{"coord", "manager", "leader", "tech1"} {
 		f.tokens[u] = env.login(u, DemoPassword)
@@ -428,7 +431,9 @@ func TestMonthDemoReady(t *testing.T) {
 // Probation kept as dated history: a month is computed with the facts in force on its first
 // day, so ending a probation changes the next month's bonus and not an approved month.
 func TestProbationHistoryDecidesTheMonth(t *testing.T) {
-	env := newEnv(t, true)
+	clock := &monthClock{}
+	clock.set(time.Now())
+	env := newEnv(t, true, func(c *Config) { c.Now = clock.now })
 	admin := env.login("admin", DemoPassword)
 	var tech2 map[string]any
 	for _, u := range env.must(env.do("GET", "/api/v1/users", admin, nil), 200).Body["items"].([]any) {
@@ -436,9 +441,7 @@ func TestProbationHistoryDecidesTheMonth(t *testing.T) {
 			tech2 = m
 		}
 	}
-	clock := &monthClock{}
 	clock.set(shanghai("2026-10-15 10:00"))
-	env.srv.Engine.Now = clock.now
 	tok := map[string]string{}
 	for _, u := range []string{"admin", "coord", "manager", "leader"} {
 		tok[u] = env.login(u, DemoPassword)
