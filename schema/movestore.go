@@ -51,11 +51,11 @@ func moveTables(ctx context.Context, src, dst *DB) ([]storeTable, error) {
 	if src.Postgres || !dst.Postgres {
 		return nil, fmt.Errorf("a move goes from SQLite to PostgreSQL")
 	}
-	srcTables, err := queryStrings(ctx, src.R, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name <> 'schema_migrations' ORDER BY name`)
+	srcTables, err := QueryStrings(ctx, src.R, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name <> 'schema_migrations' ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
-	dstTables, err := queryStrings(ctx, dst.R, `SELECT table_name FROM information_schema.tables
+	dstTables, err := QueryStrings(ctx, dst.R, `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations' ORDER BY table_name`)
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func moveTables(ctx context.Context, src, dst *DB) ([]storeTable, error) {
 		if !slices.Contains(dstTables, name) {
 			return nil, fmt.Errorf("table %s of the SQLite store has no counterpart in PostgreSQL: is this fieldsync older than the data folder's?", name)
 		}
-		srcCols, err := queryStrings(ctx, src.R, `SELECT name FROM pragma_table_xinfo(?) WHERE hidden = 0`, name)
+		srcCols, err := QueryStrings(ctx, src.R, `SELECT name FROM pragma_table_xinfo(?) WHERE hidden = 0`, name)
 		if err != nil {
 			return nil, err
 		}
@@ -386,7 +386,8 @@ func appendValue(b []byte, v any) []byte {
 	}
 }
 
-func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+// QueryStrings runs a query whose one column is text and returns its values in order.
+func QueryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

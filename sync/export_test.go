@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"fieldsync/schema"
 )
 
 // ReplaceBlob overwrites the content of the whole blob sum behind the store's back.
@@ -127,19 +129,7 @@ func AgeUpload(s *BlobStore, sum string, t time.Time) error {
 }
 
 func queryStrings(b *blobRows, query string) ([]string, error) {
-	rows, err := b.db.QueryContext(context.Background(), query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
+	out, err := schema.QueryStrings(context.Background(), b.db, query)
 	sort.Strings(out)
-	return out, rows.Err()
+	return out, err
 }
