@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -350,15 +349,15 @@ func pullRows(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]Cha
 	var out []Change
 	for rows.Next() {
 		var c Change
-		var present, deleted bool
+		var present, deleted int64 // 0 or 1; integers scan without database/sql's conversions
 		var data []byte
 		if err := rows.Scan(&c.Seq, &c.Entity, &c.ID, &present, &c.Version, &deleted, &data); err != nil {
 			return nil, err
 		}
 		switch {
-		case !present:
+		case present == 0:
 			c.Op = OpEvict
-		case deleted:
+		case deleted != 0:
 			c.Op = OpDelete
 		default:
 			c.Op, c.Record = OpUpsert, json.RawMessage(data)
@@ -387,30 +386,75 @@ func (e *Engine) lastCommitted() int64 { return e.Hub.Last() }
 // Digest returns the number of records in user's scope and a hash over their entity, id
 // and version, so a device can check that its local store holds exactly its scope.
 func (e *Engine) Digest(ctx context.Context, user schema.Actor) (int64, string, error) {
-	var rows *sql.Rows
-	var err error
-	if user.Role == schema.RoleTechnician {
-		rows, err = e.db.R.QueryContext(ctx, `SELECT s.entity, s.id, r.version FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
-			WHERE s.user_id IN (?, '*') AND s.present = 1 AND r.deleted = 0 ORDER BY s.entity, s.id`, user.UserID)
-	} else {
-		rows, err = e.db.R.QueryContext(ctx, `SELECT entity, id, version FROM records WHERE deleted = 0 ORDER BY entity, id`)
-	}
+	tx, err := e.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, "", err
 	}
-	defer rows.Close()
+	defer tx.Rollback()
 	h := sha256.New()
 	var n int64
-	for rows.Next() {
-		var ent, id string
-		var v int64
-		if err := rows.Scan(&ent, &id, &v); err != nil {
-			return 0, "", err
-		}
-		fmt.Fprintf(h, "%s\n%s\n%d\n", ent, id, v)
+	var b []byte
+	add := func(r digestRow) {
+		b = append(append(append(append(b[:0], r.entity...), '\n'), r.id...), '\n')
+		h.Write(append(strconv.AppendInt(b, r.version, 10), '\n'))
 		n++
 	}
-	return n, hex.EncodeToString(h.Sum(nil)), rows.Err()
+	if user.Role == schema.RoleTechnician {
+		// The user's feed and the shared one, each read in its key's order and merged: one
+		// query over both sorts the whole scope.
+		const q = `SELECT s.entity, s.id, r.version FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
+			WHERE s.user_id = ? AND s.present = 1 AND r.deleted = 0 ORDER BY s.entity, s.id`
+		var mine, shared []digestRow
+		collect := func(list *[]digestRow) func(digestRow) { return func(r digestRow) { *list = append(*list, r) } }
+		if err := digestRows(ctx, tx, collect(&mine), q, user.UserID); err != nil {
+			return 0, "", err
+		}
+		if err := digestRows(ctx, tx, collect(&shared), q, "*"); err != nil {
+			return 0, "", err
+		}
+		for _, r := range mergeDigestRows(mine, shared) {
+			add(r)
+		}
+	} else if err := digestRows(ctx, tx, add, `SELECT entity, id, version FROM records WHERE deleted = 0 ORDER BY entity, id`); err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// digestRow is one record of a digest.
+type digestRow struct {
+	entity, id string
+	version    int64
+}
+
+// digestRows hands each row of query (entity, id, version) to each.
+func digestRows(ctx context.Context, tx *sql.Tx, each func(digestRow), query string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r digestRow
+		if err := rows.Scan(&r.entity, &r.id, &r.version); err != nil {
+			return err
+		}
+		each(r)
+	}
+	return rows.Err()
+}
+
+// mergeDigestRows merges two lists ordered by entity, then id.
+func mergeDigestRows(a, b []digestRow) []digestRow {
+	out := make([]digestRow, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if c := strings.Compare(a[0].entity, b[0].entity); c < 0 || c == 0 && a[0].id <= b[0].id {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // Run executes fn inside the writer's transaction (for maintenance such as Sweep) and

@@ -38,3 +38,15 @@ func TestEncodeFrameMatchesEncodingJSON(t *testing.T) {
 		t.Errorf("empty page decodes to %+v", back)
 	}
 }
+
+// TestAppendStringAsEncodingJSON: the frame writer's strings are byte for byte what
+// encoding/json writes, for plain ids and for every character it escapes.
+func TestAppendStringAsEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "t42", "tk-01J9Z", "a b", `q"uote`, `back\slash`, "<a>&b", "tab\there", "nl\n", "\x00\x1f\x7f",
+		"华东精密", "line\u2028sep", "bad\xffutf8", "é"} {
+		want, _ := json.Marshal(s)
+		if got := appendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Errorf("appendString(%q) = %s, encoding/json writes %s", s, got[1:], want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -25,20 +26,26 @@ import (
 // FULL, one writer, batches of 500 rows a transaction, rows shaped like change-log entries),
 // and WebSocket echo round trips through the same stack (Fiber, the WebSocket upgrade of the sync endpoint,
 // gorilla clients, 64 connections, one frame in flight each, a 200-byte JSON text frame).
+// Then the latency of a commit of one such row, one after another (the floor of anything
+// the server acknowledges after its commit, as a coordinator's edit reaching a phone).
 // With Config.DB, also the same inserts into a database created for the run in that
 // PostgreSQL cluster (through pgx, one connection, synchronous_commit as the cluster has it).
 func baseline(ctx context.Context, cfg *Config, res *Result) error {
 	dur := defDur(cfg.Duration, 3*time.Second)
-	rows, err := sqliteBaseline(ctx, dur)
+	rows, commits, err := sqliteBaseline(ctx, dur)
 	if err != nil {
 		return err
 	}
 	res.set("sqlite_rows_per_s", rows)
+	res.set("sqlite_commit_p50_ms", pct(commits, 0.5))
+	res.set("sqlite_commit_p99_ms", pct(commits, 0.99))
 	if cfg.DB != "" {
-		if rows, err = postgresBaseline(ctx, cfg, dur); err != nil {
+		if rows, commits, err = postgresBaseline(ctx, cfg, dur); err != nil {
 			return err
 		}
 		res.set("postgres_rows_per_s", rows)
+		res.set("postgres_commit_p50_ms", pct(commits, 0.5))
+		res.set("postgres_commit_p99_ms", pct(commits, 0.99))
 	}
 	rts, err := wsBaseline(ctx, dur)
 	if err != nil {
@@ -48,10 +55,10 @@ func baseline(ctx context.Context, cfg *Config, res *Result) error {
 	return nil
 }
 
-func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, error) {
+func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, []time.Duration, error) {
 	dir, err := os.MkdirTemp("", "fieldsync-bench-sqlite-")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer os.RemoveAll(dir)
 	v := url.Values{}
@@ -62,25 +69,25 @@ func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, error) {
 	v.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "b.db")+"?"+v.Encode())
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(`CREATE TABLE t (seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL)`); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if _, err := db.Exec(`CREATE INDEX t_id ON t (entity, id)`); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	return insertRows(ctx, db, dur, `INSERT INTO t(seq, entity, id, version, data) VALUES (?, 'ticket_event', ?, 1, ?)`)
 }
 
 // postgresBaseline is sqliteBaseline's inserts into a database created for the run in the
 // cluster of cfg.DB (dropped after it unless KeepDir).
-func postgresBaseline(ctx context.Context, cfg *Config, dur time.Duration) (float64, error) {
+func postgresBaseline(ctx context.Context, cfg *Config, dur time.Duration) (float64, []time.Duration, error) {
 	dbURL, err := createDatabase(ctx, cfg.DB, "")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if cfg.KeepDir {
 		cfg.logf("keeping the database %s", dbName(dbURL))
@@ -89,55 +96,76 @@ func postgresBaseline(ctx context.Context, cfg *Config, dur time.Duration) (floa
 	}
 	db, err := sql.Open("pgx", dbURL)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(`CREATE TABLE t (seq bigint PRIMARY KEY, entity text NOT NULL, id text NOT NULL, version bigint NOT NULL, data json NOT NULL)`); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if _, err := db.Exec(`CREATE INDEX t_id ON t (entity, id)`); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	return insertRows(ctx, db, dur, `INSERT INTO t(seq, entity, id, version, data) VALUES ($1, 'ticket_event', $2, 1, $3)`)
 }
 
 // insertRows inserts rows shaped like change-log entries into table t of db with insert,
-// 500 a transaction, for dur, checks they are all there and returns the rows a second.
-func insertRows(ctx context.Context, db *sql.DB, dur time.Duration, insert string) (float64, error) {
+// 500 a transaction, for dur; then one a transaction for a third of dur (1,000 at most),
+// timing each commit. It checks they are all there and returns the rows a second of the
+// first part and the commits' times, in order.
+func insertRows(ctx context.Context, db *sql.DB, dur time.Duration, insert string) (float64, []time.Duration, error) {
 	data := fmt.Sprintf(`{"ticket_id":"%s","kind":"note","note":"到场前电话确认 / called ahead, note 0-0","actor_id":"%s","at":"2026-01-01T00:00:00Z"}`, uuid.NewString(), uuid.NewString())
 	var n int64
 	start := time.Now()
 	for time.Since(start) < dur && n < 100_000_000 {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		st, err := tx.Prepare(insert)
 		if err != nil {
 			tx.Rollback()
-			return 0, err
+			return 0, nil, err
 		}
 		for range 500 {
 			n++
 			if _, err := st.Exec(n, uuid.NewString(), data); err != nil {
 				tx.Rollback()
-				return 0, err
+				return 0, nil, err
 			}
 		}
 		st.Close()
 		if err := tx.Commit(); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
+	}
+	perS := float64(n) / time.Since(start).Seconds()
+	var commits []time.Duration
+	for start := time.Now(); time.Since(start) < dur/3 && len(commits) < 1000; {
+		n++
+		t0 := time.Now()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		if _, err := tx.Exec(insert, n, uuid.NewString(), data); err != nil {
+			tx.Rollback()
+			return 0, nil, err
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, nil, err
+		}
+		commits = append(commits, time.Since(t0))
 	}
 	var got int64
 	if err := db.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&got); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if got != n {
-		return 0, failf("baseline: %d rows stored, %d inserted", got, n)
+		return 0, nil, failf("baseline: %d rows stored, %d inserted", got, n)
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	slices.Sort(commits)
+	return perS, commits, nil
 }
 
 func wsBaseline(ctx context.Context, dur time.Duration) (float64, error) {

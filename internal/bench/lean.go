@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	syncer "fieldsync/sync"
+	"fieldsync/sync/client"
 )
 
 // lean is a minimal protocol client: one WebSocket, hello, a live pull, pushes, verify. It
@@ -68,8 +69,9 @@ func (l *lean) read() {
 			l.mu.Unlock()
 			return
 		}
-		var f syncer.Frame
-		if err := json.Unmarshal(data, &f); err != nil {
+		// Decoded as the SDK decodes: phones pay its cost, not encoding/json's.
+		f, err := client.DecodeFrame(data)
+		if err != nil {
 			l.mu.Lock()
 			l.err = fmt.Errorf("undecodable frame: %w", err)
 			l.mu.Unlock()

@@ -40,7 +40,7 @@ func BenchmarkDecodePage(b *testing.B) {
 	data := pageFrame(b, 5000)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := decodeFrame(data); err != nil {
+		if _, err := DecodeFrame(data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,14 +9,14 @@ import (
 	syncer "fieldsync/sync"
 )
 
-// decodeFrame decodes a frame from the server. A changes frame, the big one, is checked whole
+// DecodeFrame decodes a frame from the server. A changes frame, the big one, is checked whole
 // by json.Valid (as json.Unmarshal checks it first) and then walked by hand: once a frame is
 // known to be valid JSON, finding where each value ends needs no more than counting brackets
 // outside strings, which is several times cheaper than encoding/json's second pass, and each
 // record is taken from the frame as it is instead of being copied. Any frame the walk does not
 // expect (another key, a null, a number that is not an integer) is decoded by encoding/json,
 // so both give the same Frame.
-func decodeFrame(data []byte) (syncer.Frame, error) {
+func DecodeFrame(data []byte) (syncer.Frame, error) {
 	if bytes.HasPrefix(data, []byte(`{"type":"changes",`)) && json.Valid(data) {
 		if f, ok := walkChanges(data); ok {
 			return f, nil

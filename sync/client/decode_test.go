@@ -9,7 +9,7 @@ import (
 	syncer "fieldsync/sync"
 )
 
-// decodeFrame gives what encoding/json gives, for the frames the server writes and for
+// DecodeFrame gives what encoding/json gives, for the frames the server writes and for
 // the shapes it does not (each of those falls back to encoding/json).
 var decodeSeeds = []string{
 	`{"type":"changes","re":"p\"1\\","checkpoint":"t42","has_more":true,"changes":[{"seq":40,"entity":"ticket","id":"a-1","op":"upsert","version":3,"record":{"id":"a-1","name":"华东 \"精密\"","n":1.5,"l":[1,{"x":"]}"}]}},{"seq":41,"entity":"customer","id":"c\u2028","op":"evict","version":2}]}`,
@@ -28,14 +28,14 @@ var decodeSeeds = []string{
 
 func sameAsEncodingJSON(t *testing.T, data []byte) {
 	t.Helper()
-	got, gotErr := decodeFrame(data)
+	got, gotErr := DecodeFrame(data)
 	var want syncer.Frame
 	wantErr := json.Unmarshal(data, &want)
 	if (gotErr == nil) != (wantErr == nil) {
-		t.Fatalf("%q: decodeFrame error %v, encoding/json %v", data, gotErr, wantErr)
+		t.Fatalf("%q: DecodeFrame error %v, encoding/json %v", data, gotErr, wantErr)
 	}
 	if gotErr == nil && !reflect.DeepEqual(got, want) {
-		t.Fatalf("%q:\ndecodeFrame   %+v\nencoding/json %+v", data, got, want)
+		t.Fatalf("%q:\nDecodeFrame   %+v\nencoding/json %+v", data, got, want)
 	}
 }
 

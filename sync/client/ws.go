@@ -179,7 +179,7 @@ func (w *wsConn) read() {
 				return
 			}
 		}
-		f, err := decodeFrame(data)
+		f, err := DecodeFrame(data)
 		if err != nil {
 			if paged {
 				// The next page may already be asked for on the strength of this one's
