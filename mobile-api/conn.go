@@ -94,6 +94,7 @@ func (a *API) websocket(c *fiber.Ctx) error {
 	s, _ := c.Locals("session").(*syncer.Session)
 	return Upgrade(&syncUpgrader, func(ws *websocket.Conn) {
 		cn := &conn{api: a, ws: ws}
+		cn.ctx, cn.cancel = context.WithCancel(context.Background())
 		cn.cv.Session = s
 		cn.serve()
 	})(c)
@@ -106,6 +107,10 @@ func (a *API) websocket(c *fiber.Ctx) error {
 type conn struct {
 	api *API
 	ws  *websocket.Conn
+	// ctx ends when the connection does: work still running for it (a page read ahead
+	// for its next pull) stops.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// mu is held for everything but reading: the conversation, the subscription and every
 	// write.
@@ -234,6 +239,7 @@ func (c *conn) release() {
 		delete(a.conns, s.Actor.DeviceID)
 	}
 	a.mu.Unlock()
+	c.cancel()
 	c.ws.NetConn().Close()
 }
 
@@ -373,7 +379,7 @@ func (c *conn) extendRead() {
 // revalidate checks the session again after its account changed or its token reached its
 // expiry; false means the connection was closed (4403 for a revoked device, else 4401).
 func (c *conn) revalidate() bool {
-	s, err := c.api.e.Revalidate(context.Background(), c.cv.Session)
+	s, err := c.api.e.Revalidate(c.ctx, c.cv.Session)
 	switch {
 	case errors.Is(err, syncer.ErrDeviceRevoked):
 		c.end(syncer.CloseRevoked, "device revoked")
@@ -423,7 +429,7 @@ func (c *conn) welcomed() {
 
 // handle answers one frame; false means the connection is over.
 func (c *conn) handle(data []byte) bool {
-	ctx := context.Background()
+	ctx := c.ctx
 	f, err := syncer.DecodeFrame(data)
 	if err != nil {
 		return c.send(syncer.ErrorFrame(f.ID, err))
@@ -452,7 +458,7 @@ func (c *conn) handle(data []byte) bool {
 }
 
 func (c *conn) flushLive() bool {
-	frames, err := c.api.e.LiveChanges(context.Background(), &c.cv)
+	frames, err := c.api.e.LiveChanges(c.ctx, &c.cv)
 	for _, f := range frames {
 		if !c.send(f) {
 			return false

@@ -25,7 +25,9 @@ import (
 //   - LIKE becomes ILIKE: SQLite's LIKE ignores the case of ASCII letters;
 //   - SQLite's index hints (INDEXED BY name) are dropped: PostgreSQL's planner chooses;
 //   - json_each(?) (the elements of a JSON array given as a parameter) becomes
-//     json_array_elements_text(CAST($n AS json)), whose column is also named value.
+//     json_array_elements_text(CAST($n AS json)), whose column is also named value;
+//   - COLLATE BINARY becomes COLLATE "C": an order the code compares with Go's byte order
+//     (a verify digest's) must not follow the database's locale.
 //
 // Everything else the code needs, both engines read the same way (->> on JSON, ON CONFLICT,
 // RETURNING, window functions, SAVEPOINT). Statements that only one engine has (SQLite's
@@ -81,6 +83,9 @@ func Rebind(query string) string {
 			// SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's does not.
 			b.WriteString("ILIKE ")
 			i += len("LIKE ") - 1
+		case (c == 'C' || c == 'c') && wordAt(query, i, "COLLATE BINARY"):
+			b.WriteString(`COLLATE "C"`)
+			i += len("COLLATE BINARY") - 1
 		case (c == 'j' || c == 'J') && wordAt(query, i, "json_each(?)"):
 			n++
 			b.WriteString("json_array_elements_text(CAST($" + strconv.Itoa(n) + " AS json))")

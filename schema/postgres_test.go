@@ -24,6 +24,7 @@ func TestRebindToPostgres(t *testing.T) {
 		// a name that merely contains the words is left alone
 		{`SELECT unlike, my_json_each FROM t WHERE a = 'LIKE ?'`, `SELECT unlike, my_json_each FROM t WHERE a = 'LIKE ?'`},
 		{`SELECT x FROM my_json_each(?)`, `SELECT x FROM my_json_each($1)`},
+		{`SELECT id FROM t ORDER BY entity COLLATE BINARY, id collate binary`, `SELECT id FROM t ORDER BY entity COLLATE "C", id COLLATE "C"`},
 	}
 	for _, c := range cases {
 		if got := schema.Rebind(c.in); got != c.want {

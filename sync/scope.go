@@ -401,9 +401,10 @@ func (e *Engine) Digest(ctx context.Context, user schema.Actor) (int64, string, 
 	}
 	if user.Role == schema.RoleTechnician {
 		// The user's feed and the shared one, each read in its key's order and merged: one
-		// query over both sorts the whole scope.
+		// query over both sorts the whole scope. The order is bytes' (COLLATE BINARY), as
+		// devices hash it, whatever a PostgreSQL database's locale.
 		const q = `SELECT s.entity, s.id, r.version FROM scope s JOIN records r ON r.entity = s.entity AND r.id = s.id
-			WHERE s.user_id = ? AND s.present = 1 AND r.deleted = 0 ORDER BY s.entity, s.id`
+			WHERE s.user_id = ? AND s.present = 1 AND r.deleted = 0 ORDER BY s.entity COLLATE BINARY, s.id COLLATE BINARY`
 		var mine, shared []digestRow
 		collect := func(list *[]digestRow) func(digestRow) { return func(r digestRow) { *list = append(*list, r) } }
 		if err := digestRows(ctx, tx, collect(&mine), q, user.UserID); err != nil {
@@ -415,7 +416,7 @@ func (e *Engine) Digest(ctx context.Context, user schema.Actor) (int64, string, 
 		for _, r := range mergeDigestRows(mine, shared) {
 			add(r)
 		}
-	} else if err := digestRows(ctx, tx, add, `SELECT entity, id, version FROM records WHERE deleted = 0 ORDER BY entity, id`); err != nil {
+	} else if err := digestRows(ctx, tx, add, `SELECT entity, id, version FROM records WHERE deleted = 0 ORDER BY entity COLLATE BINARY, id COLLATE BINARY`); err != nil {
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
