@@ -58,9 +58,11 @@ type Engine struct {
 	// instance names this engine in its commit notifications (PostgreSQL; listen.go).
 	instance   string
 	listenOnce gosync.Once
-	closed     chan struct{}
-	wg         gosync.WaitGroup
-	once       gosync.Once
+	// pages holds a token for each page of a catch-up pull being read (PagesAtOnce).
+	pages  chan struct{}
+	closed chan struct{}
+	wg     gosync.WaitGroup
+	once   gosync.Once
 }
 
 // Options says how a batch of mutations is judged.
@@ -103,7 +105,8 @@ func New(db *schema.DB, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{db: db, Now: time.Now, Log: log, Hub: NewHub(), reqs: make(chan *applyReq, 256), closed: make(chan struct{})}
+	e := &Engine{db: db, Now: time.Now, Log: log, Hub: NewHub(), reqs: make(chan *applyReq, 256), closed: make(chan struct{}),
+		pages: make(chan struct{}, PagesAtOnce())}
 	if err := db.W.QueryRow(`SELECT seq, auth FROM engine_state`).Scan(&e.seq, &e.auth); err != nil {
 		return nil, fmt.Errorf("read the write position: %w", err)
 	}

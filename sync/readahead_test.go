@@ -2,8 +2,10 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"fieldsync/schema"
 )
@@ -66,5 +68,48 @@ func TestPagedPullReadAheadMissesNothing(t *testing.T) {
 		if held["ticket/"+id] != cur.Int("version") {
 			t.Fatalf("after paging, the device holds ticket %s at version %d, the server has %d", id, held["ticket/"+id], cur.Int("version"))
 		}
+	}
+}
+
+// TestCatchUpPagesTakeTurns: while PagesAtOnce pages of catch-up pulls are being read, another
+// catch-up pull waits for its turn (and gives up when its connection does), a live
+// connection's wake-up does not wait, and the waiting pull is answered once a turn is free.
+func TestCatchUpPagesTakeTurns(t *testing.T) {
+	e, tech, _ := benchScope(t, 5)
+	ctx := context.Background()
+	for range PagesAtOnce() { // every turn taken, as by pages being read
+		e.pages <- struct{}{}
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := e.Pull(short, tech, "", 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a catch-up pull with every turn taken: %v, want it to wait until its context ends", err)
+	}
+	live := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l"}
+	frames, err := e.LiveChanges(ctx, live)
+	if err != nil || len(frames) == 0 || len(frames[0].Changes) == 0 {
+		t.Fatalf("a live wake-up with every turn taken: %d frames, %v; want the scope's changes at once", len(frames), err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		p, err := e.Pull(ctx, tech, "", 0)
+		if err == nil && len(p.Changes) == 0 {
+			err = errors.New("an empty page")
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("the pull was answered (%v) with every turn still taken", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	<-e.pages // a page read ends
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("the waiting pull, once a turn was free: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting pull was not answered after a turn was free")
 	}
 }

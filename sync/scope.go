@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,9 +270,31 @@ type Page struct {
 // Pull returns the changes in user's scope after checkpoint, at most limit of them, in
 // commit order.
 func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
-	p, err := e.pull(ctx, user, checkpoint, limit)
+	p, err := e.pullPage(ctx, user, checkpoint, limit)
 	e.metrics().Pulled(outcome(err))
 	return p, err
+}
+
+// PagesAtOnce is how many pages of catch-up pulls are read at once: one a processor, two
+// at least. Catch-up is work for the processors; when a whole shift's phones catch up at
+// once (the start of a working day), reading every page together holds every page in
+// memory at once and finishes all of them late, while taking turns keeps memory flat and
+// serves the phones in the order they asked. A live connection's wake-ups (a few changes
+// each) do not wait for a turn.
+func PagesAtOnce() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+// pullPage is pull in its turn among the pages of catch-up pulls (PagesAtOnce); it waits
+// for a turn as long as ctx allows.
+func (e *Engine) pullPage(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
+	if e.pages != nil {
+		select {
+		case e.pages <- struct{}{}:
+			defer func() { <-e.pages }()
+		case <-ctx.Done():
+			return Page{}, ctx.Err()
+		}
+	}
+	return e.pull(ctx, user, checkpoint, limit)
 }
 
 // pull is Pull without the count (a live connection's deliveries are counted apart).
