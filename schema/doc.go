@@ -3,7 +3,6 @@ package schema
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -117,11 +116,3 @@ func Equal(a, b any) bool {
 // Num makes a JSON number from an int.
 func Num(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
 
-// MustJSON encodes v; it panics only on values that cannot be JSON (a programming error).
-func MustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("schema: encode %T: %v", v, err))
-	}
-	return b
-}
