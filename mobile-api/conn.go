@@ -449,7 +449,8 @@ func (c *conn) handle(data []byte) bool {
 		// connection of the device finds this one and replaces it, never the reverse.
 		c.welcomed()
 	}
-	for _, r := range replies {
+	for i, r := range replies {
+		replies[i] = syncer.Frame{} // a page is not kept while the socket takes its encoding
 		if !c.send(r) {
 			return false
 		}

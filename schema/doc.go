@@ -115,4 +115,3 @@ func Equal(a, b any) bool {
 
 // Num makes a JSON number from an int.
 func Num(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
-

@@ -72,8 +72,9 @@ func TestPagedPullReadAheadMissesNothing(t *testing.T) {
 }
 
 // TestCatchUpPagesTakeTurns: while PagesAtOnce pages of catch-up pulls are being read, another
-// catch-up pull waits for its turn (and gives up when its connection does), a live
-// connection's wake-up does not wait, and the waiting pull is answered once a turn is free.
+// catch-up pull waits for its turn (and gives up when its connection does), no page is read
+// ahead, a live connection's wake-up does not wait, and the waiting pull is answered once a
+// turn is free.
 func TestCatchUpPagesTakeTurns(t *testing.T) {
 	e, tech, _ := benchScope(t, 5)
 	ctx := context.Background()
@@ -84,6 +85,10 @@ func TestCatchUpPagesTakeTurns(t *testing.T) {
 	defer cancel()
 	if _, err := e.Pull(short, tech, "", 0); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a catch-up pull with every turn taken: %v, want it to wait until its context ends", err)
+	}
+	// Nor is a page read ahead while pulls wait: it would only wait in memory.
+	if _, err := e.pullAhead(ctx, tech, "", 0); !errors.Is(err, errNotAhead) {
+		t.Fatalf("a page read ahead with every turn taken: %v, want errNotAhead at once", err)
 	}
 	live := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l"}
 	frames, err := e.LiveChanges(ctx, live)

@@ -277,10 +277,9 @@ func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string,
 
 // PagesAtOnce is how many pages of catch-up pulls are read at once: one a processor, two
 // at least. Catch-up is work for the processors; when a whole shift's phones catch up at
-// once (the start of a working day), reading every page together holds every page in
-// memory at once and finishes all of them late, while taking turns keeps memory flat and
-// serves the phones in the order they asked. A live connection's wake-ups (a few changes
-// each) do not wait for a turn.
+// once (the start of a working day), reading every page together finishes all of them
+// late, while taking turns serves the phones in the order they asked, each page at full
+// speed. A live connection's wake-ups (a few changes each) do not wait for a turn.
 func PagesAtOnce() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // pullPage is pull in its turn among the pages of catch-up pulls (PagesAtOnce); it waits
@@ -292,6 +291,21 @@ func (e *Engine) pullPage(ctx context.Context, user schema.Actor, checkpoint str
 			defer func() { <-e.pages }()
 		case <-ctx.Done():
 			return Page{}, ctx.Err()
+		}
+	}
+	return e.pull(ctx, user, checkpoint, limit)
+}
+
+// pullAhead is pullPage for a page read ahead, only in a turn free now: when catch-up
+// pulls wait for turns, a page read ahead would only wait in memory until its device asks
+// for it, so the device's next pull reads it in its turn instead (errNotAhead).
+func (e *Engine) pullAhead(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
+	if e.pages != nil {
+		select {
+		case e.pages <- struct{}{}:
+			defer func() { <-e.pages }()
+		default:
+			return Page{}, errNotAhead
 		}
 	}
 	return e.pull(ctx, user, checkpoint, limit)
