@@ -55,9 +55,9 @@ type Config struct {
 	PerTech  int           // morning: devices per technician (default 1)
 	LoggedIn bool          // morning: the phones already hold their tokens (no password login)
 	Log      io.Writer     // progress lines; nil: discard
-	KeepDir  bool          // keep the temporary data folder (and the StoreRecords store)
+	KeepDir  bool          // keep the temporary data folder (and a PostgreSQL run's database)
 	// StoreRecords: the spawned server's store already holds this many records of other
-	// technicians (seeded once; kept for later runs with KeepDir).
+	// technicians (seeded once into a folder of $TMPDIR that later runs copy).
 	StoreRecords int
 	// DB is a PostgreSQL cluster (postgres://… of a user that may create databases): the
 	// spawned server then stores on PostgreSQL, in a database created for the run and
