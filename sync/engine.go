@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"fieldsync/schema"
 )
@@ -59,10 +60,14 @@ type Engine struct {
 	instance   string
 	listenOnce gosync.Once
 	// pages holds a token for each page of a catch-up pull being read (PagesAtOnce).
-	pages  chan struct{}
-	closed chan struct{}
-	wg     gosync.WaitGroup
-	once   gosync.Once
+	pages chan struct{}
+	// liveReads lets the live wake-ups of one user's phones share a read (livePull);
+	// beforeLiveRead, set by tests, runs at the start of each such read.
+	liveReads      singleflight.Group
+	beforeLiveRead func()
+	closed         chan struct{}
+	wg             gosync.WaitGroup
+	once           gosync.Once
 }
 
 // Options says how a batch of mutations is judged.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"fieldsync/schema"
@@ -263,11 +264,31 @@ func (e *Engine) Push(ctx context.Context, actor schema.Actor, muts []Mutation) 
 	return e.Apply(ctx, actor, muts, Options{Merge: true, Device: actor.DeviceID})
 }
 
+// livePull is pull for a live connection's wake-up. The phones of one user are woken by the
+// same commit and pull from the same checkpoint: calls for the same user, checkpoint and
+// newest commit at the time of the call share one read (one read transaction and one page
+// for all of them instead of one each). A call joins only a read that began after the
+// commits it was woken for, so it misses nothing; the read does not end with the
+// connection of the call that began it.
+func (e *Engine) livePull(ctx context.Context, user schema.Actor, checkpoint string) (Page, error) {
+	key := user.Role + "\n" + user.UserID + "\n" + checkpoint + "\n" + strconv.FormatInt(e.lastCommitted(), 10)
+	v, err, _ := e.liveReads.Do(key, func() (any, error) {
+		if e.beforeLiveRead != nil {
+			e.beforeLiveRead()
+		}
+		return e.pull(context.WithoutCancel(ctx), user, checkpoint, DefaultPullLimit)
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	return v.(Page), nil
+}
+
 // LiveChanges returns the pages a live connection has not seen yet, moving its checkpoint.
 func (e *Engine) LiveChanges(ctx context.Context, cv *Conversation) ([]Frame, error) {
 	var out []Frame
 	for range 100 {
-		page, err := e.pull(ctx, cv.Session.Actor, cv.LiveCP, DefaultPullLimit)
+		page, err := e.livePull(ctx, cv.Session.Actor, cv.LiveCP)
 		if err != nil {
 			return out, err
 		}

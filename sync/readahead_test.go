@@ -2,8 +2,10 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,5 +118,117 @@ func TestCatchUpPagesTakeTurns(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the waiting pull was not answered after a turn was free")
+	}
+}
+
+// TestLiveWakeUpsShareARead: the phones of one technician, woken by the same commit at the
+// same checkpoint, get the change from one read between them; a phone woken by a later
+// commit does not join a read that began before that commit, and gets its change.
+func TestLiveWakeUpsShareARead(t *testing.T) {
+	e, tech, ids := benchScope(t, 3)
+	ctx := context.Background()
+	cp := ""
+	for { // catch up, as the phones are before the commit
+		p, err := e.Pull(ctx, tech, cp, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp = p.Checkpoint
+		if !p.HasMore {
+			break
+		}
+	}
+	edit := func(note string) {
+		t.Helper()
+		cur, err := e.Get(ctx, schema.EntTicket, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := []Mutation{{Entity: schema.EntTicket, ID: ids[0], Op: "update", BaseVersion: cur.Int("version"),
+			Fields: raw(map[string]any{"agreed_handling": note})}}
+		if res, err := e.Apply(ctx, schema.Actor{UserID: "bench-coord", Role: schema.RoleCoordinator}, ms, Options{}); err != nil || res[0].Status != StatusApplied {
+			t.Fatalf("edit: %v %+v", err, res)
+		}
+	}
+	edit("first")
+	var reads atomic.Int32
+	release := make(chan struct{})
+	e.beforeLiveRead = func() {
+		reads.Add(1)
+		<-release
+	}
+	const phones = 6
+	var started atomic.Int32
+	got := make(chan []Frame, phones)
+	for range phones {
+		go func() {
+			cv := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l", LiveCP: cp}
+			started.Add(1)
+			frames, err := e.LiveChanges(ctx, cv)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- frames
+		}()
+	}
+	for started.Load() < phones || reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the others reach the read in flight
+	close(release)
+	var cpNow string
+	for range phones {
+		frames := <-got
+		if len(frames) != 1 || len(frames[0].Changes) != 1 || frames[0].Changes[0].ID != ids[0] {
+			t.Fatalf("a phone woken by the edit got %+v, want the edited ticket", frames)
+		}
+		cpNow = *frames[0].Checkpoint
+	}
+	if n := reads.Load(); n >= phones {
+		t.Errorf("%d phones woken together made %d reads, want them to share", phones, n)
+	}
+	// A phone woken by a later commit does not join a read that began before that commit.
+	release2 := make(chan struct{})
+	reads.Store(0)
+	e.beforeLiveRead = func() {
+		reads.Add(1)
+		<-release2
+	}
+	go func() {
+		cv := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l", LiveCP: cpNow}
+		frames, err := e.LiveChanges(ctx, cv)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- frames
+	}()
+	for reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	edit("second")
+	go func() {
+		cv := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l", LiveCP: cpNow}
+		frames, err := e.LiveChanges(ctx, cv)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- frames
+	}()
+	for deadline := time.Now().Add(10 * time.Second); reads.Load() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release2)
+			t.Fatal("a phone woken by a later commit joined a read that began before it")
+		}
+	}
+	close(release2)
+	for range 2 {
+		frames := <-got
+		var rec map[string]any
+		if len(frames) == 1 && len(frames[0].Changes) == 1 {
+			json.Unmarshal(frames[0].Changes[0].Record, &rec)
+		}
+		if rec["agreed_handling"] != "second" {
+			t.Errorf("after the second edit a phone got %+v, want the second edit", frames)
+		}
 	}
 }
