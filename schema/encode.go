@@ -49,6 +49,15 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		return appendJSONObject(b, x)
 	case map[string]any:
 		return appendJSONObject(b, x)
+	case map[string][2]any: // a change-log entry's fields: name -> [before, after]
+		if x == nil {
+			return append(b, "null"...), nil
+		}
+		m := make(map[string]any, len(x))
+		for k, v := range x {
+			m[k] = v
+		}
+		return appendJSONObject(b, m)
 	case []any:
 		return appendJSONArray(b, x)
 	case [2]any:

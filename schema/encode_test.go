@@ -42,8 +42,14 @@ func randomValue(r *rand.Rand, depth int) any {
 			a = append(a, randomValue(r, depth+1))
 		}
 		return a
-	case k == 12:
+	case k == 12 && r.IntN(2) == 0:
 		return [2]any{randomValue(r, depth+1), randomValue(r, depth+1)}
+	case k == 12:
+		d := map[string][2]any{}
+		for range r.IntN(4) {
+			d[jsonStrings[r.IntN(len(jsonStrings))]] = [2]any{randomValue(r, depth+1), randomValue(r, depth+1)}
+		}
+		return d
 	default:
 		return map[string]string{"a": "<x>", "b": "华"} // a shape handed to encoding/json
 	}

@@ -201,7 +201,7 @@ func (e *Engine) pullFrame(ctx context.Context, cv *Conversation, f *Frame) ([]F
 		cv.ahead = a
 		go func() {
 			defer close(a.done)
-			a.page, a.err = e.pullAhead(ctx, a.actor, a.checkpoint, a.limit)
+			a.page, a.err = e.pullPage(ctx, a.actor, a.checkpoint, a.limit, false)
 		}()
 	}
 	if err != nil {

@@ -89,7 +89,7 @@ func TestCatchUpPagesTakeTurns(t *testing.T) {
 		t.Fatalf("a catch-up pull with every turn taken: %v, want it to wait until its context ends", err)
 	}
 	// Nor is a page read ahead while pulls wait: it would only wait in memory.
-	if _, err := e.pullAhead(ctx, tech, "", 0); !errors.Is(err, errNotAhead) {
+	if _, err := e.pullPage(ctx, tech, "", 0, false); !errors.Is(err, errNotAhead) {
 		t.Fatalf("a page read ahead with every turn taken: %v, want errNotAhead at once", err)
 	}
 	live := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l"}

@@ -270,7 +270,7 @@ type Page struct {
 // Pull returns the changes in user's scope after checkpoint, at most limit of them, in
 // commit order.
 func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
-	p, err := e.pullPage(ctx, user, checkpoint, limit)
+	p, err := e.pullPage(ctx, user, checkpoint, limit, true)
 	e.metrics().Pulled(outcome(err))
 	return p, err
 }
@@ -282,31 +282,27 @@ func (e *Engine) Pull(ctx context.Context, user schema.Actor, checkpoint string,
 // speed. A live connection's wake-ups (a few changes each) do not wait for a turn.
 func PagesAtOnce() int { return max(2, runtime.GOMAXPROCS(0)) }
 
-// pullPage is pull in its turn among the pages of catch-up pulls (PagesAtOnce); it waits
-// for a turn as long as ctx allows.
-func (e *Engine) pullPage(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
+// pullPage is pull in its turn among the pages of catch-up pulls (PagesAtOnce). With wait
+// it waits for a turn as long as ctx allows. Without, it reads only in a turn free now, else
+// answers errNotAhead: that is a page read ahead, which would only wait in memory until its
+// device asks for it while other pulls wait for turns; the device's next pull then reads it
+// in its turn.
+func (e *Engine) pullPage(ctx context.Context, user schema.Actor, checkpoint string, limit int, wait bool) (Page, error) {
 	if e.pages != nil {
-		select {
-		case e.pages <- struct{}{}:
-			defer func() { <-e.pages }()
-		case <-ctx.Done():
-			return Page{}, ctx.Err()
+		if wait {
+			select {
+			case e.pages <- struct{}{}:
+			case <-ctx.Done():
+				return Page{}, ctx.Err()
+			}
+		} else {
+			select {
+			case e.pages <- struct{}{}:
+			default:
+				return Page{}, errNotAhead
+			}
 		}
-	}
-	return e.pull(ctx, user, checkpoint, limit)
-}
-
-// pullAhead is pullPage for a page read ahead, only in a turn free now: when catch-up
-// pulls wait for turns, a page read ahead would only wait in memory until its device asks
-// for it, so the device's next pull reads it in its turn instead (errNotAhead).
-func (e *Engine) pullAhead(ctx context.Context, user schema.Actor, checkpoint string, limit int) (Page, error) {
-	if e.pages != nil {
-		select {
-		case e.pages <- struct{}{}:
-			defer func() { <-e.pages }()
-		default:
-			return Page{}, errNotAhead
-		}
+		defer func() { <-e.pages }()
 	}
 	return e.pull(ctx, user, checkpoint, limit)
 }
