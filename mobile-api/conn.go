@@ -277,28 +277,27 @@ func (c *conn) shutdown() { c.endLater(websocket.CloseGoingAway, "server shuttin
 // it, on a goroutine of its own (the hub does not wait). Wake-ups coalesce: one is on its
 // way at most, and it pulls everything new.
 func (c *conn) wake() {
-	if !c.woken.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer c.locked()()
-		c.woken.Store(false)
-		if !c.ended && c.cv.Live && !c.flushLive() {
+	c.coalesce(&c.woken, func() {
+		if c.cv.Live && !c.flushLive() {
 			c.end(0, "")
 		}
-	}()
+	})
 }
 
 // recheck is the hub's call when the user's account changed: the session is checked again.
-func (c *conn) recheck() {
-	if !c.rechecking.CompareAndSwap(false, true) {
+func (c *conn) recheck() { c.coalesce(&c.rechecking, func() { c.revalidate() }) }
+
+// coalesce runs fn on a goroutine of its own, holding mu, unless the connection ended meanwhile,
+// and unless a run is already on its way (pending marks it): calls coalesce into one run.
+func (c *conn) coalesce(pending *atomic.Bool, fn func()) {
+	if !pending.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer c.locked()()
-		c.rechecking.Store(false)
+		pending.Store(false)
 		if !c.ended {
-			c.revalidate()
+			fn()
 		}
 	}()
 }

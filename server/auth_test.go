@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,12 +95,15 @@ func TestSuccessfulLoginsAreNotLimited(t *testing.T) {
 }
 
 func TestTokenExpiry(t *testing.T) {
-	env := newEnv(t, false)
+	// The server's clock is given at its start (setting Engine.Now on a running server
+	// races with its writer) and moved on by ahead.
+	var ahead atomic.Int64
+	env := newEnv(t, false, func(c *Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	})
 	tok := env.login("admin", "admin-pass-1")
 	env.must(env.do("GET", "/api/v1/me", tok, nil), 200)
-	real := env.srv.Engine.Now
-	env.srv.Engine.Now = func() time.Time { return real().Add(13 * time.Hour) }
-	defer func() { env.srv.Engine.Now = real }()
+	ahead.Store(int64(13 * time.Hour))
 	if r := env.do("GET", "/api/v1/me", tok, nil); r.Status != 401 {
 		t.Errorf("13 h after login: %d %s", r.Status, r.Raw)
 	}

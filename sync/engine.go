@@ -155,7 +155,7 @@ func (e *Engine) Settings() *schema.Settings { return e.settings.Load() }
 
 // ReloadSettings reads the settings records.
 func (e *Engine) ReloadSettings(ctx context.Context) error {
-	rows, err := e.db.W.QueryContext(ctx, `SELECT data FROM records WHERE entity = 'setting'`)
+	rows, err := e.db.R.QueryContext(ctx, `SELECT data FROM records WHERE entity = 'setting'`)
 	if err != nil {
 		return err
 	}

@@ -151,19 +151,11 @@ func TestLiveWakeUpsShareARead(t *testing.T) {
 		}
 	}
 	edit("first")
-	var reads atomic.Int32
-	release := make(chan struct{})
-	e.beforeLiveRead = func() {
-		reads.Add(1)
-		<-release
-	}
-	const phones = 6
-	var started atomic.Int32
-	got := make(chan []Frame, phones)
-	for range phones {
+	got := make(chan []Frame, 8)
+	// wake is a phone's connection woken at checkpoint cp: its live changes go to got.
+	wake := func(cp string) {
 		go func() {
 			cv := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l", LiveCP: cp}
-			started.Add(1)
 			frames, err := e.LiveChanges(ctx, cv)
 			if err != nil {
 				t.Error(err)
@@ -171,7 +163,17 @@ func TestLiveWakeUpsShareARead(t *testing.T) {
 			got <- frames
 		}()
 	}
-	for started.Load() < phones || reads.Load() == 0 {
+	var reads atomic.Int32
+	release := make(chan struct{})
+	e.beforeLiveRead = func() {
+		reads.Add(1)
+		<-release
+	}
+	const phones = 6
+	for range phones {
+		wake(cp)
+	}
+	for reads.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // the others reach the read in flight
@@ -194,26 +196,12 @@ func TestLiveWakeUpsShareARead(t *testing.T) {
 		reads.Add(1)
 		<-release2
 	}
-	go func() {
-		cv := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l", LiveCP: cpNow}
-		frames, err := e.LiveChanges(ctx, cv)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- frames
-	}()
+	wake(cpNow)
 	for reads.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	edit("second")
-	go func() {
-		cv := &Conversation{Session: &Session{Actor: tech}, Welcomed: true, Live: true, LiveRe: "l", LiveCP: cpNow}
-		frames, err := e.LiveChanges(ctx, cv)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- frames
-	}()
+	wake(cpNow)
 	for deadline := time.Now().Add(10 * time.Second); reads.Load() < 2; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			close(release2)

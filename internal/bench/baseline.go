@@ -72,14 +72,8 @@ func sqliteBaseline(ctx context.Context, dur time.Duration) (float64, []time.Dur
 		return 0, nil, err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`CREATE TABLE t (seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL)`); err != nil {
-		return 0, nil, err
-	}
-	if _, err := db.Exec(`CREATE INDEX t_id ON t (entity, id)`); err != nil {
-		return 0, nil, err
-	}
-	return insertRows(ctx, db, dur, `INSERT INTO t(seq, entity, id, version, data) VALUES (?, 'ticket_event', ?, 1, ?)`)
+	return insertRows(ctx, db, dur, `CREATE TABLE t (seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL)`,
+		`INSERT INTO t(seq, entity, id, version, data) VALUES (?, 'ticket_event', ?, 1, ?)`)
 }
 
 // postgresBaseline is sqliteBaseline's inserts into a database created for the run in the
@@ -99,21 +93,22 @@ func postgresBaseline(ctx context.Context, cfg *Config, dur time.Duration) (floa
 		return 0, nil, err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`CREATE TABLE t (seq bigint PRIMARY KEY, entity text NOT NULL, id text NOT NULL, version bigint NOT NULL, data json NOT NULL)`); err != nil {
-		return 0, nil, err
-	}
-	if _, err := db.Exec(`CREATE INDEX t_id ON t (entity, id)`); err != nil {
-		return 0, nil, err
-	}
-	return insertRows(ctx, db, dur, `INSERT INTO t(seq, entity, id, version, data) VALUES ($1, 'ticket_event', $2, 1, $3)`)
+	return insertRows(ctx, db, dur, `CREATE TABLE t (seq bigint PRIMARY KEY, entity text NOT NULL, id text NOT NULL, version bigint NOT NULL, data json NOT NULL)`,
+		`INSERT INTO t(seq, entity, id, version, data) VALUES ($1, 'ticket_event', $2, 1, $3)`)
 }
 
-// insertRows inserts rows shaped like change-log entries into table t of db with insert,
-// 500 a transaction, for dur; then one a transaction for a third of dur (1,000 at most),
-// timing each commit. It checks they are all there and returns the rows a second of the
-// first part and the commits' times, in order.
-func insertRows(ctx context.Context, db *sql.DB, dur time.Duration, insert string) (float64, []time.Duration, error) {
+// insertRows creates table t of db (table, and an index on entity and id) and inserts rows
+// shaped like change-log entries with insert, through one connection, 500 a transaction,
+// for dur; then one a transaction for a third of dur (1,000 at most), timing each commit.
+// It checks they are all there and returns the rows a second of the first part and the
+// commits' times, in order.
+func insertRows(ctx context.Context, db *sql.DB, dur time.Duration, table, insert string) (float64, []time.Duration, error) {
+	db.SetMaxOpenConns(1)
+	for _, ddl := range []string{table, `CREATE INDEX t_id ON t (entity, id)`} {
+		if _, err := db.Exec(ddl); err != nil {
+			return 0, nil, err
+		}
+	}
 	data := fmt.Sprintf(`{"ticket_id":"%s","kind":"note","note":"到场前电话确认 / called ahead, note 0-0","actor_id":"%s","at":"2026-01-01T00:00:00Z"}`, uuid.NewString(), uuid.NewString())
 	var n int64
 	start := time.Now()

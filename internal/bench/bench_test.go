@@ -24,6 +24,24 @@ type logWriter struct{ t *testing.T }
 
 func (w logWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
 
+// runInProcess runs cfg on an in-process server (two minutes at most) and fails the test
+// unless the scenario passed its own checks.
+func runInProcess(t *testing.T, cfg Config) Result {
+	t.Helper()
+	cfg.InProcess = true
+	cfg.Log = logWriter{t}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK {
+		t.Fatalf("%s failed its checks: %s", cfg.Scenario, res.Error)
+	}
+	return res
+}
+
 // TestScenariosSmall runs the flood and morning scenarios at a tiny scale on an in-process
 // server: each must pass its own checks and report its documented keys. The figures are not
 // judged (benchmarks are not timed tests).
@@ -41,21 +59,10 @@ func TestScenariosSmall(t *testing.T) {
 			[]string{"seconds", "failures", "records_per_device", "login_p99_ms", "sync_p99_ms", "bcrypt_ms", "server_peak_rss_kb"}},
 	} {
 		t.Run(c.cfg.Scenario, func(t *testing.T) {
-			cfg := c.cfg
-			cfg.InProcess = true
-			cfg.Log = logWriter{t}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			res, err := Run(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.OK {
-				t.Fatalf("%s failed its checks: %s", cfg.Scenario, res.Error)
-			}
+			res := runInProcess(t, c.cfg)
 			for _, k := range c.keys {
 				if _, ok := res.Figures[k]; !ok {
-					t.Errorf("%s: no %q in %v", cfg.Scenario, k, res.Figures)
+					t.Errorf("%s: no %q in %v", c.cfg.Scenario, k, res.Figures)
 				}
 			}
 		})
@@ -79,17 +86,7 @@ func TestPostgresInstances(t *testing.T) {
 		t.Run(cfg.Scenario, func(t *testing.T) {
 			cfg.DB = os.Getenv(testpg.Env)
 			cfg.Instances = 2
-			cfg.InProcess = true
-			cfg.Log = logWriter{t}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			res, err := Run(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.OK {
-				t.Fatalf("%s failed its checks: %s", cfg.Scenario, res.Error)
-			}
+			res := runInProcess(t, cfg)
 			if res.Store != "postgres" || res.Instances != 2 {
 				t.Errorf("%s reports store %q, %d instances; want postgres, 2", cfg.Scenario, res.Store, res.Instances)
 			}
